@@ -1,0 +1,95 @@
+# locallama — one Makefile: `make` (binary + library), `make test`, `make asan`, `make fuzz`,
+# `make bench`. Portable: no -march=native; ISA-specific files get their flags alone and are
+# chosen at run time (src/kernels/dispatch.c).
+ARCH    ?= $(if $(filter x86_64 amd64,$(shell uname -m)),x86,arm)
+B       ?= build
+CC      ?= cc
+OPT     ?= -O2
+SHARED  ?= $(abspath ../shared)
+CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Wshadow -Wvla -Wno-unused-parameter \
+           -D_GNU_SOURCE -Iinclude -Isrc -pthread $(SAN)
+LDLIBS  += $(SAN) -lm -lpthread
+PYTHON  ?= python3
+
+LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)) $(wildcard src/kernels/$(ARCH)/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
+CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
+TEST_SRC := $(sort $(wildcard tests/*/test_*.c))
+TEST_BIN := $(TEST_SRC:%.c=$(B)/%)
+TOOL_SRC := $(sort $(wildcard tools/*.c))
+TOOL_BIN := $(TOOL_SRC:%.c=$(B)/%)
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:%.c=$(B)/%)
+
+all: $(B)/locallama $(TOOL_BIN)
+
+# ISA flags for these files only; dispatch decides at run time whether they may run.
+$(B)/src/kernels/x86/%_avx2.o: CFLAGS += -mavx2 -mfma -mf16c
+$(B)/src/kernels/x86/%_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
+
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/liblocallama.a: $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/locallama: $(CLI_OBJ) $(B)/liblocallama.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(B)/tests/%: tests/%.c $(B)/liblocallama.a tests/test.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -DLL_SHARED_DIR='"$(SHARED)"' -MMD -MP $< $(B)/liblocallama.a -o $@ $(LDLIBS)
+
+$(B)/tools/%: tools/%.c $(B)/liblocallama.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $< $(B)/liblocallama.a -o $@ $(LDLIBS)
+
+$(B)/bench/%: bench/%.c $(B)/liblocallama.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $< $(B)/liblocallama.a -o $@ $(LDLIBS)
+
+tests: $(TEST_BIN)
+
+# Unit tests (one binary per module), then the command-level suites in tests/py.
+test: all $(TEST_BIN)
+	@fail=0; for t in $(TEST_BIN); do echo "== $$t"; $$t || fail=1; done; \
+	LOCALLAMA_BIN=$(abspath $(B)/locallama) LL_SHARED_DIR=$(SHARED) LL_BUILD_DIR=$(abspath $(B)) \
+	  $(PYTHON) -m pytest -q tests/py || fail=1; \
+	exit $$fail
+
+unit: $(TEST_BIN)
+	@fail=0; for t in $(TEST_BIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
+
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build dir.
+asan:
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(MAKE) B=build-asan OPT=-O1 SAN='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' test
+
+tsan:
+	$(MAKE) B=build-tsan OPT=-O1 SAN='-fsanitize=thread' unit
+
+# libFuzzer targets (clang). `make fuzz` builds them; `make fuzz-run FUZZ_SECONDS=600` runs each.
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 60
+fuzz:
+	$(MAKE) B=build-fuzz CC=clang OPT=-O1 SAN='-fsanitize=fuzzer-no-link,address,undefined' build-fuzz/liblocallama.a
+	@mkdir -p build-fuzz/fuzz
+	for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	  clang -std=c11 -O1 -g -D_GNU_SOURCE -Iinclude -Isrc -fsanitize=fuzzer,address,undefined \
+	    $$f build-fuzz/liblocallama.a -o build-fuzz/fuzz/$$n -lm -lpthread || exit 1; done
+
+fuzz-run: fuzz
+	for f in $(FUZZ_SRC); do n=$$(basename $$f .c); mkdir -p build-fuzz/corpus/$$n; \
+	  seeds=tests/fuzz/seeds/$$n; [ -d $$seeds ] || seeds=; \
+	  build-fuzz/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 build-fuzz/corpus/$$n $$seeds || exit 1; done
+
+bench: all $(BENCH_BIN)
+
+clean:
+	rm -rf build build-asan build-tsan build-fuzz
+
+.PHONY: all test unit tests asan tsan fuzz fuzz-run bench clean
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)

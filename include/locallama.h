@@ -1,0 +1,158 @@
+/* locallama.h — the one public header of the locallama engine.
+ *
+ * A walk through one generation, the way the CLI does it:
+ *
+ *     ll_error err = {0};
+ *     ll_model *m;
+ *     if (ll_model_load(&m, "model.gguf", NULL, &err) != LL_OK) { puts(err.msg); return 1; }
+ *     ll_ctx *c;
+ *     ll_ctx_params cp = ll_ctx_default_params();   // n_ctx 4096, threads = cores
+ *     ll_ctx_init(&c, m, &cp, &err);
+ *     int32_t ids[512]; size_t n;
+ *     ll_tok_encode(ll_model_vocab(m), text, strlen(text), true, true, ids, 512, &n, &err);
+ *     ll_ctx_decode(c, ids, n, NULL, &err);            // prompt, in one batch
+ *     const float *logits = ll_ctx_logits(c, -1);      // n_vocab floats, last position
+ *     ... pick a token with an ll_sampler, feed it back with ll_ctx_decode(c, &tok, 1, ...)
+ *     ll_ctx_free(c); ll_model_free(m);
+ *
+ * Library code never prints, exits or aborts: every fallible call returns an ll_status and,
+ * on failure, fills the caller's ll_error with a message naming what, where and the value.
+ */
+#ifndef LOCALLAMA_H
+#define LOCALLAMA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LL_VERSION "0.1.0"
+
+/* ---- status and errors ------------------------------------------------------------------ */
+
+typedef enum {
+    LL_OK = 0,
+    LL_ERR_IO,          /* open/read/mmap failed, not a regular file */
+    LL_ERR_FORMAT,      /* input is malformed */
+    LL_ERR_UNSUPPORTED, /* well formed, but not something we implement */
+    LL_ERR_LIMIT,       /* over one of our caps (fault-cases.md, "Default caps") */
+    LL_ERR_NOMEM,       /* allocation failed */
+    LL_ERR_CANCELLED,   /* the caller's cancel flag was raised */
+    LL_ERR_ARG,         /* the caller passed something invalid (bad option, id out of range) */
+} ll_status;
+
+typedef struct {
+    ll_status code;     /* LL_OK until the first failure */
+    char msg[256];      /* the first failure's message (root cause), printable ASCII */
+} ll_error;
+
+const char *ll_status_name(ll_status s);
+
+/* A length-delimited byte string; usually a view into a model mapping (not NUL-terminated). */
+typedef struct { const char *p; size_t n; } ll_str;
+#define LL_STR(s) (int)(s).n, (s).p     /* for printf("%.*s", LL_STR(s)) */
+
+/* ---- opaque types ----------------------------------------------------------------------- */
+
+typedef struct ll_model   ll_model;    /* weights + hparams + vocab; immutable after load */
+typedef struct ll_vocab   ll_vocab;    /* tokenizer; owned by a model or loaded alone */
+typedef struct ll_ctx     ll_ctx;      /* one sequence's KV cache and scratch buffers */
+typedef struct ll_sampler ll_sampler;  /* sampling chain with its RNG and history */
+
+/* ---- model ------------------------------------------------------------------------------- */
+
+typedef struct {
+    bool check_tensors;   /* scan every weight for NaN/Inf (slow); norms are always scanned */
+} ll_model_params;
+
+ll_status ll_model_load(ll_model **out, const char *path, const ll_model_params *p, ll_error *err);
+void      ll_model_free(ll_model *m);                    /* NULL-safe */
+const ll_vocab *ll_model_vocab(const ll_model *m);       /* borrowed, lives as long as m */
+int32_t   ll_model_n_vocab(const ll_model *m);
+int32_t   ll_model_n_ctx_train(const ll_model *m);
+/* A GGUF metadata string (e.g. "tokenizer.chat_template"); {NULL,0} when absent. */
+ll_str    ll_model_meta_str(const ll_model *m, const char *key);
+/* One line describing the model: "llama 1B Q4_K - Medium" style, for bench and logs. */
+void      ll_model_desc(const ll_model *m, char *buf, size_t cap);
+uint64_t  ll_model_size_bytes(const ll_model *m);        /* bytes of all tensors */
+uint64_t  ll_model_n_params(const ll_model *m);
+
+/* ---- inference context -------------------------------------------------------------------- */
+
+typedef struct {
+    int32_t n_ctx;        /* KV cache length in tokens; 0 = min(4096, n_ctx_train) */
+    int32_t n_batch;      /* max tokens per forward call; longer inputs are split */
+    int32_t n_threads;    /* 0 = number of online CPUs */
+    bool    all_logits;   /* keep logits for every position of a decode call, not just the last */
+} ll_ctx_params;
+
+ll_ctx_params ll_ctx_default_params(void);
+ll_status ll_ctx_init(ll_ctx **out, const ll_model *m, const ll_ctx_params *p, ll_error *err);
+void      ll_ctx_free(ll_ctx *c);                         /* NULL-safe */
+/* Append n tokens at the current position (ll_ctx_pos) and run the forward pass.
+ * cancel, when not NULL, is polled between layers; raising it returns LL_ERR_CANCELLED. */
+ll_status ll_ctx_decode(ll_ctx *c, const int32_t *ids, size_t n, const volatile bool *cancel,
+                        ll_error *err);
+/* Logits of position i of the last decode call (i < 0 counts from the end); n_vocab floats.
+ * Without all_logits only i = -1 is available; other i return NULL. */
+const float *ll_ctx_logits(const ll_ctx *c, int32_t i);
+int32_t   ll_ctx_pos(const ll_ctx *c);                    /* tokens in the KV cache */
+int32_t   ll_ctx_n_ctx(const ll_ctx *c);
+void      ll_ctx_truncate(ll_ctx *c, int32_t pos);        /* forget positions >= pos */
+
+/* ---- tokenizer ----------------------------------------------------------------------------- */
+
+/* Load only the tokenizer of a GGUF file (vocab-only files are fine). */
+ll_status ll_vocab_load(ll_vocab **out, const char *path, ll_error *err);
+void      ll_vocab_free(ll_vocab *v);                     /* NULL-safe; only for ll_vocab_load */
+int32_t   ll_vocab_n_tokens(const ll_vocab *v);
+int32_t   ll_vocab_bos(const ll_vocab *v);                /* -1 when the model has none */
+int32_t   ll_vocab_eos(const ll_vocab *v);
+bool      ll_vocab_is_eog(const ll_vocab *v, int32_t id); /* end of generation (eos, eot, eom…) */
+bool      ll_vocab_add_bos(const ll_vocab *v);
+
+/* Tokenize text (raw bytes, any content). add_special: add BOS/EOS as the vocab says;
+ * parse_special: text spelling a control token becomes that token.
+ * Writes at most cap ids; *n_ids gets the full count (call again with more room if larger). */
+ll_status ll_tok_encode(const ll_vocab *v, const char *text, size_t len, bool add_special,
+                        bool parse_special, int32_t *ids, size_t cap, size_t *n_ids,
+                        ll_error *err);
+/* Bytes of one token (special: render control tokens). Returns the piece's length; writes
+ * at most cap bytes. Never fails: an out-of-range id gives 0. */
+size_t    ll_tok_piece(const ll_vocab *v, int32_t id, bool special, char *buf, size_t cap);
+/* Whole-sequence detokenization (llama_detokenize): returns the full byte count, writes at
+ * most cap bytes. */
+size_t    ll_tok_decode(const ll_vocab *v, const int32_t *ids, size_t n, bool remove_special,
+                        bool unparse_special, char *buf, size_t cap);
+
+/* ---- sampler ------------------------------------------------------------------------------- */
+
+typedef struct {
+    float    temperature;     /* <= 0: greedy (argmax, ties to the lowest id) */
+    int32_t  top_k;           /* <= 0: off */
+    float    top_p;           /* >= 1: off */
+    float    min_p;           /* <= 0: off */
+    float    typical_p;       /* >= 1: off */
+    float    repeat_penalty;  /* 1: off */
+    float    presence_penalty;
+    float    frequency_penalty;
+    int32_t  repeat_last_n;   /* 0: off, -1: whole context */
+    uint64_t seed;
+} ll_sampler_params;
+
+ll_sampler_params ll_sampler_default_params(void);       /* Ollama's defaults */
+ll_status ll_sampler_init(ll_sampler **out, const ll_sampler_params *p, int32_t n_vocab,
+                          ll_error *err);
+void      ll_sampler_free(ll_sampler *s);
+/* Record a token as part of the history (prompt tokens too) for the penalties. */
+void      ll_sampler_accept(ll_sampler *s, int32_t id);
+/* Pick the next token from n_vocab logits (not modified). Fails with LL_ERR_FORMAT on NaN. */
+ll_status ll_sampler_sample(ll_sampler *s, const float *logits, int32_t *id, ll_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LOCALLAMA_H */

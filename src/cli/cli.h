@@ -1,0 +1,20 @@
+/* cli: the locallama command line. main.c dispatches to one cmd_* per file.
+ * Each command returns the process exit status: 0 ok, 1 error (message already printed as
+ * "Error: ..." on stderr), 2 usage error. */
+#ifndef LL_CLI_H
+#define LL_CLI_H
+
+#include "locallama.h"
+
+int cmd_tokenize(int argc, char **argv);    /* cmd_tokenize.c */
+int cmd_detokenize(int argc, char **argv);  /* cmd_tokenize.c */
+int cmd_logits(int argc, char **argv);      /* cmd_logits.c */
+int cmd_run(int argc, char **argv);         /* cmd_run.c */
+int cmd_bench(int argc, char **argv);       /* cmd_bench.c */
+
+/* Print "Error: <msg>" to stderr and return 1. */
+int cli_fail(const char *fmt, ...);
+/* Print "Error: <err->msg>" and return 1. */
+int cli_fail_err(const ll_error *err);
+
+#endif

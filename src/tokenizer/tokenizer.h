@@ -1,0 +1,14 @@
+/* tokenizer: byte-level BPE (GGUF "gpt2") and SentencePiece BPE (GGUF "llama"), exactly as
+ * ../shared/spec/tokenizers.md describes llama.cpp's. The public calls are in locallama.h
+ * (ll_tok_encode, ll_tok_piece, ll_tok_decode, ll_vocab_*); this adds the constructor the
+ * model loader uses. The vocab is immutable after load; encode keeps its scratch per call. */
+#ifndef LL_TOKENIZER_H
+#define LL_TOKENIZER_H
+
+#include "gguf/gguf.h"
+
+/* Build a vocab from a parsed GGUF's tokenizer.* keys. The vocab copies what it needs, so it
+ * does not borrow from g (g may be closed afterwards). */
+ll_status ll_vocab_from_gguf(ll_vocab **out, const ll_gguf *g, ll_error *err);
+
+#endif
