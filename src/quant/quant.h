@@ -48,4 +48,28 @@ void ll_quantize_act_ref(uint32_t dot_type, const float *x, void *dst, int64_t n
  * that type's dot_type (C.3). The reference definition every SIMD kernel is tested against. */
 float ll_vec_dot_ref(uint32_t w_type, int64_t n, const void *w, const void *a);
 
+/* The same definitions, one function per type, with the kernel table's signatures
+ * (kernels.h: ll_quantize_act_fn, ll_dot_fn). dispatch.c uses them where no SIMD version
+ * exists or LOCALLAMA_ISA=scalar. */
+void ll_quantize_q8_0_ref(const float *x, void *dst, int64_t n);
+void ll_quantize_q8_1_ref(const float *x, void *dst, int64_t n);
+void ll_quantize_q8_k_ref(const float *x, void *dst, int64_t n);
+void ll_quantize_f16_ref(const float *x, void *dst, int64_t n);
+void ll_quantize_bf16_ref(const float *x, void *dst, int64_t n);
+void ll_quantize_f32_ref(const float *x, void *dst, int64_t n);
+
+float ll_dot_f32_ref(int64_t n, const void *w, const void *a);
+float ll_dot_f16_ref(int64_t n, const void *w, const void *a);
+float ll_dot_bf16_ref(int64_t n, const void *w, const void *a);
+float ll_dot_q4_0_ref(int64_t n, const void *w, const void *a);
+float ll_dot_q4_1_ref(int64_t n, const void *w, const void *a);
+float ll_dot_q5_0_ref(int64_t n, const void *w, const void *a);
+float ll_dot_q5_1_ref(int64_t n, const void *w, const void *a);
+float ll_dot_q8_0_ref(int64_t n, const void *w, const void *a);
+float ll_dot_q2_k_ref(int64_t n, const void *w, const void *a);
+float ll_dot_q3_k_ref(int64_t n, const void *w, const void *a);
+float ll_dot_q4_k_ref(int64_t n, const void *w, const void *a);
+float ll_dot_q5_k_ref(int64_t n, const void *w, const void *a);
+float ll_dot_q6_k_ref(int64_t n, const void *w, const void *a);
+
 #endif
