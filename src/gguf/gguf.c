@@ -300,10 +300,12 @@ static ll_status gguf_read_key(ll_gguf *g, gguf_cursor *c, size_t i, bool *warne
     snprintf(what, sizeof what, "the key length of KV #%zu", i);
     if (!cur_u64(c, &len)) return fail_trunc(err, c, what, NULL);
     if (len == 0) return ll_fail(err, LL_ERR_FORMAT, "KV #%zu has an empty key (at byte %zu)", i, at);
-    if (len > LL_GGUF_MAX_KEY || len > cur_left(c))
-        return ll_fail(err, LL_ERR_FORMAT,
-                       "KV #%zu: key length %llu at byte %zu is over the limit (max %u, %zu bytes left)",
-                       i, (unsigned long long)len, at, LL_GGUF_MAX_KEY, cur_left(c));
+    if (len > LL_GGUF_MAX_KEY)
+        return ll_fail(err, LL_ERR_FORMAT, "KV #%zu: key length %llu at byte %zu is over the limit %u",
+                       i, (unsigned long long)len, at, LL_GGUF_MAX_KEY);
+    if (len > cur_left(c))
+        return ll_fail(err, LL_ERR_FORMAT, "truncated at byte %zu: key of KV #%zu has length %llu, only %zu bytes left",
+                       cur_off(c), i, (unsigned long long)len, cur_left(c));
     kv->key.p = (const char *)c->p;
     kv->key.n = (size_t)len;
     c->p += len;
@@ -391,8 +393,8 @@ static ll_status gguf_read_array(gguf_cursor *c, ll_gguf_kv *kv, const char *key
     /* G23: each string takes at least its 8-byte length, so this bounds the view table. */
     if (n > cur_left(c) / 8)
         return ll_fail(err, LL_ERR_FORMAT,
-                       "key '%s': array of %llu strings at byte %zu needs at least %llu bytes, only %zu left",
-                       key, (unsigned long long)n, at,
+                       "truncated at byte %zu: key '%s' array of %llu strings (count at byte %zu) needs at "
+                       "least %llu bytes, only %zu left", cur_off(c), key, (unsigned long long)n, at,
                        n < (1ull << 61) ? (unsigned long long)(n * 8) : 18446744073709551615ull, cur_left(c));
     if (n > LL_GGUF_MAX_ARRAY)
         return ll_fail(err, LL_ERR_LIMIT, "key '%s': array of %llu strings at byte %zu, over the cap %u",
