@@ -130,26 +130,42 @@ size_t    ll_tok_decode(const ll_vocab *v, const int32_t *ids, size_t n, bool re
 
 /* ---- sampler ------------------------------------------------------------------------------- */
 
+/* The chain is llama.cpp's: penalties over the last repeat_last_n accepted tokens, then top_k,
+ * typical_p, top_p, min_p, temperature, and a draw from the softmax with a seeded xoshiro256**.
+ * Same seed + same logits + same history -> same tokens (but not llama.cpp's tokens: its RNG
+ * differs). */
+#define LL_SAMPLER_SEED_RANDOM UINT64_MAX   /* seed value meaning "seed from the clock" */
+
 typedef struct {
-    float    temperature;     /* <= 0: greedy (argmax, ties to the lowest id) */
+    float    temperature;     /* <= 0: greedy (argmax after penalties, ties to the lowest id) */
     int32_t  top_k;           /* <= 0: off */
     float    top_p;           /* >= 1: off */
     float    min_p;           /* <= 0: off */
     float    typical_p;       /* >= 1: off */
-    float    repeat_penalty;  /* 1: off */
+    float    repeat_penalty;  /* 1: off; must be > 0 */
     float    presence_penalty;
     float    frequency_penalty;
-    int32_t  repeat_last_n;   /* 0: off, -1: whole context */
-    uint64_t seed;
+    int32_t  repeat_last_n;   /* 0: off, -1: every token accepted since init/reset */
+    uint64_t seed;            /* LL_SAMPLER_SEED_RANDOM (the default): a different seed per run */
 } ll_sampler_params;
 
-ll_sampler_params ll_sampler_default_params(void);       /* Ollama's defaults */
+/* Ollama's defaults: temperature 0.8, top_k 40, top_p 0.9, min_p 0, typical_p 1,
+ * repeat_penalty 1.1, presence 0, frequency 0, repeat_last_n 64, seed random. */
+ll_sampler_params ll_sampler_default_params(void);
+/* p NULL = defaults. Fails with LL_ERR_ARG on a non-finite float, repeat_penalty <= 0,
+ * repeat_last_n < -1 or n_vocab <= 0, LL_ERR_NOMEM when the n_vocab buffers do not fit.
+ * All memory is allocated here; sampling does not allocate. */
 ll_status ll_sampler_init(ll_sampler **out, const ll_sampler_params *p, int32_t n_vocab,
                           ll_error *err);
-void      ll_sampler_free(ll_sampler *s);
-/* Record a token as part of the history (prompt tokens too) for the penalties. */
+void      ll_sampler_free(ll_sampler *s);                 /* NULL-safe */
+/* Record a token in the penalty history. Call it for every prompt token; sampled tokens are
+ * recorded by ll_sampler_sample itself. Ids outside [0, n_vocab) are ignored. */
 void      ll_sampler_accept(ll_sampler *s, int32_t id);
-/* Pick the next token from n_vocab logits (not modified). Fails with LL_ERR_FORMAT on NaN. */
+/* Forget the history (new conversation). The RNG continues; it is not reseeded. */
+void      ll_sampler_reset(ll_sampler *s);
+/* Pick the next token from n_vocab logits (not modified) and accept it into the history.
+ * A NaN or +Inf logit fails with LL_ERR_FORMAT "numerical error: NaN logits ..." (fault R17);
+ * -Inf is a legal mask, but all -Inf fails the same way when sampling. */
 ll_status ll_sampler_sample(ll_sampler *s, const float *logits, int32_t *id, ll_error *err);
 
 #ifdef __cplusplus
