@@ -569,11 +569,13 @@ static ll_status gguf_check_data(ll_gguf *g, size_t info_end, ll_error *err) {
         ll_gguf_tensor *t = &g->tensors[i];
         uint64_t end = t->offset + t->n_bytes;                /* checked in gguf_read_tensor */
         if (end > data_bytes) {
-            uint64_t b = g->data_offset + t->offset, bend;
-            bool ok = ll_add_u64(b, t->n_bytes, &bend);
-            return ll_fail(err, LL_ERR_FORMAT, "tensor '%s' needs bytes [%llu, %s%llu), file has %zu",
-                           esc(&e, t->name), (unsigned long long)b, ok ? "" : "overflow ",
-                           (unsigned long long)bend, g->size);
+            uint64_t b, bend;
+            if (!ll_add_u64(g->data_offset, t->offset, &b) || !ll_add_u64(b, t->n_bytes, &bend))
+                return ll_fail(err, LL_ERR_FORMAT, "tensor '%s': data start %llu + offset %llu + size %llu overflows",
+                               esc(&e, t->name), (unsigned long long)g->data_offset,
+                               (unsigned long long)t->offset, (unsigned long long)t->n_bytes);
+            return ll_fail(err, LL_ERR_FORMAT, "tensor '%s' needs bytes [%llu, %llu), file has %zu",
+                           esc(&e, t->name), (unsigned long long)b, (unsigned long long)bend, g->size);
         }
         t->data = g->buf + g->data_offset + t->offset;
     }

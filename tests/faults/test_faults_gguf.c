@@ -737,6 +737,11 @@ static void test_G40_offset_plus_size_overflows(void) {
     base(&b);
     gb_tensor_at(&b, "w", 1, ne, 0, UINT64_MAX - 31, NULL, 0);
     expect_b(&b, LL_ERR_FORMAT, "tensor 'w': offset 18446744073709551584 + size 256 overflows");
+    /* offset + size fits, data start + offset does not */
+    ne[0] = 4;
+    base(&b);
+    gb_tensor_at(&b, "w", 1, ne, 0, UINT64_MAX - 31, NULL, 0);
+    expect_b(&b, LL_ERR_FORMAT, "tensor 'w': data start 256 + offset 18446744073709551584 + size 16 overflows");
 }
 
 static void test_G41_overlapping_tensors(void) {
