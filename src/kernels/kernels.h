@@ -20,6 +20,11 @@ struct ll_kernels {
 
 const struct ll_kernels *ll_kernels_get(void);
 
+/* Fill k for one named ISA ("scalar" or "avx2") regardless of LOCALLAMA_ISA, for tests and
+ * benchmarks that compare variants. Returns false, leaving the scalar table in k, when the
+ * name is unknown or this CPU cannot run it. Entries without a SIMD version keep the _ref. */
+bool ll_kernels_init_isa(struct ll_kernels *k, const char *isa);
+
 /* Rows [r0, r1) of a matrix product, for one thread's share:
  *   y[t * y_stride + r] = dot(row r of W, x_t)  for t < n_tok, r0 <= r < r1.
  * W is w_type with rows of n_in elements (row r at w + r * row_bytes(w_type, n_in)).

@@ -1,0 +1,101 @@
+/* kernels: the table of dot products and activation quantizers, filled once from the CPU.
+ *
+ * Every entry starts as the scalar definition from quant/; an ISA variant replaces it only
+ * when CPUID (via __builtin_cpu_supports, which also checks that the OS saves the AVX state)
+ * says the CPU has every extension the variant's file was compiled for. A CPU without AVX2
+ * therefore never reaches an AVX2 instruction (fault R16: never SIGILL). */
+#include "kernels/kernels.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define LL_X86 1
+#include "kernels/x86/avx2.h"
+#else
+#define LL_X86 0
+#endif
+
+static void kernels_fill_scalar(struct ll_kernels *k) {
+    memset(k, 0, sizeof *k);
+    k->dot[LL_TYPE_F32]  = ll_dot_f32_ref;
+    k->dot[LL_TYPE_F16]  = ll_dot_f16_ref;
+    k->dot[LL_TYPE_BF16] = ll_dot_bf16_ref;
+    k->dot[LL_TYPE_Q4_0] = ll_dot_q4_0_ref;
+    k->dot[LL_TYPE_Q4_1] = ll_dot_q4_1_ref;
+    k->dot[LL_TYPE_Q5_0] = ll_dot_q5_0_ref;
+    k->dot[LL_TYPE_Q5_1] = ll_dot_q5_1_ref;
+    k->dot[LL_TYPE_Q8_0] = ll_dot_q8_0_ref;
+    k->dot[LL_TYPE_Q2_K] = ll_dot_q2_k_ref;
+    k->dot[LL_TYPE_Q3_K] = ll_dot_q3_k_ref;
+    k->dot[LL_TYPE_Q4_K] = ll_dot_q4_k_ref;
+    k->dot[LL_TYPE_Q5_K] = ll_dot_q5_k_ref;
+    k->dot[LL_TYPE_Q6_K] = ll_dot_q6_k_ref;
+    k->quantize_act[LL_TYPE_F32]  = ll_quantize_f32_ref;
+    k->quantize_act[LL_TYPE_F16]  = ll_quantize_f16_ref;
+    k->quantize_act[LL_TYPE_BF16] = ll_quantize_bf16_ref;
+    k->quantize_act[LL_TYPE_Q8_0] = ll_quantize_q8_0_ref;
+    k->quantize_act[LL_TYPE_Q8_1] = ll_quantize_q8_1_ref;
+    k->quantize_act[LL_TYPE_Q8_K] = ll_quantize_q8_k_ref;
+    k->isa = "scalar";
+}
+
+#if LL_X86
+static bool cpu_has_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+}
+
+static void kernels_fill_avx2(struct ll_kernels *k) {
+    k->dot[LL_TYPE_F32]  = ll_dot_f32_avx2;
+    k->dot[LL_TYPE_F16]  = ll_dot_f16_avx2;
+    k->dot[LL_TYPE_BF16] = ll_dot_bf16_avx2;
+    k->dot[LL_TYPE_Q4_0] = ll_dot_q4_0_avx2;
+    k->dot[LL_TYPE_Q4_1] = ll_dot_q4_1_avx2;
+    k->dot[LL_TYPE_Q5_0] = ll_dot_q5_0_avx2;
+    k->dot[LL_TYPE_Q5_1] = ll_dot_q5_1_avx2;
+    k->dot[LL_TYPE_Q8_0] = ll_dot_q8_0_avx2;
+    k->dot[LL_TYPE_Q2_K] = ll_dot_q2_k_avx2;
+    k->dot[LL_TYPE_Q3_K] = ll_dot_q3_k_avx2;
+    k->dot[LL_TYPE_Q4_K] = ll_dot_q4_k_avx2;
+    k->dot[LL_TYPE_Q5_K] = ll_dot_q5_k_avx2;
+    k->dot[LL_TYPE_Q6_K] = ll_dot_q6_k_avx2;
+    k->quantize_act[LL_TYPE_F16]  = ll_quantize_f16_avx2;
+    k->quantize_act[LL_TYPE_Q8_0] = ll_quantize_q8_0_avx2;
+    k->quantize_act[LL_TYPE_Q8_1] = ll_quantize_q8_1_avx2;
+    k->quantize_act[LL_TYPE_Q8_K] = ll_quantize_q8_k_avx2;
+    k->isa = "avx2";
+}
+#endif
+
+bool ll_kernels_init_isa(struct ll_kernels *k, const char *isa) {
+    kernels_fill_scalar(k);
+    if (strcmp(isa, "scalar") == 0) return true;
+#if LL_X86
+    if (strcmp(isa, "avx2") == 0 && cpu_has_avx2()) {
+        kernels_fill_avx2(k);
+        return true;
+    }
+#endif
+    return false;
+}
+
+/* Written once under pthread_once, read-only afterwards: safe to share between threads. */
+static struct ll_kernels kernels_table;
+static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
+
+static void kernels_pick(void) {
+    const char *want = getenv("LOCALLAMA_ISA");
+    if (want && *want) {
+        if (ll_kernels_init_isa(&kernels_table, want)) return;
+        LL_WARN("LOCALLAMA_ISA=%s is not available on this CPU; choosing automatically", want);
+    }
+    if (!ll_kernels_init_isa(&kernels_table, "avx2")) kernels_fill_scalar(&kernels_table);
+}
+
+const struct ll_kernels *ll_kernels_get(void) {
+    pthread_once(&kernels_once, kernels_pick);
+    return &kernels_table;
+}

@@ -1,0 +1,33 @@
+/* kernels: rows of a matrix product, the loop every weight multiplication goes through. */
+#include "kernels/kernels.h"
+
+/* Weight bytes kept hot while the tokens stream past: a tile of rows this large stays in L1/L2,
+ * so for a prompt every weight row is read from memory once for all tokens, while each
+ * activation row is reread from cache once per tile instead of once per row. */
+enum { MATMUL_TILE_BYTES = 16 * 1024, MATMUL_TILE_MAX_ROWS = 64 };
+
+void ll_matmul_rows(const struct ll_kernels *k, uint32_t w_type, const void *w, int64_t n_in,
+                    int64_t r0, int64_t r1, const void *xq, size_t xq_stride, int64_t n_tok,
+                    float *y, int64_t y_stride) {
+    uint64_t row_bytes;
+    ll_dot_fn dot = w_type < LL_TYPE_COUNT ? k->dot[w_type] : NULL;
+    /* The model loader has checked type and shape; this only guards against misuse. */
+    if (!dot || !ll_type_row_bytes(w_type, n_in, &row_bytes) || r1 <= r0 || n_tok <= 0) return;
+    const uint8_t *wb = w, *xb = xq;
+
+    if (n_tok == 1) {                                   /* generation: one pass over W */
+        for (int64_t r = r0; r < r1; r++) y[r] = dot(n_in, wb + (uint64_t)r * row_bytes, xb);
+        return;
+    }
+    int64_t tile = row_bytes > 0 ? (int64_t)(MATMUL_TILE_BYTES / row_bytes) : 1;
+    if (tile < 1) tile = 1;
+    if (tile > MATMUL_TILE_MAX_ROWS) tile = MATMUL_TILE_MAX_ROWS;
+    for (int64_t rt = r0; rt < r1; rt += tile) {
+        int64_t re = rt + tile < r1 ? rt + tile : r1;
+        for (int64_t t = 0; t < n_tok; t++) {
+            const uint8_t *x = xb + (size_t)t * xq_stride;
+            float *yt = y + t * y_stride;
+            for (int64_t r = rt; r < re; r++) yt[r] = dot(n_in, wb + (uint64_t)r * row_bytes, x);
+        }
+    }
+}

@@ -1,0 +1,29 @@
+/* kernels/x86: the AVX2+FMA+F16C versions of the dot products and activation quantizers.
+ * Declarations only, so dispatch.c (built without -mavx2) can take their addresses; only call
+ * them after the CPU check in dispatch.c. Each matches its quant/ _ref definition: identical
+ * integer sums, floats differing only by summation order (tests/kernels checks both). */
+#ifndef LL_KERNELS_X86_AVX2_H
+#define LL_KERNELS_X86_AVX2_H
+
+#include <stdint.h>
+
+float ll_dot_f32_avx2(int64_t n, const void *w, const void *a);
+float ll_dot_f16_avx2(int64_t n, const void *w, const void *a);
+float ll_dot_bf16_avx2(int64_t n, const void *w, const void *a);
+float ll_dot_q4_0_avx2(int64_t n, const void *w, const void *a);
+float ll_dot_q4_1_avx2(int64_t n, const void *w, const void *a);
+float ll_dot_q5_0_avx2(int64_t n, const void *w, const void *a);
+float ll_dot_q5_1_avx2(int64_t n, const void *w, const void *a);
+float ll_dot_q8_0_avx2(int64_t n, const void *w, const void *a);
+float ll_dot_q2_k_avx2(int64_t n, const void *w, const void *a);
+float ll_dot_q3_k_avx2(int64_t n, const void *w, const void *a);
+float ll_dot_q4_k_avx2(int64_t n, const void *w, const void *a);
+float ll_dot_q5_k_avx2(int64_t n, const void *w, const void *a);
+float ll_dot_q6_k_avx2(int64_t n, const void *w, const void *a);
+
+void ll_quantize_q8_0_avx2(const float *x, void *dst, int64_t n);
+void ll_quantize_q8_1_avx2(const float *x, void *dst, int64_t n);
+void ll_quantize_q8_k_avx2(const float *x, void *dst, int64_t n);
+void ll_quantize_f16_avx2(const float *x, void *dst, int64_t n);
+
+#endif

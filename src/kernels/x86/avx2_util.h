@@ -1,0 +1,64 @@
+/* kernels/x86: small AVX2 helpers shared by the *_avx2.c files (and only by them: including
+ * this from a file built without -mavx2 would not compile). */
+#ifndef LL_KERNELS_X86_AVX2_UTIL_H
+#define LL_KERNELS_X86_AVX2_UTIL_H
+
+#include "kernels/x86/avx2.h"
+#include "quant/blocks.h"
+
+#include <immintrin.h>
+
+/* f16 scale at p (any alignment) to f32, exactly, with the F16C instruction. */
+static inline float f16_at(const uint8_t *p) { return _cvtsh_ss(blk_u16(p)); }
+
+static inline float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline int32_t hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+static inline float hmax_ps(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+/* Unsigned bytes u (0..255) times signed bytes s, summed in groups of 4 into 8 i32. The pair
+ * sums of maddubs saturate at 32767; every caller keeps u * |s| * 2 below that. */
+static inline __m256i mul_sum_u8_i8(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+/* Signed weights w times signed activations a (|a| <= 127, as our quantizers make them), in
+ * groups of 4 into 8 i32. |w| goes to the unsigned side, so even w = -128 is exact. */
+static inline __m256i mul_sum_i8(__m256i w, __m256i a) {
+    return mul_sum_u8_i8(_mm256_abs_epi8(w), _mm256_sign_epi8(a, w));
+}
+
+/* 16 bytes of nibble pairs -> 32 bytes: the low nibbles (elements 0..15), then the high ones
+ * (16..31), the legacy-type element order of B.3. */
+static inline __m256i nibbles_32(const uint8_t *qs) {
+    __m128i t = _mm_loadu_si128((const __m128i *)qs);
+    __m256i v = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+    return _mm256_and_si256(v, _mm256_set1_epi8(15));
+}
+
+/* Bit j of h -> byte j is 0xFF when set, 0 when clear. */
+static inline __m256i bits_32(uint32_t h) {
+    const __m256i pick = _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101,
+                                            0x0202020202020202, 0x0303030303030303);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h), pick);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
+#endif

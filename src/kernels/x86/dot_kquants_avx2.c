@@ -1,0 +1,177 @@
+/* kernels/x86: AVX2 dots of the K-quants against Q8_K (gguf-and-quants.md B.4, C.3).
+ *
+ * Per super-block the whole integer part is computed exactly in i32 lanes (unsigned quants on
+ * the unsigned side of maddubs, sub-block scales applied with madd), reduced to one i32, and
+ * then scaled and accumulated in the same f32 expression, in the same order, as
+ * quant/dot_ref.c. Offsets (Q3_K: 4, Q6_K: 32) and mins come out of the integer sums through
+ * the activation's bsums instead of per-element subtraction.
+ *
+ * 2-bit planes (Q2_K, Q3_K, Q6_K's high bits): a 32-byte load of qs[32*half ..] holds plane p
+ * of that half in bits 2p..2p+1, i.e. elements 128*half + 32p + l, which are the two 16-element
+ * sub-blocks 8*half + 2p (128-bit lane 0) and 8*half + 2p + 1 (lane 1). */
+#include "kernels/x86/avx2_util.h"
+
+/* i16 scale vector for a 32-element plane: lane 0 = s[2k], lane 1 = s[2k+1], from the 16
+ * signed byte scales s broadcast to both lanes. Each byte is copied into both halves of its
+ * i16, then an arithmetic shift sign-extends it. */
+static inline __m256i scale_pair(__m256i s8x2, int k) {
+    __m256i ctrl = _mm256_set_m128i(_mm_set1_epi8((char)(2 * k + 1)), _mm_set1_epi8((char)(2 * k)));
+    return _mm256_srai_epi16(_mm256_shuffle_epi8(s8x2, ctrl), 8);
+}
+
+static inline __m256i load32(const uint8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+static inline void q8k_bsums(const uint8_t *ab, int16_t bs[16]) { memcpy(bs, ab + Q8_K_BSUMS, 32); }
+
+float ll_dot_q2_k_avx2(int64_t n, const void *w, const void *a) {
+    const uint8_t *wb = w, *ab = a;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++, wb += Q2_K_BYTES, ab += Q8_K_BYTES) {
+        const uint8_t *sc = wb + Q2_K_SCALES;
+        int16_t bs[16];
+        q8k_bsums(ab, bs);
+        int32_t msum = 0;
+        for (int j = 0; j < 16; j++) msum += (sc[j] >> 4) * bs[j];
+        __m128i scb = _mm_and_si128(_mm_loadu_si128((const __m128i *)sc), _mm_set1_epi8(15));
+        __m256i s8 = _mm256_broadcastsi128_si256(scb);
+        __m256i isum = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i qv = load32(wb + Q2_K_QS + 32 * h);
+            for (int p = 0; p < 4; p++) {
+                __m256i q = _mm256_and_si256(_mm256_srli_epi16(qv, 2 * p), m3);
+                __m256i av = load32(ab + Q8_K_QS + 128 * h + 32 * p);
+                __m256i p16 = _mm256_maddubs_epi16(q, av);
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, scale_pair(s8, 4 * h + p)));
+            }
+        }
+        float ad = blk_f32(ab + Q8_K_D);
+        sum += (f16_at(wb + Q2_K_D) * ad) * (float)hsum_i32(isum) - (f16_at(wb + Q2_K_DMIN) * ad) * (float)msum;
+    }
+    return sum;
+}
+
+/* Q3_K: q + 4 = low2 | (high bit << 2) is unsigned 0..7; the 4 comes back as 4 * sc_j * bsum_j. */
+float ll_dot_q3_k_avx2(int64_t n, const void *w, const void *a) {
+    const uint8_t *wb = w, *ab = a;
+    const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++, wb += Q3_K_BYTES, ab += Q8_K_BYTES) {
+        int8_t sc[16];
+        blk_q3_k_scales(wb + Q3_K_SCALES, sc);
+        int16_t bs[16];
+        q8k_bsums(ab, bs);
+        int32_t offs = 0;
+        for (int j = 0; j < 16; j++) offs += sc[j] * bs[j];
+        __m256i s8 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sc));
+        __m256i hm = load32(wb + Q3_K_HMASK);
+        __m256i isum = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i qv = load32(wb + Q3_K_QS + 32 * h);
+            for (int p = 0; p < 4; p++) {
+                __m256i low = _mm256_and_si256(_mm256_srli_epi16(qv, 2 * p), m3);
+                __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + p), m1);
+                __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(hb, 2));
+                __m256i av = load32(ab + Q8_K_QS + 128 * h + 32 * p);
+                __m256i p16 = _mm256_maddubs_epi16(q, av);
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, scale_pair(s8, 4 * h + p)));
+            }
+        }
+        sum += (f16_at(wb + Q3_K_D) * blk_f32(ab + Q8_K_D)) * (float)(hsum_i32(isum) - 4 * offs);
+    }
+    return sum;
+}
+
+/* Q4_K / Q5_K: 64-element groups g; the low nibbles of qs[32g..] are sub-block 2g, the high
+ * nibbles sub-block 2g+1, each one whole vector with one scale. */
+float ll_dot_q4_k_avx2(int64_t n, const void *w, const void *a) {
+    const uint8_t *wb = w, *ab = a;
+    const __m256i m15 = _mm256_set1_epi8(15);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++, wb += Q4_K_BYTES, ab += Q8_K_BYTES) {
+        uint8_t sc[8], m[8];
+        for (int j = 0; j < 8; j++) blk_k4_scale_min(wb + Q4_K_SCALES, j, &sc[j], &m[j]);
+        int16_t bs[16];
+        q8k_bsums(ab, bs);
+        int32_t msum = 0;
+        for (int j = 0; j < 8; j++) msum += m[j] * (bs[2 * j] + bs[2 * j + 1]);
+        __m256i isum = _mm256_setzero_si256();
+        for (int g = 0; g < 4; g++) {
+            __m256i qv = load32(wb + Q4_K_QS + 32 * g);
+            __m256i lo = _mm256_and_si256(qv, m15);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m15);
+            __m256i p0 = _mm256_maddubs_epi16(lo, load32(ab + Q8_K_QS + 64 * g));
+            __m256i p1 = _mm256_maddubs_epi16(hi, load32(ab + Q8_K_QS + 64 * g + 32));
+            p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * g]));
+            p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * g + 1]));
+            isum = _mm256_add_epi32(isum, _mm256_add_epi32(p0, p1));
+        }
+        float ad = blk_f32(ab + Q8_K_D);
+        sum += (f16_at(wb + Q4_K_D) * ad) * (float)hsum_i32(isum) - (f16_at(wb + Q4_K_DMIN) * ad) * (float)msum;
+    }
+    return sum;
+}
+
+float ll_dot_q5_k_avx2(int64_t n, const void *w, const void *a) {
+    const uint8_t *wb = w, *ab = a;
+    const __m256i m15 = _mm256_set1_epi8(15), m1 = _mm256_set1_epi8(1);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++, wb += Q5_K_BYTES, ab += Q8_K_BYTES) {
+        uint8_t sc[8], m[8];
+        for (int j = 0; j < 8; j++) blk_k4_scale_min(wb + Q5_K_SCALES, j, &sc[j], &m[j]);
+        int16_t bs[16];
+        q8k_bsums(ab, bs);
+        int32_t msum = 0;
+        for (int j = 0; j < 8; j++) msum += m[j] * (bs[2 * j] + bs[2 * j + 1]);
+        __m256i qh = load32(wb + Q5_K_QH);              /* bit j of qh[l]: element 32j + l */
+        __m256i isum = _mm256_setzero_si256();
+        for (int g = 0; g < 4; g++) {
+            __m256i qv = load32(wb + Q5_K_QS + 32 * g);
+            __m256i hlo = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), m1);
+            __m256i hhi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * g + 1), m1);
+            __m256i lo = _mm256_or_si256(_mm256_and_si256(qv, m15), _mm256_slli_epi16(hlo, 4));
+            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qv, 4), m15),
+                                         _mm256_slli_epi16(hhi, 4));
+            __m256i p0 = _mm256_maddubs_epi16(lo, load32(ab + Q8_K_QS + 64 * g));
+            __m256i p1 = _mm256_maddubs_epi16(hi, load32(ab + Q8_K_QS + 64 * g + 32));
+            p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * g]));
+            p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * g + 1]));
+            isum = _mm256_add_epi32(isum, _mm256_add_epi32(p0, p1));
+        }
+        float ad = blk_f32(ab + Q8_K_D);
+        sum += (f16_at(wb + Q5_K_D) * ad) * (float)hsum_i32(isum) - (f16_at(wb + Q5_K_DMIN) * ad) * (float)msum;
+    }
+    return sum;
+}
+
+/* Q6_K: q + 32 = low4 | high2 << 4 is unsigned 0..63; the 32 comes back as 32 * sc_j * bsum_j.
+ * Plane p of a half takes its low nibbles from ql[64*half + 32*(p%2) ..] (low for p < 2,
+ * high for p >= 2) and its high bits from bits 2p..2p+1 of qh[32*half ..]. */
+float ll_dot_q6_k_avx2(int64_t n, const void *w, const void *a) {
+    const uint8_t *wb = w, *ab = a;
+    const __m256i m15 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++, wb += Q6_K_BYTES, ab += Q8_K_BYTES) {
+        const int8_t *sc = (const int8_t *)(wb + Q6_K_SCALES);
+        int16_t bs[16];
+        q8k_bsums(ab, bs);
+        int32_t offs = 0;
+        for (int j = 0; j < 16; j++) offs += sc[j] * bs[j];
+        __m256i s8 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sc));
+        __m256i isum = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i ql0 = load32(wb + Q6_K_QL + 64 * h), ql1 = load32(wb + Q6_K_QL + 64 * h + 32);
+            __m256i qhv = load32(wb + Q6_K_QH + 32 * h);
+            for (int p = 0; p < 4; p++) {
+                __m256i src = p % 2 ? ql1 : ql0;
+                __m256i low = _mm256_and_si256(p < 2 ? src : _mm256_srli_epi16(src, 4), m15);
+                __m256i high = _mm256_and_si256(_mm256_srli_epi16(qhv, 2 * p), m3);
+                __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+                __m256i p16 = _mm256_maddubs_epi16(q, load32(ab + Q8_K_QS + 128 * h + 32 * p));
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, scale_pair(s8, 4 * h + p)));
+            }
+        }
+        sum += (f16_at(wb + Q6_K_D) * blk_f32(ab + Q8_K_D)) * (float)(hsum_i32(isum) - 32 * offs);
+    }
+    return sum;
+}

@@ -1,0 +1,104 @@
+/* kernels/x86: AVX2 dots of the 32-element types against Q8_0 / Q8_1 (gguf-and-quants.md C.3).
+ *
+ * One block = one 256-bit vector of 32 byte quants. The integer dot of a block is exact (the
+ * same sum as quant/dot_ref.c); its 8 partial i32 sums are scaled by f16(w.d) * f16(a.d) and
+ * accumulated in 8 f32 lanes, reduced at the end, so results differ from the reference only
+ * in summation order. Two blocks per iteration give the FMA chains some independence. */
+#include "kernels/x86/avx2_util.h"
+
+float ll_dot_q8_0_avx2(int64_t n, const void *w, const void *a) {
+    const uint8_t *wb = w, *ab = a;
+    int64_t nb = n / QK, i = 0;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (; i + 1 < nb; i += 2, wb += 2 * Q8_0_BYTES, ab += 2 * Q8_0_BYTES) {
+        __m256i p0 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)(wb + Q8_0_QS)),
+                                _mm256_loadu_si256((const __m256i *)(ab + Q8_0_QS)));
+        __m256i p1 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)(wb + Q8_0_BYTES + Q8_0_QS)),
+                                _mm256_loadu_si256((const __m256i *)(ab + Q8_0_BYTES + Q8_0_QS)));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb) * f16_at(ab)), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb + Q8_0_BYTES) * f16_at(ab + Q8_0_BYTES)),
+                               _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; i < nb; i++, wb += Q8_0_BYTES, ab += Q8_0_BYTES) {
+        __m256i p = mul_sum_i8(_mm256_loadu_si256((const __m256i *)(wb + Q8_0_QS)),
+                               _mm256_loadu_si256((const __m256i *)(ab + Q8_0_QS)));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb) * f16_at(ab)), _mm256_cvtepi32_ps(p), acc0);
+    }
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+/* Q4_0: nibbles - 8 as signed bytes (-8..7). */
+static inline __m256i q4_0_block(const uint8_t *b) {
+    return _mm256_sub_epi8(nibbles_32(b + Q4_0_QS), _mm256_set1_epi8(8));
+}
+
+float ll_dot_q4_0_avx2(int64_t n, const void *w, const void *a) {
+    const uint8_t *wb = w, *ab = a;
+    int64_t nb = n / QK, i = 0;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (; i + 1 < nb; i += 2, wb += 2 * Q4_0_BYTES, ab += 2 * Q8_0_BYTES) {
+        const uint8_t *wb1 = wb + Q4_0_BYTES, *ab1 = ab + Q8_0_BYTES;
+        __m256i p0 = mul_sum_i8(q4_0_block(wb), _mm256_loadu_si256((const __m256i *)(ab + Q8_0_QS)));
+        __m256i p1 = mul_sum_i8(q4_0_block(wb1), _mm256_loadu_si256((const __m256i *)(ab1 + Q8_0_QS)));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb) * f16_at(ab)), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb1) * f16_at(ab1)), _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; i < nb; i++, wb += Q4_0_BYTES, ab += Q8_0_BYTES) {
+        __m256i p = mul_sum_i8(q4_0_block(wb), _mm256_loadu_si256((const __m256i *)(ab + Q8_0_QS)));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb) * f16_at(ab)), _mm256_cvtepi32_ps(p), acc0);
+    }
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+/* Q5_0: (nibble | fifth bit << 4) - 16 as signed bytes (-16..15). */
+static inline __m256i q5_0_block(const uint8_t *b) {
+    __m256i hb = _mm256_and_si256(bits_32(blk_u32(b + Q5_0_QH)), _mm256_set1_epi8(16));
+    return _mm256_sub_epi8(_mm256_or_si256(nibbles_32(b + Q5_0_QS), hb), _mm256_set1_epi8(16));
+}
+
+float ll_dot_q5_0_avx2(int64_t n, const void *w, const void *a) {
+    const uint8_t *wb = w, *ab = a;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK; i++, wb += Q5_0_BYTES, ab += Q8_0_BYTES) {
+        __m256i p = mul_sum_i8(q5_0_block(wb), _mm256_loadu_si256((const __m256i *)(ab + Q8_0_QS)));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb) * f16_at(ab)), _mm256_cvtepi32_ps(p), acc);
+    }
+    return hsum_ps(acc);
+}
+
+/* x Q8_1: (w.d * a.d) * isum + w.m * a.s; the min terms are summed as scalars. Weights are
+ * unsigned (0..15 or 0..31), so they go straight to the unsigned side of maddubs. */
+float ll_dot_q4_1_avx2(int64_t n, const void *w, const void *a) {
+    const uint8_t *wb = w, *ab = a;
+    int64_t nb = n / QK, i = 0;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float mins = 0.0f;
+    for (; i + 1 < nb; i += 2, wb += 2 * Q4_1_BYTES, ab += 2 * Q8_1_BYTES) {
+        const uint8_t *wb1 = wb + Q4_1_BYTES, *ab1 = ab + Q8_1_BYTES;
+        __m256i p0 = mul_sum_u8_i8(nibbles_32(wb + Q4_1_QS), _mm256_loadu_si256((const __m256i *)(ab + Q8_1_QS)));
+        __m256i p1 = mul_sum_u8_i8(nibbles_32(wb1 + Q4_1_QS), _mm256_loadu_si256((const __m256i *)(ab1 + Q8_1_QS)));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb) * f16_at(ab)), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb1) * f16_at(ab1)), _mm256_cvtepi32_ps(p1), acc1);
+        mins += f16_at(wb + Q4_1_M) * f16_at(ab + Q8_1_S) + f16_at(wb1 + Q4_1_M) * f16_at(ab1 + Q8_1_S);
+    }
+    for (; i < nb; i++, wb += Q4_1_BYTES, ab += Q8_1_BYTES) {
+        __m256i p = mul_sum_u8_i8(nibbles_32(wb + Q4_1_QS), _mm256_loadu_si256((const __m256i *)(ab + Q8_1_QS)));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb) * f16_at(ab)), _mm256_cvtepi32_ps(p), acc0);
+        mins += f16_at(wb + Q4_1_M) * f16_at(ab + Q8_1_S);
+    }
+    return hsum_ps(_mm256_add_ps(acc0, acc1)) + mins;
+}
+
+float ll_dot_q5_1_avx2(int64_t n, const void *w, const void *a) {
+    const uint8_t *wb = w, *ab = a;
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t i = 0; i < n / QK; i++, wb += Q5_1_BYTES, ab += Q8_1_BYTES) {
+        __m256i hb = _mm256_and_si256(bits_32(blk_u32(wb + Q5_1_QH)), _mm256_set1_epi8(16));
+        __m256i q = _mm256_or_si256(nibbles_32(wb + Q5_1_QS), hb);
+        __m256i p = mul_sum_u8_i8(q, _mm256_loadu_si256((const __m256i *)(ab + Q8_1_QS)));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb) * f16_at(ab)), _mm256_cvtepi32_ps(p), acc);
+        mins += f16_at(wb + Q5_1_M) * f16_at(ab + Q8_1_S);
+    }
+    return hsum_ps(acc) + mins;
+}

@@ -1,0 +1,300 @@
+/* tests for src/kernels: every SIMD kernel against its quant/ _ref definition, the dispatch
+ * table, and ll_matmul_rows.
+ *
+ * Tolerances: a SIMD dot may differ from the reference only by f32 summation order, so
+ * |simd - ref| <= 1e-5 * sum_i |w_i * a_i| + 1e-6 (sum over the dequantized products). On
+ * inputs whose every partial sum is an integer below 2^24 (unit scales, small activations)
+ * they must be exactly equal: that checks the integer sums. Activation quantizers must be
+ * bit-identical. Without AVX2 on this CPU the SIMD tests pass with a note. */
+#include "kernels/kernels.h"
+#include "quant/blocks.h"
+#include "../test.h"
+
+#include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static uint64_t rng_state = 0x243F6A8885A308D3ull;
+static uint64_t rng_u64(void) {
+    rng_state ^= rng_state >> 12; rng_state ^= rng_state << 25; rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545F4914F6CDD1Dull;
+}
+static float rng_uniform(float lo, float hi) {
+    return lo + (hi - lo) * (float)(rng_u64() >> 40) / (float)(1 << 24);
+}
+
+static struct ll_kernels k_ref, k_simd;
+static bool have_simd;
+
+static bool simd_or_skip(void) {
+    if (!have_simd) fprintf(stderr, "note %s: no AVX2+FMA+F16C on this CPU, skipped\n", test_cur_name);
+    return have_simd;
+}
+
+/* Offsets of the f16 scale fields of each weight type; the other bytes are random. */
+struct wfields { uint32_t type; int n; int off[2]; };
+static const struct wfields wtypes[] = {
+    { LL_TYPE_F32, 0, {0} }, { LL_TYPE_F16, 0, {0} }, { LL_TYPE_BF16, 0, {0} },
+    { LL_TYPE_Q8_0, 1, { Q8_0_D } }, { LL_TYPE_Q4_1, 2, { Q4_1_D, Q4_1_M } },
+    { LL_TYPE_Q4_0, 1, { Q4_0_D } }, { LL_TYPE_Q5_0, 1, { Q5_0_D } },
+    { LL_TYPE_Q5_1, 2, { Q5_1_D, Q5_1_M } },
+    { LL_TYPE_Q2_K, 2, { Q2_K_D, Q2_K_DMIN } }, { LL_TYPE_Q3_K, 1, { Q3_K_D } },
+    { LL_TYPE_Q4_K, 2, { Q4_K_D, Q4_K_DMIN } }, { LL_TYPE_Q5_K, 2, { Q5_K_D, Q5_K_DMIN } },
+    { LL_TYPE_Q6_K, 1, { Q6_K_D } },
+};
+enum { N_WTYPES = sizeof wtypes / sizeof wtypes[0] };
+
+static bool is_float_type(uint32_t t) { return t == LL_TYPE_F32 || t == LL_TYPE_F16 || t == LL_TYPE_BF16; }
+
+/* Random weights; scale fields set to `scale` (a random small value when scale is 0). */
+static void make_weights(const struct wfields *wf, uint8_t *w, int64_t n, float scale) {
+    const ll_type_traits *t = ll_type_traits_of(wf->type);
+    int64_t nb = n / t->blck;
+    for (size_t k = 0; k < (size_t)nb * t->bytes; k++) w[k] = (uint8_t)rng_u64();
+    if (is_float_type(wf->type)) {
+        for (int64_t k = 0; k < n; k++) {
+            float v = rng_uniform(-1, 1);
+            if (wf->type == LL_TYPE_F32) memcpy(w + 4 * k, &v, 4);
+            else blk_put_u16(w + 2 * k, wf->type == LL_TYPE_F16 ? ll_fp32_to_fp16(v) : ll_fp32_to_bf16(v));
+        }
+        return;
+    }
+    for (int64_t b = 0; b < nb; b++)
+        for (int f = 0; f < wf->n; f++)
+            blk_put_u16(w + b * t->bytes + wf->off[f],
+                        ll_fp32_to_fp16(scale != 0 ? scale : rng_uniform(-0.05f, 0.05f)));
+}
+
+/* Activation blocks built directly with d = 1 and quants in -8..8, with consistent sums. */
+static void make_unit_activations(uint32_t dot_type, uint8_t *a, int64_t n) {
+    if (dot_type == LL_TYPE_Q8_K) {
+        for (int64_t b = 0; b < n / QK_K; b++, a += Q8_K_BYTES) {
+            float one = 1.0f;
+            memcpy(a + Q8_K_D, &one, 4);
+            for (int k = 0; k < 16; k++) {
+                int16_t s = 0;
+                for (int e = 0; e < 16; e++) {
+                    int8_t q = (int8_t)((int)(rng_u64() % 17) - 8);
+                    a[Q8_K_QS + 16 * k + e] = (uint8_t)q;
+                    s = (int16_t)(s + q);
+                }
+                memcpy(a + Q8_K_BSUMS + 2 * k, &s, 2);
+            }
+        }
+        return;
+    }
+    size_t bytes = dot_type == LL_TYPE_Q8_0 ? Q8_0_BYTES : Q8_1_BYTES;
+    int qs = dot_type == LL_TYPE_Q8_0 ? Q8_0_QS : Q8_1_QS;
+    for (int64_t b = 0; b < n / QK; b++, a += bytes) {
+        int sum = 0;
+        blk_put_u16(a, 0x3C00);
+        for (int e = 0; e < QK; e++) {
+            int8_t q = (int8_t)((int)(rng_u64() % 17) - 8);
+            a[qs + e] = (uint8_t)q;
+            sum += q;
+        }
+        if (dot_type == LL_TYPE_Q8_1) blk_put_u16(a + Q8_1_S, ll_fp32_to_fp16((float)sum));
+    }
+}
+
+/* Lengths: one block, odd block counts, and longer rows; floats also get ragged tails. */
+static int lengths_for(const ll_type_traits *t, int64_t *out) {
+    if (t->blck == 1) {
+        static const int64_t f[] = { 1, 7, 8, 31, 32, 33, 100, 2048, 2051 };
+        memcpy(out, f, sizeof f);
+        return (int)(sizeof f / sizeof f[0]);
+    }
+    static const int64_t mult[] = { 1, 2, 3, 5, 8, 9, 16 };
+    for (int k = 0; k < 7; k++) out[k] = mult[k] * t->blck;
+    return 7;
+}
+
+enum { MAXN = 16 * 256 + 64 };
+static uint8_t wbuf[MAXN * 4 + 64], abuf[MAXN * 4 + 64];
+static float xbuf[MAXN], wdq[MAXN], adq[MAXN];
+
+static void test_dot_simd_vs_ref_random(void) {
+    if (!simd_or_skip()) return;
+    for (int t = 0; t < N_WTYPES; t++) {
+        uint32_t wt = wtypes[t].type;
+        const ll_type_traits *tt = ll_type_traits_of(wt);
+        CHECK_MSG(k_simd.dot[wt] != k_ref.dot[wt], "%s has no SIMD dot", tt->name);
+        int64_t lens[16];
+        int nl = lengths_for(tt, lens);
+        for (int li = 0; li < nl; li++) {
+            int64_t n = lens[li];
+            for (int rep = 0; rep < 3; rep++) {
+                /* Odd offsets: weights and activations at any alignment. */
+                uint8_t *w = wbuf + (rep == 0 ? 0 : 1 + rep), *a = abuf + (rep == 0 ? 0 : 3);
+                make_weights(&wtypes[t], w, n, 0);
+                float amp = rep == 2 ? 100.0f : 1.0f;
+                for (int64_t k = 0; k < n; k++) xbuf[k] = rng_uniform(-amp, amp);
+                k_ref.quantize_act[tt->dot_type](xbuf, a, n);
+                ll_dequantize_row(wt, w, wdq, n);
+                ll_dequantize_row(tt->dot_type, a, adq, n);
+                double mag = 0;
+                for (int64_t k = 0; k < n; k++) mag += fabs((double)wdq[k] * adq[k]);
+                float r = k_ref.dot[wt](n, w, a), s = k_simd.dot[wt](n, w, a);
+                double tol = 1e-5 * mag + 1e-6;
+                CHECK_MSG(fabs((double)r - s) <= tol, "%s n=%lld rep %d: ref %.9g simd %.9g tol %.3g",
+                          tt->name, (long long)n, rep, r, s, tol);
+            }
+        }
+    }
+}
+
+/* Unit scales and small activations: every partial sum is an exact integer in f32, so any
+ * difference is a wrong integer sum (a misplaced nibble, bit or scale). */
+static void test_dot_simd_integer_sums_exact(void) {
+    if (!simd_or_skip()) return;
+    for (int t = 0; t < N_WTYPES; t++) {
+        uint32_t wt = wtypes[t].type;
+        if (is_float_type(wt)) continue;
+        const ll_type_traits *tt = ll_type_traits_of(wt);
+        for (int64_t n = tt->blck; n <= 1024; n += 3 * tt->blck) {
+            make_weights(&wtypes[t], wbuf + 1, n, 1.0f);
+            make_unit_activations(tt->dot_type, abuf + 2, n);
+            float r = k_ref.dot[wt](n, wbuf + 1, abuf + 2), s = k_simd.dot[wt](n, wbuf + 1, abuf + 2);
+            CHECK_MSG(r == s && r == floorf(r), "%s n=%lld: ref %.9g simd %.9g", tt->name, (long long)n, r, s);
+            /* And both equal the dot of the dequantized rows, computed in double. */
+            ll_dequantize_row(wt, wbuf + 1, wdq, n);
+            ll_dequantize_row(tt->dot_type, abuf + 2, adq, n);
+            double exact = 0;
+            for (int64_t k = 0; k < n; k++) exact += (double)wdq[k] * adq[k];
+            CHECK_MSG(r == exact, "%s n=%lld: ref %.9g exact %.9g", tt->name, (long long)n, r, exact);
+        }
+    }
+}
+
+/* Activation quantizers: bit-identical to the reference on random data, exact ties, blocks of
+ * zeros, negative and repeated maxima, and (F16) subnormals, overflow, inf and NaN. */
+static void check_quantizer_same(uint32_t at, const float *x, int64_t n, const char *what) {
+    static uint8_t r[MAXN * 4], s[MAXN * 4];
+    uint64_t bytes = 0;
+    ll_type_row_bytes(at, n, &bytes);
+    memset(r, 0xAA, bytes); memset(s, 0x55, bytes);
+    k_ref.quantize_act[at](x, r, n);
+    k_simd.quantize_act[at](x, s, n);
+    size_t bad = bytes;
+    for (size_t k = 0; k < bytes; k++) if (r[k] != s[k]) { bad = k; break; }
+    CHECK_MSG(bad == bytes, "%s %s n=%lld: first difference at byte %zu (%02x vs %02x)",
+              ll_type_traits_of(at)->name, what, (long long)n, bad, r[bad], s[bad]);
+}
+
+static void test_quantize_act_bit_identical(void) {
+    if (!simd_or_skip()) return;
+    static const uint32_t acts[] = { LL_TYPE_Q8_0, LL_TYPE_Q8_1, LL_TYPE_Q8_K, LL_TYPE_F16 };
+    for (size_t ai = 0; ai < sizeof acts / sizeof acts[0]; ai++) {
+        uint32_t at = acts[ai];
+        CHECK_MSG(k_simd.quantize_act[at] != k_ref.quantize_act[at], "%s has no SIMD quantizer",
+                  ll_type_traits_of(at)->name);
+        int64_t blk = ll_type_traits_of(at)->blck == 1 ? 1 : ll_type_traits_of(at)->blck;
+        int64_t lens[] = { 256, 512, 3 * 256, 4096 };
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+            int64_t n = lens[li] / blk * blk;
+            for (int64_t k = 0; k < n; k++) xbuf[k] = rng_uniform(-3, 3);
+            check_quantizer_same(at, xbuf, n, "random");
+            for (int64_t k = 0; k < n; k++) xbuf[k] = rng_uniform(-1e-3f, 1e-3f) * (float)(k % 7);
+            check_quantizer_same(at, xbuf, n, "small");
+        }
+        /* Ties: max 127 makes id = 1 (Q8_0/Q8_1), halves land exactly on .5. */
+        for (int k = 0; k < 512; k++) xbuf[k] = (float)((int)(rng_u64() % 254) - 127) + 0.5f;
+        for (int k = 0; k < 512; k += 32) xbuf[k] = 127.0f;
+        check_quantizer_same(at, xbuf, 512, "ties");
+        /* Q8_K ties: max -127 gives iscale 1. */
+        for (int k = 0; k < 512; k += 256) xbuf[k] = -127.0f;
+        check_quantizer_same(at, xbuf, 512, "ties2");
+        /* Zeros, repeated maxima of both signs, a single spike. */
+        memset(xbuf, 0, 512 * sizeof(float));
+        check_quantizer_same(at, xbuf, 512, "zeros");
+        for (int k = 0; k < 512; k++) xbuf[k] = (k % 5 == 0) ? (k % 2 ? 2.0f : -2.0f) : rng_uniform(-2, 2);
+        check_quantizer_same(at, xbuf, 512, "repeated max");
+        memset(xbuf, 0, 512 * sizeof(float));
+        xbuf[300] = 1e-30f;
+        check_quantizer_same(at, xbuf, 512, "spike");
+    }
+    /* F16 only: the full range of f32 including the special values, and a ragged length. */
+    for (int k = 0; k < 4096; k++) {
+        uint32_t u = (uint32_t)rng_u64();
+        if (k % 3) u = (u & 0x807FFFFFu) | (uint32_t)(90 + rng_u64() % 60) << 23;
+        memcpy(&xbuf[k], &u, 4);
+    }
+    xbuf[0] = INFINITY; xbuf[1] = -INFINITY; xbuf[2] = NAN; xbuf[3] = 65520.0f; xbuf[4] = 0x1p-25f;
+    check_quantizer_same(LL_TYPE_F16, xbuf, 4096, "bit patterns");
+    check_quantizer_same(LL_TYPE_F16, xbuf, 13, "ragged");
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------ */
+
+static void test_dispatch_table_complete(void) {
+    const struct ll_kernels *k = ll_kernels_get();
+    CHECK(k != NULL && k == ll_kernels_get());
+    if (!getenv("LOCALLAMA_ISA")) CHECK(strcmp(k->isa, have_simd ? "avx2" : "scalar") == 0);
+    for (uint32_t t = 0; t < LL_TYPE_COUNT; t++) {
+        const ll_type_traits *tt = ll_type_traits_of(t);
+        if (!tt || !tt->supported) continue;
+        CHECK_MSG(k->dot[t] != NULL, "no dot for %s", tt->name);
+        CHECK_MSG(k->quantize_act[tt->dot_type] != NULL, "no quantizer for %s", tt->name);
+    }
+    struct ll_kernels tmp;
+    CHECK(!ll_kernels_init_isa(&tmp, "no-such-isa") && strcmp(tmp.isa, "scalar") == 0);
+    CHECK(ll_kernels_init_isa(&tmp, "scalar") && tmp.dot[LL_TYPE_Q4_0] == ll_dot_q4_0_ref);
+}
+
+/* LOCALLAMA_ISA=scalar forces the reference table (checked in a child: the table is per process). */
+static void test_dispatch_env_forces_scalar(void) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("LOCALLAMA_ISA", "scalar", 1);
+        const struct ll_kernels *k = ll_kernels_get();
+        _exit(strcmp(k->isa, "scalar") == 0 && k->dot[LL_TYPE_Q8_0] == ll_dot_q8_0_ref ? 0 : 1);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* ---- matmul ---------------------------------------------------------------------------------- */
+
+static void test_matmul_rows_matches_dots(void) {
+    const struct ll_kernels *k = ll_kernels_get();
+    static const uint32_t types[] = { LL_TYPE_Q4_K, LL_TYPE_Q8_0, LL_TYPE_Q4_1, LL_TYPE_F16 };
+    enum { N_IN = 512, N_OUT = 37, N_TOK = 5, Y_STRIDE = 40 };
+    static uint8_t w[N_OUT * N_IN * 2], xq[N_TOK * N_IN * 4];
+    static float x[N_TOK * N_IN], y[N_TOK * Y_STRIDE];
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        uint32_t wt = types[ti];
+        const ll_type_traits *tt = ll_type_traits_of(wt);
+        uint64_t rb = 0, xb = 0;
+        ll_type_row_bytes(wt, N_IN, &rb);
+        ll_type_row_bytes(tt->dot_type, N_IN, &xb);
+        const struct wfields *wf = NULL;
+        for (int t = 0; t < N_WTYPES; t++) if (wtypes[t].type == wt) wf = &wtypes[t];
+        for (int r = 0; r < N_OUT; r++) make_weights(wf, w + r * rb, N_IN, 0);
+        for (int i = 0; i < N_TOK * N_IN; i++) x[i] = rng_uniform(-1, 1);
+        for (int t = 0; t < N_TOK; t++) k->quantize_act[tt->dot_type](x + t * N_IN, xq + t * xb, N_IN);
+        for (int n_tok = 1; n_tok <= N_TOK; n_tok += N_TOK - 1) {
+            for (int i = 0; i < N_TOK * Y_STRIDE; i++) y[i] = -999.0f;
+            ll_matmul_rows(k, wt, w, N_IN, 3, 30, xq, xb, n_tok, y, Y_STRIDE);
+            int bad = 0;
+            for (int t = 0; t < N_TOK; t++)
+                for (int r = 0; r < Y_STRIDE; r++) {
+                    float want = (t < n_tok && r >= 3 && r < 30) ? k->dot[wt](N_IN, w + r * rb, xq + t * xb) : -999.0f;
+                    if (y[t * Y_STRIDE + r] != want) bad++;
+                }
+            CHECK_MSG(bad == 0, "%s n_tok=%d: %d outputs wrong", tt->name, n_tok, bad);
+        }
+    }
+}
+
+int main(void) {
+    ll_kernels_init_isa(&k_ref, "scalar");
+    have_simd = ll_kernels_init_isa(&k_simd, "avx2");
+    RUN(test_dispatch_env_forces_scalar);      /* first: before this process fills its table */
+    RUN(test_dispatch_table_complete);
+    RUN(test_dot_simd_vs_ref_random);
+    RUN(test_dot_simd_integer_sums_exact);
+    RUN(test_quantize_act_bit_identical);
+    RUN(test_matmul_rows_matches_dots);
+    return test_summary();
+}
