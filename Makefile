@@ -75,15 +75,20 @@ tsan:
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 60
 fuzz:
-	$(MAKE) B=build-fuzz CC=clang OPT=-O1 SAN='-fsanitize=fuzzer-no-link,address,undefined' build-fuzz/liblocallama.a
+	$(MAKE) B=build-fuzz CC=clang OPT=-O1 SAN='-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined' build-fuzz/liblocallama.a \
+	  build-fuzz/tools/make_bad_gguf
 	@mkdir -p build-fuzz/fuzz
 	for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  clang -std=c11 -O1 -g -D_GNU_SOURCE -Iinclude -Isrc -fsanitize=fuzzer,address,undefined \
-	    $$f build-fuzz/liblocallama.a -o build-fuzz/fuzz/$$n -lm -lpthread || exit 1; done
+	    -fno-sanitize-recover=undefined $$f build-fuzz/liblocallama.a -o build-fuzz/fuzz/$$n -lm -lpthread || exit 1; done
 
+# GGUF seeds: one bad file per fault row (tools/make_bad_gguf) plus two small real files.
 fuzz-run: fuzz
+	rm -rf build-fuzz/seeds/fuzz_gguf && build-fuzz/tools/make_bad_gguf build-fuzz/seeds/fuzz_gguf >/dev/null
+	cp $(SHARED)/reference/stories260K/stories260K.gguf $(SHARED)/tokenizer/llama2-spm.gguf build-fuzz/seeds/fuzz_gguf/
 	for f in $(FUZZ_SRC); do n=$$(basename $$f .c); mkdir -p build-fuzz/corpus/$$n; \
 	  seeds=tests/fuzz/seeds/$$n; [ -d $$seeds ] || seeds=; \
+	  if [ -d build-fuzz/seeds/$$n ]; then seeds="$$seeds build-fuzz/seeds/$$n"; fi; \
 	  build-fuzz/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 build-fuzz/corpus/$$n $$seeds || exit 1; done
 
 bench: all $(BENCH_BIN)
