@@ -21,20 +21,57 @@ static inline __m256i scale_pair(__m256i s8x2, int k) {
 
 static inline __m256i load32(const uint8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
-static inline void q8k_bsums(const uint8_t *ab, int16_t bs[16]) { memcpy(bs, ab + Q8_K_BSUMS, 32); }
+/* sum_j s_j * bsum_j over the 16 sub-blocks: signed byte scales against the activation's
+ * i16 block sums. */
+static inline int32_t scales_dot_bsums(__m128i s8, const uint8_t *ab) {
+    __m256i s16 = _mm256_cvtepi8_epi16(s8);
+    __m256i bs = _mm256_loadu_si256((const __m256i *)(ab + Q8_K_BSUMS));
+    return hsum_i32(_mm256_madd_epi16(s16, bs));
+}
+
+/* Q3_K: the 16 signed scales (B.4) as bytes. Words of bytes 0-3 and 4-7 give the low nibbles
+ * of scales 0-7 (low) and 8-15 (high); bytes 8-11 give the top two bits, scales 4k..4k+3 in
+ * bits 2k..2k+1. */
+static inline __m128i q3_k_scales_vec(const uint8_t *s) {
+    uint32_t a0 = blk_u32(s), a1 = blk_u32(s + 4), c = blk_u32(s + 8);
+    const uint32_t m4 = 0x0F0F0F0Fu, m2 = 0x03030303u;
+    __m128i v = _mm_setr_epi32((int)((a0 & m4) | (c & m2) << 4),
+                               (int)((a1 & m4) | ((c >> 2) & m2) << 4),
+                               (int)(((a0 >> 4) & m4) | ((c >> 4) & m2) << 4),
+                               (int)(((a1 >> 4) & m4) | ((c >> 6) & m2) << 4));
+    return _mm_sub_epi8(v, _mm_set1_epi8(32));
+}
+
+/* Q4_K / Q5_K: the 8 scales and 8 mins (B.4 packing) four bytes at a time: with words a, b, c
+ * of bytes 0-3, 4-7, 8-11, scales 0-3 = a & 63, mins 0-3 = b & 63, scales 4-7 = low nibbles of
+ * c | top two bits of a moved to bits 4-5, mins 4-7 = high nibbles of c | top bits of b. Also
+ * returns sum_j m_j * (bsum_2j + bsum_2j+1), the integer part of the min correction. */
+static inline int32_t k4_scales_mins(const uint8_t *s, const uint8_t *ab, uint8_t sc[8]) {
+    uint32_t a = blk_u32(s), b = blk_u32(s + 4), c = blk_u32(s + 8);
+    uint32_t sc_lo = a & 0x3F3F3F3Fu, m_lo = b & 0x3F3F3F3Fu;
+    uint32_t sc_hi = (c & 0x0F0F0F0Fu) | ((a >> 2) & 0x30303030u);
+    uint32_t m_hi = ((c >> 4) & 0x0F0F0F0Fu) | ((b >> 2) & 0x30303030u);
+    memcpy(sc, &sc_lo, 4);
+    memcpy(sc + 4, &sc_hi, 4);
+    __m128i mins = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)m_hi, (int)m_lo));
+    __m128i b0 = _mm_loadu_si128((const __m128i *)(ab + Q8_K_BSUMS));
+    __m128i b1 = _mm_loadu_si128((const __m128i *)(ab + Q8_K_BSUMS + 16));
+    __m128i pairs = _mm_hadd_epi16(b0, b1);             /* bsum_2j + bsum_2j+1, j = 0..7 */
+    __m128i p = _mm_madd_epi16(pairs, mins);
+    p = _mm_add_epi32(p, _mm_unpackhi_epi64(p, p));
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xB1));
+    return _mm_cvtsi128_si32(p);
+}
 
 float ll_dot_q2_k_avx2(int64_t n, const void *w, const void *a) {
     const uint8_t *wb = w, *ab = a;
     const __m256i m3 = _mm256_set1_epi8(3);
     float sum = 0.0f;
     for (int64_t i = 0; i < n / QK_K; i++, wb += Q2_K_BYTES, ab += Q8_K_BYTES) {
-        const uint8_t *sc = wb + Q2_K_SCALES;
-        int16_t bs[16];
-        q8k_bsums(ab, bs);
-        int32_t msum = 0;
-        for (int j = 0; j < 16; j++) msum += (sc[j] >> 4) * bs[j];
-        __m128i scb = _mm_and_si128(_mm_loadu_si128((const __m128i *)sc), _mm_set1_epi8(15));
-        __m256i s8 = _mm256_broadcastsi128_si256(scb);
+        __m128i raw = _mm_loadu_si128((const __m128i *)(wb + Q2_K_SCALES));
+        __m128i mins = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(15));
+        int32_t msum = scales_dot_bsums(mins, ab);
+        __m256i s8 = _mm256_broadcastsi128_si256(_mm_and_si128(raw, _mm_set1_epi8(15)));
         __m256i isum = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             __m256i qv = load32(wb + Q2_K_QS + 32 * h);
@@ -57,13 +94,9 @@ float ll_dot_q3_k_avx2(int64_t n, const void *w, const void *a) {
     const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
     float sum = 0.0f;
     for (int64_t i = 0; i < n / QK_K; i++, wb += Q3_K_BYTES, ab += Q8_K_BYTES) {
-        int8_t sc[16];
-        blk_q3_k_scales(wb + Q3_K_SCALES, sc);
-        int16_t bs[16];
-        q8k_bsums(ab, bs);
-        int32_t offs = 0;
-        for (int j = 0; j < 16; j++) offs += sc[j] * bs[j];
-        __m256i s8 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sc));
+        __m128i sc = q3_k_scales_vec(wb + Q3_K_SCALES);
+        int32_t offs = scales_dot_bsums(sc, ab);
+        __m256i s8 = _mm256_broadcastsi128_si256(sc);
         __m256i hm = load32(wb + Q3_K_HMASK);
         __m256i isum = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
@@ -89,12 +122,8 @@ float ll_dot_q4_k_avx2(int64_t n, const void *w, const void *a) {
     const __m256i m15 = _mm256_set1_epi8(15);
     float sum = 0.0f;
     for (int64_t i = 0; i < n / QK_K; i++, wb += Q4_K_BYTES, ab += Q8_K_BYTES) {
-        uint8_t sc[8], m[8];
-        for (int j = 0; j < 8; j++) blk_k4_scale_min(wb + Q4_K_SCALES, j, &sc[j], &m[j]);
-        int16_t bs[16];
-        q8k_bsums(ab, bs);
-        int32_t msum = 0;
-        for (int j = 0; j < 8; j++) msum += m[j] * (bs[2 * j] + bs[2 * j + 1]);
+        uint8_t sc[8];
+        int32_t msum = k4_scales_mins(wb + Q4_K_SCALES, ab, sc);
         __m256i isum = _mm256_setzero_si256();
         for (int g = 0; g < 4; g++) {
             __m256i qv = load32(wb + Q4_K_QS + 32 * g);
@@ -117,12 +146,8 @@ float ll_dot_q5_k_avx2(int64_t n, const void *w, const void *a) {
     const __m256i m15 = _mm256_set1_epi8(15), m1 = _mm256_set1_epi8(1);
     float sum = 0.0f;
     for (int64_t i = 0; i < n / QK_K; i++, wb += Q5_K_BYTES, ab += Q8_K_BYTES) {
-        uint8_t sc[8], m[8];
-        for (int j = 0; j < 8; j++) blk_k4_scale_min(wb + Q5_K_SCALES, j, &sc[j], &m[j]);
-        int16_t bs[16];
-        q8k_bsums(ab, bs);
-        int32_t msum = 0;
-        for (int j = 0; j < 8; j++) msum += m[j] * (bs[2 * j] + bs[2 * j + 1]);
+        uint8_t sc[8];
+        int32_t msum = k4_scales_mins(wb + Q5_K_SCALES, ab, sc);
         __m256i qh = load32(wb + Q5_K_QH);              /* bit j of qh[l]: element 32j + l */
         __m256i isum = _mm256_setzero_si256();
         for (int g = 0; g < 4; g++) {
@@ -152,12 +177,9 @@ float ll_dot_q6_k_avx2(int64_t n, const void *w, const void *a) {
     const __m256i m15 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
     float sum = 0.0f;
     for (int64_t i = 0; i < n / QK_K; i++, wb += Q6_K_BYTES, ab += Q8_K_BYTES) {
-        const int8_t *sc = (const int8_t *)(wb + Q6_K_SCALES);
-        int16_t bs[16];
-        q8k_bsums(ab, bs);
-        int32_t offs = 0;
-        for (int j = 0; j < 16; j++) offs += sc[j] * bs[j];
-        __m256i s8 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sc));
+        __m128i sc = _mm_loadu_si128((const __m128i *)(wb + Q6_K_SCALES));
+        int32_t offs = scales_dot_bsums(sc, ab);
+        __m256i s8 = _mm256_broadcastsi128_si256(sc);
         __m256i isum = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             __m256i ql0 = load32(wb + Q6_K_QL + 64 * h), ql1 = load32(wb + Q6_K_QL + 64 * h + 32);
