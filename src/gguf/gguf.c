@@ -623,8 +623,8 @@ ll_status ll_gguf_parse(ll_gguf **out, const void *buf, size_t n, ll_error *err)
     ll_status st;
     ll_gguf *g = ll_calloc(1, sizeof *g);
     if (!g) return ll_fail(err, LL_ERR_NOMEM, "out of memory for the GGUF reader");
-    g->buf = buf;
-    g->size = n;
+    g->buf = buf && n ? buf : (const unsigned char *)"";   /* no arithmetic on NULL */
+    g->size = buf ? n : 0;
     gguf_cursor c = { g->buf, g->buf, g->buf + n };
     uint64_t n_tensors = 0, n_kv = 0;
     st = gguf_read_header(g, &c, &n_tensors, &n_kv, err);
