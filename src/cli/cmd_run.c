@@ -1,0 +1,713 @@
+/* cmd_run: `locallama run PATH.gguf [PROMPT]` — chat with a model, streaming the answer.
+ *
+ * With PROMPT: one answer, then exit. Without: a multi-turn chat reading one user turn per
+ * line of stdin (prompt ">>> " on stderr when stdin is a terminal), until `/bye` or EOF.
+ *
+ * Each turn renders the whole conversation with the model's chat template and tokenizes it,
+ * then decodes only the tokens after the longest prefix already in the KV cache. For a
+ * template whose rendering of earlier turns does not change (all the families we know), that
+ * is exactly the new turn; when re-tokenizing the previous answer gives different ids than the
+ * ones generated, the cache is cut back to where they part and the rest is recomputed. The
+ * cost of that simplicity is a few re-decoded tokens at worst; the gain is that a cancelled
+ * answer, a dropped old message or an unusual template can never leave the cache out of step
+ * with the text.
+ *
+ * Output is written with write(2), whole UTF-8 characters only (fault R20); SIGPIPE is
+ * ignored in main.c, so a closed stdout (R13) ends generation quietly.
+ */
+#include "cli/cli.h"
+#include "template/chat.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- options --------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *path;          /* the .gguf file */
+    char       *prompt;        /* words after PATH joined by spaces; NULL = interactive */
+    const char *system;        /* --system */
+    ll_sampler_params sp;      /* --temperature, --seed, --top-k, ... */
+    int64_t     num_predict;   /* tokens per answer; -1 = until EOG or the context is full */
+    int32_t     n_ctx;         /* requested context; capped to the training context */
+    int32_t     n_threads;     /* 0 = all cores */
+    bool        raw;           /* no chat template */
+    bool        verbose;       /* timing summary on stderr */
+} run_opts;
+
+static void run_usage(FILE *f) {
+    fputs("Usage: locallama run PATH.gguf [PROMPT] [options]\n"
+          "  --temperature F     sampling temperature (0 = greedy; default 0.8)\n"
+          "  --seed N            sampling seed (default: from the clock)\n"
+          "  --num-predict N     tokens per answer (-1 = until end of generation; default -1)\n"
+          "  --ctx N             context length (default 4096, capped to the model's)\n"
+          "  --threads N         worker threads (default: all cores)\n"
+          "  --system TEXT       system message\n"
+          "  --raw               no chat template: the prompt is the model's input\n"
+          "  --top-k N, --top-p F, --min-p F, --repeat-penalty F   sampler settings\n"
+          "  --verbose           token counts and rates on stderr after each answer\n"
+          "Without PROMPT: an interactive chat, one turn per line of stdin; /bye or EOF exits.\n",
+          f);
+}
+
+static int usage_err(const char *fmt, const char *a) {
+    fputs("Error: ", stderr);
+    fprintf(stderr, fmt, a);
+    fputc('\n', stderr);
+    return 2;
+}
+
+static bool parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out) {
+    if (!s || !*s) return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_u64(const char *s, uint64_t *out) {
+    if (!s || !*s || *s == '-') return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end) return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_f32(const char *s, float *out) {
+    if (!s || !*s) return false;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v) || fabs(v) > 1e30) return false;
+    *out = (float)v;
+    return true;
+}
+
+/* Returns 0 when parsed, else the exit status (2 usage error, or 0 after --help). */
+static int run_parse(int argc, char **argv, run_opts *o, int *status) {
+    *o = (run_opts){ .sp = ll_sampler_default_params(), .num_predict = -1, .n_ctx = 4096 };
+    const char *words[256];
+    size_t n_words = 0;
+    bool opts_done = false;
+    for (int i = 1; i < argc; i++) {
+        char *a = argv[i];
+        if (opts_done || a[0] != '-' || a[1] == '\0') {
+            if (!o->path) o->path = a;
+            else if (n_words < sizeof words / sizeof words[0]) words[n_words++] = a;
+            else { *status = usage_err("too many prompt words (max %s)", "256"); return -1; }
+            continue;
+        }
+        if (!strcmp(a, "--")) { opts_done = true; continue; }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { run_usage(stdout); *status = 0; return -1; }
+        if (!strcmp(a, "--raw")) { o->raw = true; continue; }
+        if (!strcmp(a, "--verbose")) { o->verbose = true; continue; }
+        /* options with a value: "--name VALUE" or "--name=VALUE" */
+        char name[32];
+        const char *val = NULL;
+        const char *eq = strchr(a, '=');
+        size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
+        if (nlen >= sizeof name) { *status = usage_err("unknown flag: %s", a); return -1; }
+        memcpy(name, a, nlen);
+        name[nlen] = '\0';
+        static const char *const with_value[] = {
+            "--temperature", "--seed", "--num-predict", "--ctx", "--threads", "--system",
+            "--top-k", "--top-p", "--min-p", "--repeat-penalty",
+        };
+        bool known = false;
+        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+            if (!strcmp(name, with_value[k])) known = true;
+        if (!known) { *status = usage_err("unknown flag: %s", a); return -1; }
+        if (eq) val = eq + 1;
+        else if (i + 1 < argc) val = argv[++i];
+        else { *status = usage_err("flag needs an argument: %s", name); return -1; }
+
+        int64_t iv;
+        bool ok = true;
+        if (!strcmp(name, "--temperature")) ok = parse_f32(val, &o->sp.temperature);
+        else if (!strcmp(name, "--seed")) ok = parse_u64(val, &o->sp.seed);
+        else if (!strcmp(name, "--num-predict")) {
+            ok = parse_i64(val, -1, INT64_MAX, &iv);
+            if (ok) o->num_predict = iv;
+        } else if (!strcmp(name, "--ctx")) {
+            ok = parse_i64(val, 1, INT32_MAX, &iv);
+            if (ok) o->n_ctx = (int32_t)iv;
+        } else if (!strcmp(name, "--threads")) {
+            ok = parse_i64(val, 0, 4096, &iv);      /* R18: negative is an error */
+            if (ok) o->n_threads = (int32_t)iv;
+        } else if (!strcmp(name, "--system")) o->system = val;
+        else if (!strcmp(name, "--top-k")) {
+            ok = parse_i64(val, INT32_MIN, INT32_MAX, &iv);
+            if (ok) o->sp.top_k = (int32_t)iv;
+        } else if (!strcmp(name, "--top-p")) ok = parse_f32(val, &o->sp.top_p);
+        else if (!strcmp(name, "--min-p")) ok = parse_f32(val, &o->sp.min_p);
+        else if (!strcmp(name, "--repeat-penalty")) ok = parse_f32(val, &o->sp.repeat_penalty);
+        if (!ok) {
+            fprintf(stderr, "Error: invalid value for %s: \"%s\"\n", name, val);
+            *status = 2;
+            return -1;
+        }
+    }
+    if (!o->path) {
+        fputs("Error: requires at least 1 arg(s), only received 0\n", stderr);
+        run_usage(stderr);
+        *status = 2;
+        return -1;
+    }
+    if (n_words > 0) {
+        size_t len = 1;
+        for (size_t k = 0; k < n_words; k++) len += strlen(words[k]) + 1;
+        o->prompt = malloc(len);
+        if (!o->prompt) { *status = cli_fail("out of memory"); return -1; }
+        char *p = o->prompt;
+        for (size_t k = 0; k < n_words; k++) {
+            if (k) *p++ = ' ';
+            size_t wl = strlen(words[k]);
+            memcpy(p, words[k], wl);
+            p += wl;
+        }
+        *p = '\0';
+    }
+    return 0;
+}
+
+/* ---- Ctrl-C ------------------------------------------------------------------------------------
+ * The handler only raises a flag. ll_ctx_decode polls it between layers (the cancel argument)
+ * and the generation loop between tokens. It is installed without SA_RESTART, so a read at the
+ * prompt returns EINTR and the loop sees the flag. A signal delivered to a worker thread is
+ * forwarded to the main thread so that its blocked read wakes up too. */
+
+static volatile bool g_interrupted;
+static pthread_t g_main_thread;
+
+static void on_sigint(int sig) {
+    g_interrupted = true;
+    if (!pthread_equal(pthread_self(), g_main_thread)) pthread_kill(g_main_thread, sig);
+}
+
+static void install_sigint(void) {
+    g_main_thread = pthread_self();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;   /* no SA_RESTART: see above */
+    sigaction(SIGINT, &sa, NULL);
+}
+
+/* ---- output: whole UTF-8 characters only (R20) --------------------------------------------------- */
+
+typedef struct {
+    unsigned char held[4];  /* the start of a sequence still waiting for its continuation bytes */
+    size_t n_held;
+    bool   broken;          /* stdout failed (EPIPE): stop generating */
+} utf8_out;
+
+static bool write_all(const char *p, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(STDOUT_FILENO, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+/* Length of the well-formed sequence a lead byte starts (Unicode 15, table 3-7), 0 if it
+ * cannot start one; lo/hi bound the second byte. */
+static int utf8_lead(unsigned char c, unsigned char *lo, unsigned char *hi) {
+    *lo = 0x80; *hi = 0xBF;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) return 2;
+    if (c == 0xE0) { *lo = 0xA0; return 3; }
+    if (c == 0xED) { *hi = 0x9F; return 3; }
+    if (c >= 0xE1 && c <= 0xEF) return 3;
+    if (c == 0xF0) { *lo = 0x90; return 4; }
+    if (c == 0xF4) { *hi = 0x8F; return 4; }
+    if (c >= 0xF1 && c <= 0xF3) return 4;
+    return 0;
+}
+
+static const char REPLACEMENT[] = "\xEF\xBF\xBD";   /* U+FFFD */
+
+/* Append bytes; write every complete character, replace ill-formed ones with U+FFFD, hold an
+ * incomplete sequence at the end until the next call. */
+static void out_bytes(utf8_out *o, const char *s, size_t n) {
+    if (o->broken) return;
+    char buf[1024];
+    size_t nb = 0;
+    unsigned char seq[4];
+    size_t ns = o->n_held;
+    memcpy(seq, o->held, ns);
+    o->n_held = 0;
+    size_t i = 0;
+#define EMIT(p, len) do { \
+        if (nb + (len) > sizeof buf) { if (!write_all(buf, nb)) { o->broken = true; return; } nb = 0; } \
+        memcpy(buf + nb, (p), (len)); nb += (len); } while (0)
+    for (;;) {
+        /* seq holds a partial sequence (ns bytes); complete it from s */
+        while (ns > 0) {
+            unsigned char lo, hi;
+            int len = utf8_lead(seq[0], &lo, &hi);
+            if ((int)ns == len) { EMIT(seq, ns); ns = 0; break; }
+            if (i >= n) {                         /* still incomplete: hold it */
+                memcpy(o->held, seq, ns);
+                o->n_held = ns;
+                goto done;
+            }
+            unsigned char c = (unsigned char)s[i];
+            bool ok = ns == 1 ? (c >= lo && c <= hi) : (c >= 0x80 && c <= 0xBF);
+            if (!ok) { EMIT(REPLACEMENT, 3); ns = 0; break; }   /* reprocess c as a lead */
+            seq[ns++] = c;
+            i++;
+        }
+        if (i >= n) break;
+        unsigned char c = (unsigned char)s[i++];
+        unsigned char lo, hi;
+        int len = utf8_lead(c, &lo, &hi);
+        if (len == 1) EMIT(&c, 1);
+        else if (len == 0) EMIT(REPLACEMENT, 3);
+        else { seq[0] = c; ns = 1; }
+    }
+done:
+    if (nb > 0 && !write_all(buf, nb)) o->broken = true;
+#undef EMIT
+}
+
+/* End of an answer: a sequence cut off by a stop is one U+FFFD. */
+static void out_finish(utf8_out *o) {
+    if (o->n_held > 0 && !o->broken && !write_all(REPLACEMENT, 3)) o->broken = true;
+    o->n_held = 0;
+}
+
+static void out_str(utf8_out *o, const char *s) {
+    if (!o->broken && !write_all(s, strlen(s))) o->broken = true;
+}
+
+/* ---- durations, as Go prints them (Ollama's --verbose block) --------------------------------- */
+
+static void fmt_duration(char *buf, size_t cap, uint64_t ns) {
+    const char *unit;
+    double v;
+    if (ns < 1000) { snprintf(buf, cap, "%lluns", (unsigned long long)ns); return; }
+    if (ns < 1000000) { v = ns / 1e3; unit = "\xC2\xB5s"; }
+    else if (ns < 1000000000) { v = ns / 1e6; unit = "ms"; }
+    else if (ns < 60ull * 1000000000) { v = ns / 1e9; unit = "s"; }
+    else {
+        uint64_t min = ns / 60000000000ull;
+        char rest[32];
+        fmt_duration(rest, sizeof rest, ns % 60000000000ull);
+        if (!strcmp(rest, "0ns")) snprintf(rest, sizeof rest, "0s");
+        snprintf(buf, cap, "%llum%s", (unsigned long long)min, rest);
+        return;
+    }
+    char num[48];
+    snprintf(num, sizeof num, "%.9f", v);
+    char *dot = strchr(num, '.');
+    if (dot) {   /* drop trailing zeros, and the dot if nothing is left after it */
+        char *e = num + strlen(num) - 1;
+        while (e > dot && *e == '0') *e-- = '\0';
+        if (e == dot) *e = '\0';
+    }
+    snprintf(buf, cap, "%s%s", num, unit);
+}
+
+/* ---- the chat ------------------------------------------------------------------------------------ */
+
+typedef struct {
+    const run_opts *o;
+    ll_model       *model;
+    const ll_vocab *vocab;
+    ll_ctx         *ctx;
+    ll_sampler     *smp;
+    ll_str          tmpl;       /* the model's chat template; n == 0 with --raw or none usable */
+    char            bos_text[64], eos_text[64];
+    int32_t         n_ctx;
+
+    ll_chat_msg    *msgs;       /* the conversation: role and content strings we own */
+    size_t          n_msgs, cap_msgs;
+
+    int32_t        *kv;         /* ids in the KV cache, in order (kv[0..n_kv)) */
+    size_t          n_kv, cap_kv;
+    int32_t        *ids;        /* scratch for tokenizing a rendered conversation */
+    size_t          cap_ids;
+    char           *piece;      /* scratch for one token's bytes */
+    size_t          cap_piece;
+
+    utf8_out        out;
+    uint64_t        t_load_ns;
+} chat;
+
+static bool ensure_i32(int32_t **p, size_t *cap, size_t need) {
+    if (need <= *cap) return true;
+    size_t c = *cap ? *cap : 256;
+    while (c < need) {
+        if (c > SIZE_MAX / 2 / sizeof **p) return false;
+        c *= 2;
+    }
+    int32_t *q = realloc(*p, c * sizeof *q);
+    if (!q) return false;
+    *p = q;
+    *cap = c;
+    return true;
+}
+
+static bool chat_push(chat *ch, const char *role, const char *content) {
+    if (ch->n_msgs == ch->cap_msgs) {
+        size_t c = ch->cap_msgs ? 2 * ch->cap_msgs : 8;
+        ll_chat_msg *q = realloc(ch->msgs, c * sizeof *q);
+        if (!q) return false;
+        ch->msgs = q;
+        ch->cap_msgs = c;
+    }
+    char *r = strdup(role), *t = strdup(content);
+    if (!r || !t) { free(r); free(t); return false; }
+    ch->msgs[ch->n_msgs++] = (ll_chat_msg){ r, t };
+    return true;
+}
+
+static void chat_drop(chat *ch, size_t i) {
+    free((char *)ch->msgs[i].role);
+    free((char *)ch->msgs[i].content);
+    memmove(ch->msgs + i, ch->msgs + i + 1, (ch->n_msgs - i - 1) * sizeof ch->msgs[0]);
+    ch->n_msgs--;
+}
+
+/* Render the conversation and tokenize it into ch->ids; *n gets the count. */
+static ll_status chat_tokenize(chat *ch, size_t *n, ll_error *err) {
+    char *text = NULL;
+    size_t len = 0;
+    bool heap_ll = false;    /* text from ll_chat_render (ll_free) or our own (free) */
+    if (ch->tmpl.n > 0) {
+        ll_chat_opts co = { .add_generation_prompt = true, .style = LL_CHAT_STYLE_OLLAMA,
+                            .bos_text = ch->bos_text[0] ? ch->bos_text : NULL,
+                            .eos_text = ch->eos_text[0] ? ch->eos_text : NULL };
+        ll_status st = ll_chat_render_ex(ch->tmpl, ch->msgs, ch->n_msgs, &co, &text, &len, err);
+        if (st != LL_OK) return st;
+        heap_ll = true;
+    } else {
+        /* raw: the turns one after another, exactly as typed */
+        for (size_t i = 0; i < ch->n_msgs; i++) len += strlen(ch->msgs[i].content);
+        text = malloc(len + 1);
+        if (!text) return ll_fail(err, LL_ERR_NOMEM, "out of memory for a %zu-byte prompt", len);
+        size_t off = 0;
+        for (size_t i = 0; i < ch->n_msgs; i++) {
+            size_t l = strlen(ch->msgs[i].content);
+            memcpy(text + off, ch->msgs[i].content, l);
+            off += l;
+        }
+        text[len] = '\0';
+    }
+
+    /* A template that writes the BOS text itself, tokenized by a vocab that adds BOS, would
+     * give two BOS tokens (llama.cpp warns about exactly this); drop the text. */
+    const char *p = text;
+    size_t plen = len;
+    bool add_special = ll_vocab_add_bos(ch->vocab);
+    size_t bl = strlen(ch->bos_text);
+    if (add_special && bl > 0 && plen >= bl && !memcmp(p, ch->bos_text, bl)) {
+        p += bl;
+        plen -= bl;
+    }
+
+    ll_status st = LL_OK;
+    size_t want = plen + 8;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!ensure_i32(&ch->ids, &ch->cap_ids, want)) {
+            st = ll_fail(err, LL_ERR_NOMEM, "out of memory for %zu prompt tokens", want);
+            break;
+        }
+        st = ll_tok_encode(ch->vocab, p, plen, add_special, true, ch->ids, ch->cap_ids, n, err);
+        if (st != LL_OK || *n <= ch->cap_ids) break;
+        want = *n;
+    }
+    if (heap_ll) ll_free(text);
+    else free(text);
+    return st;
+}
+
+/* Bytes of a token, grown as needed. */
+static size_t token_piece(chat *ch, int32_t id) {
+    size_t n = ll_tok_piece(ch->vocab, id, false, ch->piece, ch->cap_piece);
+    if (n > ch->cap_piece) {
+        char *q = realloc(ch->piece, n);
+        if (!q) return 0;
+        ch->piece = q;
+        ch->cap_piece = n;
+        n = ll_tok_piece(ch->vocab, id, false, ch->piece, ch->cap_piece);
+    }
+    return n;
+}
+
+/* Decode ids[0..n) at the end of the KV cache, keeping ch->kv in step. On failure (including
+ * a cancel) the cache is cut back to what it held before. */
+static ll_status kv_decode(chat *ch, const int32_t *ids, size_t n, ll_error *err) {
+    size_t before = ch->n_kv;
+    if (!ensure_i32(&ch->kv, &ch->cap_kv, before + n))
+        return ll_fail(err, LL_ERR_NOMEM, "out of memory for %zu context tokens", before + n);
+    ll_status st = ll_ctx_decode(ch->ctx, ids, n, &g_interrupted, err);
+    if (st != LL_OK) {
+        int32_t pos = ll_ctx_pos(ch->ctx);
+        if (pos > (int32_t)before) ll_ctx_truncate(ch->ctx, (int32_t)before);
+        else ch->n_kv = pos < 0 ? 0 : (size_t)pos;
+        return st;
+    }
+    memcpy(ch->kv + before, ids, n * sizeof *ids);
+    ch->n_kv = before + n;
+    return LL_OK;
+}
+
+enum { TURN_OK, TURN_CANCELLED, TURN_ERROR, TURN_TOO_LONG };
+
+/* One answer to the conversation as it stands. The answer is appended to the conversation
+ * unless it was cancelled. Returns TURN_*; errors are printed. */
+static int chat_turn(chat *ch, bool may_drop_old) {
+    const run_opts *o = ch->o;
+    ll_error err = { 0 };
+    size_t n = 0;
+    uint64_t t0 = ll_time_ns();
+
+    /* Fit the conversation: drop the oldest non-system messages whole (Ollama's rule, R2). */
+    for (;;) {
+        if (chat_tokenize(ch, &n, &err) != LL_OK) { cli_fail_err(&err); return TURN_ERROR; }
+        if (n < (size_t)ch->n_ctx) break;
+        size_t first = 0;
+        while (first < ch->n_msgs && !strcmp(ch->msgs[first].role, "system")) first++;
+        if (!may_drop_old || first + 1 >= ch->n_msgs) {
+            cli_fail("input length %zu tokens exceeds the context length %d (see --ctx)", n,
+                     ch->n_ctx);
+            return TURN_TOO_LONG;
+        }
+        chat_drop(ch, first);
+    }
+    if (n == 0) {
+        cli_fail("the prompt is empty after tokenization");
+        return TURN_TOO_LONG;
+    }
+
+    /* Keep the longest common prefix; always recompute at least the last prompt token so that
+     * its logits are current. */
+    size_t keep = 0;
+    while (keep < ch->n_kv && keep < n && ch->kv[keep] == ch->ids[keep]) keep++;
+    if (keep == n) keep = n - 1;
+    if (keep < ch->n_kv) {
+        ll_ctx_truncate(ch->ctx, (int32_t)keep);
+        ch->n_kv = keep;
+    }
+    for (size_t i = keep; i < n; i++) ll_sampler_accept(ch->smp, ch->ids[i]);
+
+    uint64_t t_prompt0 = ll_time_ns();
+    ll_status st = kv_decode(ch, ch->ids + keep, n - keep, &err);
+    uint64_t t_prompt1 = ll_time_ns();
+    if (st == LL_ERR_CANCELLED) return TURN_CANCELLED;
+    if (st != LL_OK) { cli_fail_err(&err); return TURN_ERROR; }
+
+    /* Generate. The answer's bytes are kept to append it to the conversation. */
+    char *answer = NULL;
+    size_t answer_n = 0, answer_cap = 0;
+    int64_t n_gen = 0;
+    int result = TURN_OK;
+    const char *stop = "eog";
+    for (;;) {
+        if (g_interrupted) { result = TURN_CANCELLED; break; }
+        const float *logits = ll_ctx_logits(ch->ctx, -1);
+        if (!logits) { cli_fail("no logits after decode"); result = TURN_ERROR; break; }
+        int32_t id;
+        if (ll_sampler_sample(ch->smp, logits, &id, &err) != LL_OK) {
+            cli_fail("numerical error: %s at position %zu", err.msg, ch->n_kv);
+            result = TURN_ERROR;
+            break;
+        }
+        if (ll_vocab_is_eog(ch->vocab, id)) break;
+        n_gen++;
+        size_t pn = token_piece(ch, id);
+        out_bytes(&ch->out, ch->piece, pn);
+        if (ch->out.broken) { stop = "closed"; break; }   /* R13: reader went away */
+        if (answer_n + pn + 1 > answer_cap) {
+            size_t c = answer_cap ? answer_cap : 256;
+            while (c < answer_n + pn + 1) c *= 2;
+            char *q = realloc(answer, c);
+            if (!q) { cli_fail("out of memory"); result = TURN_ERROR; break; }
+            answer = q;
+            answer_cap = c;
+        }
+        memcpy(answer + answer_n, ch->piece, pn);
+        answer_n += pn;
+        answer[answer_n] = '\0';
+        if (o->num_predict >= 0 && n_gen >= o->num_predict) { stop = "length"; break; }
+        if (ch->n_kv >= (size_t)ch->n_ctx) { stop = "context"; break; }
+        ll_sampler_accept(ch->smp, id);
+        st = kv_decode(ch, &id, 1, &err);
+        if (st == LL_ERR_CANCELLED) { result = TURN_CANCELLED; break; }
+        if (st != LL_OK) { cli_fail_err(&err); result = TURN_ERROR; break; }
+    }
+    uint64_t t_end = ll_time_ns();
+    out_finish(&ch->out);
+    if (result != TURN_ERROR && !ch->out.broken) out_str(&ch->out, result == TURN_CANCELLED ? "\n" : "\n\n");
+    if (!strcmp(stop, "context") && result == TURN_OK)
+        fprintf(stderr, "context full (%d tokens): answer stopped\n", ch->n_ctx);
+
+    if (result == TURN_OK && !chat_push(ch, "assistant", answer ? answer : "")) {
+        cli_fail("out of memory");
+        result = TURN_ERROR;
+    }
+    free(answer);
+
+    if (o->verbose && result != TURN_ERROR) {
+        char d[64];
+        size_t n_prompt = n - keep;
+        double tp = (t_prompt1 - t_prompt0) / 1e9, te = (t_end - t_prompt1) / 1e9;
+        fmt_duration(d, sizeof d, t_end - t0 + ch->t_load_ns);
+        fprintf(stderr, "total duration:       %s\n", d);
+        if (ch->t_load_ns) {
+            fmt_duration(d, sizeof d, ch->t_load_ns);
+            fprintf(stderr, "load duration:        %s\n", d);
+        }
+        fprintf(stderr, "prompt eval count:    %zu token(s)\n", n_prompt);
+        fmt_duration(d, sizeof d, t_prompt1 - t_prompt0);
+        fprintf(stderr, "prompt eval duration: %s\n", d);
+        if (tp > 0) fprintf(stderr, "prompt eval rate:     %.2f tokens/s\n", n_prompt / tp);
+        fprintf(stderr, "eval count:           %lld token(s)\n", (long long)n_gen);
+        fmt_duration(d, sizeof d, t_end - t_prompt1);
+        fprintf(stderr, "eval duration:        %s\n", d);
+        if (te > 0 && n_gen > 0) fprintf(stderr, "eval rate:            %.2f tokens/s\n", n_gen / te);
+    }
+    ch->t_load_ns = 0;   /* reported with the first answer only */
+    return result;
+}
+
+/* One line of stdin without its line ending; NULL at EOF or on Ctrl-C. Caller frees. */
+static char *read_line(bool tty) {
+    if (tty) fputs(">>> ", stderr);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, stdin);
+    if (n < 0) {
+        free(line);
+        clearerr(stdin);
+        if (tty) fputc('\n', stderr);
+        return NULL;
+    }
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
+    return line;
+}
+
+static int chat_interactive(chat *ch) {
+    bool tty = isatty(STDIN_FILENO);
+    for (;;) {
+        g_interrupted = false;
+        char *line = read_line(tty);
+        if (!line) return 0;                    /* EOF, or Ctrl-C at the prompt (R14) */
+        const char *s = line;
+        while (*s == ' ' || *s == '\t') s++;
+        if (!*s) { free(line); continue; }
+        if (!strcmp(s, "/bye")) { free(line); return 0; }
+        bool ok = chat_push(ch, "user", line);
+        free(line);
+        if (!ok) return cli_fail("out of memory");
+        int r = chat_turn(ch, true);
+        if (ch->out.broken) return 0;
+        if (r == TURN_ERROR) return 1;
+        if (r == TURN_TOO_LONG) chat_drop(ch, ch->n_msgs - 1);   /* forget the turn, go on */
+        /* TURN_CANCELLED: the user message stays, the partial answer is not kept (Ollama) */
+    }
+}
+
+int cmd_run(int argc, char **argv) {
+    run_opts o;
+    int status = 0;
+    if (run_parse(argc, argv, &o, &status) != 0) return status;
+
+    struct stat stbuf;
+    if (stat(o.path, &stbuf) != 0) {
+        free(o.prompt);
+        return cli_fail("model '%s' not found (give a path to a .gguf file)", o.path);
+    }
+
+    chat ch = { .o = &o };
+    ll_error err = { 0 };
+    int rc = 1;
+    uint64_t t0 = ll_time_ns();
+    if (ll_model_load(&ch.model, o.path, NULL, &err) != LL_OK) { rc = cli_fail_err(&err); goto out; }
+    ch.vocab = ll_model_vocab(ch.model);
+
+    ll_ctx_params cp = ll_ctx_default_params();
+    int32_t n_train = ll_model_n_ctx_train(ch.model);
+    cp.n_ctx = o.n_ctx;
+    if (n_train > 0 && cp.n_ctx > n_train) cp.n_ctx = n_train;
+    cp.n_threads = o.n_threads;
+
+    /* Workers inherit the signal mask: keep SIGINT on the main thread, where reads block. */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    ll_status st = ll_ctx_init(&ch.ctx, ch.model, &cp, &err);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (st != LL_OK) { rc = cli_fail_err(&err); goto out; }
+    ch.n_ctx = ll_ctx_n_ctx(ch.ctx);
+
+    if (ll_sampler_init(&ch.smp, &o.sp, ll_model_n_vocab(ch.model), &err) != LL_OK) {
+        rc = cli_fail_err(&err);
+        goto out;
+    }
+    ch.t_load_ns = ll_time_ns() - t0;
+
+    int32_t bos = ll_vocab_bos(ch.vocab), eos = ll_vocab_eos(ch.vocab);
+    if (bos >= 0) {
+        size_t l = ll_tok_piece(ch.vocab, bos, true, ch.bos_text, sizeof ch.bos_text - 1);
+        ch.bos_text[l < sizeof ch.bos_text ? l : 0] = '\0';
+    }
+    if (eos >= 0) {
+        size_t l = ll_tok_piece(ch.vocab, eos, true, ch.eos_text, sizeof ch.eos_text - 1);
+        ch.eos_text[l < sizeof ch.eos_text ? l : 0] = '\0';
+    }
+    if (!o.raw) {
+        ll_str t = ll_model_meta_str(ch.model, "tokenizer.chat_template");
+        if (t.n > 0 && ll_chat_detect(t) != LL_CHAT_NONE) ch.tmpl = t;
+        else if (o.verbose)
+            fprintf(stderr, "%s: using the prompt as it is\n",
+                    t.n ? "chat template not recognised" : "no chat template");
+    }
+
+    if (o.system && !chat_push(&ch, "system", o.system)) { rc = cli_fail("out of memory"); goto out; }
+    install_sigint();
+    if (o.prompt) {
+        if (!chat_push(&ch, "user", o.prompt)) { rc = cli_fail("out of memory"); goto out; }
+        int r = chat_turn(&ch, false);
+        rc = (r == TURN_OK || r == TURN_CANCELLED) ? 0 : 1;   /* Ctrl-C in one-shot: exit 0 */
+    } else {
+        rc = chat_interactive(&ch);
+    }
+
+out:
+    signal(SIGINT, SIG_DFL);
+    for (size_t i = 0; i < ch.n_msgs; i++) {
+        free((char *)ch.msgs[i].role);
+        free((char *)ch.msgs[i].content);
+    }
+    free(ch.msgs);
+    free(ch.kv);
+    free(ch.ids);
+    free(ch.piece);
+    ll_sampler_free(ch.smp);
+    ll_ctx_free(ch.ctx);
+    ll_model_free(ch.model);
+    free(o.prompt);
+    return rc;
+}
