@@ -6,6 +6,7 @@
  *       writes the decoded bytes (special tokens rendered, spec 4.2) and nothing else;
  *       --pieces writes the plain concatenation of the pieces instead (no clean-up) */
 #include "cli/cli.h"
+#include "tokenizer/tokenizer.h"   /* ll_vocab_load_decode_only */
 
 #include <errno.h>
 #include <stdio.h>
@@ -168,7 +169,7 @@ int cmd_detokenize(int argc, char **argv) {
 
     ll_error err = { 0 };
     ll_vocab *v = NULL;
-    if (ll_vocab_load(&v, model, &err) != LL_OK) { rc = cli_fail_err(&err); goto done; }
+    if (ll_vocab_load_decode_only(&v, model, &err) != LL_OK) { rc = cli_fail_err(&err); goto done; }
     int32_t n_vocab = ll_vocab_n_tokens(v);
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= n_vocab) {

@@ -11,4 +11,9 @@
  * does not borrow from g (g may be closed afterwards). */
 ll_status ll_vocab_from_gguf(ll_vocab **out, const ll_gguf *g, ll_error *err);
 
+/* ll_vocab_load for callers that only detokenize (the detokenize command): skips building
+ * the BPE merge table, the slow part of loading a large vocabulary. ll_tok_encode on such a
+ * vocab fails with LL_ERR_ARG; pieces and decoding are the same as after ll_vocab_load. */
+ll_status ll_vocab_load_decode_only(ll_vocab **out, const char *path, ll_error *err);
+
 #endif

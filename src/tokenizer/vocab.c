@@ -27,6 +27,14 @@ static uint64_t hash_final(uint64_t h) {
     return h;
 }
 
+/* memcmp for the short texts of a vocabulary, without the library call */
+static inline bool bytes_eq(const char *a, const char *b, size_t n) {
+    if (n > 16) return memcmp(a, b, n) == 0;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i]) return false;
+    return true;
+}
+
 /* Find the token whose text is a[0..na) followed by b[0..nb), given that text's hash. */
 static int32_t find_hashed(const ll_vocab *v, uint64_t h, const char *a, size_t na,
                            const char *b, size_t nb) {
@@ -36,8 +44,8 @@ static int32_t find_hashed(const ll_vocab *v, uint64_t h, const char *a, size_t 
     for (size_t i = (size_t)h & v->map_mask;; i = (i + 1) & v->map_mask) {
         const struct ll_map_slot *e = &v->map[i];
         if (e->id1 == 0) return -1;
-        if (e->tag == tag && e->len == n && memcmp(v->text + e->off, a, na) == 0 &&
-            (nb == 0 || memcmp(v->text + e->off + na, b, nb) == 0))
+        if (e->tag == tag && e->len == n && bytes_eq(v->text + e->off, a, na) &&
+            bytes_eq(v->text + e->off + na, b, nb))
             return e->id1 - 1;
     }
 }
@@ -59,6 +67,7 @@ static size_t pow2_at_least(size_t n) {
 static const char *const eot_names[] = {
     "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>",
     "_<EOT>", "<|end_of_turn|>", "<end_of_utterance>", "<|return|>", "<|call|>",
+    "<|end_of_text|>",   /* Llama 3.x base EOS, still an end of generation in instruct files */
 };
 static const char *const eom_names[] = { "<|eom_id|>" };
 
@@ -101,18 +110,22 @@ static ll_status read_bool(const ll_gguf *g, const char *key, bool *out, ll_erro
  * the (pair -> rank, result) table is filled the same way. */
 #define MERGE_BATCH 16
 
+static void merge_insert(ll_vocab *v, ll_merge_slot m) {
+    size_t i = merge_slot_of(m.key, v->merges_mask);
+    while (v->merges[i].key != 0 && v->merges[i].key != m.key) i = (i + 1) & v->merges_mask;
+    if (v->merges[i].key == 0) v->merges[i] = m;   /* a repeated pair keeps its first rank */
+}
+
 static ll_status build_merges(ll_vocab *v, const ll_gguf_kv *kv, ll_error *err) {
     uint64_t n = kv->v.arr.n;
     size_t cap = pow2_at_least((size_t)n + (size_t)n / 2 + 1);   /* load <= 2/3 */
     v->merges = ll_calloc(cap, sizeof *v->merges);
-    ll_merge_slot *list = ll_malloc_array((size_t)n ? (size_t)n : 1, sizeof *list);
-    if (!v->merges || !list) {
-        ll_free(list);
+    if (!v->merges)
         return ll_fail(err, LL_ERR_NOMEM, "vocab: no memory for %llu merges", (unsigned long long)n);
-    }
     v->merges_mask = cap - 1;
     uint64_t n_bad = 0, first_bad = 0;
-    size_t n_ok = 0;
+    ll_merge_slot done[MERGE_BATCH];   /* resolved in the previous batch, slots prefetched */
+    size_t n_done = 0;
     struct { const char *l, *r; size_t nl, nr; uint64_t hl, hr, hj; } q[MERGE_BATCH];
     for (uint64_t k0 = 0; k0 < n; k0 += MERGE_BATCH) {
         size_t nb = n - k0 < MERGE_BATCH ? (size_t)(n - k0) : MERGE_BATCH;
@@ -132,6 +145,8 @@ static ll_status build_merges(ll_vocab *v, const ll_gguf_kv *kv, ll_error *err) 
             __builtin_prefetch(&v->map[q[j].hr & v->map_mask]);
             __builtin_prefetch(&v->map[q[j].hj & v->map_mask]);
         }
+        for (size_t j = 0; j < n_done; j++) merge_insert(v, done[j]);
+        n_done = 0;
         for (size_t j = 0; j < nb; j++) {
             int32_t l = -1, r = -1, res = -1;
             if (q[j].l) {
@@ -143,16 +158,12 @@ static ll_status build_merges(ll_vocab *v, const ll_gguf_kv *kv, ll_error *err) 
                 if (n_bad++ == 0) first_bad = k0 + j;
                 continue;
             }
-            list[n_ok++] = (ll_merge_slot){ merge_key(l, r), (int32_t)(k0 + j), res };
+            done[n_done] = (ll_merge_slot){ merge_key(l, r), (int32_t)(k0 + j), res };
+            __builtin_prefetch(&v->merges[merge_slot_of(done[n_done].key, v->merges_mask)], 1);
+            n_done++;
         }
     }
-    for (size_t k = 0; k < n_ok; k++) {
-        if (k + 8 < n_ok) __builtin_prefetch(&v->merges[merge_slot_of(list[k + 8].key, v->merges_mask)]);
-        size_t i = merge_slot_of(list[k].key, v->merges_mask);
-        while (v->merges[i].key != 0 && v->merges[i].key != list[k].key) i = (i + 1) & v->merges_mask;
-        if (v->merges[i].key == 0) v->merges[i] = list[k];   /* a repeated pair keeps its first rank */
-    }
-    ll_free(list);
+    for (size_t j = 0; j < n_done; j++) merge_insert(v, done[j]);
     v->n_merges = (int32_t)n;
     if (n_bad)
         LL_WARN("vocab: skipped %llu of %llu merges (first bad at index %llu)",
@@ -179,12 +190,13 @@ static void sort_ids(int32_t *a, int32_t *tmp, size_t n, const ll_vocab *v) {
     memcpy(a, tmp, n * sizeof *a);
 }
 
-ll_status ll_vocab_from_gguf(ll_vocab **out, const ll_gguf *g, ll_error *err) {
+static ll_status vocab_build(ll_vocab **out, const ll_gguf *g, bool decode_only, ll_error *err) {
     *out = NULL;
     ll_status st;
     ll_vocab *v = ll_calloc(1, sizeof *v);
     if (!v) return ll_fail(err, LL_ERR_NOMEM, "vocab: out of memory");
     v->bos = v->eos = v->unk = v->eot = v->eom = v->pad = v->sep = -1;
+    v->decode_only = decode_only;
 
     /* model and pre-tokenizer (G67, G68) */
     ll_str model = { 0 }, pre = { 0 };
@@ -373,7 +385,7 @@ ll_status ll_vocab_from_gguf(ll_vocab **out, const ll_gguf *g, ll_error *err) {
         if ((st = ll_gguf_get_arr(g, "tokenizer.ggml.merges", LL_GGUF_TYPE_STRING, &mg, &found, err)) != LL_OK)
             goto fail;
         if (!found) { st = ll_fail(err, LL_ERR_FORMAT, "BPE vocab has no merges"); goto fail; }
-        if ((st = build_merges(v, mg, err)) != LL_OK) goto fail;
+        if (!decode_only && (st = build_merges(v, mg, err)) != LL_OK) goto fail;
     }
 
     /* byte tokens */
@@ -423,14 +435,26 @@ fail:
     return st;
 }
 
-ll_status ll_vocab_load(ll_vocab **out, const char *path, ll_error *err) {
+ll_status ll_vocab_from_gguf(ll_vocab **out, const ll_gguf *g, ll_error *err) {
+    return vocab_build(out, g, false, err);
+}
+
+static ll_status vocab_load(ll_vocab **out, const char *path, bool decode_only, ll_error *err) {
     *out = NULL;
     ll_gguf *g = NULL;
     ll_status st = ll_gguf_open(&g, path, err);
     if (st != LL_OK) return st;
-    st = ll_vocab_from_gguf(out, g, err);
+    st = vocab_build(out, g, decode_only, err);
     ll_gguf_close(g);
     return st;
+}
+
+ll_status ll_vocab_load(ll_vocab **out, const char *path, ll_error *err) {
+    return vocab_load(out, path, false, err);
+}
+
+ll_status ll_vocab_load_decode_only(ll_vocab **out, const char *path, ll_error *err) {
+    return vocab_load(out, path, true, err);
 }
 
 void ll_vocab_free(ll_vocab *v) {
@@ -519,6 +543,7 @@ ll_status ll_tok_encode(const ll_vocab *v, const char *text, size_t len, bool ad
                         ll_error *err) {
     *n_ids = 0;
     if (!text && len) return ll_fail(err, LL_ERR_ARG, "tokenize: NULL text");
+    if (v->decode_only) return ll_fail(err, LL_ERR_ARG, "tokenize: vocab was loaded for decoding only");
     tok_out out = { ids, ids ? cap : 0, 0 };
     frag_list fl = { 0 };
     tok_scratch sc = { 0 };
