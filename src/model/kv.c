@@ -139,7 +139,6 @@ fail:
 ll_status ll_ctx_decode(ll_ctx *c, const int32_t *ids, size_t n, const volatile bool *cancel,
                         ll_error *err) {
     const int64_t V = c->m->hp.n_vocab;
-    c->n_logits = 0;
     if (n == 0) return ll_fail(err, LL_ERR_ARG, "decode: no tokens");
     for (size_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= V)
@@ -149,6 +148,8 @@ ll_status ll_ctx_decode(ll_ctx *c, const int32_t *ids, size_t n, const volatile 
         return ll_fail(err, LL_ERR_LIMIT, "context full: %d tokens in the cache + %zu new exceed "
                        "n_ctx %d", c->pos, n, c->n_ctx);
 
+    /* Refused calls (above) change nothing; from here on the old logits are gone. */
+    c->n_logits = 0;
     size_t rows = c->all_logits ? n : 1;
     if (rows > c->logits_cap) {     /* once per new high-water mark, never per token */
         float *nl = alloc_floats((int64_t)rows, V);
