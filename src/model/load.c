@@ -287,10 +287,11 @@ static ll_status check_all_tensors(const ll_gguf *g, ll_error *err) {
             ll_dequantize_row(t->type, (const uint8_t *)t->data + (uint64_t)r * rb, row, ne0);
             for (int64_t e = 0; e < ne0; e++)
                 if (!isfinite(row[e])) {
+                    ll_status st = ll_fail(err, LL_ERR_FORMAT, "tensor '%.*s' has %s at index %lld",
+                                           LL_STR(t->name), isnan(row[e]) ? "NaN" : "Inf",
+                                           (long long)(r * ne0 + e));
                     ll_free(row);
-                    return ll_fail(err, LL_ERR_FORMAT, "tensor '%.*s' has %s at index %lld",
-                                   LL_STR(t->name), isnan(row[e]) ? "NaN" : "Inf",
-                                   (long long)(r * ne0 + e));
+                    return st;
                 }
         }
     }
