@@ -93,8 +93,8 @@ static ll_status read_special_id(const ll_gguf *g, const char *key, int32_t n_to
     if (st != LL_OK) return st;
     if (found) *id = u > (uint32_t)INT32_MAX ? INT32_MAX : (int32_t)u;
     if (*id >= n_tokens) {   /* G58: also a default that does not fit this vocab */
-        LL_WARN("vocab: %s = %d is outside the vocabulary (%d tokens); token disabled",
-                key, *id, n_tokens);
+        LL_WARN("vocab: %s%s = %d is outside the vocabulary (%d tokens); token disabled",
+                found ? "" : "default ", key, *id, n_tokens);
         *id = -1;
     }
     return LL_OK;
