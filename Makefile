@@ -84,7 +84,7 @@ fuzz:
 
 # GGUF seeds: one bad file per fault row (tools/make_bad_gguf) plus two small real files.
 fuzz-run: fuzz
-	rm -rf build-fuzz/seeds/fuzz_gguf && build-fuzz/tools/make_bad_gguf build-fuzz/seeds/fuzz_gguf >/dev/null
+	rm -rf build-fuzz/seeds/fuzz_gguf && mkdir -p build-fuzz/seeds/fuzz_gguf && build-fuzz/tools/make_bad_gguf build-fuzz/seeds/fuzz_gguf >/dev/null
 	cp $(SHARED)/reference/stories260K/stories260K.gguf $(SHARED)/tokenizer/llama2-spm.gguf build-fuzz/seeds/fuzz_gguf/
 	for f in $(FUZZ_SRC); do n=$$(basename $$f .c); mkdir -p build-fuzz/corpus/$$n; \
 	  seeds=tests/fuzz/seeds/$$n; [ -d $$seeds ] || seeds=; \
