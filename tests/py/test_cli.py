@@ -266,3 +266,61 @@ def test_smollm2_interactive_two_turns(bin_path, smollm2_path):
     rc, alone, err = run(["run", smollm2_path, turn2.decode()] + args)
     assert rc == 0, err
     assert not out.endswith(alone), "the second answer ignored the first turn"
+
+
+def test_smollm2_ctrl_c_on_a_terminal(bin_path, smollm2_path):
+    """R14 on a pseudo-terminal: `>>> ` on the terminal, Ctrl-C while an answer streams stops it
+    and returns to the prompt at once, Ctrl-C at the empty prompt exits 0."""
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:   # child: the terminal is its stdin, stdout and stderr
+        os.execv(BIN, [BIN, "run", smollm2_path, "--raw", "--num-predict", "3000",
+                       "--temperature", "1", "--seed", "7"])
+
+    def read_until(pattern, seconds):
+        buf, end = b"", time.time() + seconds
+        while time.time() < end:
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:     # the child closed the terminal
+                    break
+                if not data:
+                    break
+                buf += data
+                if pattern is not None and pattern in buf:
+                    return True, buf
+        return False, buf
+
+    try:
+        ok, buf = read_until(b">>> ", 120)
+        assert ok, buf
+        os.write(fd, b"Once upon a time\r")
+        ok, buf = read_until(None, 2)           # let it stream for a while
+        assert len(buf) > len(b"Once upon a time\r\n"), buf
+        t0 = time.time()
+        os.write(fd, b"\x03")
+        ok, buf = read_until(b">>> ", 30)
+        assert ok, buf
+        # 3000 tokens take far longer than this: the answer was cut short by Ctrl-C
+        assert time.time() - t0 < 10
+        os.write(fd, b"\x03")
+        read_until(None, 3)
+        for _ in range(100):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.1)
+        assert done, "Ctrl-C at the empty prompt did not exit"
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    finally:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        os.close(fd)
