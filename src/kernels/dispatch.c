@@ -13,6 +13,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #define LL_X86 1
 #include "kernels/x86/avx2.h"
+#include <cpuid.h>
 #else
 #define LL_X86 0
 #endif
@@ -42,10 +43,17 @@ static void kernels_fill_scalar(struct ll_kernels *k) {
 }
 
 #if LL_X86
+/* F16C is CPUID leaf 1, ECX bit 29; read it directly because clang 14's
+ * __builtin_cpu_supports does not know the name "f16c" (it rejects the build). */
+static bool cpu_has_f16c(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+    return (c >> 29) & 1u;
+}
+
 static bool cpu_has_avx2(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
 }
 
 static void kernels_fill_avx2(struct ll_kernels *k) {
