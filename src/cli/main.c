@@ -29,7 +29,7 @@ static const struct {
     { "tokenize",   cmd_tokenize,   "tokenize --model PATH [--no-bos] [--parse-special] [TEXT]" },
     { "detokenize", cmd_detokenize, "detokenize --model PATH ID..." },
     { "logits",     cmd_logits,     "logits --model PATH --ids 1,2,3 [--out FILE] [--greedy N] [--threads T]" },
-    { "bench",      cmd_bench,      "bench --model PATH [-p 512] [-n 128] [-d DEPTH] [-t THREADS] [-r REPS] [-o json]" },
+    { "bench",      cmd_bench,      "bench --model PATH [-p 512] [-n 128] [-d DEPTH] [-t THREADS] [-r REPS] [-o md|json]" },
 };
 
 static void usage(FILE *f) {
