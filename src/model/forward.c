@@ -149,29 +149,36 @@ static void rope_store_worker(void *arg, int ith, int nth) {
         for (int64_t h = 0; h < hp->n_head; h++) rope_rotate(q + h * hd, cs, hp->n_rot);
         for (int64_t h = 0; h < hp->n_head_kv; h++) rope_rotate(k + h * hd, cs, hp->n_rot);
         const size_t p = (size_t)j->layer * (size_t)c->n_ctx + (size_t)(c->pos + t);
-        memcpy(c->k_cache + p * (size_t)k_dim, k, (size_t)k_dim * sizeof(float));
-        memcpy(c->v_cache + p * (size_t)v_dim, c->kv_v + t * v_dim, (size_t)v_dim * sizeof(float));
+        memcpy(c->k_cache + p * (size_t)k_dim, k, (size_t)k_dim * sizeof(float));   /* (n_ctx, k_dim) */
+        /* V is stored transposed, (v_dim, n_ctx) per layer, so that each output element of
+         * attention is one contiguous dot product over positions, as in llama.cpp. */
+        float *vt = c->v_cache + (size_t)j->layer * (size_t)v_dim * (size_t)c->n_ctx + (size_t)(c->pos + t);
+        for (int64_t e = 0; e < v_dim; e++) vt[(size_t)e * (size_t)c->n_ctx] = c->kv_v[t * v_dim + e];
     }
 }
 
 /* Causal attention with grouped KV heads, for each (token, query head) pair:
- *   score_s = (q . k_s) / sqrt(hd) for s <= p;  a = softmax(score);  out = sum_s a_s v_s.
- * Query head h reads KV head h / (n_head / n_head_kv). Scores and softmax in float with the
- * maximum subtracted (the exponential sum in double, as ggml's soft_max). */
+ *   score_s = (q . k_s) / sqrt(hd) for s <= p;  a = softmax(score);  out_e = sum_s a_s v_s,e.
+ * Query head h reads KV head h / (n_head / n_head_kv). The softmax subtracts the maximum and
+ * sums the exponentials in double (ggml's soft_max). Both products are F32 dots in the order of
+ * llama.cpp's non-flash path: q . k_s per position, then per output element the dot of the
+ * weights with a row of transposed V; the weights are zero-padded to a multiple of 32 so every
+ * real term goes through the same SIMD lanes as there. */
 struct attn_job { ll_ctx *c; int64_t layer; int64_t n_tok; };
 
 static void attention_worker(void *arg, int ith, int nth) {
     const struct attn_job *j = arg;
     ll_ctx *c = j->c;
     const ll_hparams *hp = &c->m->hp;
-    const int64_t hd = hp->head_dim_k, hdv = hp->head_dim_v;
+    const int64_t hd = hp->head_dim_k, hdv = hp->head_dim_v, n_ctx = c->n_ctx;
     const int64_t q_dim = hp->n_head * hd, o_dim = hp->n_head * hdv;
     const int64_t k_dim = hp->n_head_kv * hd, v_dim = hp->n_head_kv * hdv;
     const int64_t group = hp->n_head / hp->n_head_kv;
     const float scale = 1.0f / sqrtf((float)hd);
-    const float *k_layer = c->k_cache + (size_t)j->layer * (size_t)c->n_ctx * (size_t)k_dim;
-    const float *v_layer = c->v_cache + (size_t)j->layer * (size_t)c->n_ctx * (size_t)v_dim;
-    float *score = c->att + (size_t)ith * (size_t)c->n_ctx;      /* (n_ctx) this thread's row */
+    const ll_dot_fn dot_f32 = c->k->dot[LL_TYPE_F32];            /* SIMD when the CPU has it */
+    const float *k_layer = c->k_cache + (size_t)j->layer * (size_t)n_ctx * (size_t)k_dim;  /* (n_ctx, k_dim) */
+    const float *v_layer = c->v_cache + (size_t)j->layer * (size_t)v_dim * (size_t)n_ctx;  /* (v_dim, n_ctx) */
+    float *score = c->att + (size_t)ith * (size_t)n_ctx;          /* (n_ctx) this thread's row */
 
     int64_t i0, i1;
     share(j->n_tok * hp->n_head, ith, nth, &i0, &i1);
@@ -182,9 +189,7 @@ static void attention_worker(void *arg, int ith, int nth) {
         float max = -INFINITY;
         for (int64_t s = 0; s <= p; s++) {
             const float *k = k_layer + s * k_dim + g * hd;         /* (hd) */
-            float dot = 0.0f;
-            for (int64_t e = 0; e < hd; e++) dot += q[e] * k[e];
-            score[s] = dot * scale;
+            score[s] = dot_f32(hd, k, q) * scale;
             if (score[s] > max) max = score[s];
         }
         double sum = 0.0;
@@ -193,13 +198,13 @@ static void attention_worker(void *arg, int ith, int nth) {
             sum += (double)score[s];
         }
         const float inv = (float)(1.0 / sum);
+        for (int64_t s = 0; s <= p; s++) score[s] *= inv;
+        int64_t n_kv = (p + 1 + 31) / 32 * 32;                     /* padded; zero weights */
+        if (n_kv > n_ctx) n_kv = p + 1;
+        for (int64_t s = p + 1; s < n_kv; s++) score[s] = 0.0f;
         float *out = c->att_out + t * o_dim + h * hdv;             /* (hdv) */
-        memset(out, 0, (size_t)hdv * sizeof *out);
-        for (int64_t s = 0; s <= p; s++) {
-            const float a = score[s] * inv;
-            const float *v = v_layer + s * v_dim + g * hdv;        /* (hdv) */
-            for (int64_t e = 0; e < hdv; e++) out[e] += a * v[e];
-        }
+        for (int64_t e = 0; e < hdv; e++)                          /* row e of V^T: (n_ctx) */
+            out[e] = dot_f32(n_kv, v_layer + (size_t)(g * hdv + e) * (size_t)n_ctx, score);
     }
 }
 

@@ -1,7 +1,8 @@
 /* model/kv.c: the inference context: KV cache, scratch buffers, thread pool, and the decode
  * loop that feeds ll_forward at most n_batch tokens at a time.
  *
- * The KV cache is F32, (n_layer, n_ctx, kv_dim) for K and for V, as in the references (an F16
+ * The KV cache is F32, K as (n_layer, n_ctx, kv_dim) and V transposed as (n_layer, kv_dim,
+ * n_ctx), as in the references and llama.cpp's non-flash attention (an F16
  * cache moves llama.cpp's own logits by more than our tolerances allow for). It is sized from
  * the requested n_ctx, never from the model's maximum: Llama 3.2 1B at 131072 positions needs
  * 8 GiB, at the default 4096 only 256 MiB. Everything is allocated in ll_ctx_init; decoding
@@ -101,7 +102,9 @@ ll_status ll_ctx_init(ll_ctx **out, const ll_model *m, const ll_ctx_params *p, l
     c->all_logits = p->all_logits;
 
     c->k_cache = ll_malloc_array((size_t)k_elems, sizeof(float));
-    c->v_cache = ll_malloc_array((size_t)v_elems, sizeof(float));
+    /* Zeroed: attention reads up to 31 positions past the last one with weight 0 (forward.c),
+     * which must be finite. calloc of a large block maps zero pages lazily. */
+    c->v_cache = ll_calloc((size_t)v_elems, sizeof(float));
     if (!c->k_cache || !c->v_cache) {
         st = ll_fail(err, LL_ERR_NOMEM, "cannot allocate the KV cache: %llu bytes for n_ctx %lld",
                      (unsigned long long)kv_bytes, (long long)n_ctx);

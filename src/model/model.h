@@ -84,9 +84,10 @@ struct ll_ctx {
     int32_t    pos;                     /* tokens in the cache */
     bool       all_logits;
 
-    /* KV cache, F32 as in the references: position p of layer l at [l][p]. */
+    /* KV cache, F32 as in the references. V is transposed (one row per value dimension) so
+     * attention's weighted sum is a dot product over positions, as in llama.cpp. */
     float     *k_cache;                 /* (L, n_ctx, n_head_kv * hd) */
-    float     *v_cache;                 /* (L, n_ctx, n_head_kv * hd_v) */
+    float     *v_cache;                 /* (L, n_head_kv * hd_v, n_ctx), zero-initialized */
 
     /* Scratch for one forward call of up to n_batch tokens (allocated once, at init).
      * Every buffer is packed: row t of a (n, w) buffer starts at t * w. */
