@@ -135,7 +135,8 @@ static bool queue_pair(const ll_vocab *v, tok_scratch *sc, int32_t l, int32_t r)
     return tok_heap_push(&sc->heap, p);
 }
 
-/* Merge one pre-token given as its (re-encoded) bytes b[0..n). */
+/* Merge one pre-token given as its (re-encoded) bytes b[0..n); sc->buf has 2n bytes free
+ * for the mapped text and sc->syms n symbols. */
 static ll_status bpe_word(const ll_vocab *v, const unsigned char *b, size_t n, tok_scratch *sc,
                           tok_out *out, ll_error *err) {
     if (v->ignore_merges) {
@@ -184,17 +185,18 @@ nomem:
 
 ll_status ll_bpe_encode(const ll_vocab *v, const char *s, size_t n, tok_scratch *sc,
                         tok_out *out, ll_error *err) {
-    /* n bytes give at most n code points, each re-encoded in at most 3 bytes (U+FFFD), and
-     * each re-encoded byte maps to at most 2 bytes */
-    size_t n_buf;
-    if (!ll_mul_size(n, 9, &n_buf) || !tok_scratch_reserve(sc, n ? n : 1, n_buf + 8, 3 * n + 1))
+    if (!tok_scratch_reserve(sc, n ? n : 1, 0, 0))
         return ll_fail(err, LL_ERR_NOMEM, "tokenize: out of memory for %zu bytes", n);
     size_t n_cpts = ll_utf8_decode_lenient((const unsigned char *)s, n, sc->cpts);
     size_t n_pre = ll_pretok_split(v->pre, sc->cpts, n_cpts, sc->ends);
-    /* re-encode each pre-token into the tail of buf, merge it, emit */
-    unsigned char *word = (unsigned char *)sc->buf + 2 * 3 * n + 4;   /* after the mapped area */
+    /* per pre-token: re-encode its code points (at most 4 bytes each) into word[], map and
+     * merge; the scratch grows to the longest pre-token, not the whole fragment */
     size_t beg = 0;
     for (size_t k = 0; k < n_pre; k++) {
+        size_t n_cp = sc->ends[k] - beg, max_bytes = 4 * n_cp;
+        if (!tok_scratch_reserve(sc, 0, 3 * max_bytes + 8, max_bytes + 1))
+            return ll_fail(err, LL_ERR_NOMEM, "tokenize: out of memory for a %zu-byte word", max_bytes);
+        unsigned char *word = (unsigned char *)sc->buf + 2 * max_bytes + 4;   /* after the mapped area */
         size_t m = 0;
         for (size_t i = beg; i < sc->ends[k]; i++) m += ll_utf8_encode(sc->cpts[i], word + m);
         beg = sc->ends[k];
