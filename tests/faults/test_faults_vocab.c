@@ -52,10 +52,11 @@ static ll_status build(const vdesc *d, ll_vocab **out, ll_error *err) {
 }
 
 /* The smallest sane SPM vocab, and a gpt2 one with a merge. */
-static const char *const spm_toks[] = { "<unk>", "<s>", "</s>", "\xE2\x96\x81", "a", "\xE2\x96\x81" "a" };
+static const char *const spm_toks[] = { "<unk>", "<s>", "</s>", "\xE2\x96\x81", "a",
+                                        ("\xE2\x96\x81" "a") };
 static const int32_t spm_types[] = { 2, 3, 3, 1, 1, 1 };
 static const float spm_scores[] = { 0, 0, 0, -1, -1, -2 };
-static const char *const bpe_toks[] = { "a", "b", "ab", "\xC4\xA0", "\xC4\xA0" "ab" };
+static const char *const bpe_toks[] = { "a", "b", "ab", "\xC4\xA0", ("\xC4\xA0" "ab") };
 static const char *const bpe_merges[] = { "a b", "\xC4\xA0 ab" };
 
 static vdesc spm_desc(void) {

@@ -371,7 +371,7 @@ static void test_decode_only_vocab_refuses_encode(void) {
 static void test_alloc_failures_free_everything(void) {
     /* every allocation of a load can fail; each must return an error, not crash or leak
      * (the ASan build checks the leaks) */
-    const char *toks[] = { "<unk>", "<s>", "</s>", "\xE2\x96\x81" "a", "a" };
+    const char *toks[] = { "<unk>", "<s>", "</s>", ("\xE2\x96\x81" "a"), "a" };
     const int32_t types[] = { 2, 3, 3, 1, 1 };
     crafted_quiet = 1;
     for (long k = 0; k < 40; k++) {
