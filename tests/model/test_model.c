@@ -280,6 +280,18 @@ static void test_alloc_failure_injection(void) {
         if (st != LL_ERR_NOMEM) break;
     }
     CHECK(made);
+
+    /* The KV cache allocation failing is reported with its size: 2 x 5 layers x 512 positions
+     * x 32 (4 KV heads of 8) x 4 bytes. */
+    ll_error err = { 0 };
+    ll_ctx *c = NULL;
+    ll_ctx_params p = ll_ctx_default_params();
+    ll_alloc_fail_after(1);                  /* the context struct succeeds, K fails */
+    CHECK(ll_ctx_init(&c, m, &p, &err) == LL_ERR_NOMEM);
+    ll_alloc_fail_after(-1);
+    CHECK(c == NULL);
+    CHECK_STR_CONTAINS(err.msg, "KV cache");
+    CHECK_STR_CONTAINS(err.msg, "655360 bytes");
     ll_model_free(m);
 }
 
