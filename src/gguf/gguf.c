@@ -405,6 +405,18 @@ static ll_status gguf_read_array(gguf_cursor *c, ll_gguf_kv *kv, const char *key
                        (unsigned long long)n, key);
     kv->v.arr.strs = strs;               /* owned by the ll_gguf from here on */
     for (uint64_t k = 0; k < n; k++) {
+        /* Fast path for a well-formed string (vocabularies hold 10^5 of them); on any doubt
+         * the general reader runs again to produce the message naming string #k. */
+        uint64_t len;
+        if (cur_left(c) >= sizeof len) {
+            memcpy(&len, c->p, sizeof len);
+            if (len <= LL_GGUF_MAX_STRING && len <= cur_left(c) - sizeof len) {
+                strs[k].p = (const char *)c->p + sizeof len;
+                strs[k].n = (size_t)len;
+                c->p += sizeof len + len;
+                continue;
+            }
+        }
         char what[64];
         snprintf(what, sizeof what, "string #%llu of", (unsigned long long)k);
         ll_status st = gguf_read_str(c, &strs[k], what, key, err);
