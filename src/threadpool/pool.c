@@ -4,8 +4,10 @@
  * wait for gen to move, run their share, and decrement `pending`. The caller runs share 0
  * itself and then waits for pending to reach 0. Waiting is spin-then-sleep: a forward pass
  * issues a few hundred jobs per token, each a few microseconds to a millisecond long, so a
- * short spin catches the next job without a syscall; after LL_POOL_SPIN rounds a waiter sleeps
- * on a condition variable so an idle pool costs no CPU.
+ * short spin catches the next job without a syscall; then a waiter yields its core a few times
+ * (when threads outnumber free cores, the thread it waits for may need exactly this core),
+ * and after LL_POOL_SPIN + LL_POOL_YIELD rounds it sleeps on a condition variable so an idle
+ * pool costs no CPU.
  *
  * Memory order: fn/arg are written before the seq_cst increment of gen and read after the
  * acquire-load that sees it; each worker's writes to its output are published to the caller
@@ -16,6 +18,7 @@
 #include "threadpool/pool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
@@ -28,7 +31,17 @@
 #define cpu_relax() ((void)0)
 #endif
 
-#define LL_POOL_SPIN 4000    /* relax rounds before sleeping: tens of microseconds */
+#define LL_POOL_SPIN  2000   /* pause rounds first: a few microseconds */
+#define LL_POOL_YIELD 64     /* then sched_yield rounds, then sleep */
+
+/* One round of waiting: pause while the wait is young, then yield the CPU (on a machine with
+ * more runnable threads than cores the thread we wait for may need this core), and report
+ * when it is time to sleep. */
+static inline bool pool_wait_round(int *spins) {
+    if (++*spins < LL_POOL_SPIN) { cpu_relax(); return true; }
+    if (*spins < LL_POOL_SPIN + LL_POOL_YIELD) { sched_yield(); return true; }
+    return false;
+}
 
 struct worker {
     struct ll_pool *pool;
@@ -64,7 +77,7 @@ static void *pool_worker_main(void *p) {
         int spins = 0;
         while ((g = atomic_load_explicit(&pool->gen, memory_order_acquire)) == seen &&
                !atomic_load_explicit(&pool->stop, memory_order_acquire)) {
-            if (++spins < LL_POOL_SPIN) { cpu_relax(); continue; }
+            if (pool_wait_round(&spins)) continue;
             pthread_mutex_lock(&pool->mu);
             atomic_fetch_add(&pool->n_sleeping, 1);
             while (atomic_load(&pool->gen) == seen && !atomic_load(&pool->stop))
@@ -163,7 +176,7 @@ void ll_pool_run(ll_pool *p, ll_pool_fn fn, void *arg) {
 
     int spins = 0;
     while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0) {
-        if (++spins < LL_POOL_SPIN) { cpu_relax(); continue; }
+        if (pool_wait_round(&spins)) continue;
         pthread_mutex_lock(&p->mu);
         atomic_store(&p->caller_sleeping, true);
         while (atomic_load(&p->pending) != 0) pthread_cond_wait(&p->done, &p->mu);
