@@ -223,16 +223,11 @@ def smol_case(name):
     return next(c for c in SMOL_REF["cases"] if c["name"] == name)
 
 
-# The teacher-forced rule of ../shared/reference/smollm2/README.md asks every step's logit for the
-# recorded id, and the largest logit, to be within tolerance.max_abs of llama.cpp's top1 logit.
-# This 30-layer model flips activation roundings chaotically (README, "Why the tolerances are
-# this wide"): float32 arithmetic that differs from llama.cpp's only in the summation order
-# inside one dot kernel has been measured to move single steps from 0.6 to 2.45 (capital_france
-# step 5, tolerance 2.11) while all other steps stay below 1. So: every step within
-# TF_OUTLIER_FACTOR x the tolerance (wrong RoPE or base gives 5 to 30), and at most
-# TF_MAX_OUTLIERS of the 64 steps beyond the tolerance itself; the steps are listed.
-TF_OUTLIER_FACTOR = 1.5
-TF_MAX_OUTLIERS = 1
+# The teacher-forced rule of ../shared/reference/smollm2/README.md: at every step the logit for
+# the recorded id, and the largest logit, are within tolerance.max_abs of llama.cpp's top1 logit.
+# This 30-layer model amplifies rounding differences (README, "Why the tolerances are this
+# wide"), so the rule only holds because our dot kernels sum in llama.cpp's order: with a
+# two-accumulator Q8_0/Q4_1 kernel, capital_france step 5 moved to 2.45 against 2.11.
 
 
 @pytest.mark.parametrize("name", [c["name"] for c in SMOL_REF["cases"]])
@@ -256,10 +251,7 @@ def test_smollm2_last_logits_and_teacher_forced(bin_path, smollm2_path, name):
           f"steps over {lim_max:.3f}: {over}; argmax = recorded id at {agree}/{len(g)} steps")
     assert mean <= lim_mean, f"{name}: mean |d| {mean:.4f} > {lim_mean:.4f} (max {mx:.4f})"
     assert mx <= lim_max, f"{name}: max |d| {mx:.4f} > {lim_max:.4f} (mean {mean:.4f})"
-    assert gap.max() <= TF_OUTLIER_FACTOR * lim_max, \
-        f"{name}: teacher-forced gap {gap.max():.4f} > {TF_OUTLIER_FACTOR} x {lim_max:.4f}; over: {over}"
-    assert len(over) <= TF_MAX_OUTLIERS, \
-        f"{name}: {len(over)} teacher-forced steps beyond {lim_max:.4f}: {over}"
+    assert not over, f"{name}: teacher-forced steps beyond {lim_max:.4f}: {over}"
 
 
 def test_smollm2_cases_present():

@@ -36,5 +36,13 @@ static inline __m256 load_f32x8(const uint8_t *p) { return _mm256_loadu_ps((cons
 static inline float bf16_at(const uint8_t *p) { return ll_bf16_to_fp32(blk_u16(p)); }
 
 float ll_dot_f32_avx2(int64_t n, const void *w, const void *a) { FLOAT_DOT(4, load_f32x8, blk_f32) }
-float ll_dot_f16_avx2(int64_t n, const void *w, const void *a) { FLOAT_DOT(2, load_f16x8, f16_at) }
+float ll_dot_f16_avx2(int64_t n, const void *w, const void *a) {
+    const uint8_t *wb = w, *ab = a;
+    __m256 s0 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(load_f16x8(wb + 2 * i), load_f16x8(ab + 2 * i), s0);
+    double tail = 0.0;
+    for (; i < n; i++) tail += (double)(f16_at(wb + 2 * i) * f16_at(ab + 2 * i));
+    return (float)((double)hsum_ps(s0) + tail);
+}
 float ll_dot_bf16_avx2(int64_t n, const void *w, const void *a) { FLOAT_DOT(2, load_bf16x8, bf16_at) }

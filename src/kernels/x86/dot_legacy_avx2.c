@@ -8,23 +8,14 @@
 
 float ll_dot_q8_0_avx2(int64_t n, const void *w, const void *a) {
     const uint8_t *wb = w, *ab = a;
-    int64_t nb = n / QK, i = 0;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    for (; i + 1 < nb; i += 2, wb += 2 * Q8_0_BYTES, ab += 2 * Q8_0_BYTES) {
-        __m256i p0 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)(wb + Q8_0_QS)),
-                                _mm256_loadu_si256((const __m256i *)(ab + Q8_0_QS)));
-        __m256i p1 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)(wb + Q8_0_BYTES + Q8_0_QS)),
-                                _mm256_loadu_si256((const __m256i *)(ab + Q8_0_BYTES + Q8_0_QS)));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb) * f16_at(ab)), _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb + Q8_0_BYTES) * f16_at(ab + Q8_0_BYTES)),
-                               _mm256_cvtepi32_ps(p1), acc1);
-    }
-    for (; i < nb; i++, wb += Q8_0_BYTES, ab += Q8_0_BYTES) {
+    int64_t nb = n / QK;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++, wb += Q8_0_BYTES, ab += Q8_0_BYTES) {
         __m256i p = mul_sum_i8(_mm256_loadu_si256((const __m256i *)(wb + Q8_0_QS)),
                                _mm256_loadu_si256((const __m256i *)(ab + Q8_0_QS)));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb) * f16_at(ab)), _mm256_cvtepi32_ps(p), acc0);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb) * f16_at(ab)), _mm256_cvtepi32_ps(p), acc);
     }
-    return hsum_ps(_mm256_add_ps(acc0, acc1));
+    return hsum_ps(acc);
 }
 
 /* Q4_0: nibbles - 8 as signed bytes (-8..7). */
@@ -70,23 +61,15 @@ float ll_dot_q5_0_avx2(int64_t n, const void *w, const void *a) {
  * unsigned (0..15 or 0..31), so they go straight to the unsigned side of maddubs. */
 float ll_dot_q4_1_avx2(int64_t n, const void *w, const void *a) {
     const uint8_t *wb = w, *ab = a;
-    int64_t nb = n / QK, i = 0;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t nb = n / QK;
+    __m256 acc = _mm256_setzero_ps();
     float mins = 0.0f;
-    for (; i + 1 < nb; i += 2, wb += 2 * Q4_1_BYTES, ab += 2 * Q8_1_BYTES) {
-        const uint8_t *wb1 = wb + Q4_1_BYTES, *ab1 = ab + Q8_1_BYTES;
-        __m256i p0 = mul_sum_u8_i8(nibbles_32(wb + Q4_1_QS), _mm256_loadu_si256((const __m256i *)(ab + Q8_1_QS)));
-        __m256i p1 = mul_sum_u8_i8(nibbles_32(wb1 + Q4_1_QS), _mm256_loadu_si256((const __m256i *)(ab1 + Q8_1_QS)));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb) * f16_at(ab)), _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb1) * f16_at(ab1)), _mm256_cvtepi32_ps(p1), acc1);
-        mins += f16_at(wb + Q4_1_M) * f16_at(ab + Q8_1_S) + f16_at(wb1 + Q4_1_M) * f16_at(ab1 + Q8_1_S);
-    }
-    for (; i < nb; i++, wb += Q4_1_BYTES, ab += Q8_1_BYTES) {
-        __m256i p = mul_sum_u8_i8(nibbles_32(wb + Q4_1_QS), _mm256_loadu_si256((const __m256i *)(ab + Q8_1_QS)));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb) * f16_at(ab)), _mm256_cvtepi32_ps(p), acc0);
+    for (int64_t i = 0; i < nb; i++, wb += Q4_1_BYTES, ab += Q8_1_BYTES) {
         mins += f16_at(wb + Q4_1_M) * f16_at(ab + Q8_1_S);
+        __m256i p = mul_sum_u8_i8(nibbles_32(wb + Q4_1_QS), _mm256_loadu_si256((const __m256i *)(ab + Q8_1_QS)));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb) * f16_at(ab)), _mm256_cvtepi32_ps(p), acc);
     }
-    return hsum_ps(_mm256_add_ps(acc0, acc1)) + mins;
+    return hsum_ps(acc) + mins;
 }
 
 float ll_dot_q5_1_avx2(int64_t n, const void *w, const void *a) {
