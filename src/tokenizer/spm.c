@@ -24,7 +24,7 @@ ll_status ll_spm_encode(const ll_vocab *v, const char *s, size_t n, bool add_pre
                         tok_scratch *sc, tok_out *out, ll_error *err) {
     /* escaped text: optional leading space, then every 0x20 becomes U+2581 (3 bytes) */
     size_t n_buf, n_in = n + (add_prefix ? 1 : 0);
-    if (!ll_mul_size(n_in, 3, &n_buf) || !tok_scratch_reserve(sc, 1, n_buf + 1, n_in + 1))
+    if (!ll_mul_size(n_in, 3, &n_buf) || !tok_scratch_reserve(sc, 1, n_buf + 1, 0))
         return ll_fail(err, LL_ERR_NOMEM, "tokenize: out of memory for %zu bytes", n);
     char *t = sc->buf;
     size_t m = 0;
@@ -34,6 +34,11 @@ ll_status ll_spm_encode(const ll_vocab *v, const char *s, size_t n, bool add_pre
         else t[m++] = c;
     }
     if (m == 0) return LL_OK;
+    /* Up to one symbol per escaped byte, not per input byte: a lead byte before a space
+     * swallows part of its U+2581, whose continuation bytes then stand alone ("\xC0 " is
+     * 2 input bytes and 3 symbols: C0 E2, 96, 81). */
+    if (!tok_scratch_reserve(sc, 0, 0, m))
+        return ll_fail(err, LL_ERR_NOMEM, "tokenize: out of memory for %zu symbols", m);
 
     struct tok_sym *y = sc->syms;
     int32_t n_sym = 0;

@@ -332,6 +332,29 @@ static void test_load_llama2_spm(void) {
     ll_vocab_free(v);
 }
 
+/* Spec 3.1 step 1 cuts symbols by the lead byte alone, so "\xC0 " escapes to C0 E2 96 81 and
+ * splits into three symbols (C0 E2, 96, 81) from two input bytes: the symbol table must be
+ * sized by the escaped text, not the input (a heap overflow under ASan before). */
+static void test_spm_lead_byte_before_space(void) {
+    ll_vocab *v = load(TOKDIR "llama2-spm.gguf");
+    CHECK(v != NULL);
+    if (!v) return;
+    enum { PAIRS = 4000 };
+    char *text = malloc(2 * PAIRS);
+    int32_t *ids = malloc(sizeof *ids * (4 * PAIRS + 8));
+    for (int i = 0; i < PAIRS; i++) { text[2 * i] = (char)0xC0; text[2 * i + 1] = ' '; }
+    size_t n = enc(v, text, 2 * PAIRS, false, false, ids, 4 * PAIRS + 8);
+    CHECK_EQ_INT(n, 1 + 4 * PAIRS);            /* the prefix, then 4 byte tokens per pair */
+    int ok = n == 1 + 4 * PAIRS && ids[0] == 29871;
+    for (size_t i = 0; ok && i < PAIRS; i++)
+        ok = ids[1 + 4 * i] == 0xC0 + 3 && ids[2 + 4 * i] == 0xE2 + 3 &&
+             ids[3 + 4 * i] == 0x96 + 3 && ids[4 + 4 * i] == 0x81 + 3;
+    CHECK(ok);
+    free(text);
+    free(ids);
+    ll_vocab_free(v);
+}
+
 static void test_load_llama32_full_model(void) {
     ll_vocab *v = load(TINY_FULL);
     CHECK(v != NULL);
@@ -404,6 +427,7 @@ int main(void) {
     RUN(test_load_llama3_and_cleanup);
     RUN(test_load_smollm2);
     RUN(test_load_llama2_spm);
+    RUN(test_spm_lead_byte_before_space);
     RUN(test_load_llama32_full_model);
     RUN(test_load_speed_llama3);
     RUN(test_decode_only_vocab_refuses_encode);
