@@ -321,7 +321,7 @@ static ll_status load_tensors(ll_model *m, ll_error *err) {
     if ((st = bind_weight(g, "token_embd.weight", d, V, &m->tok_embd, err))) return st;
 
     size_t n_norms = (size_t)(2 * L + 1);
-    m->norms = ll_malloc_array(n_norms * (size_t)d, sizeof(float));
+    m->norms = ll_malloc_array(n_norms * (size_t)d + (size_t)(hp->n_rot / 2), sizeof(float));
     if (!m->norms) return ll_fail(err, LL_ERR_NOMEM, "out of memory for %zu norm vectors", n_norms);
     m->layers = ll_calloc((size_t)L, sizeof *m->layers);
     if (!m->layers) return ll_fail(err, LL_ERR_NOMEM, "out of memory for %lld layers", (long long)L);
@@ -345,7 +345,11 @@ static ll_status load_tensors(ll_model *m, ll_error *err) {
         if (rf->type != LL_TYPE_F32)
             return ll_fail(err, LL_ERR_FORMAT, "tensor 'rope_freqs.weight' has type %s, expected F32",
                            ll_type_traits_of(rf->type)->name);
-        m->rope_freqs = rf->data;     /* 4-byte aligned: the data section is 32-byte aligned */
+        /* Copied after the norms: general.alignment may be 1 (G26 loads it), so the data can
+         * sit at any byte and cannot be read through a float pointer. */
+        float *freqs = m->norms + n_norms * (size_t)d;
+        memcpy(freqs, rf->data, (size_t)(hp->n_rot / 2) * sizeof(float));
+        m->rope_freqs = freqs;
         for (int64_t i = 0; i < hp->n_rot / 2; i++)
             if (!(m->rope_freqs[i] > 0.0f) || !isfinite(m->rope_freqs[i]))
                 return ll_fail(err, LL_ERR_FORMAT, "tensor 'rope_freqs.weight' has %g at index %lld",

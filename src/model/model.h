@@ -62,8 +62,8 @@ struct ll_model {
     const float *output_norm;           /* (d) */
     ll_weight  output;                  /* (d, n_vocab); token_embd's view when tied */
     bool       tied_output;             /* output.weight absent (G54) */
-    const float *rope_freqs;            /* (n_rot / 2) divisors or NULL; view, F32 in the file */
-    float     *norms;                   /* (2 L + 1, d) all norm gains as F32, owned */
+    const float *rope_freqs;            /* (n_rot / 2) divisors or NULL; F32 copy in norms */
+    float     *norms;                   /* (2 L + 1, d) all norm gains as F32, then rope_freqs; owned */
     uint32_t   file_type;               /* general.file_type, or guessed (UINT32_MAX: unknown) */
     uint64_t   n_params;                /* elements of all tensors */
     uint64_t   size_bytes;              /* bytes of all tensors */

@@ -34,6 +34,8 @@ typedef struct {
     int64_t poison_index;
     float   poison_value;
     uint32_t poison_type;             /* 0 F32, 1 F16 for the poisoned norm */
+    size_t  byte_align_pad;           /* > 0: general.alignment 1, a general.name of this many
+                                         bytes, and rope_freqs.weight (1, 1, 2, 4) */
 } spec;
 
 static spec base(void) {
@@ -91,6 +93,11 @@ static void put_tensor(gguf_builder *b, const spec *s, const char *name, int64_t
 static void build(const spec *s, unsigned char **buf, size_t *len) {
     gguf_builder b;
     gb_init(&b, 3);
+    if (s->byte_align_pad) {
+        gb_kv_u32(&b, "general.alignment", 1);
+        char pad[8] = "xxxxxxx";
+        gb_kv_strn(&b, "general.name", pad, s->byte_align_pad < 8 ? s->byte_align_pad : 7);
+    }
     if (s->arch) gb_kv_str(&b, "general.architecture", s->arch);
     kv_int(&b, "llama.block_count", s->block_count);
     kv_int(&b, "llama.context_length", s->context_length);
@@ -133,6 +140,11 @@ static void build(const spec *s, unsigned char **buf, size_t *len) {
 #undef T
     }
     if (s->extra) put_tensor(&b, s, s->extra, D, 1, 1, 1.0f);
+    if (s->byte_align_pad) {
+        const float rf[HD / 2] = { 1, 1, 2, 4 };
+        uint64_t ne[1] = { HD / 2 };
+        gb_tensor_f32(&b, "rope_freqs.weight", 1, ne, rf);
+    }
     gb_finish(&b, buf, len);
     gb_free(&b);
 }
@@ -435,6 +447,34 @@ static void test_G70_nan_or_inf_in_norm(void) {
     free(buf);
 }
 
+/* G26: an alignment below 8 (even 1) is warned about and loaded, so tensor data can start at
+ * any byte. rope_freqs.weight is the one tensor the model reads as floats: it must be copied,
+ * not read through a misaligned float pointer (UBSan: misaligned load in load.c before). */
+static void test_G26_byte_alignment_rope_freqs(void) {
+    for (size_t pad = 1; pad <= 4; pad++) {         /* one of these puts the data at an odd byte */
+        spec s = base();
+        s.byte_align_pad = pad;
+        ll_error err = { 0 };
+        ll_model *m = NULL;
+        unsigned char *buf = NULL;
+        CHECK_MSG(try_load(&s, &err, &m, &buf) == LL_OK, "%s", err.msg);
+        if (!m) continue;
+        CHECK(m->rope_freqs != NULL && ((uintptr_t)m->rope_freqs & 3) == 0);
+        if (m->rope_freqs)
+            CHECK(m->rope_freqs[0] == 1 && m->rope_freqs[1] == 1 && m->rope_freqs[2] == 2 &&
+                  m->rope_freqs[3] == 4);
+        ll_ctx *c = NULL;
+        ll_ctx_params p = ll_ctx_default_params();
+        p.n_threads = 1;
+        CHECK(ll_ctx_init(&c, m, &p, &err) == LL_OK);
+        int32_t ids[3] = { 1, 3, 4 };
+        CHECK(c && ll_ctx_decode(c, ids, 3, NULL, &err) == LL_OK);
+        ll_ctx_free(c);
+        ll_model_free(m);
+        free(buf);
+    }
+}
+
 int main(void) {
     RUN(test_good_model_loads_and_decodes);
     RUN(test_G45_missing_architecture);
@@ -451,5 +491,6 @@ int main(void) {
     RUN(test_G56_vocab_size_mismatch);
     RUN(test_G35_unsupported_tensor_type);
     RUN(test_G70_nan_or_inf_in_norm);
+    RUN(test_G26_byte_alignment_rope_freqs);
     return test_summary();
 }
