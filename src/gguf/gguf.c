@@ -551,6 +551,9 @@ static ll_status gguf_check_meta(ll_gguf *g, ll_error *err) {
     if (found && count > 1) {
         st = ll_gguf_get_i64(g, "split.no", &no, NULL, err);
         if (st != LL_OK) return st;
+        if (no < 0 || no >= count)          /* no + 1 below must not overflow (INT64_MAX) */
+            return ll_fail(err, LL_ERR_UNSUPPORTED, "split GGUF (split.no %lld, split.count %lld); "
+                           "merge shards first", (long long)no, (long long)count);
         return ll_fail(err, LL_ERR_UNSUPPORTED, "split GGUF: shard %lld of %lld; merge shards first",
                        (long long)no + 1, (long long)count);
     }

@@ -809,6 +809,14 @@ static void test_G44_split_file(void) {
     gb_kv_u16(&b, "split.count", 3);
     expect_b(&b, LL_ERR_UNSUPPORTED, "shard 3 of 3");
     base(&b);
+    gb_kv_i64(&b, "split.no", INT64_MAX);             /* 1-based printing overflowed (UBSan) */
+    gb_kv_u16(&b, "split.count", 3);
+    expect_b(&b, LL_ERR_UNSUPPORTED, "split.no 9223372036854775807, split.count 3");
+    base(&b);
+    gb_kv_i64(&b, "split.no", -1);
+    gb_kv_u16(&b, "split.count", 3);
+    expect_b(&b, LL_ERR_UNSUPPORTED, "split.no -1, split.count 3");
+    base(&b);
     gb_kv_u16(&b, "split.no", 0);
     gb_kv_u16(&b, "split.count", 1);                  /* a single shard is a whole model */
     base_tensors(&b);
