@@ -464,6 +464,20 @@ static void test_unknown_or_missing_template_is_unsupported(void) {
     ll_free(out);
 }
 
+/* ThreadSanitizer's memmem interceptor marks the whole haystack as read on every call, so a
+ * linear scan that calls memmem once per marker costs (markers x file) there: the time bound
+ * below only means something without TSan (ASan builds keep it). */
+#if defined(__SANITIZE_THREAD__)
+#define CHAT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CHAT_TSAN 1
+#endif
+#endif
+#ifndef CHAT_TSAN
+#define CHAT_TSAN 0
+#endif
+
 /* Templates are matched, never executed: 32 MiB of junk salted with every marker, truncated
  * markers at the very end, and unterminated literals must neither crash nor be slow. */
 static void test_hostile_templates(void) {
@@ -488,7 +502,8 @@ static void test_hostile_templates(void) {
     ll_status st = ll_chat_render(big, m, 1, true, &out, &len, &err);
     CHECK(st == LL_OK || st == LL_ERR_UNSUPPORTED);
     ll_free(out);
-    CHECK_MSG(ll_time_ns() - t0 < 5000000000ull, "took %.2f s", (double)(ll_time_ns() - t0) / 1e9);
+    if (!CHAT_TSAN)
+        CHECK_MSG(ll_time_ns() - t0 < 5000000000ull, "took %.2f s", (double)(ll_time_ns() - t0) / 1e9);
     /* Only an unterminated ChatML system literal: no default system message, no over-read. */
     static const char *cuts[] = { "<|im_start|>", "<|im_start|>system", "<|im_start|>system\n",
                                   "<|im_start|>system\\n", "<|im_start|>system\nabc", "<|im_start|>system\n<|im_end|>" };
