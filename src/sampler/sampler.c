@@ -409,6 +409,8 @@ ll_status ll_sampler_sample(ll_sampler *s, const float *logits, int32_t *id, ll_
     if (p->temperature <= 0.0f) {
         size_t best = 0;              /* strict > keeps the lowest id among ties */
         for (size_t i = 1; i < n; i++) if (s->cand[i].logit > s->cand[best].logit) best = i;
+        if (s->cand[best].logit == -INFINITY)   /* all masked: as the sampling path below */
+            return ll_fail(err, LL_ERR_FORMAT, "numerical error: NaN logits (no finite logit left)");
         *id = (int32_t)best;
         ll_sampler_accept(s, *id);
         return LL_OK;

@@ -482,14 +482,18 @@ static void test_R17_nan_logits_rejected(void) {
         CHECK(id != 1);
         ll_sampler_free(s);
     }
-    /* All masked: nothing to sample from. */
-    p.temperature = 1.0f;
-    ll_sampler *s = mk(&p, 3);
-    const float m[3] = { -INFINITY, -INFINITY, -INFINITY };
-    ll_error err = {0};
-    int32_t id;
-    CHECK(ll_sampler_sample(s, m, &id, &err) == LL_ERR_FORMAT);
-    ll_sampler_free(s);
+    /* All masked: nothing to sample from, greedy (id 0 before) or not (locallama.h). */
+    for (int greedy = 0; greedy < 2; greedy++) {
+        p.temperature = greedy ? 0.0f : 1.0f;
+        ll_sampler *s = mk(&p, 3);
+        const float m[3] = { -INFINITY, -INFINITY, -INFINITY };
+        ll_error err = {0};
+        int32_t id = 77;
+        CHECK(ll_sampler_sample(s, m, &id, &err) == LL_ERR_FORMAT);
+        CHECK_STR_CONTAINS(err.msg, "numerical error");
+        CHECK_EQ_INT(id, 77);
+        ll_sampler_free(s);
+    }
 }
 
 static void test_bad_params_rejected(void) {
