@@ -66,7 +66,7 @@ unit: $(TEST_BIN)
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build dir.
 asan:
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  $(MAKE) B=build-asan OPT=-O1 SAN='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' test
+	  $(MAKE) B=build-asan OPT=-O1 SAN='-fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=undefined,float-cast-overflow' test
 
 tsan:
 	$(MAKE) B=build-tsan OPT=-O1 SAN='-fsanitize=thread' unit

@@ -7,9 +7,14 @@
 
 #include <math.h>
 
-/* Round to nearest, ties to even: the default rounding mode, which we never change. Every
- * value here is at most 127.01 in magnitude, so the int conversion cannot overflow. */
-static int round_even(float v) { return (int)nearbyintf(v); }
+/* Round to nearest, ties to even: the default rounding mode, which we never change. Finite
+ * values here are at most 127.01 in magnitude. A NaN or infinite product (only possible from
+ * NaN/Inf weights upstream) must not reach the int conversion, which would be undefined: it
+ * becomes 0 or the clamp, and the non-finite scale carries the NaN on to the logits (R17). */
+static int round_even(float v) {
+    if (!(v > -128.5f && v < 127.5f)) return v >= 127.5f ? 127 : v <= -128.5f ? -128 : 0;
+    return (int)nearbyintf(v);
+}
 
 static float block_amax(const float *x, int n) {
     float amax = 0.0f;

@@ -439,7 +439,31 @@ static void test_row_bytes(void) {
         CHECK_EQ_INT(ll_type_traits_of(lay[k].t)->bytes, lay[k].bytes);
 }
 
+
+/* Non-finite activations (from NaN/Inf weights) must not hit an undefined float-to-int
+ * conversion in the scalar quantizers (UBSan traps on it); quants stay in range. */
+static void test_act_nonfinite_inputs_stay_defined(void) {
+    float x[256];
+    for (int i = 0; i < 256; i++) x[i] = (float)(i % 7) - 3.0f;
+    x[3] = NAN; x[40] = INFINITY; x[77] = -INFINITY; x[200] = NAN;
+    uint8_t q80[8 * 34], q81[8 * 36], q8k[292];
+    ll_quantize_q8_0_ref(x, q80, 256);
+    ll_quantize_q8_1_ref(x, q81, 256);
+    ll_quantize_q8_k_ref(x, q8k, 256);
+    for (int b = 0; b < 8; b++)
+        for (int j = 0; j < 32; j++) {
+            int v0 = (int8_t)q80[b * 34 + 2 + j], v1 = (int8_t)q81[b * 36 + 4 + j];
+            CHECK(v0 >= -128 && v0 <= 127);
+            CHECK(v1 >= -128 && v1 <= 127);
+        }
+    /* The block holding -inf gets a non-finite Q8_K scale, so the NaN reaches the logits. */
+    float d;
+    memcpy(&d, q8k, 4);
+    CHECK(!isfinite(d));
+}
+
 int main(void) {
+    RUN(test_act_nonfinite_inputs_stay_defined);
     RUN(test_B2_fp16_examples);
     RUN(test_B2_bf16_examples);
     RUN(test_B2_fp32_to_fp16_rounding);
