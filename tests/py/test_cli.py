@@ -126,6 +126,32 @@ def test_run_truncated_gguf(bin_path, tmp_path):
     assert re.search(r"truncated|past|beyond|needs bytes|file has|end of file", err), err
 
 
+def bad_gguf_corpus(tmp_dir):
+    build = os.environ.get("LL_BUILD_DIR", os.path.join(os.path.dirname(BIN)))
+    tool = os.path.join(build, "tools", "make_bad_gguf")
+    if not os.path.exists(tool):
+        pytest.fail(f"{tool} not built (make)")
+    subprocess.run([tool, str(tmp_dir)], stdout=subprocess.DEVNULL, check=True, timeout=120)
+    files = sorted(f for f in os.listdir(tmp_dir) if f.endswith(".gguf"))
+    assert len(files) >= 40, files
+    return [os.path.join(tmp_dir, f) for f in files]
+
+
+def test_run_and_bench_reject_every_bad_gguf(bin_path, tmp_path):
+    """Every file of tools/make_bad_gguf (one per G row of fault-cases.md, plus a metadata-only
+    file that is no model) through the two model commands: exit 1, a last stderr line
+    "Error: ...", nothing on stdout, never a crash or a hang."""
+    for path in bad_gguf_corpus(tmp_path):
+        for args in (["run", path, "hi", "--num-predict", "1"],
+                     ["bench", "-m", path, "-p", "1", "-n", "1", "-r", "1"]):
+            rc, out, err = run(args, timeout=60)
+            name = os.path.basename(path)
+            assert rc == 1, (name, args[0], rc, err)
+            assert out == b"", (name, args[0], out)
+            last = err.rstrip("\n").splitlines()[-1]
+            assert last.startswith("Error: ") and len(last) > len("Error: ") + 5, (name, err)
+
+
 # ---- run on the tiny reference model ------------------------------------------------------------
 
 def tokenize(text):
