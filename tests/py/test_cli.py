@@ -260,19 +260,25 @@ def test_interactive_bye_and_eof_exit_zero(bin_path):
 # ---- run on SmolLM2 (the demo model) -----------------------------------------------------------
 
 def test_smollm2_capital_of_france(bin_path, smollm2_path):
+    """The issue's demo: the answer is text that names Paris and ends with the model's own
+    end-of-generation token. At temperature 0 with the default repeat penalty this model
+    (Q4_1) answers in 76 tokens, starting "L'Étoile (The City) - Paris, France." (its first
+    step is a near-tie, 0.27 logits, that llama.cpp's pure greedy path resolves the same way),
+    so the bound is 128 rather than 64."""
+    n_max = 128
     rc, out, err = run(["run", smollm2_path, "What is the capital of France?", "--temperature",
-                        "0", "--num-predict", "64", "--verbose"])
+                        "0", "--num-predict", str(n_max), "--verbose"])
     assert rc == 0, err
     text = answer_text(out)
     print("SmolLM2:", repr(text))
     assert text.strip(), "empty answer"
-    assert re.search(r"[A-Za-z]{3}", text), text
+    assert "Paris" in text, text
     blocks = verbose_blocks(err)
     assert len(blocks) == 1, err
     # 37 prompt tokens: the ChatML rendering with SmolLM2's default system message, as
     # ../shared/reference/smollm2/reference.json has it for this case
     assert count(blocks[0], "prompt eval count") == 37, blocks[0]
-    assert count(blocks[0], "eval count") < 64, f"did not stop by itself: {text!r}"
+    assert count(blocks[0], "eval count") < n_max, f"did not stop by itself: {text!r}"
 
 
 def test_smollm2_interactive_two_turns(bin_path, smollm2_path):
@@ -303,12 +309,12 @@ def test_smollm2_ctrl_c_on_a_terminal(bin_path, smollm2_path):
 
     pid, fd = pty.fork()
     if pid == 0:   # child: the terminal is its stdin, stdout and stderr
-        os.execv(BIN, [BIN, "run", smollm2_path, "--raw", "--num-predict", "3000",
+        os.execv(BIN, [BIN, "run", smollm2_path, "--num-predict", "3000",
                        "--temperature", "1", "--seed", "7"])
 
-    def read_until(pattern, seconds):
+    def read_until(pattern, seconds, min_bytes=None):
         buf, end = b"", time.time() + seconds
-        while time.time() < end:
+        while time.time() < end and (min_bytes is None or len(buf) < min_bytes):
             if select.select([fd], [], [], 0.1)[0]:
                 try:
                     data = os.read(fd, 4096)
@@ -324,9 +330,13 @@ def test_smollm2_ctrl_c_on_a_terminal(bin_path, smollm2_path):
     try:
         ok, buf = read_until(b">>> ", 120)
         assert ok, buf
-        os.write(fd, b"Once upon a time\r")
-        ok, buf = read_until(None, 2)           # let it stream for a while
-        assert len(buf) > len(b"Once upon a time\r\n"), buf
+        line = b"Write a very long story about a dragon, in many chapters."
+        os.write(fd, line + b"\r")
+        # let it stream a few words (slow under ASan on a loaded machine: wait for bytes)
+        ok, buf = read_until(None, 120, min_bytes=len(line) + 2 + 40)
+        assert len(buf) >= len(line) + 2 + 40, buf
+        if b">>> " in buf:                      # (this seed runs to 3000 tokens, ~50 s)
+            pytest.skip("the answer ended by itself before Ctrl-C")
         t0 = time.time()
         os.write(fd, b"\x03")
         ok, buf = read_until(b">>> ", 30)
