@@ -514,7 +514,10 @@ static int chat_turn(chat *ch, bool may_drop_old) {
     uint64_t t_prompt0 = ll_time_ns();
     ll_status st = kv_decode(ch, ch->ids + keep, n - keep, &err);
     uint64_t t_prompt1 = ll_time_ns();
-    if (st == LL_ERR_CANCELLED) return TURN_CANCELLED;
+    if (st == LL_ERR_CANCELLED) {   /* Ctrl-C while reading the prompt: end the line (R14) */
+        out_str(&ch->out, "\n");
+        return TURN_CANCELLED;
+    }
     if (st != LL_OK) { cli_fail_err(&err); return TURN_ERROR; }
 
     /* Generate. The answer's bytes are kept to append it to the conversation. */
