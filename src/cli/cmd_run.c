@@ -19,8 +19,10 @@
 #include "template/chat.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -184,27 +186,49 @@ static int run_parse(int argc, char **argv, run_opts *o, int *status) {
 }
 
 /* ---- Ctrl-C ------------------------------------------------------------------------------------
- * The handler only raises a flag. ll_ctx_decode polls it between layers (the cancel argument)
- * and the generation loop between tokens. It is installed without SA_RESTART, so a read at the
- * prompt returns EINTR and the loop sees the flag. A signal delivered to a worker thread is
- * forwarded to the main thread so that its blocked read wakes up too. */
+ * The handler raises a flag and writes a byte to a pipe (the self-pipe trick). ll_ctx_decode
+ * polls the flag between layers (its cancel argument) and the generation loop between tokens.
+ * At the prompt we poll() stdin and the pipe together, so a Ctrl-C that lands after the prompt
+ * is printed but before the read starts still wakes us: a flag alone, or EINTR, would be lost
+ * in that window, and a signal delivered to a worker thread would not interrupt our read. */
 
 static volatile bool g_interrupted;
-static pthread_t g_main_thread;
+static int g_sigpipe[2] = { -1, -1 };
 
 static void on_sigint(int sig) {
+    int saved = errno;
     g_interrupted = true;
-    if (!pthread_equal(pthread_self(), g_main_thread)) pthread_kill(g_main_thread, sig);
+    if (g_sigpipe[1] >= 0) {
+        ssize_t w = write(g_sigpipe[1], "", 1);   /* full pipe: a byte is already waiting */
+        (void)w;
+    }
+    errno = saved;
+    (void)sig;
 }
 
 static void install_sigint(void) {
-    g_main_thread = pthread_self();
+    if (pipe2(g_sigpipe, O_NONBLOCK | O_CLOEXEC) != 0) g_sigpipe[0] = g_sigpipe[1] = -1;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;   /* no SA_RESTART: see above */
+    sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, NULL);
+}
+
+static void uninstall_sigint(void) {
+    signal(SIGINT, SIG_DFL);
+    for (int i = 0; i < 2; i++)
+        if (g_sigpipe[i] >= 0) close(g_sigpipe[i]);
+    g_sigpipe[0] = g_sigpipe[1] = -1;
+}
+
+/* Forget Ctrl-Cs that came before now (the one that cancelled an answer, say). */
+static void sigint_clear(void) {
+    char junk[64];
+    if (g_sigpipe[0] >= 0)
+        while (read(g_sigpipe[0], junk, sizeof junk) > 0) {}
+    g_interrupted = false;
 }
 
 /* ---- output: whole UTF-8 characters only (R20) --------------------------------------------------- */
@@ -594,41 +618,89 @@ static int chat_turn(chat *ch, bool may_drop_old) {
     return result;
 }
 
-/* One line of stdin without its line ending; NULL at EOF or on Ctrl-C. Caller frees. */
-static char *read_line(bool tty) {
-    if (tty) fputs(">>> ", stderr);
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n = getline(&line, &cap, stdin);
-    if (n < 0) {
-        free(line);
-        clearerr(stdin);
-        if (tty) fputc('\n', stderr);
-        return NULL;
+/* Lines from stdin, read with read(2) so that poll() sees exactly what stdio would hide in
+ * its buffer. */
+typedef struct {
+    char  *buf;
+    size_t n, cap;    /* bytes held, capacity */
+    bool   eof;
+} line_reader;
+
+enum { LINE_OK, LINE_EOF, LINE_INTERRUPTED, LINE_NOMEM };
+
+/* One line without its line ending into *out (caller frees). */
+static int read_line(line_reader *r, char **out) {
+    *out = NULL;
+    for (;;) {
+        char *nl = r->n ? memchr(r->buf, '\n', r->n) : NULL;
+        if (nl || (r->eof && r->n > 0)) {
+            size_t len = nl ? (size_t)(nl - r->buf) : r->n;
+            char *line = malloc(len + 1);
+            if (!line) return LINE_NOMEM;
+            memcpy(line, r->buf, len);
+            line[len] = '\0';
+            size_t used = nl ? len + 1 : len;
+            memmove(r->buf, r->buf + used, r->n - used);
+            r->n -= used;
+            while (len > 0 && line[len - 1] == '\r') line[--len] = '\0';
+            *out = line;
+            return LINE_OK;
+        }
+        if (r->eof) return LINE_EOF;
+
+        struct pollfd pf[2] = { { .fd = STDIN_FILENO, .events = POLLIN },
+                                { .fd = g_sigpipe[0], .events = POLLIN } };
+        if (g_interrupted) return LINE_INTERRUPTED;
+        int pr = poll(pf, g_sigpipe[0] >= 0 ? 2 : 1, -1);
+        if (g_interrupted) return LINE_INTERRUPTED;
+        if (pr < 0) {
+            if (errno == EINTR) continue;
+            r->eof = true;
+            continue;
+        }
+        if (r->n == r->cap) {
+            size_t c = r->cap ? 2 * r->cap : 4096;
+            char *q = realloc(r->buf, c);
+            if (!q) return LINE_NOMEM;
+            r->buf = q;
+            r->cap = c;
+        }
+        ssize_t got = read(STDIN_FILENO, r->buf + r->n, r->cap - r->n);
+        if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (got <= 0) r->eof = true;
+        else r->n += (size_t)got;
     }
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
-    return line;
 }
 
 static int chat_interactive(chat *ch) {
     bool tty = isatty(STDIN_FILENO);
+    line_reader lr = { 0 };
+    int rc = 0;
     for (;;) {
-        g_interrupted = false;
-        char *line = read_line(tty);
-        if (!line) return 0;                    /* EOF, or Ctrl-C at the prompt (R14) */
+        sigint_clear();
+        if (tty) fputs(">>> ", stderr);
+        char *line;
+        int lst = read_line(&lr, &line);
+        if (lst == LINE_NOMEM) { rc = cli_fail("out of memory"); break; }
+        if (lst != LINE_OK) {                   /* EOF, or Ctrl-C at the prompt (R14) */
+            if (tty) fputc('\n', stderr);
+            break;
+        }
         const char *s = line;
         while (*s == ' ' || *s == '\t') s++;
         if (!*s) { free(line); continue; }
-        if (!strcmp(s, "/bye")) { free(line); return 0; }
+        if (!strcmp(s, "/bye")) { free(line); break; }
         bool ok = chat_push(ch, "user", line);
         free(line);
-        if (!ok) return cli_fail("out of memory");
+        if (!ok) { rc = cli_fail("out of memory"); break; }
         int r = chat_turn(ch, true);
-        if (ch->out.broken) return 0;
-        if (r == TURN_ERROR) return 1;
+        if (ch->out.broken) break;
+        if (r == TURN_ERROR) { rc = 1; break; }
         if (r == TURN_TOO_LONG) chat_drop(ch, ch->n_msgs - 1);   /* forget the turn, go on */
         /* TURN_CANCELLED: the user message stays, the partial answer is not kept (Ollama) */
     }
+    free(lr.buf);
+    return rc;
 }
 
 int cmd_run(int argc, char **argv) {
@@ -655,7 +727,7 @@ int cmd_run(int argc, char **argv) {
     if (n_train > 0 && cp.n_ctx > n_train) cp.n_ctx = n_train;
     cp.n_threads = o.n_threads;
 
-    /* Workers inherit the signal mask: keep SIGINT on the main thread, where reads block. */
+    /* Workers inherit the signal mask: SIGINT goes to the main thread, never to a worker. */
     sigset_t block, old;
     sigemptyset(&block);
     sigaddset(&block, SIGINT);
@@ -699,7 +771,7 @@ int cmd_run(int argc, char **argv) {
     }
 
 out:
-    signal(SIGINT, SIG_DFL);
+    uninstall_sigint();
     for (size_t i = 0; i < ch.n_msgs; i++) {
         free((char *)ch.msgs[i].role);
         free((char *)ch.msgs[i].content);
