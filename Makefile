@@ -32,6 +32,16 @@ $(B)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# The commit bench reports (llama-bench's build_commit); rewritten only when it changes.
+GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+$(B)/build_info.h: FORCE
+	@mkdir -p $(@D)
+	@echo '#define LL_BUILD_COMMIT "$(GIT_COMMIT)"' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+$(B)/src/cli/cmd_bench.o: $(B)/build_info.h
+$(B)/src/cli/cmd_bench.o: CFLAGS += -include $(B)/build_info.h
+FORCE:
+
 $(B)/liblocallama.a: $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
@@ -96,5 +106,5 @@ bench: all $(BENCH_BIN)
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
 
-.PHONY: all test unit tests asan tsan fuzz fuzz-run bench clean
+.PHONY: all test unit tests asan tsan fuzz fuzz-run bench clean FORCE
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)
