@@ -556,7 +556,9 @@ static int chat_turn(chat *ch, bool may_drop_old) {
         if (!logits) { cli_fail("no logits after decode"); result = TURN_ERROR; break; }
         int32_t id;
         if (ll_sampler_sample(ch->smp, logits, &id, &err) != LL_OK) {
-            cli_fail("numerical error: %s at position %zu", err.msg, ch->n_kv);
+            /* R17: the sampler's message already starts "numerical error: NaN logits"; the
+             * logits are those of the last token in the cache */
+            cli_fail("%s at position %zu", err.msg, ch->n_kv - 1);
             result = TURN_ERROR;
             break;
         }

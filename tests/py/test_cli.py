@@ -220,6 +220,75 @@ def test_run_ctx_full_is_reported(bin_path):
     assert "context full (8 tokens)" in err, err
 
 
+def gguf_tensor_offsets(data):
+    """{name: (dims, type, absolute byte offset)} of a GGUF v3 file's tensors."""
+    import struct
+    pos = 0
+
+    def rd(fmt):
+        nonlocal pos
+        v = struct.unpack_from("<" + fmt, data, pos)[0]
+        pos += struct.calcsize("<" + fmt)
+        return v
+
+    def rstr():
+        nonlocal pos
+        n = rd("Q")
+        pos += n
+        return data[pos - n:pos]
+
+    scalar = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q",
+              12: "d"}
+
+    def rval(t):
+        if t == 8:
+            return rstr()
+        if t == 9:
+            et, n = rd("I"), rd("Q")
+            return [rval(et) for _ in range(n)]
+        return rd(scalar[t])
+
+    assert data[:4] == b"GGUF"
+    pos = 8
+    n_tensors, n_kv = rd("Q"), rd("Q")
+    align = 32
+    for _ in range(n_kv):
+        key = rstr()
+        val = rval(rd("I"))
+        if key == b"general.alignment":
+            align = val
+    info = {}
+    for _ in range(n_tensors):
+        name = rstr().decode()
+        dims = [rd("Q") for _ in range(rd("I"))]
+        info[name] = (dims, rd("I"), rd("Q"))
+    base = (pos + align - 1) // align * align
+    return {n: (d, t, base + off) for n, (d, t, off) in info.items()}
+
+
+def test_run_nan_logits_names_the_position(bin_path, tmp_path):
+    """R17: NaN logits end the answer with exit 1 and one line "Error: numerical error: NaN
+    logits ... at position N", N the position of the token whose logits they are (the prompt's
+    last). The tiny model ties its output to token_embd, so NaN embeddings give NaN logits."""
+    import struct
+    data = bytearray(open(TINY, "rb").read())
+    dims, typ, off = gguf_tensor_offsets(bytes(data))["token_embd.weight"]
+    assert typ == 0, typ                          # F32
+    n = dims[0] * dims[1]
+    data[off:off + 4 * n] = struct.pack("<f", float("nan")) * n
+    bad = tmp_path / "nan-embd.gguf"
+    bad.write_bytes(bytes(data))
+    n_prompt = len(tokenize("hi"))
+    for temp in ("0", "0.8"):
+        rc, out, err = run(["run", str(bad), "hi", "--raw", "--temperature", temp])
+        assert rc == 1, err
+        assert out == b"", out
+        assert err.count("\n") == 1, err
+        assert re.fullmatch(r"Error: numerical error: NaN logits[^\n]* at position (\d+)\n", err), err
+        assert err.count("numerical error") == 1, err
+        assert err.endswith(f" at position {n_prompt - 1}\n"), (n_prompt, err)
+
+
 def test_seed_reproducible_and_varied(bin_path):
     def sample(seed):
         rc, out, err = run(["run", TINY, "The", "--raw", "--num-predict", "12", "--temperature",
