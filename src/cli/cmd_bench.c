@@ -143,12 +143,32 @@ static void iso8601_now(char *buf, size_t cap) {
     strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* Bytes of the well-formed UTF-8 sequence at p (Unicode table 3-7), 0 if ill-formed. */
+static size_t utf8_len(const unsigned char *p) {
+    unsigned char c = p[0], lo = 0x80, hi = 0xBF;
+    size_t n;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) { n = 3; if (c == 0xE0) lo = 0xA0; if (c == 0xED) hi = 0x9F; }
+    else if (c >= 0xF0 && c <= 0xF4) { n = 4; if (c == 0xF0) lo = 0x90; if (c == 0xF4) hi = 0x8F; }
+    else return 0;
+    if (p[1] < lo || p[1] > hi) return 0;   /* also stops at the terminating NUL */
+    for (size_t i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF) return 0;
+    return n;
+}
+
+/* A JSON string: JSON text is UTF-8 (RFC 8259 §8.1), so a byte that is not part of a
+ * well-formed sequence (a file name need not be UTF-8) becomes U+FFFD. */
 static void json_str(FILE *f, const char *s) {
     fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t n = utf8_len(p);
+        if (n == 0) { fputs("\\ufffd", f); p++; continue; }
         if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
         else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
+        else fwrite(p, 1, n, f);
+        p += n;
     }
     fputc('"', f);
 }

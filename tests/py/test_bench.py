@@ -90,3 +90,18 @@ def test_bench_usage_errors(bin_path):
                            timeout=60)
         assert p.returncode == 2, (args, p.stderr)
         assert p.stderr.startswith(b"Error: "), (args, p.stderr)
+
+
+def test_bench_json_escapes_the_model_filename(bin_path, tmp_path):
+    """-o json stays valid JSON (UTF-8, RFC 8259) for any file name: a quote, a backslash and a
+    control byte are escaped, a byte that is not UTF-8 becomes U+FFFD."""
+    for name, want in ((b'we"ird\\na\x01me\xc3\xa9.gguf', 'we"ird\\na\x01me\u00e9.gguf'),
+                       (b"bad\xff\xc3utf8.gguf", "bad\ufffd\ufffdutf8.gguf")):
+        link = os.path.join(os.fsencode(str(tmp_path)), name)
+        os.symlink(TINY, link)
+        p = subprocess.run([os.fsencode(BIN), b"bench", b"-m", link, b"-p", b"2", b"-n", b"0",
+                            b"-r", b"1", b"-o", b"json"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=600)
+        assert p.returncode == 0, p.stderr.decode()
+        out = json.loads(p.stdout.decode("utf-8"))
+        assert out[0]["model_filename"] == str(tmp_path) + "/" + want, out[0]["model_filename"]
