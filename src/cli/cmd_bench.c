@@ -87,7 +87,7 @@ static int bench_parse(int argc, char **argv, bench_opts *o) {
         else if (IS("-p", "--n-prompt")) ok = parse_list(val, 0, 1 << 20, &o->n_prompt);
         else if (IS("-n", "--n-gen")) ok = parse_list(val, 0, 1 << 20, &o->n_gen);
         else if (IS("-d", "--n-depth")) ok = parse_list(val, 0, 1 << 24, &o->n_depth);
-        else if (IS("-t", "--threads")) ok = parse_list(val, 1, 4096, &o->n_threads);
+        else if (IS("-t", "--threads")) ok = parse_list(val, 1, 1024, &o->n_threads);   /* ll_ctx_init's max */
         else if (IS("-r", "--repetitions")) {
             int_list l;
             ok = parse_list(val, 1, 100000, &l) && l.n == 1;

@@ -147,7 +147,7 @@ static int run_parse(int argc, char **argv, run_opts *o, int *status) {
             ok = parse_i64(val, 1, INT32_MAX, &iv);
             if (ok) o->n_ctx = (int32_t)iv;
         } else if (!strcmp(name, "--threads")) {
-            ok = parse_i64(val, 0, 4096, &iv);      /* R18: negative is an error */
+            ok = parse_i64(val, 0, 1024, &iv);      /* R18: negative is an error; ll_ctx_init's max */
             if (ok) o->n_threads = (int32_t)iv;
         } else if (!strcmp(name, "--system")) o->system = val;
         else if (!strcmp(name, "--top-k")) {

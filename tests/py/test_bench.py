@@ -85,11 +85,13 @@ def test_bench_markdown(bin_path):
 
 def test_bench_usage_errors(bin_path):
     for args in (["bench"], ["bench", "-m", TINY, "-p", "x"], ["bench", "-m", TINY, "-o", "csv"],
-                 ["bench", "-m", TINY, "--frobnicate"]):
+                 ["bench", "-m", TINY, "--frobnicate"], ["bench", "-m", TINY, "-t", "1025"],
+                 ["bench", "-m", TINY, "-t", "1,4096"]):
         p = subprocess.run([BIN] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=60)
         assert p.returncode == 2, (args, p.stderr)
         assert p.stderr.startswith(b"Error: "), (args, p.stderr)
+        assert p.stdout == b"", (args, p.stdout)
 
 
 def test_bench_json_escapes_the_model_filename(bin_path, tmp_path):
