@@ -79,7 +79,7 @@ static bool parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out) {
 }
 
 static bool parse_u64(const char *s, uint64_t *out) {
-    if (!s || !*s || *s == '-') return false;
+    if (!s || *s < '0' || *s > '9') return false;   /* strtoull takes " -5" as 2^64 - 5 */
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);

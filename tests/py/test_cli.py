@@ -98,7 +98,8 @@ def test_run_out_of_range_numbers_are_usage_errors(bin_path):
     """Values outside what the engine takes are usage errors (exit 2, one "Error:" line naming
     the flag) before the model is loaded, not load-time errors (exit 1)."""
     for flag, val in (("--threads", "1025"), ("--threads", "4096"), ("--threads", "-1"),
-                      ("--ctx", "0"), ("--num-predict", "-2"), ("--seed", "-5")):
+                      ("--ctx", "0"), ("--num-predict", "-2"), ("--seed", "-5"),
+                      ("--seed", " -5"), ("--seed", "+-5")):
         rc, out, err = run(["run", TINY, "hi", flag, val])
         assert rc == 2, (flag, val, rc, err)
         assert out == b"" and err == f'Error: invalid value for {flag}: "{val}"\n', (flag, val, err)
