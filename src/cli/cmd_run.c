@@ -575,7 +575,7 @@ static int chat_turn(chat *ch, bool may_drop_old) {
             answer = q;
             answer_cap = c;
         }
-        memcpy(answer + answer_n, ch->piece, pn);
+        if (pn > 0) memcpy(answer + answer_n, ch->piece, pn);   /* a control token: no piece */
         answer_n += pn;
         answer[answer_n] = '\0';
         if (o->num_predict >= 0 && n_gen >= o->num_predict) { stop = "length"; break; }

@@ -209,6 +209,29 @@ def test_run_raw_tiny_greedy_matches_logits_greedy(bin_path):
     assert text == pieces(expected)
 
 
+def test_run_control_token_first_is_not_undefined_behaviour(bin_path):
+    """A control token (printed as nothing) as the very first token of an answer: its empty
+    piece is appended to the answer text before any piece buffer exists. The stream is the
+    non-control pieces, with no sanitizer report (run this suite on the ASan build). The prompt
+    is a cut-off UTF-8 sequence, whose greedy path on the tiny model starts with one."""
+    prompt = b"\xe2\x82"
+    rc, out, err = run(["tokenize", "--model", TINY, "--parse-special", prompt])
+    assert rc == 0, err
+    ids = greedy_ids(json.loads(out.decode().strip().splitlines()[-1]), 3)
+    assert ids[0] >= TINY_FIRST_SPECIAL and ids[0] not in TINY_EOG, ids
+    rc, out, err = run(["run", TINY, prompt, "--raw", "--num-predict", "3", "--temperature", "0",
+                        "--repeat-penalty", "1", "--threads", "1"])
+    assert rc == 0, err
+    assert "runtime error" not in err, err
+    expected = []
+    for i in ids:
+        if i in TINY_EOG:
+            break
+        if i < TINY_FIRST_SPECIAL:
+            expected.append(i)
+    assert answer_text(out).encode() == pieces(expected)
+
+
 def test_run_raw_tiny_num_predict_bounds_output(bin_path):
     rc, out, err = run(["run", TINY, "Hello", "--raw", "--num-predict", "3", "--temperature", "0",
                         "--verbose"])
