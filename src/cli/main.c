@@ -27,7 +27,7 @@ static const struct {
 } commands[] = {
     { "run",        cmd_run,        "run PATH.gguf [PROMPT]    chat with a model (streams the answer)" },
     { "tokenize",   cmd_tokenize,   "tokenize --model PATH [--no-bos] [--parse-special] [TEXT]" },
-    { "detokenize", cmd_detokenize, "detokenize --model PATH ID..." },
+    { "detokenize", cmd_detokenize, "detokenize --model PATH [--pieces] ID..." },
     { "logits",     cmd_logits,     "logits --model PATH --ids 1,2,3 [--out FILE] [--greedy N] [--threads T]" },
     { "bench",      cmd_bench,      "bench --model PATH [-p 512] [-n 128] [-d DEPTH] [-t THREADS] [-r REPS] [-o md|json]" },
 };
