@@ -98,18 +98,16 @@ static bool parse_f32(const char *s, float *out) {
     return true;
 }
 
-/* Returns 0 when parsed, else the exit status (2 usage error, or 0 after --help). */
-static int run_parse(int argc, char **argv, run_opts *o, int *status) {
+/* words: room for argc prompt words (the options among them are skipped, the rest joined). */
+static int run_parse_words(int argc, char **argv, run_opts *o, int *status, const char **words) {
     *o = (run_opts){ .sp = ll_sampler_default_params(), .num_predict = -1, .n_ctx = 4096 };
-    const char *words[256];
     size_t n_words = 0;
     bool opts_done = false;
     for (int i = 1; i < argc; i++) {
         char *a = argv[i];
         if (opts_done || a[0] != '-' || a[1] == '\0') {
             if (!o->path) o->path = a;
-            else if (n_words < sizeof words / sizeof words[0]) words[n_words++] = a;
-            else { *status = usage_err("too many prompt words (max %s)", "256"); return -1; }
+            else words[n_words++] = a;
             continue;
         }
         if (!strcmp(a, "--")) { opts_done = true; continue; }
@@ -183,6 +181,15 @@ static int run_parse(int argc, char **argv, run_opts *o, int *status) {
         *p = '\0';
     }
     return 0;
+}
+
+/* Returns 0 when parsed, else -1 with *status the exit status (2 usage error, 0 after --help). */
+static int run_parse(int argc, char **argv, run_opts *o, int *status) {
+    const char **words = malloc((size_t)argc * sizeof *words);
+    if (!words) { *status = cli_fail("out of memory"); return -1; }
+    int r = run_parse_words(argc, argv, o, status, words);
+    free(words);
+    return r;
 }
 
 /* ---- Ctrl-C ------------------------------------------------------------------------------------

@@ -232,6 +232,20 @@ def test_run_control_token_first_is_not_undefined_behaviour(bin_path):
     assert answer_text(out).encode() == pieces(expected)
 
 
+def test_run_prompt_of_many_words(bin_path):
+    """An unquoted prompt is every word after PATH joined by spaces, however many there are
+    (`run model $(cat notes.txt)`): 300 words are one prompt, as the same text quoted."""
+    words = ["w%d" % i for i in range(300)]
+    args = ["--raw", "--num-predict", "1", "--temperature", "0", "--verbose"]
+    rc, out, err = run(["run", TINY] + words + args)
+    assert rc == 0, err
+    rc2, out2, err2 = run(["run", TINY, " ".join(words)] + args)
+    assert rc2 == 0, err2
+    assert out == out2
+    n = count(verbose_blocks(err)[0], "prompt eval count")
+    assert n == count(verbose_blocks(err2)[0], "prompt eval count") == len(tokenize(" ".join(words)))
+
+
 def test_run_raw_tiny_num_predict_bounds_output(bin_path):
     rc, out, err = run(["run", TINY, "Hello", "--raw", "--num-predict", "3", "--temperature", "0",
                         "--verbose"])
