@@ -385,6 +385,7 @@ static size_t apply_min_p(ll_sampler *s, size_t n) {
     for (size_t i = 0; i < n; i++) if (s->cand[i].logit > mx) mx = s->cand[i].logit;
     if (!isfinite(mx)) return n;
     float floor_logit = mx + logf(s->p.min_p);
+    if (floor_logit > mx) floor_logit = mx;    /* min_p > 1 keeps the best token, as llama.cpp */
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (s->cand[i].logit >= floor_logit) s->cand[k++] = s->cand[i];

@@ -386,6 +386,24 @@ static void test_min_p(void) {
     }
 }
 
+/* min_p above 1 asks for tokens likelier than the best one; the best one stays (llama.cpp keeps
+ * at least one), instead of an empty set reported as "no finite logit left". */
+static void test_min_p_above_one_keeps_the_best(void) {
+    const double prob[4] = { 0.1, 0.3, 0.4, 0.2 };
+    float logits[4];
+    logits_from_probs(prob, logits, 4);
+    ll_sampler_params p = plain_params();
+    p.min_p = 5.0f;
+    ll_sampler *s = mk(&p, 4);
+    for (int i = 0; i < 200; i++) {
+        int32_t id = -1;
+        ll_error err = { 0 };
+        CHECK_EQ_INT(ll_sampler_sample(s, logits, &id, &err), LL_OK);
+        CHECK_EQ_INT(id, 2);
+    }
+    ll_sampler_free(s);
+}
+
 /* typical_p on (0.5, 0.3, 0.15, 0.05). Entropy H = 1.1437 nats; surprisals -log p:
  * 0.693, 1.204, 1.897, 2.996; distances to H: 0.451, 0.060, 0.753, 1.852.
  * Order by distance: 0.3, 0.5, 0.15, 0.05. typical_p = 0.5: 0.3 <= 0.5, 0.8 > 0.5 -> keep
@@ -568,6 +586,7 @@ int main(void) {
     RUN(test_selection_paths_and_tie_order);
     RUN(test_top_p_keeps_minimal_prefix);
     RUN(test_min_p);
+    RUN(test_min_p_above_one_keeps_the_best);
     RUN(test_typical_p);
     RUN(test_chain_top_k_then_top_p);
     RUN(test_seed_determinism);
