@@ -87,6 +87,7 @@ typedef struct {
     int32_t n_batch;      /* max tokens per forward call; longer inputs are split */
     int32_t n_threads;    /* 0 = number of online CPUs */
     bool    all_logits;   /* keep logits for every position of a decode call, not just the last */
+    bool    kv_f16;       /* store K and V as F16 (half the memory; llama.cpp's default) */
 } ll_ctx_params;
 
 ll_ctx_params ll_ctx_default_params(void);

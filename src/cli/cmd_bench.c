@@ -41,6 +41,7 @@ typedef struct {
     int_list    n_prompt, n_gen, n_depth, n_threads;
     int64_t     reps;
     bool        json;
+    bool        kv_f16;        /* --kv-type f16 */
 } bench_opts;
 
 static void bench_usage(FILE *f) {
@@ -51,6 +52,7 @@ static void bench_usage(FILE *f) {
           "  -d, --n-depth N[,N..]    context filled before each test, untimed (default 0)\n"
           "  -t, --threads N[,N..]    worker threads (default: all cores)\n"
           "  -r, --repetitions N      timed repetitions per test (default 5)\n"
+          "  -ctk, --kv-type f32|f16  KV cache type (default f32)\n"
           "  -o, --output md|json     markdown table (default) or llama-bench's JSON\n",
           f);
 }
@@ -92,6 +94,9 @@ static int bench_parse(int argc, char **argv, bench_opts *o) {
             int_list l;
             ok = parse_list(val, 1, 100000, &l) && l.n == 1;
             if (ok) o->reps = l.v[0];
+        } else if (IS("-ctk", "--kv-type")) {
+            ok = val && (!strcmp(val, "f32") || !strcmp(val, "f16"));
+            if (ok) o->kv_f16 = !strcmp(val, "f16");
         } else if (IS("-o", "--output")) {
             ok = val && (!strcmp(val, "md") || !strcmp(val, "json"));
             if (ok) o->json = !strcmp(val, "json");
@@ -221,6 +226,7 @@ static ll_status run_tg(bench_run *b, int64_t n, bool at_start, ll_error *err) {
 typedef struct {
     int64_t  n_prompt, n_gen, n_depth, n_threads;
     int32_t  n_batch;
+    bool     kv_f16;
     char     test_time[32];
     uint64_t *samples_ns;
     size_t   n_samples;
@@ -275,12 +281,13 @@ static void print_json(FILE *f, const model_facts *mf, const bench_result *r, bo
     fprintf(f, "    \"n_batch\": %d,\n    \"n_ubatch\": %d,\n    \"n_threads\": %lld,\n",
             r->n_batch, r->n_batch, (long long)r->n_threads);
     fprintf(f, "    \"cpu_mask\": \"0x0\",\n    \"cpu_strict\": false,\n    \"poll\": 50,\n"
-               "    \"type_k\": \"f32\",\n    \"type_v\": \"f32\",\n    \"n_gpu_layers\": 0,\n"
+               "    \"type_k\": \"%s\",\n    \"type_v\": \"%s\",\n    \"n_gpu_layers\": 0,\n"
                "    \"n_cpu_moe\": 0,\n    \"split_mode\": \"layer\",\n    \"main_gpu\": 0,\n"
                "    \"no_kv_offload\": false,\n    \"flash_attn\": 0,\n    \"devices\": \"auto\",\n"
                "    \"tensor_split\": \"0.00\",\n    \"tensor_buft_overrides\": \"none\",\n"
                "    \"use_mmap\": true,\n    \"use_direct_io\": false,\n    \"embeddings\": false,\n"
-               "    \"no_op_offload\": 0,\n    \"no_host\": false,\n    \"repack\": false,\n");
+               "    \"no_op_offload\": 0,\n    \"no_host\": false,\n    \"repack\": false,\n",
+            r->kv_f16 ? "f16" : "f32", r->kv_f16 ? "f16" : "f32");
     fprintf(f, "    \"n_prompt\": %lld,\n    \"n_gen\": %lld,\n    \"n_depth\": %lld,\n",
             (long long)r->n_prompt, (long long)r->n_gen, (long long)r->n_depth);
     fprintf(f, "    \"test_time\": \"%s\",\n", r->test_time);
@@ -342,7 +349,9 @@ static int bench_test(const ll_model *m, const bench_opts *o, const model_facts 
     cp.n_ctx = (int32_t)(need > 0 ? need : 1);
     if (n_prompt > cp.n_batch) cp.n_batch = (int32_t)n_prompt;
     cp.n_threads = (int32_t)threads;
+    cp.kv_f16 = o->kv_f16;
     r.n_batch = cp.n_batch;
+    r.kv_f16 = o->kv_f16;
     r.n_threads = threads > 0 ? threads : sysconf(_SC_NPROCESSORS_ONLN);
 
     int rc = 1;

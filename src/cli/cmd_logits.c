@@ -2,13 +2,15 @@
  *
  *   locallama logits --model PATH --ids 1,2,3 [--out FILE] [--greedy N] [--threads T]
  *                    [--ctx N] [--batch N] [--one-by-one] [--force ID,ID,...]
+ *                    [--kv-type f32|f16]
  *
  * Writes float32 little-endian logits for every prompt position (n_ids x n_vocab, row-major)
  * to FILE. The prompt is evaluated as one batch (--one-by-one: one token per decode call).
  * --force feeds these ids after the prompt, one per decode call (teacher forcing), and appends
  * each step's logits to FILE. --greedy N then generates N tokens by argmax (ties to the lowest
  * id; EOS is not a stop) through the KV cache, one token per call, and prints their ids as one
- * JSON array on the last line of stdout. */
+ * JSON array on the last line of stdout. --kv-type f16 keeps the KV cache as F16 (llama.cpp's
+ * default) instead of F32 (ours, and the references'). */
 #include "cli/cli.h"
 
 #include <errno.h>
@@ -19,7 +21,8 @@
 
 static const char logits_usage[] =
     "usage: locallama logits --model PATH --ids 1,2,3 [--out FILE] [--greedy N] [--threads T]\n"
-    "                        [--ctx N] [--batch N] [--one-by-one] [--force ID,ID,...]\n";
+    "                        [--ctx N] [--batch N] [--one-by-one] [--force ID,ID,...]\n"
+    "                        [--kv-type f32|f16]\n";
 
 static int usage_error(const char *fmt, const char *arg) {
     fputs("Error: ", stderr);
@@ -69,7 +72,7 @@ static int32_t argmax(const float *x, int32_t n) {
 int cmd_logits(int argc, char **argv) {
     const char *model_path = NULL, *ids_s = NULL, *out_path = NULL, *force_s = NULL;
     long greedy = 0, threads = 0, n_ctx = 0, n_batch = 0;
-    bool one_by_one = false;
+    bool one_by_one = false, kv_f16 = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -90,6 +93,11 @@ int cmd_logits(int argc, char **argv) {
         } else if (!strcmp(a, "--batch") || !strcmp(a, "-b")) {
             NEED_VALUE();
             if (!parse_int(v, 1, INT32_MAX, &n_batch)) return usage_error("bad --batch '%s'", v);
+        } else if (!strcmp(a, "--kv-type") || !strcmp(a, "-ctk")) {
+            NEED_VALUE();
+            if (!strcmp(v, "f16")) kv_f16 = true;
+            else if (!strcmp(v, "f32")) kv_f16 = false;
+            else return usage_error("bad --kv-type '%s' (f32 or f16)", v);
         } else if (!strcmp(a, "--one-by-one")) one_by_one = true;
         else return usage_error("unknown option '%s'", a);
 #undef NEED_VALUE
@@ -129,6 +137,7 @@ int cmd_logits(int argc, char **argv) {
     cp.n_batch = n_batch ? (int32_t)n_batch : (n_ids > 512 ? (int32_t)n_ids : 512);
     cp.n_threads = (int32_t)threads;
     cp.all_logits = true;
+    cp.kv_f16 = kv_f16;
     if (ll_ctx_init(&c, m, &cp, &err) != LL_OK) { rc = cli_fail_err(&err); goto done; }
 
     if (out_path && !(out = fopen(out_path, "wb"))) {

@@ -42,6 +42,7 @@ typedef struct {
     int64_t     num_predict;   /* tokens per answer; -1 = until EOG or the context is full */
     int32_t     n_ctx;         /* requested context; capped to the training context */
     int32_t     n_threads;     /* 0 = all cores */
+    bool        kv_f16;        /* --kv-type f16 */
     bool        raw;           /* no chat template */
     bool        verbose;       /* timing summary on stderr */
 } run_opts;
@@ -53,6 +54,7 @@ static void run_usage(FILE *f) {
           "  --num-predict N     tokens per answer (-1 = until end of generation; default -1)\n"
           "  --ctx N             context length (default 4096, capped to the model's)\n"
           "  --threads N         worker threads (default: all cores)\n"
+          "  --kv-type T         KV cache type: f32 (default) or f16 (half the memory)\n"
           "  --system TEXT       system message\n"
           "  --raw               no chat template: the prompt is the model's input\n"
           "  --top-k N, --top-p F, --min-p F, --repeat-penalty F   sampler settings\n"
@@ -124,7 +126,7 @@ static int run_parse_words(int argc, char **argv, run_opts *o, int *status, cons
         name[nlen] = '\0';
         static const char *const with_value[] = {
             "--temperature", "--seed", "--num-predict", "--ctx", "--threads", "--system",
-            "--top-k", "--top-p", "--min-p", "--repeat-penalty",
+            "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--kv-type",
         };
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
@@ -147,6 +149,9 @@ static int run_parse_words(int argc, char **argv, run_opts *o, int *status, cons
         } else if (!strcmp(name, "--threads")) {
             ok = parse_i64(val, 0, 1024, &iv);      /* R18: negative is an error; ll_ctx_init's max */
             if (ok) o->n_threads = (int32_t)iv;
+        } else if (!strcmp(name, "--kv-type")) {
+            ok = !strcmp(val, "f32") || !strcmp(val, "f16");
+            o->kv_f16 = !strcmp(val, "f16");
         } else if (!strcmp(name, "--system")) o->system = val;
         else if (!strcmp(name, "--top-k")) {
             ok = parse_i64(val, INT32_MIN, INT32_MAX, &iv);
@@ -735,6 +740,7 @@ int cmd_run(int argc, char **argv) {
     cp.n_ctx = o.n_ctx;
     if (n_train > 0 && cp.n_ctx > n_train) cp.n_ctx = n_train;
     cp.n_threads = o.n_threads;
+    cp.kv_f16 = o.kv_f16;
 
     /* Workers inherit the signal mask: SIGINT goes to the main thread, never to a worker. */
     sigset_t block, old;

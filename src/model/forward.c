@@ -149,21 +149,31 @@ static void rope_store_worker(void *arg, int ith, int nth) {
         for (int64_t h = 0; h < hp->n_head; h++) rope_rotate(q + h * hd, cs, hp->n_rot);
         for (int64_t h = 0; h < hp->n_head_kv; h++) rope_rotate(k + h * hd, cs, hp->n_rot);
         const size_t p = (size_t)j->layer * (size_t)c->n_ctx + (size_t)(c->pos + t);
-        memcpy(c->k_cache + p * (size_t)k_dim, k, (size_t)k_dim * sizeof(float));   /* (n_ctx, k_dim) */
         /* V is stored transposed, (v_dim, n_ctx) per layer, so that each output element of
          * attention is one contiguous dot product over positions, as in llama.cpp. */
-        float *vt = c->v_cache + (size_t)j->layer * (size_t)v_dim * (size_t)c->n_ctx + (size_t)(c->pos + t);
-        for (int64_t e = 0; e < v_dim; e++) vt[(size_t)e * (size_t)c->n_ctx] = c->kv_v[t * v_dim + e];
+        const size_t v_off = (size_t)j->layer * (size_t)v_dim * (size_t)c->n_ctx + (size_t)(c->pos + t);
+        const float *v = c->kv_v + t * v_dim;
+        if (c->kv_f16) {        /* rounded to nearest even, as ggml's copy into an F16 cache */
+            c->k->quantize_act[LL_TYPE_F16](k, (uint16_t *)c->k_cache + p * (size_t)k_dim, k_dim);
+            uint16_t *vt = (uint16_t *)c->v_cache + v_off;
+            for (int64_t e = 0; e < v_dim; e++) vt[(size_t)e * (size_t)c->n_ctx] = ll_fp32_to_fp16(v[e]);
+        } else {
+            memcpy((float *)c->k_cache + p * (size_t)k_dim, k, (size_t)k_dim * sizeof(float));
+            float *vt = (float *)c->v_cache + v_off;
+            for (int64_t e = 0; e < v_dim; e++) vt[(size_t)e * (size_t)c->n_ctx] = v[e];
+        }
     }
 }
 
 /* Causal attention with grouped KV heads, for each (token, query head) pair:
  *   score_s = (q . k_s) / sqrt(hd) for s <= p;  a = softmax(score);  out_e = sum_s a_s v_s,e.
  * Query head h reads KV head h / (n_head / n_head_kv). The softmax subtracts the maximum and
- * sums the exponentials in double (ggml's soft_max). Both products are F32 dots in the order of
+ * sums the exponentials in double (ggml's soft_max). Both products are dots in the order of
  * llama.cpp's non-flash path: q . k_s per position, then per output element the dot of the
  * weights with a row of transposed V; the weights are zero-padded to a multiple of 32 so every
- * real term goes through the same SIMD lanes as there. */
+ * real term goes through the same SIMD lanes as there. With an F32 cache both are F32 dots;
+ * with an F16 cache, as in ggml's mul_mat with an F16 first operand, q and the weights are
+ * first rounded to F16 (once per token and head) and both are F16 dots. */
 struct attn_job { ll_ctx *c; int64_t layer; int64_t n_tok; };
 
 static void attention_worker(void *arg, int ith, int nth) {
@@ -175,21 +185,29 @@ static void attention_worker(void *arg, int ith, int nth) {
     const int64_t k_dim = hp->n_head_kv * hd, v_dim = hp->n_head_kv * hdv;
     const int64_t group = hp->n_head / hp->n_head_kv;
     const float scale = 1.0f / sqrtf((float)hd);
-    const ll_dot_fn dot_f32 = c->k->dot[LL_TYPE_F32];            /* SIMD when the CPU has it */
-    const float *k_layer = c->k_cache + (size_t)j->layer * (size_t)n_ctx * (size_t)k_dim;  /* (n_ctx, k_dim) */
-    const float *v_layer = c->v_cache + (size_t)j->layer * (size_t)v_dim * (size_t)n_ctx;  /* (v_dim, n_ctx) */
+    const bool f16 = c->kv_f16;
+    const ll_dot_fn dot = c->k->dot[f16 ? LL_TYPE_F16 : LL_TYPE_F32];   /* SIMD when the CPU has it */
+    const ll_quantize_act_fn to_f16 = c->k->quantize_act[LL_TYPE_F16];
+    const size_t es = c->kv_elem;
+    const uint8_t *k_layer = (const uint8_t *)c->k_cache +
+                             (size_t)j->layer * (size_t)n_ctx * (size_t)k_dim * es;  /* (n_ctx, k_dim) */
+    const uint8_t *v_layer = (const uint8_t *)c->v_cache +
+                             (size_t)j->layer * (size_t)v_dim * (size_t)n_ctx * es;  /* (v_dim, n_ctx) */
     float *score = c->att + (size_t)ith * (size_t)n_ctx;          /* (n_ctx) this thread's row */
+    uint16_t *q_h = f16 ? c->att_h + (size_t)ith * c->att_h_stride : NULL;   /* (hd) F16 query */
+    uint16_t *w_h = f16 ? q_h + hd : NULL;                        /* (n_ctx) F16 weights */
 
     int64_t i0, i1;
     share(j->n_tok * hp->n_head, ith, nth, &i0, &i1);
     for (int64_t i = i0; i < i1; i++) {
         const int64_t t = i / hp->n_head, h = i % hp->n_head, g = h / group;
         const int64_t p = c->pos + t;                              /* attends to 0..p */
-        const float *q = c->q + t * q_dim + h * hd;                /* (hd) */
+        const void *q = c->q + t * q_dim + h * hd;                 /* (hd) */
+        if (f16) { to_f16(q, q_h, hd); q = q_h; }
         float max = -INFINITY;
         for (int64_t s = 0; s <= p; s++) {
-            const float *k = k_layer + s * k_dim + g * hd;         /* (hd) */
-            score[s] = dot_f32(hd, k, q) * scale;
+            const void *k = k_layer + ((size_t)s * (size_t)k_dim + (size_t)(g * hd)) * es;  /* (hd) */
+            score[s] = dot(hd, k, q) * scale;
             if (score[s] > max) max = score[s];
         }
         double sum = 0.0;
@@ -202,9 +220,11 @@ static void attention_worker(void *arg, int ith, int nth) {
         int64_t n_kv = (p + 1 + 31) / 32 * 32;                     /* padded; zero weights */
         if (n_kv > n_ctx) n_kv = p + 1;
         for (int64_t s = p + 1; s < n_kv; s++) score[s] = 0.0f;
+        const void *wts = score;
+        if (f16) { to_f16(score, w_h, n_kv); wts = w_h; }
         float *out = c->att_out + t * o_dim + h * hdv;             /* (hdv) */
         for (int64_t e = 0; e < hdv; e++)                          /* row e of V^T: (n_ctx) */
-            out[e] = dot_f32(n_kv, v_layer + (size_t)(g * hdv + e) * (size_t)n_ctx, score);
+            out[e] = dot(n_kv, v_layer + (size_t)(g * hdv + e) * (size_t)n_ctx * es, wts);
     }
 }
 

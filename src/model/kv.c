@@ -1,12 +1,13 @@
 /* model/kv.c: the inference context: KV cache, scratch buffers, thread pool, and the decode
  * loop that feeds ll_forward at most n_batch tokens at a time.
  *
- * The KV cache is F32, K as (n_layer, n_ctx, kv_dim) and V transposed as (n_layer, kv_dim,
- * n_ctx), as in the references and llama.cpp's non-flash attention (an F16
- * cache moves llama.cpp's own logits by more than our tolerances allow for). It is sized from
+ * The KV cache holds K as (n_layer, n_ctx, kv_dim) and V transposed as (n_layer, kv_dim,
+ * n_ctx), as llama.cpp's non-flash attention does. It is F32 by default, as in the references;
+ * kv_f16 stores it as F16 (llama.cpp's and Ollama's default), half the bytes. It is sized from
  * the requested n_ctx, never from the model's maximum: Llama 3.2 1B at 131072 positions needs
- * 8 GiB, at the default 4096 only 256 MiB. Everything is allocated in ll_ctx_init; decoding
- * allocates only when all_logits needs a bigger logits table than any earlier call. */
+ * 8 GiB as F32 (4 GiB as F16), at the default 4096 only 256 MiB; 3B at 131072 needs 28 GiB as
+ * F32, 14 GiB as F16. Everything is allocated in ll_ctx_init; decoding allocates only when
+ * all_logits needs a bigger logits table than any earlier call. */
 #include "model/model.h"
 
 #include <stdio.h>
@@ -15,7 +16,7 @@
 #define LL_CTX_DEFAULT_N_BATCH 512
 
 ll_ctx_params ll_ctx_default_params(void) {
-    ll_ctx_params p = { 0, LL_CTX_DEFAULT_N_BATCH, 0, false };
+    ll_ctx_params p = { 0, LL_CTX_DEFAULT_N_BATCH, 0, false, false };
     return p;
 }
 
@@ -34,6 +35,7 @@ void ll_ctx_free(ll_ctx *c) {
     ll_free(c->gate);
     ll_free(c->up);
     ll_free(c->att);
+    ll_free(c->att_h);
     ll_free(c->rope_cs);
     ll_free(c->xq);
     ll_free(c->logits);
@@ -85,13 +87,16 @@ ll_status ll_ctx_init(ll_ctx **out, const ll_model *m, const ll_ctx_params *p, l
     const int64_t q_dim = hp->n_head * hp->head_dim_k, o_dim = hp->n_head * hp->head_dim_v;
     const int64_t k_dim = hp->n_head_kv * hp->head_dim_k, v_dim = hp->n_head_kv * hp->head_dim_v;
 
-    /* KV cache bytes, checked: 2 * L * n_ctx * kv_dim * 4. */
+    /* KV cache bytes, checked: L * n_ctx * (k_dim + v_dim) * element size. */
+    const size_t elem = p->kv_f16 ? sizeof(uint16_t) : sizeof(float);
+    const char *kv_type = p->kv_f16 ? "F16" : "F32";
     uint64_t k_elems, v_elems, kv_bytes;
     if (!ll_mul_u64((uint64_t)L * (uint64_t)n_ctx, (uint64_t)k_dim, &k_elems) ||
         !ll_mul_u64((uint64_t)L * (uint64_t)n_ctx, (uint64_t)v_dim, &v_elems) ||
-        !ll_add_u64(k_elems, v_elems, &kv_bytes) || !ll_mul_u64(kv_bytes, sizeof(float), &kv_bytes) ||
+        !ll_add_u64(k_elems, v_elems, &kv_bytes) || !ll_mul_u64(kv_bytes, elem, &kv_bytes) ||
         kv_bytes > SIZE_MAX)
-        return ll_fail(err, LL_ERR_NOMEM, "KV cache for n_ctx %lld does not fit in memory", (long long)n_ctx);
+        return ll_fail(err, LL_ERR_NOMEM, "%s KV cache for n_ctx %lld does not fit in memory",
+                       kv_type, (long long)n_ctx);
 
     ll_ctx *c = ll_calloc(1, sizeof *c);
     if (!c) return ll_fail(err, LL_ERR_NOMEM, "out of memory for the context");
@@ -100,15 +105,30 @@ ll_status ll_ctx_init(ll_ctx **out, const ll_model *m, const ll_ctx_params *p, l
     c->n_ctx = (int32_t)n_ctx;
     c->n_batch = (int32_t)n_batch;
     c->all_logits = p->all_logits;
+    c->kv_f16 = p->kv_f16;
+    c->kv_elem = elem;
+    c->kv_bytes = kv_bytes;
 
-    c->k_cache = ll_malloc_array((size_t)k_elems, sizeof(float));
+    c->k_cache = ll_malloc_array((size_t)k_elems, elem);
     /* Zeroed: attention reads up to 31 positions past the last one with weight 0 (forward.c),
-     * which must be finite. calloc of a large block maps zero pages lazily. */
-    c->v_cache = ll_calloc((size_t)v_elems, sizeof(float));
+     * which must be finite (all-zero bits are 0.0 in F32 and F16 alike). calloc of a large
+     * block maps zero pages lazily. */
+    c->v_cache = ll_calloc((size_t)v_elems, elem);
     if (!c->k_cache || !c->v_cache) {
-        st = ll_fail(err, LL_ERR_NOMEM, "cannot allocate the KV cache: %llu bytes for n_ctx %lld",
-                     (unsigned long long)kv_bytes, (long long)n_ctx);
+        st = ll_fail(err, LL_ERR_NOMEM, "cannot allocate the %s KV cache: %llu bytes for n_ctx %lld",
+                     kv_type, (unsigned long long)kv_bytes, (long long)n_ctx);
         goto fail;
+    }
+    if (c->kv_f16) {    /* per thread: the query of one head, then the weights, as F16 */
+        size_t rows;
+        c->att_h_stride = (size_t)hp->head_dim_k + (size_t)n_ctx;
+        if (ll_mul_size(c->att_h_stride, (size_t)n_threads, &rows))
+            c->att_h = ll_malloc_array(rows, sizeof(uint16_t));
+        if (!c->att_h) {
+            st = ll_fail(err, LL_ERR_NOMEM, "out of memory for the F16 attention scratch of n_ctx %lld",
+                         (long long)n_ctx);
+            goto fail;
+        }
     }
     c->x = alloc_floats(n_batch, d);
     c->xn = alloc_floats(n_batch, d);

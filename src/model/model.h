@@ -84,10 +84,14 @@ struct ll_ctx {
     int32_t    pos;                     /* tokens in the cache */
     bool       all_logits;
 
-    /* KV cache, F32 as in the references. V is transposed (one row per value dimension) so
-     * attention's weighted sum is a dot product over positions, as in llama.cpp. */
-    float     *k_cache;                 /* (L, n_ctx, n_head_kv * hd) */
-    float     *v_cache;                 /* (L, n_head_kv * hd_v, n_ctx), zero-initialized */
+    /* KV cache, F32 (the default, as in the references) or F16 (kv_f16, llama.cpp's default).
+     * V is transposed (one row per value dimension) so attention's weighted sum is a dot
+     * product over positions, as in llama.cpp. Elements are kv_elem bytes: float or uint16_t. */
+    bool       kv_f16;
+    size_t     kv_elem;                 /* 4 (F32) or 2 (F16) */
+    uint64_t   kv_bytes;                /* bytes of k_cache + v_cache */
+    void      *k_cache;                 /* (L, n_ctx, n_head_kv * hd) */
+    void      *v_cache;                 /* (L, n_head_kv * hd_v, n_ctx), zero-initialized */
 
     /* Scratch for one forward call of up to n_batch tokens (allocated once, at init).
      * Every buffer is packed: row t of a (n, w) buffer starts at t * w. */
@@ -101,6 +105,9 @@ struct ll_ctx {
     float     *gate;                    /* (n_batch, n_ff) gate, then silu(gate) * up */
     float     *up;                      /* (n_batch, n_ff) */
     float     *att;                     /* (n_threads, n_ctx) attention scores, one row per thread */
+    uint16_t  *att_h;                   /* F16 cache only: (n_threads, att_h_stride) per thread the
+                                         * query of one head (hd) then the weights (n_ctx), as F16 */
+    size_t     att_h_stride;            /* elements per thread row of att_h */
     float     *rope_cs;                 /* (n_batch, n_rot) (cos, sin) per position and pair */
     void      *xq;                      /* (n_batch, widest input row in its dot type) bytes */
     size_t     xq_cap;                  /* bytes of xq */
