@@ -1,6 +1,6 @@
 /* model tests: hyperparameters and binding of real files from ../shared/reference, context
  * sizing and refusal, the decode loop (limits, batching, truncation, cancel), thread-count
- * independence, and allocation-failure injection over ll_model_load and ll_ctx_init. The
+ * independence, the F16 KV cache option, and allocation-failure injection over ll_model_load and ll_ctx_init. The
  * numbers themselves are checked against llama.cpp in tests/py/test_reference.py. */
 #include "../test.h"
 
@@ -239,6 +239,87 @@ static void test_batching_and_threads_agree(void) {
     ll_model_free(m);
 }
 
+/* kv_f16: the cache is half the bytes (2 x L x n_ctx x kv_dim x 2), an allocation failure names
+ * that size and the type, the F32 default is untouched, and with F16 the same 40 tokens as one
+ * batch, as batches of 7, one by one and with 1 or 3 threads agree (bit-exact across threads);
+ * the logits differ from the F32 cache's, but only by F16 rounding. */
+static void test_kv_f16(void) {
+    ll_model *t = load(TINY_F32);
+    ll_model *m = load(STORIES);
+    if (!t || !m) { ll_model_free(t); ll_model_free(m); return; }
+    const ll_hparams *th = &t->hp;
+    const uint64_t per_elem = (uint64_t)th->n_layer * 131072u *
+                              (uint64_t)(th->n_head_kv * (th->head_dim_k + th->head_dim_v));
+    ll_error err = { 0 };
+    ll_ctx *c = NULL;
+    ll_ctx_params p = ll_ctx_default_params();
+    CHECK(!p.kv_f16);                        /* F32 stays the default */
+    p.n_threads = 1;
+    p.n_ctx = 131072;
+    CHECK_MSG(ll_ctx_init(&c, t, &p, &err) == LL_OK, "%s", err.msg);
+    if (c) { CHECK(!c->kv_f16); CHECK(c->kv_bytes == per_elem * 4); }
+    ll_ctx_free(c);
+    p.kv_f16 = true;
+    CHECK_MSG(ll_ctx_init(&c, t, &p, &err) == LL_OK, "%s", err.msg);
+    if (c) { CHECK(c->kv_f16); CHECK(c->kv_bytes == per_elem * 2); }
+    ll_ctx_free(c);
+    ll_model_free(t);
+
+    /* stories260K: 2 x 5 layers x 512 positions x 32 x 2 bytes. */
+    p = ll_ctx_default_params();
+    p.kv_f16 = true;
+    err = (ll_error){ 0 };
+    ll_alloc_fail_after(1);                  /* the context struct succeeds, K fails */
+    CHECK(ll_ctx_init(&c, m, &p, &err) == LL_ERR_NOMEM);
+    ll_alloc_fail_after(-1);
+    CHECK(c == NULL);
+    CHECK_STR_CONTAINS(err.msg, "F16 KV cache");
+    CHECK_STR_CONTAINS(err.msg, "327680 bytes");
+
+    enum { N = 40, V = 512 };
+    int32_t ids[N];
+    for (int i = 0; i < N; i++) ids[i] = i == 0 ? 1 : 3 + (i * 37) % 509;
+    static float ref[N][V], got[N][V], f32[N][V];
+    struct { int n_batch, n_threads; bool one_by_one, f16; } runs[] = {
+        { 512, 1, false, true }, { 7, 2, false, true }, { 512, 3, false, true },
+        { 512, 2, true, true }, { 512, 2, false, false },
+    };
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        c = NULL;
+        p = ll_ctx_default_params();
+        p.n_batch = runs[r].n_batch;
+        p.n_threads = runs[r].n_threads;
+        p.all_logits = true;
+        p.kv_f16 = runs[r].f16;
+        CHECK(ll_ctx_init(&c, m, &p, &err) == LL_OK);
+        if (!c) break;
+        float (*dst)[V] = r == 0 ? ref : runs[r].f16 ? got : f32;
+        if (runs[r].one_by_one) {
+            for (int i = 0; i < N; i++) {
+                CHECK(ll_ctx_decode(c, ids + i, 1, NULL, &err) == LL_OK);
+                memcpy(dst[i], ll_ctx_logits(c, 0), sizeof dst[i]);
+            }
+        } else {
+            CHECK(ll_ctx_decode(c, ids, N, NULL, &err) == LL_OK);
+            for (int i = 0; i < N; i++) memcpy(dst[i], ll_ctx_logits(c, i), sizeof dst[i]);
+        }
+        if (r > 0) {
+            double mx = 0;
+            for (int i = 0; i < N; i++)
+                for (int v = 0; v < V; v++) mx = fmax(mx, fabs((double)dst[i][v] - ref[i][v]));
+            if (!runs[r].f16) {
+                CHECK_MSG(mx > 0 && mx < 0.1, "F16 vs F32 cache: max |d| %g", mx);   /* 0.048 */
+            } else if (runs[r].n_batch == 512 && !runs[r].one_by_one) {
+                CHECK_MSG(mx == 0, "F16 threads: max %g", mx);
+            } else {
+                CHECK_MSG(mx < 1e-4, "F16 run %zu: max |d| %g", r, mx);
+            }
+        }
+        ll_ctx_free(c);
+    }
+    ll_model_free(m);
+}
+
 /* Every allocation of ll_model_load and ll_ctx_init may fail: each failure is reported as
  * LL_ERR_NOMEM (or the loader's own message), nothing leaks (ASan build), and once the
  * budget is large enough the load succeeds. */
@@ -318,6 +399,7 @@ int main(void) {
     RUN(test_ctx_sizing_and_refusal);
     RUN(test_decode_limits_truncate_cancel);
     RUN(test_batching_and_threads_agree);
+    RUN(test_kv_f16);
     RUN(test_alloc_failure_injection);
     RUN(test_missing_file);
     RUN(test_full_tensor_check_passes_on_good_file);

