@@ -28,8 +28,8 @@ static const struct {
     { "run",        cmd_run,        "run PATH.gguf [PROMPT]    chat with a model (streams the answer)" },
     { "tokenize",   cmd_tokenize,   "tokenize --model PATH [--no-bos] [--parse-special] [TEXT]" },
     { "detokenize", cmd_detokenize, "detokenize --model PATH [--pieces] ID..." },
-    { "logits",     cmd_logits,     "logits --model PATH --ids 1,2,3 [--out FILE] [--greedy N] [--threads T]" },
-    { "bench",      cmd_bench,      "bench --model PATH [-p 512] [-n 128] [-d DEPTH] [-t THREADS] [-r REPS] [-o md|json]" },
+    { "logits",     cmd_logits,     "logits --model PATH --ids 1,2,3 [--out FILE] [--greedy N] [--threads T] [--kv-type f32|f16]" },
+    { "bench",      cmd_bench,      "bench --model PATH [-p 512] [-n 128] [-d DEPTH] [-t THREADS] [-r REPS] [-ctk f32|f16] [-o md|json]" },
 };
 
 static void usage(FILE *f) {
