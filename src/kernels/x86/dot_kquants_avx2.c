@@ -115,6 +115,21 @@ float ll_dot_q3_k_avx2(int64_t n, const void *w, const void *a) {
     return sum;
 }
 
+/* Q4_K/Q5_K: one 64-element group, sub-blocks 2g (lo) and 2g+1 (hi) as unsigned quants,
+ * against the group's 64 activation bytes aq, each sub-block's sum times its 6-bit scale. */
+static inline __m256i k4_group(__m256i lo, __m256i hi, const uint8_t *aq, const uint8_t *sc) {
+    __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load32(aq)), _mm256_set1_epi16(sc[0]));
+    __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load32(aq + 32)), _mm256_set1_epi16(sc[1]));
+    return _mm256_add_epi32(p0, p1);
+}
+
+/* Q4_K/Q5_K: a super-block's value from its integer parts, in quant/dot_ref.c's f32 order. */
+static inline float k4_block(const uint8_t *d, const uint8_t *dmin, const uint8_t *ab,
+                             __m256i isum, int32_t msum) {
+    float ad = blk_f32(ab + Q8_K_D);
+    return (f16_at(d) * ad) * (float)hsum_i32(isum) - (f16_at(dmin) * ad) * (float)msum;
+}
+
 /* Q4_K / Q5_K: 64-element groups g; the low nibbles of qs[32g..] are sub-block 2g, the high
  * nibbles sub-block 2g+1, each one whole vector with one scale. */
 float ll_dot_q4_k_avx2(int64_t n, const void *w, const void *a) {
@@ -129,14 +144,9 @@ float ll_dot_q4_k_avx2(int64_t n, const void *w, const void *a) {
             __m256i qv = load32(wb + Q4_K_QS + 32 * g);
             __m256i lo = _mm256_and_si256(qv, m15);
             __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m15);
-            __m256i p0 = _mm256_maddubs_epi16(lo, load32(ab + Q8_K_QS + 64 * g));
-            __m256i p1 = _mm256_maddubs_epi16(hi, load32(ab + Q8_K_QS + 64 * g + 32));
-            p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * g]));
-            p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * g + 1]));
-            isum = _mm256_add_epi32(isum, _mm256_add_epi32(p0, p1));
+            isum = _mm256_add_epi32(isum, k4_group(lo, hi, ab + Q8_K_QS + 64 * g, sc + 2 * g));
         }
-        float ad = blk_f32(ab + Q8_K_D);
-        sum += (f16_at(wb + Q4_K_D) * ad) * (float)hsum_i32(isum) - (f16_at(wb + Q4_K_DMIN) * ad) * (float)msum;
+        sum += k4_block(wb + Q4_K_D, wb + Q4_K_DMIN, ab, isum, msum);
     }
     return sum;
 }
@@ -157,14 +167,9 @@ float ll_dot_q5_k_avx2(int64_t n, const void *w, const void *a) {
             __m256i lo = _mm256_or_si256(_mm256_and_si256(qv, m15), _mm256_slli_epi16(hlo, 4));
             __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qv, 4), m15),
                                          _mm256_slli_epi16(hhi, 4));
-            __m256i p0 = _mm256_maddubs_epi16(lo, load32(ab + Q8_K_QS + 64 * g));
-            __m256i p1 = _mm256_maddubs_epi16(hi, load32(ab + Q8_K_QS + 64 * g + 32));
-            p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * g]));
-            p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * g + 1]));
-            isum = _mm256_add_epi32(isum, _mm256_add_epi32(p0, p1));
+            isum = _mm256_add_epi32(isum, k4_group(lo, hi, ab + Q8_K_QS + 64 * g, sc + 2 * g));
         }
-        float ad = blk_f32(ab + Q8_K_D);
-        sum += (f16_at(wb + Q5_K_D) * ad) * (float)hsum_i32(isum) - (f16_at(wb + Q5_K_DMIN) * ad) * (float)msum;
+        sum += k4_block(wb + Q5_K_D, wb + Q5_K_DMIN, ab, isum, msum);
     }
     return sum;
 }
