@@ -9,19 +9,12 @@
 #include "kernels/kernels.h"
 #include "quant/blocks.h"
 #include "../test.h"
+#define TEST_RNG_SEED 0x243F6A8885A308D3ull
+#include "../quant_random.h"
 
 #include <stdint.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static uint64_t rng_state = 0x243F6A8885A308D3ull;
-static uint64_t rng_u64(void) {
-    rng_state ^= rng_state >> 12; rng_state ^= rng_state << 25; rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1Dull;
-}
-static float rng_uniform(float lo, float hi) {
-    return lo + (hi - lo) * (float)(rng_u64() >> 40) / (float)(1 << 24);
-}
 
 static struct ll_kernels k_ref, k_simd;
 static bool have_simd;
@@ -31,39 +24,6 @@ static bool simd_or_skip(void) {
     return have_simd;
 }
 
-/* Offsets of the f16 scale fields of each weight type; the other bytes are random. */
-struct wfields { uint32_t type; int n; int off[2]; };
-static const struct wfields wtypes[] = {
-    { LL_TYPE_F32, 0, {0} }, { LL_TYPE_F16, 0, {0} }, { LL_TYPE_BF16, 0, {0} },
-    { LL_TYPE_Q8_0, 1, { Q8_0_D } }, { LL_TYPE_Q4_1, 2, { Q4_1_D, Q4_1_M } },
-    { LL_TYPE_Q4_0, 1, { Q4_0_D } }, { LL_TYPE_Q5_0, 1, { Q5_0_D } },
-    { LL_TYPE_Q5_1, 2, { Q5_1_D, Q5_1_M } },
-    { LL_TYPE_Q2_K, 2, { Q2_K_D, Q2_K_DMIN } }, { LL_TYPE_Q3_K, 1, { Q3_K_D } },
-    { LL_TYPE_Q4_K, 2, { Q4_K_D, Q4_K_DMIN } }, { LL_TYPE_Q5_K, 2, { Q5_K_D, Q5_K_DMIN } },
-    { LL_TYPE_Q6_K, 1, { Q6_K_D } },
-};
-enum { N_WTYPES = sizeof wtypes / sizeof wtypes[0] };
-
-static bool is_float_type(uint32_t t) { return t == LL_TYPE_F32 || t == LL_TYPE_F16 || t == LL_TYPE_BF16; }
-
-/* Random weights; scale fields set to `scale` (a random small value when scale is 0). */
-static void make_weights(const struct wfields *wf, uint8_t *w, int64_t n, float scale) {
-    const ll_type_traits *t = ll_type_traits_of(wf->type);
-    int64_t nb = n / t->blck;
-    for (size_t k = 0; k < (size_t)nb * t->bytes; k++) w[k] = (uint8_t)rng_u64();
-    if (is_float_type(wf->type)) {
-        for (int64_t k = 0; k < n; k++) {
-            float v = rng_uniform(-1, 1);
-            if (wf->type == LL_TYPE_F32) memcpy(w + 4 * k, &v, 4);
-            else blk_put_u16(w + 2 * k, wf->type == LL_TYPE_F16 ? ll_fp32_to_fp16(v) : ll_fp32_to_bf16(v));
-        }
-        return;
-    }
-    for (int64_t b = 0; b < nb; b++)
-        for (int f = 0; f < wf->n; f++)
-            blk_put_u16(w + b * t->bytes + wf->off[f],
-                        ll_fp32_to_fp16(scale != 0 ? scale : rng_uniform(-0.05f, 0.05f)));
-}
 
 /* Activation blocks built directly with d = 1 and quants in -8..8, with consistent sums. */
 static void make_unit_activations(uint32_t dot_type, uint8_t *a, int64_t n) {
@@ -126,7 +86,7 @@ static void test_dot_simd_vs_ref_random(void) {
             for (int rep = 0; rep < 3; rep++) {
                 /* Odd offsets: weights and activations at any alignment. */
                 uint8_t *w = wbuf + (rep == 0 ? 0 : 1 + rep), *a = abuf + (rep == 0 ? 0 : 3);
-                make_weights(&wtypes[t], w, n, 0);
+                random_weights(&wtypes[t], w, n, 0);
                 float amp = rep == 2 ? 100.0f : 1.0f;
                 for (int64_t k = 0; k < n; k++) xbuf[k] = rng_uniform(-amp, amp);
                 k_ref.quantize_act[tt->dot_type](xbuf, a, n);
@@ -152,7 +112,7 @@ static void test_dot_simd_integer_sums_exact(void) {
         if (is_float_type(wt)) continue;
         const ll_type_traits *tt = ll_type_traits_of(wt);
         for (int64_t n = tt->blck; n <= 1024; n += 3 * tt->blck) {
-            make_weights(&wtypes[t], wbuf + 1, n, 1.0f);
+            random_weights(&wtypes[t], wbuf + 1, n, 1.0f);
             make_unit_activations(tt->dot_type, abuf + 2, n);
             float r = k_ref.dot[wt](n, wbuf + 1, abuf + 2), s = k_simd.dot[wt](n, wbuf + 1, abuf + 2);
             CHECK_MSG(r == s && r == floorf(r), "%s n=%lld: ref %.9g simd %.9g", tt->name, (long long)n, r, s);
@@ -270,7 +230,7 @@ static void test_matmul_rows_matches_dots(void) {
         ll_type_row_bytes(tt->dot_type, N_IN, &xb);
         const struct wfields *wf = NULL;
         for (int t = 0; t < N_WTYPES; t++) if (wtypes[t].type == wt) wf = &wtypes[t];
-        for (int r = 0; r < N_OUT; r++) make_weights(wf, w + r * rb, N_IN, 0);
+        for (int r = 0; r < N_OUT; r++) random_weights(wf, w + r * rb, N_IN, 0);
         for (int i = 0; i < N_TOK * N_IN; i++) x[i] = rng_uniform(-1, 1);
         for (int t = 0; t < N_TOK; t++) k->quantize_act[tt->dot_type](x + t * N_IN, xq + t * xb, N_IN);
         for (int n_tok = 1; n_tok <= N_TOK; n_tok += N_TOK - 1) {

@@ -3,19 +3,12 @@
  * dequantized rows, and row-size arithmetic. */
 #include "quant/blocks.h"
 #include "../test.h"
+#include "../quant_random.h"
 
 #include <stdint.h>
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint64_t rng_u64(void) {                     /* xorshift64* */
-    rng_state ^= rng_state >> 12; rng_state ^= rng_state << 25; rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1Dull;
-}
-static float rng_uniform(float lo, float hi) {
-    return lo + (hi - lo) * (float)(rng_u64() >> 40) / (float)(1 << 24);
-}
 
 static size_t hex_decode(const char *hex, uint8_t *out, size_t cap) {
     size_t n = 0;
@@ -352,34 +345,6 @@ static void test_activation_round_trips(void) {
  * On random weights and activations, ll_vec_dot_ref equals the double dot of the two dequantized
  * rows up to f32 rounding: |err| <= 1e-5 * sum |w_i * a_i| + 1e-6. */
 
-/* Offsets of the f16 scale fields of each weight type; random bytes elsewhere. */
-struct wfields { uint32_t type; int n; int off[2]; };
-static const struct wfields wtypes[] = {
-    { LL_TYPE_F32, 0, {0} }, { LL_TYPE_F16, 0, {0} }, { LL_TYPE_BF16, 0, {0} },
-    { LL_TYPE_Q4_0, 1, { Q4_0_D } }, { LL_TYPE_Q4_1, 2, { Q4_1_D, Q4_1_M } },
-    { LL_TYPE_Q5_0, 1, { Q5_0_D } }, { LL_TYPE_Q5_1, 2, { Q5_1_D, Q5_1_M } },
-    { LL_TYPE_Q8_0, 1, { Q8_0_D } },
-    { LL_TYPE_Q2_K, 2, { Q2_K_D, Q2_K_DMIN } }, { LL_TYPE_Q3_K, 1, { Q3_K_D } },
-    { LL_TYPE_Q4_K, 2, { Q4_K_D, Q4_K_DMIN } }, { LL_TYPE_Q5_K, 2, { Q5_K_D, Q5_K_DMIN } },
-    { LL_TYPE_Q6_K, 1, { Q6_K_D } },
-};
-
-static void random_weights(const struct wfields *wf, uint8_t *w, int64_t n) {
-    const ll_type_traits *t = ll_type_traits_of(wf->type);
-    int64_t nb = n / t->blck;
-    for (size_t k = 0; k < (size_t)nb * t->bytes; k++) w[k] = (uint8_t)rng_u64();
-    if (wf->type == LL_TYPE_F32 || wf->type == LL_TYPE_F16 || wf->type == LL_TYPE_BF16) {
-        for (int64_t k = 0; k < n; k++) {
-            float v = rng_uniform(-1, 1);
-            if (wf->type == LL_TYPE_F32) memcpy(w + 4 * k, &v, 4);
-            else blk_put_u16(w + 2 * k, wf->type == LL_TYPE_F16 ? ll_fp32_to_fp16(v) : ll_fp32_to_bf16(v));
-        }
-        return;
-    }
-    for (int64_t b = 0; b < nb; b++)
-        for (int f = 0; f < wf->n; f++)
-            blk_put_u16(w + b * t->bytes + wf->off[f], ll_fp32_to_fp16(rng_uniform(-0.05f, 0.05f)));
-}
 
 static void test_dot_ref_matches_dequantized(void) {
     enum { N = 2048 };
@@ -391,7 +356,7 @@ static void test_dot_ref_matches_dequantized(void) {
         const int64_t lens[4] = { tt->blck, 3 * tt->blck, N, N - tt->blck };
         for (int rep = 0; rep < 4; rep++) {
             int64_t n = lens[rep];
-            random_weights(&wtypes[t], w, n);
+            random_weights(&wtypes[t], w, n, 0);
             for (int64_t k = 0; k < n; k++) x[k] = rng_uniform(-2, 2);
             ll_quantize_act_ref(tt->dot_type, x, a, n);
             ll_dequantize_row(wtypes[t].type, w, wd, n);
