@@ -42,6 +42,7 @@ typedef enum {
     LL_ERR_NOMEM,       /* allocation failed */
     LL_ERR_CANCELLED,   /* the caller's cancel flag was raised */
     LL_ERR_ARG,         /* the caller passed something invalid (bad option, id out of range) */
+    LL_ERR_MASKED,      /* a sampler's allow-mask permits no token (constrained decoding) */
 } ll_status;
 
 typedef struct {
@@ -54,6 +55,18 @@ const char *ll_status_name(ll_status s);
 /* A length-delimited byte string; usually a view into a model mapping (not NUL-terminated). */
 typedef struct { const char *p; size_t n; } ll_str;
 #define LL_STR(s) (int)(s).n, (s).p     /* for printf("%.*s", LL_STR(s)) */
+
+/* ---- logging ------------------------------------------------------------------------------ */
+
+/* Levels: 0 errors, 1 warnings (the default; LOCALLAMA_LOG_LEVEL overrides it at startup),
+ * 2 info, 3 debug. Messages are one line, without the trailing newline.
+ * Thread-safe: any thread may log while another changes the level or the callback. Calls to
+ * the callback are serialized; once ll_log_set_callback returns, the previous callback is
+ * not running and will not be called again. The callback must not call ll_log_set_callback. */
+typedef void (*ll_log_fn)(int level, const char *msg, void *user);
+void ll_log_set_callback(ll_log_fn fn, void *user);   /* NULL: write to stderr (the default) */
+void ll_log_set_level(int level);
+int  ll_log_level(void);
 
 /* ---- opaque types ----------------------------------------------------------------------- */
 
@@ -168,6 +181,11 @@ void      ll_sampler_reset(ll_sampler *s);
  * A NaN or +Inf logit fails with LL_ERR_FORMAT "numerical error: NaN logits ..." (fault R17);
  * -Inf is a legal mask, but all -Inf fails the same way when sampling. */
 ll_status ll_sampler_sample(ll_sampler *s, const float *logits, int32_t *id, ll_error *err);
+/* The same, over only the tokens whose bit is set in allow (bit i % 64 of allow[i / 64];
+ * (n_vocab + 63) / 64 words; NULL = all): for constrained decoding. When no token is allowed,
+ * or every allowed one has -Inf logit, fails with LL_ERR_MASKED, not the NaN error. */
+ll_status ll_sampler_sample_masked(ll_sampler *s, const float *logits, const uint64_t *allow,
+                                   int32_t *id, ll_error *err);
 
 #ifdef __cplusplus
 }

@@ -46,10 +46,9 @@ static inline int ll_str_eq_c(ll_str a, const char *b) { return ll_str_eq(a, ll_
 char *ll_str_dup(ll_str s);
 
 /* ---- logging ----
- * Library code may log warnings (to stderr by default); it never prints anything else.
- * Level: 0 errors, 1 warnings (default), 2 info, 3 debug. LOCALLAMA_LOG_LEVEL sets it. */
-void ll_log_set_level(int level);
-int  ll_log_level(void);
+ * Library code may log warnings; it never prints anything else. Level, callback and
+ * LOCALLAMA_LOG_LEVEL are public (locallama.h); this is the internal entry. The message is
+ * formatted into a bounded buffer, escaped like ll_fail, and passed on as one line. */
 void ll_log(int level, const char *fmt, ...) LL_PRINTF(2, 3);
 #define LL_WARN(...)  ll_log(1, __VA_ARGS__)
 #define LL_INFO(...)  ll_log(2, __VA_ARGS__)
