@@ -12,8 +12,19 @@
 typedef float (*ll_dot_fn)(int64_t n, const void *w, const void *a);
 typedef void  (*ll_quantize_act_fn)(const float *x, void *dst, int64_t n);
 
+/* One weight row against n_cols activation rows (row c at a + c * a_stride bytes):
+ * out[c] = dot(n, w, a + c * a_stride), bit-identical to the same type's single dot in the
+ * same table, for any n_cols >= 1. The weight is decoded once for all columns, so batched
+ * generation and prompt processing stop paying the decoding once per token. Kernels take up
+ * to LL_DOT_MULTI_MAX columns per pass (more are done in chunks); ll_matmul_rows groups
+ * tokens by that width. */
+enum { LL_DOT_MULTI_MAX = 8 };
+typedef void (*ll_dot_multi_fn)(int64_t n, const void *w, const void *a, size_t a_stride,
+                                int n_cols, float *out);
+
 struct ll_kernels {
     ll_dot_fn          dot[LL_TYPE_COUNT];           /* by weight type; NULL if unsupported */
+    ll_dot_multi_fn    dot_multi[LL_TYPE_COUNT];     /* by weight type; NULL: loop over dot */
     ll_quantize_act_fn quantize_act[LL_TYPE_COUNT];  /* by activation (dot) type */
     const char        *isa;                          /* "avx2", "scalar" */
 };

@@ -1,8 +1,8 @@
 /* kernels: rows of a matrix product, the loop every weight multiplication goes through. */
 #include "kernels/kernels.h"
 
-/* Weight bytes kept hot while the tokens stream past: a tile of rows this large stays in L1/L2,
- * so for a prompt every weight row is read from memory once for all tokens, while each
+/* Weight bytes kept hot while the token groups stream past: a tile of rows this large stays in
+ * L1/L2, so for a prompt every weight row is read from memory once for all tokens, while each
  * activation row is reread from cache once per tile instead of once per row. */
 enum { MATMUL_TILE_BYTES = 16 * 1024, MATMUL_TILE_MAX_ROWS = 64 };
 
@@ -19,15 +19,26 @@ void ll_matmul_rows(const struct ll_kernels *k, uint32_t w_type, const void *w, 
         for (int64_t r = r0; r < r1; r++) y[r] = dot(n_in, wb + (uint64_t)r * row_bytes, xb);
         return;
     }
+    /* Batches and prompts: each weight row is decoded once per group of up to
+     * LL_DOT_MULTI_MAX tokens (dot_multi), not once per token. Bit-identical to the per-token
+     * dots, so a sequence gets the same logits inside a batch as alone. */
+    ll_dot_multi_fn multi = k->dot_multi[w_type];
     int64_t tile = row_bytes > 0 ? (int64_t)(MATMUL_TILE_BYTES / row_bytes) : 1;
     if (tile < 1) tile = 1;
     if (tile > MATMUL_TILE_MAX_ROWS) tile = MATMUL_TILE_MAX_ROWS;
     for (int64_t rt = r0; rt < r1; rt += tile) {
         int64_t re = rt + tile < r1 ? rt + tile : r1;
-        for (int64_t t = 0; t < n_tok; t++) {
+        for (int64_t t = 0; t < n_tok; t += LL_DOT_MULTI_MAX) {
+            int nc = n_tok - t < LL_DOT_MULTI_MAX ? (int)(n_tok - t) : LL_DOT_MULTI_MAX;
             const uint8_t *x = xb + (size_t)t * xq_stride;
             float *yt = y + t * y_stride;
-            for (int64_t r = rt; r < re; r++) yt[r] = dot(n_in, wb + (uint64_t)r * row_bytes, x);
+            for (int64_t r = rt; r < re; r++) {
+                const uint8_t *wr = wb + (uint64_t)r * row_bytes;
+                float out[LL_DOT_MULTI_MAX];
+                if (multi) multi(n_in, wr, x, xq_stride, nc, out);
+                else for (int c = 0; c < nc; c++) out[c] = dot(n_in, wr, x + (size_t)c * xq_stride);
+                for (int c = 0; c < nc; c++) yt[c * y_stride + r] = out[c];
+            }
         }
     }
 }

@@ -216,33 +216,103 @@ static void test_dispatch_env_forces_scalar(void) {
 
 /* ---- matmul ---------------------------------------------------------------------------------- */
 
-static void test_matmul_rows_matches_dots(void) {
-    const struct ll_kernels *k = ll_kernels_get();
-    static const uint32_t types[] = { LL_TYPE_Q4_K, LL_TYPE_Q8_0, LL_TYPE_Q4_1, LL_TYPE_F16 };
-    enum { N_IN = 512, N_OUT = 37, N_TOK = 5, Y_STRIDE = 40 };
-    static uint8_t w[N_OUT * N_IN * 2], xq[N_TOK * N_IN * 4];
-    static float x[N_TOK * N_IN], y[N_TOK * Y_STRIDE];
-    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
-        uint32_t wt = types[ti];
+/* Bitwise float equality: the multi-column kernels promise the single dot's exact result. */
+static bool same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
+
+static const struct wfields *wfields_of(uint32_t wt) {
+    for (int t = 0; t < N_WTYPES; t++) if (wtypes[t].type == wt) return &wtypes[t];
+    return NULL;
+}
+
+/* Every dot_multi against the single dot of its table, column by column, bit for bit: random
+ * weights and activations (columns of different magnitudes, odd offsets and an odd stride),
+ * n_cols 1..8 and counts that need more than one pass; slots past n_cols stay untouched. */
+static void test_dot_multi_bit_identical(void) {
+    if (!simd_or_skip()) return;
+    static const uint32_t must[] = { LL_TYPE_Q4_K, LL_TYPE_Q6_K };
+    for (size_t m = 0; m < sizeof must / sizeof must[0]; m++)
+        CHECK_MSG(k_simd.dot_multi[must[m]] != NULL, "%s has no dot_multi", ll_type_traits_of(must[m])->name);
+    enum { MAX_COLS = 2 * LL_DOT_MULTI_MAX + 1 };
+    static uint8_t acols[MAX_COLS * (MAXN * 2 + 64) + 64];
+    int n_checked = 0;
+    for (uint32_t wt = 0; wt < LL_TYPE_COUNT; wt++) {
+        if (!k_simd.dot_multi[wt]) continue;
         const ll_type_traits *tt = ll_type_traits_of(wt);
-        uint64_t rb = 0, xb = 0;
-        ll_type_row_bytes(wt, N_IN, &rb);
-        ll_type_row_bytes(tt->dot_type, N_IN, &xb);
-        const struct wfields *wf = NULL;
-        for (int t = 0; t < N_WTYPES; t++) if (wtypes[t].type == wt) wf = &wtypes[t];
-        for (int r = 0; r < N_OUT; r++) random_weights(wf, w + r * rb, N_IN, 0);
-        for (int i = 0; i < N_TOK * N_IN; i++) x[i] = rng_uniform(-1, 1);
-        for (int t = 0; t < N_TOK; t++) k->quantize_act[tt->dot_type](x + t * N_IN, xq + t * xb, N_IN);
-        for (int n_tok = 1; n_tok <= N_TOK; n_tok += N_TOK - 1) {
-            for (int i = 0; i < N_TOK * Y_STRIDE; i++) y[i] = -999.0f;
-            ll_matmul_rows(k, wt, w, N_IN, 3, 30, xq, xb, n_tok, y, Y_STRIDE);
-            int bad = 0;
-            for (int t = 0; t < N_TOK; t++)
-                for (int r = 0; r < Y_STRIDE; r++) {
-                    float want = (t < n_tok && r >= 3 && r < 30) ? k->dot[wt](N_IN, w + r * rb, xq + t * xb) : -999.0f;
-                    if (y[t * Y_STRIDE + r] != want) bad++;
+        int64_t lens[16];
+        int nl = lengths_for(tt, lens);
+        for (int li = 0; li < nl; li++) {
+            int64_t n = lens[li];
+            uint64_t xb = 0;
+            ll_type_row_bytes(tt->dot_type, n, &xb);
+            size_t stride = (size_t)xb + 3;             /* odd: any alignment per column */
+            uint8_t *w = wbuf + 1, *a = acols + 5;
+            random_weights(wfields_of(wt), w, n, 0);
+            for (int c = 0; c < MAX_COLS; c++) {
+                float amp = c % 3 == 0 ? 1.0f : c % 3 == 1 ? 100.0f : 1e-3f;
+                for (int64_t e = 0; e < n; e++) xbuf[e] = rng_uniform(-amp, amp);
+                k_simd.quantize_act[tt->dot_type](xbuf, a + c * stride, n);
+            }
+            float want[MAX_COLS];
+            for (int c = 0; c < MAX_COLS; c++) want[c] = k_simd.dot[wt](n, w, a + c * stride);
+            static const int counts[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 17 };
+            for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++) {
+                int nc = counts[ci];
+                float out[MAX_COLS + 1];
+                for (int c = 0; c <= MAX_COLS; c++) out[c] = -999.0f;
+                k_simd.dot_multi[wt](n, w, a, stride, nc, out);
+                for (int c = 0; c <= MAX_COLS; c++) {
+                    bool ok = c < nc ? same_bits(out[c], want[c]) : out[c] == -999.0f;
+                    CHECK_MSG(ok, "%s n=%lld n_cols=%d col %d: multi %.9g single %.9g", tt->name,
+                              (long long)n, nc, c, out[c], c < MAX_COLS ? want[c] : 0.0f);
                 }
-            CHECK_MSG(bad == 0, "%s n_tok=%d: %d outputs wrong", tt->name, n_tok, bad);
+                n_checked++;
+            }
+        }
+    }
+    CHECK(n_checked > 0);
+}
+
+/* ll_matmul_rows for n_tok 1..9, 17, 33 (token groups of the multi-column width and their
+ * remainders) equals the per-token dots of the same table bit for bit, writes only rows
+ * [r0, r1) of the first n_tok outputs, and does so with the SIMD table (dot_multi) and with
+ * the scalar one (the plain dot loop that LOCALLAMA_ISA=scalar runs). Types without a
+ * dot_multi (Q4_1) take the fallback in both. */
+static void test_matmul_rows_matches_dots(void) {
+    static const uint32_t types[] = { LL_TYPE_Q4_K, LL_TYPE_Q6_K, LL_TYPE_Q8_0, LL_TYPE_Q4_0,
+                                      LL_TYPE_F16, LL_TYPE_Q4_1 };
+    static const int64_t n_ins[] = { 256, 512, 1280 };
+    static const int toks[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 17, 33 };
+    enum { MAX_IN = 1280, N_OUT = 37, N_TOK = 33, Y_STRIDE = 40 };
+    static uint8_t w[N_OUT * MAX_IN * 2], xq[N_TOK * MAX_IN * 2];
+    static float x[N_TOK * MAX_IN], y[N_TOK * Y_STRIDE];
+    const struct ll_kernels *tables[2] = { &k_ref, have_simd ? &k_simd : NULL };
+    for (int ki = 0; ki < 2; ki++) {
+        const struct ll_kernels *k = tables[ki];
+        if (!k) continue;
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+        for (size_t ni = 0; ni < sizeof n_ins / sizeof n_ins[0]; ni++) {
+            uint32_t wt = types[ti];
+            int64_t n_in = n_ins[ni];
+            const ll_type_traits *tt = ll_type_traits_of(wt);
+            uint64_t rb = 0, xb = 0;
+            ll_type_row_bytes(wt, n_in, &rb);
+            ll_type_row_bytes(tt->dot_type, n_in, &xb);
+            for (int r = 0; r < N_OUT; r++) random_weights(wfields_of(wt), w + r * rb, n_in, 0);
+            for (int i = 0; i < N_TOK * n_in; i++) x[i] = rng_uniform(-1, 1);
+            for (int t = 0; t < N_TOK; t++) k->quantize_act[tt->dot_type](x + t * n_in, xq + t * xb, n_in);
+            for (size_t nt = 0; nt < sizeof toks / sizeof toks[0]; nt++) {
+                int n_tok = toks[nt];
+                for (int i = 0; i < N_TOK * Y_STRIDE; i++) y[i] = -999.0f;
+                ll_matmul_rows(k, wt, w, n_in, 3, 30, xq, xb, n_tok, y, Y_STRIDE);
+                int bad = 0;
+                for (int t = 0; t < N_TOK; t++)
+                    for (int r = 0; r < Y_STRIDE; r++) {
+                        float want = (t < n_tok && r >= 3 && r < 30) ? k->dot[wt](n_in, w + r * rb, xq + t * xb) : -999.0f;
+                        if (!same_bits(y[t * Y_STRIDE + r], want)) bad++;
+                    }
+                CHECK_MSG(bad == 0, "%s %s n_in=%lld n_tok=%d: %d outputs wrong", k->isa, tt->name,
+                          (long long)n_in, n_tok, bad);
+            }
         }
     }
 }
@@ -255,6 +325,7 @@ int main(void) {
     RUN(test_dot_simd_vs_ref_random);
     RUN(test_dot_simd_integer_sums_exact);
     RUN(test_quantize_act_bit_identical);
+    RUN(test_dot_multi_bit_identical);
     RUN(test_matmul_rows_matches_dots);
     return test_summary();
 }

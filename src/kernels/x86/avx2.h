@@ -5,6 +5,7 @@
 #ifndef LL_KERNELS_X86_AVX2_H
 #define LL_KERNELS_X86_AVX2_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 float ll_dot_f32_avx2(int64_t n, const void *w, const void *a);
@@ -20,6 +21,11 @@ float ll_dot_q3_k_avx2(int64_t n, const void *w, const void *a);
 float ll_dot_q4_k_avx2(int64_t n, const void *w, const void *a);
 float ll_dot_q5_k_avx2(int64_t n, const void *w, const void *a);
 float ll_dot_q6_k_avx2(int64_t n, const void *w, const void *a);
+
+/* Multi-column versions (kernels.h, ll_dot_multi_fn): out[c] is bit-identical to the single
+ * dot above against the activation row a + c * a_stride. */
+void ll_dot_multi_q4_k_avx2(int64_t n, const void *w, const void *a, size_t a_stride, int n_cols, float *out);
+void ll_dot_multi_q6_k_avx2(int64_t n, const void *w, const void *a, size_t a_stride, int n_cols, float *out);
 
 void ll_quantize_q8_0_avx2(const float *x, void *dst, int64_t n);
 void ll_quantize_q8_1_avx2(const float *x, void *dst, int64_t n);

@@ -3,6 +3,7 @@
 #ifndef LL_KERNELS_X86_AVX2_UTIL_H
 #define LL_KERNELS_X86_AVX2_UTIL_H
 
+#include "kernels/kernels.h"
 #include "kernels/x86/avx2.h"
 #include "quant/blocks.h"
 
@@ -60,5 +61,32 @@ static inline __m256i bits_32(uint32_t h) {
     __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h), pick);
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
 }
+
+/* Multi-column dots (kernels.h, ll_dot_multi_fn) are written once as a body taking the column
+ * count nc, always inlined into one instance per constant count 1..LL_DOT_MULTI_MAX so the
+ * per-column accumulators (arrays indexed by unrolled COLS loops) live in registers. */
+#define DOT_MULTI_BODY static inline __attribute__((always_inline)) void
+#define COLS(c) _Pragma("GCC unroll 8") for (int c = 0; c < nc; c++)
+
+/* The exported ll_dot_multi_fn around BODY(n, w, a, a_stride, nc, out). Counts above the
+ * maximum are done in chunks, so any n_cols >= 1 is accepted. */
+#define DOT_MULTI_DEFINE(NAME, BODY)                                                        \
+    void NAME(int64_t n, const void *w, const void *a, size_t a_stride, int n_cols, float *out) { \
+        const uint8_t *ac = a;                                                              \
+        for (; n_cols > 0; n_cols -= LL_DOT_MULTI_MAX, ac += LL_DOT_MULTI_MAX * a_stride,    \
+                           out += LL_DOT_MULTI_MAX) {                                       \
+            switch (n_cols < LL_DOT_MULTI_MAX ? n_cols : LL_DOT_MULTI_MAX) {                \
+            case 1: BODY(n, w, ac, a_stride, 1, out); break;                                \
+            case 2: BODY(n, w, ac, a_stride, 2, out); break;                                \
+            case 3: BODY(n, w, ac, a_stride, 3, out); break;                                \
+            case 4: BODY(n, w, ac, a_stride, 4, out); break;                                \
+            case 5: BODY(n, w, ac, a_stride, 5, out); break;                                \
+            case 6: BODY(n, w, ac, a_stride, 6, out); break;                                \
+            case 7: BODY(n, w, ac, a_stride, 7, out); break;                                \
+            default: BODY(n, w, ac, a_stride, 8, out); break;                               \
+            }                                                                               \
+        }                                                                                   \
+    }
+_Static_assert(LL_DOT_MULTI_MAX == 8, "DOT_MULTI_DEFINE instantiates counts 1..8");
 
 #endif

@@ -44,16 +44,21 @@ static inline __m128i q3_k_scales_vec(const uint8_t *s) {
 
 /* Q4_K / Q5_K: the 8 scales and 8 mins (B.4 packing) four bytes at a time: with words a, b, c
  * of bytes 0-3, 4-7, 8-11, scales 0-3 = a & 63, mins 0-3 = b & 63, scales 4-7 = low nibbles of
- * c | top two bits of a moved to bits 4-5, mins 4-7 = high nibbles of c | top bits of b. Also
- * returns sum_j m_j * (bsum_2j + bsum_2j+1), the integer part of the min correction. */
-static inline int32_t k4_scales_mins(const uint8_t *s, const uint8_t *ab, uint8_t sc[8]) {
+ * c | top two bits of a moved to bits 4-5, mins 4-7 = high nibbles of c | top bits of b. The
+ * scales go to sc, the mins come back as 8 i16; k4_scales_mins also returns
+ * sum_j m_j * (bsum_2j + bsum_2j+1), the integer part of the min correction. */
+static inline __m128i k4_unpack_scales_mins(const uint8_t *s, uint8_t sc[8]) {
     uint32_t a = blk_u32(s), b = blk_u32(s + 4), c = blk_u32(s + 8);
     uint32_t sc_lo = a & 0x3F3F3F3Fu, m_lo = b & 0x3F3F3F3Fu;
     uint32_t sc_hi = (c & 0x0F0F0F0Fu) | ((a >> 2) & 0x30303030u);
     uint32_t m_hi = ((c >> 4) & 0x0F0F0F0Fu) | ((b >> 2) & 0x30303030u);
     memcpy(sc, &sc_lo, 4);
     memcpy(sc + 4, &sc_hi, 4);
-    __m128i mins = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)m_hi, (int)m_lo));
+    return _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)m_hi, (int)m_lo));
+}
+
+/* sum_j m_j * (bsum_2j + bsum_2j+1) for the 8 i16 mins from k4_unpack_scales_mins. */
+static inline int32_t k4_mins_dot_bsums(__m128i mins, const uint8_t *ab) {
     __m128i b0 = _mm_loadu_si128((const __m128i *)(ab + Q8_K_BSUMS));
     __m128i b1 = _mm_loadu_si128((const __m128i *)(ab + Q8_K_BSUMS + 16));
     __m128i pairs = _mm_hadd_epi16(b0, b1);             /* bsum_2j + bsum_2j+1, j = 0..7 */
@@ -61,6 +66,10 @@ static inline int32_t k4_scales_mins(const uint8_t *s, const uint8_t *ab, uint8_
     p = _mm_add_epi32(p, _mm_unpackhi_epi64(p, p));
     p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xB1));
     return _mm_cvtsi128_si32(p);
+}
+
+static inline int32_t k4_scales_mins(const uint8_t *s, const uint8_t *ab, uint8_t sc[8]) {
+    return k4_mins_dot_bsums(k4_unpack_scales_mins(s, sc), ab);
 }
 
 float ll_dot_q2_k_avx2(int64_t n, const void *w, const void *a) {
@@ -202,3 +211,67 @@ float ll_dot_q6_k_avx2(int64_t n, const void *w, const void *a) {
     }
     return sum;
 }
+
+/* ---- several activation columns per weight row (kernels.h, ll_dot_multi_fn) ------------------
+ *
+ * The bodies below are the single dots above with the weight side hoisted out of a loop over
+ * the columns: quants unpacked and scales extracted once per super-block, then used for every
+ * column c (activation row a + c * as). Per column the integer sums are the same exact values
+ * and the f32 expressions are the same, evaluated in the same order, so out[c] is
+ * bit-identical to the single dot (tests/kernels compares them with memcmp): a sequence
+ * decoded inside a batch gets the logits it gets alone. */
+
+DOT_MULTI_BODY q4_k_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t as, int nc, float *out) {
+    const __m256i m15 = _mm256_set1_epi8(15);
+    float sum[LL_DOT_MULTI_MAX];
+    COLS(c) sum[c] = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++, wb += Q4_K_BYTES, a += Q8_K_BYTES) {
+        uint8_t sc[8];
+        __m128i mins = k4_unpack_scales_mins(wb + Q4_K_SCALES, sc);
+        __m256i isum[LL_DOT_MULTI_MAX];
+        COLS(c) isum[c] = _mm256_setzero_si256();
+        for (int g = 0; g < 4; g++) {
+            __m256i qv = load32(wb + Q4_K_QS + 32 * g);
+            __m256i lo = _mm256_and_si256(qv, m15);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m15);
+            COLS(c) isum[c] = _mm256_add_epi32(isum[c], k4_group(lo, hi, a + c * as + Q8_K_QS + 64 * g, sc + 2 * g));
+        }
+        COLS(c) sum[c] += k4_block(wb + Q4_K_D, wb + Q4_K_DMIN, a + c * as, isum[c],
+                                   k4_mins_dot_bsums(mins, a + c * as));
+    }
+    COLS(c) out[c] = sum[c];
+}
+DOT_MULTI_DEFINE(ll_dot_multi_q4_k_avx2, q4_k_cols)
+
+DOT_MULTI_BODY q6_k_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t as, int nc, float *out) {
+    const __m256i m15 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
+    float sum[LL_DOT_MULTI_MAX];
+    COLS(c) sum[c] = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++, wb += Q6_K_BYTES, a += Q8_K_BYTES) {
+        __m128i sc = _mm_loadu_si128((const __m128i *)(wb + Q6_K_SCALES));
+        int32_t offs[LL_DOT_MULTI_MAX];
+        COLS(c) offs[c] = scales_dot_bsums(sc, a + c * as);
+        __m256i s8 = _mm256_broadcastsi128_si256(sc);
+        __m256i isum[LL_DOT_MULTI_MAX];
+        COLS(c) isum[c] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i ql0 = load32(wb + Q6_K_QL + 64 * h), ql1 = load32(wb + Q6_K_QL + 64 * h + 32);
+            __m256i qhv = load32(wb + Q6_K_QH + 32 * h);
+            for (int p = 0; p < 4; p++) {
+                __m256i src = p % 2 ? ql1 : ql0;
+                __m256i low = _mm256_and_si256(p < 2 ? src : _mm256_srli_epi16(src, 4), m15);
+                __m256i high = _mm256_and_si256(_mm256_srli_epi16(qhv, 2 * p), m3);
+                __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+                __m256i s16 = scale_pair(s8, 4 * h + p);
+                COLS(c) {
+                    __m256i p16 = _mm256_maddubs_epi16(q, load32(a + c * as + Q8_K_QS + 128 * h + 32 * p));
+                    isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(p16, s16));
+                }
+            }
+        }
+        float d = f16_at(wb + Q6_K_D);
+        COLS(c) sum[c] += (d * blk_f32(a + c * as + Q8_K_D)) * (float)(hsum_i32(isum[c]) - 32 * offs[c]);
+    }
+    COLS(c) out[c] = sum[c];
+}
+DOT_MULTI_DEFINE(ll_dot_multi_q6_k_avx2, q6_k_cols)
