@@ -7,6 +7,9 @@
  * temperature <= 0 short-cuts to greedy: argmax after the penalties, ties to the lowest id
  * (every filter keeps the maximum, so this is what the full chain would pick).
  *
+ * An allow-mask (ll_sampler_sample_masked, for constrained decoding) acts before all of it:
+ * a disallowed token enters the chain as a -Inf logit, whatever the model gave it.
+ *
  * Cost per token for n_vocab = 128256: one copy of the logits into the candidate array, the
  * penalties over the distinct tokens of the window, an O(n log k) heap selection for top-k (k
  * = 40 by default), and softmaxes over the survivors. When top-k is off and top-p is on, the
@@ -392,25 +395,56 @@ static size_t apply_min_p(ll_sampler *s, size_t n) {
     return k;
 }
 
-ll_status ll_sampler_sample(ll_sampler *s, const float *logits, int32_t *id, ll_error *err) {
-    const ll_sampler_params *p = &s->p;
-    size_t n = (size_t)s->n_vocab;
-
-    /* R17: never sample from NaN. +Inf is as bad (softmax of it is NaN); -Inf is a legal mask. */
+/* Copy the logits into cand[], disallowed ones as -Inf, so that every later step (penalties,
+ * filters, greedy) sees a masked token exactly as a -Inf logit: -Inf stays -Inf under the
+ * penalties (repeat_penalty > 0) and gets probability 0, so it is never picked. A disallowed
+ * slot's value is never read, so NaN there is harmless. Fails when an allowed token is NaN or
+ * +Inf (R17), or when nothing allowed is finite: LL_ERR_MASKED with a mask, the R17 error
+ * without one (all -Inf logits are the model's fault, not the caller's). */
+static ll_status sampler_load_logits(ll_sampler *s, const float *logits, const uint64_t *allow,
+                                     ll_error *err) {
+    size_t n = (size_t)s->n_vocab, n_allowed = 0, n_finite = 0;
     for (size_t i = 0; i < n; i++) {
-        float l = logits[i];
-        if (isnan(l) || l == INFINITY)
-            return ll_fail(err, LL_ERR_FORMAT, "numerical error: NaN logits (%s at token %zu)",
-                           isnan(l) ? "NaN" : "+Inf", i);
+        float l = -INFINITY;
+        if (!allow || (allow[i / 64] >> (i % 64) & 1)) {
+            l = logits[i];
+            /* R17: never sample from NaN. +Inf is as bad (softmax of it is NaN); -Inf is a
+             * legal mask. */
+            if (isnan(l) || l == INFINITY)
+                return ll_fail(err, LL_ERR_FORMAT, "numerical error: NaN logits (%s at token %zu)",
+                               isnan(l) ? "NaN" : "+Inf", i);
+            n_allowed++;
+            n_finite += l != -INFINITY;
+        }
         s->cand[i].logit = l;
         s->cand[i].id = (int32_t)i;
     }
+    if (n_finite > 0) return LL_OK;
+    if (!allow)
+        return ll_fail(err, LL_ERR_FORMAT, "numerical error: NaN logits (no finite logit left)");
+    if (n_allowed == 0)
+        return ll_fail(err, LL_ERR_MASKED, "sampler: the allow-mask permits none of %zu tokens", n);
+    return ll_fail(err, LL_ERR_MASKED,
+                   "sampler: all %zu tokens the allow-mask permits have -Inf logits", n_allowed);
+}
+
+ll_status ll_sampler_sample(ll_sampler *s, const float *logits, int32_t *id, ll_error *err) {
+    return ll_sampler_sample_masked(s, logits, NULL, id, err);
+}
+
+ll_status ll_sampler_sample_masked(ll_sampler *s, const float *logits, const uint64_t *allow,
+                                   int32_t *id, ll_error *err) {
+    const ll_sampler_params *p = &s->p;
+    size_t n = (size_t)s->n_vocab;
+
+    ll_status st = sampler_load_logits(s, logits, allow, err);
+    if (st != LL_OK) return st;
     apply_penalties(s);
 
     if (p->temperature <= 0.0f) {
         size_t best = 0;              /* strict > keeps the lowest id among ties */
         for (size_t i = 1; i < n; i++) if (s->cand[i].logit > s->cand[best].logit) best = i;
-        if (s->cand[best].logit == -INFINITY)   /* all masked: as the sampling path below */
+        if (s->cand[best].logit == -INFINITY)   /* penalties overflowed the rest: as below */
             return ll_fail(err, LL_ERR_FORMAT, "numerical error: NaN logits (no finite logit left)");
         *id = (int32_t)best;
         ll_sampler_accept(s, *id);

@@ -546,6 +546,206 @@ static void test_bad_params_rejected(void) {
 }
 
 /* Every allocation of init in turn fails: the result is NOMEM with nothing leaked (ASan). */
+/* ---- allow-masks (constrained decoding) ----------------------------------------------------- */
+
+#define MASK_VOCAB 300   /* five words, the last one partial: bits past n_vocab must be ignored */
+
+static int mask_has(const uint64_t *allow, int32_t id) { return (int)(allow[id / 64] >> (id % 64) & 1); }
+static void mask_set(uint64_t *allow, int32_t id) { allow[id / 64] |= 1ull << (id % 64); }
+
+/* Logits where the disallowed tokens are the most likely ones, so that a mask applied late,
+ * or not at all, shows up at once. */
+static void mask_fixture(float *logits, uint64_t *allow) {
+    memset(allow, 0, (MASK_VOCAB + 63) / 64 * sizeof *allow);
+    for (int32_t i = 0; i < MASK_VOCAB; i++) {
+        int ok = i % 7 == 3 || i == MASK_VOCAB - 1;
+        if (ok) mask_set(allow, i);
+        logits[i] = ok ? (float)(i % 11) * 0.3f - 2.0f : 5.0f + (float)(i % 5);
+    }
+    allow[MASK_VOCAB / 64] |= ~0ull << (MASK_VOCAB % 64);   /* junk past the vocabulary */
+}
+
+/* Every filter of the chain, each alone and all together, with and without penalties. */
+static ll_sampler_params mask_config(int c) {
+    ll_sampler_params p = plain_params();
+    switch (c) {
+    case 0: p.temperature = 0.0f; break;
+    case 1: p.temperature = 1.5f; break;
+    case 2: p.top_k = 3; break;
+    case 3: p.top_p = 0.5f; break;
+    case 4: p.min_p = 0.2f; break;
+    case 5: p.typical_p = 0.5f; break;
+    case 6: p.top_k = 40; p.top_p = 0.9f; p.min_p = 0.05f; p.typical_p = 0.9f; break;
+    case 7: p.temperature = 0.0f; p.repeat_penalty = 1.5f; p.frequency_penalty = -3.0f; break;
+    default: p.repeat_penalty = 1.3f; p.presence_penalty = -2.0f; p.frequency_penalty = -1.0f; break;
+    }
+    return p;
+}
+enum { MASK_N_CONFIGS = 9 };
+
+static void test_mask_draws_only_allowed_ids(void) {
+    float logits[MASK_VOCAB];
+    uint64_t allow[(MASK_VOCAB + 63) / 64];
+    mask_fixture(logits, allow);
+    for (int c = 0; c < MASK_N_CONFIGS; c++) {
+        for (uint64_t seed = 1; seed <= 50; seed++) {
+            ll_sampler_params p = mask_config(c);
+            p.seed = seed;
+            ll_sampler *s = mk(&p, MASK_VOCAB);
+            if (!s) return;
+            /* History on disallowed ids: negative frequency/presence penalties raise their
+             * logits, which must not bring them back. */
+            for (int32_t i = 0; i < 20; i++) ll_sampler_accept(s, i % 3 == 0 ? 0 : 1);
+            for (int k = 0; k < 20; k++) {
+                ll_error err = {0};
+                int32_t id = -1;
+                ll_status st = ll_sampler_sample_masked(s, logits, allow, &id, &err);
+                CHECK_MSG(st == LL_OK, "config %d seed %llu: %s", c, (unsigned long long)seed, err.msg);
+                CHECK_MSG(id >= 0 && id < MASK_VOCAB && mask_has(allow, id),
+                          "config %d seed %llu draw %d: id %d is not allowed", c,
+                          (unsigned long long)seed, k, (int)id);
+            }
+            ll_sampler_free(s);
+        }
+    }
+    /* Greedy is the argmax of the allowed tokens: id 283 (283 % 11 = 8, the highest). */
+    ll_sampler_params p = mask_config(0);
+    ll_sampler *s = mk(&p, MASK_VOCAB);
+    ll_error err = {0};
+    int32_t id = -1;
+    CHECK(ll_sampler_sample_masked(s, logits, allow, &id, &err) == LL_OK);
+    int32_t best = -1;
+    for (int32_t i = 0; i < MASK_VOCAB; i++)
+        if (mask_has(allow, i) && (best < 0 || logits[i] > logits[best])) best = i;
+    CHECK_EQ_INT(id, best);
+    /* NULL is no mask: the same sampler then picks the overall argmax. */
+    CHECK(ll_sampler_sample_masked(s, logits, NULL, &id, &err) == LL_OK);
+    CHECK(!mask_has(allow, id));
+    ll_sampler_free(s);
+}
+
+/* One allowed token, the least likely of all: every configuration picks it, including top-k 1
+ * and min-p, which would drop it if the mask came after them. */
+static void test_mask_single_allowed_token_is_picked(void) {
+    float logits[MASK_VOCAB];
+    for (int32_t i = 0; i < MASK_VOCAB; i++) logits[i] = (float)(i % 17);
+    const int32_t only[] = { 0, 63, 64, 150, MASK_VOCAB - 1 };
+    for (size_t o = 0; o < sizeof only / sizeof only[0]; o++) {
+        uint64_t allow[(MASK_VOCAB + 63) / 64] = {0};
+        mask_set(allow, only[o]);
+        float l[MASK_VOCAB];
+        memcpy(l, logits, sizeof l);
+        l[only[o]] = -80.0f;
+        for (int c = 0; c < MASK_N_CONFIGS + 1; c++) {
+            ll_sampler_params p = mask_config(c);
+            if (c == MASK_N_CONFIGS) p.top_k = 1;
+            for (uint64_t seed = 1; seed <= 20; seed++) {
+                p.seed = seed;
+                ll_sampler *s = mk(&p, MASK_VOCAB);
+                if (!s) return;
+                ll_error err = {0};
+                int32_t id = -1;
+                CHECK_MSG(ll_sampler_sample_masked(s, l, allow, &id, &err) == LL_OK, "%s", err.msg);
+                CHECK_MSG(id == only[o], "config %d: picked %d, only %d is allowed", c, (int)id,
+                          (int)only[o]);
+                ll_sampler_free(s);
+            }
+        }
+    }
+}
+
+/* Nothing to pick: LL_ERR_MASKED (not the R17 NaN error), *id untouched. */
+static void test_mask_empty_or_all_neg_inf_is_masked_error(void) {
+    float logits[MASK_VOCAB];
+    for (int32_t i = 0; i < MASK_VOCAB; i++) logits[i] = (float)(i % 9);
+    CHECK(strcmp(ll_status_name(LL_ERR_MASKED), "masked") == 0);
+    for (int c = 0; c < MASK_N_CONFIGS; c++) {
+        ll_sampler_params p = mask_config(c);
+        ll_sampler *s = mk(&p, MASK_VOCAB);
+        if (!s) return;
+        uint64_t none[(MASK_VOCAB + 63) / 64] = {0};
+        none[MASK_VOCAB / 64] = ~0ull << (MASK_VOCAB % 64);   /* only bits past the vocab */
+        ll_error err = {0};
+        int32_t id = 77;
+        CHECK(ll_sampler_sample_masked(s, logits, none, &id, &err) == LL_ERR_MASKED);
+        CHECK_EQ_INT(err.code, LL_ERR_MASKED);
+        CHECK(strstr(err.msg, "NaN") == NULL);
+        CHECK_EQ_INT(id, 77);
+
+        uint64_t some[(MASK_VOCAB + 63) / 64] = {0};
+        float l[MASK_VOCAB];
+        memcpy(l, logits, sizeof l);
+        for (int32_t i = 5; i < MASK_VOCAB; i += 40) { mask_set(some, i); l[i] = -INFINITY; }
+        ll_error err2 = {0};
+        CHECK(ll_sampler_sample_masked(s, l, some, &id, &err2) == LL_ERR_MASKED);
+        CHECK_STR_CONTAINS(err2.msg, "-Inf");
+        CHECK_EQ_INT(id, 77);
+        /* One allowed token finite again: fine. */
+        l[45] = -1000.0f;
+        ll_error err3 = {0};
+        CHECK(ll_sampler_sample_masked(s, l, some, &id, &err3) == LL_OK);
+        CHECK_EQ_INT(id, 45);
+        ll_sampler_free(s);
+    }
+}
+
+/* R17 applies to what may be sampled: NaN or +Inf in a disallowed slot is never read. */
+static void test_mask_nan_only_matters_when_allowed(void) {
+    for (int c = 0; c < MASK_N_CONFIGS; c++) {
+        ll_sampler_params p = mask_config(c);
+        ll_sampler *s = mk(&p, MASK_VOCAB);
+        if (!s) return;
+        float logits[MASK_VOCAB];
+        uint64_t allow[(MASK_VOCAB + 63) / 64];
+        mask_fixture(logits, allow);
+        logits[0] = NAN; logits[1] = INFINITY; logits[MASK_VOCAB - 2] = NAN;
+        ll_error err = {0};
+        int32_t id = -1;
+        CHECK_MSG(ll_sampler_sample_masked(s, logits, allow, &id, &err) == LL_OK, "%s", err.msg);
+        CHECK(mask_has(allow, id));
+        for (int k = 0; k < 2; k++) {
+            float l[MASK_VOCAB];
+            memcpy(l, logits, sizeof l);
+            l[3] = k ? INFINITY : NAN;                   /* id 3 is allowed */
+            ll_error e2 = {0};
+            id = 77;
+            CHECK(ll_sampler_sample_masked(s, l, allow, &id, &e2) == LL_ERR_FORMAT);
+            CHECK_STR_CONTAINS(e2.msg, "numerical error: NaN logits");
+            CHECK_EQ_INT(id, 77);
+        }
+        ll_sampler_free(s);
+    }
+}
+
+/* A masked draw is accepted into the penalty history like any other: a presence penalty of
+ * 100 then keeps it from winning again. The sampled case leaves one token with any real
+ * weight, so it is as deterministic as greedy. */
+static void test_mask_sampled_token_enters_history(void) {
+    for (int greedy = 0; greedy < 2; greedy++) {
+        ll_sampler_params p = plain_params();
+        p.temperature = greedy ? 0.0f : 1.0f;
+        p.presence_penalty = 100.0f;
+        ll_sampler *s = mk(&p, 4);
+        if (!s) return;
+        const float l[4] = { 0.0f, 3.0f, 2.0f, 1.0f };
+        ll_error err = {0};
+        int32_t id = -1;
+        uint64_t allow = 1u << 2;
+        CHECK(ll_sampler_sample_masked(s, l, &allow, &id, &err) == LL_OK);
+        CHECK_EQ_INT(id, 2);
+        allow = 1u << 2 | 1u << 3;
+        CHECK(ll_sampler_sample_masked(s, l, &allow, &id, &err) == LL_OK);
+        CHECK_EQ_INT(id, 3);                          /* 2 - 100 < 1 */
+        allow = 1u << 1 | 1u << 2 | 1u << 3;
+        CHECK(ll_sampler_sample_masked(s, l, &allow, &id, &err) == LL_OK);
+        CHECK_EQ_INT(id, 1);
+        allow = 1u << 0 | 1u << 1 | 1u << 2 | 1u << 3;
+        CHECK(ll_sampler_sample_masked(s, l, &allow, &id, &err) == LL_OK);
+        CHECK_EQ_INT(id, 0);                          /* all others are in the history */
+        ll_sampler_free(s);
+    }
+}
+
 static void test_alloc_failure_injection(void) {
     ll_sampler_params p = plain_params();
     int saw_ok = 0;
@@ -593,5 +793,10 @@ int main(void) {
     RUN(test_R17_nan_logits_rejected);
     RUN(test_bad_params_rejected);
     RUN(test_alloc_failure_injection);
+    RUN(test_mask_draws_only_allowed_ids);
+    RUN(test_mask_single_allowed_token_is_picked);
+    RUN(test_mask_empty_or_all_neg_inf_is_masked_error);
+    RUN(test_mask_nan_only_matters_when_allowed);
+    RUN(test_mask_sampled_token_enters_history);
     return test_summary();
 }
