@@ -229,7 +229,7 @@ static const struct wfields *wfields_of(uint32_t wt) {
  * n_cols 1..8 and counts that need more than one pass; slots past n_cols stay untouched. */
 static void test_dot_multi_bit_identical(void) {
     if (!simd_or_skip()) return;
-    static const uint32_t must[] = { LL_TYPE_Q4_K, LL_TYPE_Q6_K };
+    static const uint32_t must[] = { LL_TYPE_Q4_K, LL_TYPE_Q6_K, LL_TYPE_Q8_0, LL_TYPE_Q4_0, LL_TYPE_F16 };
     for (size_t m = 0; m < sizeof must / sizeof must[0]; m++)
         CHECK_MSG(k_simd.dot_multi[must[m]] != NULL, "%s has no dot_multi", ll_type_traits_of(must[m])->name);
     enum { MAX_COLS = 2 * LL_DOT_MULTI_MAX + 1 };

@@ -46,3 +46,23 @@ float ll_dot_f16_avx2(int64_t n, const void *w, const void *a) {
     return (float)((double)hsum_ps(s0) + tail);
 }
 float ll_dot_bf16_avx2(int64_t n, const void *w, const void *a) { FLOAT_DOT(2, load_bf16x8, bf16_at) }
+
+/* F16 against several activation columns (kernels.h, ll_dot_multi_fn): each 8 weights are
+ * converted once; every column c (activation row a + c * as) keeps the single dot's one
+ * accumulator and double tail, so out[c] is bit-identical to ll_dot_f16_avx2. One fmadd chain
+ * per column also lets nc chains run side by side where the single dot waits on one. */
+DOT_MULTI_BODY f16_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t as, int nc, float *out) {
+    __m256 s[LL_DOT_MULTI_MAX];
+    COLS(c) s[c] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 wv = load_f16x8(wb + 2 * i);
+        COLS(c) s[c] = _mm256_fmadd_ps(wv, load_f16x8(a + c * as + 2 * i), s[c]);
+    }
+    COLS(c) {
+        double tail = 0.0;
+        for (int64_t j = i; j < n; j++) tail += (double)(f16_at(wb + 2 * j) * f16_at(a + c * as + 2 * j));
+        out[c] = (float)((double)hsum_ps(s[c]) + tail);
+    }
+}
+DOT_MULTI_DEFINE(ll_dot_multi_f16_avx2, f16_cols)

@@ -85,3 +85,59 @@ float ll_dot_q5_1_avx2(int64_t n, const void *w, const void *a) {
     }
     return hsum_ps(acc) + mins;
 }
+
+/* ---- several activation columns per weight row (kernels.h, ll_dot_multi_fn) ------------------
+ *
+ * The single dots above with the weight block loaded (and for Q8_0 its |w|, for Q4_0 its
+ * nibbles) once for all columns c (activation row a + c * as). Each column keeps its own f32
+ * accumulators, fed in the same block order by the same fmadd as the single dot, so out[c] is
+ * bit-identical to it (tests/kernels compares them with memcmp). */
+
+DOT_MULTI_BODY q8_0_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t as, int nc, float *out) {
+    __m256 acc[LL_DOT_MULTI_MAX];
+    COLS(c) acc[c] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK; i++, wb += Q8_0_BYTES, a += Q8_0_BYTES) {
+        /* mul_sum_i8(w, a) = mul_sum_u8_i8(|w|, sign(a, w)), with |w| shared. */
+        __m256i wv = _mm256_loadu_si256((const __m256i *)(wb + Q8_0_QS)), wabs = _mm256_abs_epi8(wv);
+        float dw = f16_at(wb);
+        COLS(c) {
+            const uint8_t *ab = a + c * as;
+            __m256i av = _mm256_loadu_si256((const __m256i *)(ab + Q8_0_QS));
+            __m256i p = mul_sum_u8_i8(wabs, _mm256_sign_epi8(av, wv));
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * f16_at(ab)), _mm256_cvtepi32_ps(p), acc[c]);
+        }
+    }
+    COLS(c) out[c] = hsum_ps(acc[c]);
+}
+DOT_MULTI_DEFINE(ll_dot_multi_q8_0_avx2, q8_0_cols)
+
+/* Q4_0: the single dot sends block i to acc0 when i is even and to acc1 when odd (its tail
+ * block, when the count is odd, has an even index), so block i goes to acc[i % 2] here. */
+DOT_MULTI_BODY q4_0_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t as, int nc, float *out) {
+    __m256 acc0[LL_DOT_MULTI_MAX], acc1[LL_DOT_MULTI_MAX];
+    COLS(c) acc0[c] = acc1[c] = _mm256_setzero_ps();
+    int64_t nb = n / QK, i = 0;
+    for (; i + 1 < nb; i += 2, wb += 2 * Q4_0_BYTES, a += 2 * Q8_0_BYTES) {
+        __m256i w0 = q4_0_block(wb), w1 = q4_0_block(wb + Q4_0_BYTES);
+        __m256i w0abs = _mm256_abs_epi8(w0), w1abs = _mm256_abs_epi8(w1);
+        float d0 = f16_at(wb), d1 = f16_at(wb + Q4_0_BYTES);
+        COLS(c) {
+            const uint8_t *ab = a + c * as, *ab1 = ab + Q8_0_BYTES;
+            __m256i p0 = mul_sum_u8_i8(w0abs, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(ab + Q8_0_QS)), w0));
+            __m256i p1 = mul_sum_u8_i8(w1abs, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(ab1 + Q8_0_QS)), w1));
+            acc0[c] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * f16_at(ab)), _mm256_cvtepi32_ps(p0), acc0[c]);
+            acc1[c] = _mm256_fmadd_ps(_mm256_set1_ps(d1 * f16_at(ab1)), _mm256_cvtepi32_ps(p1), acc1[c]);
+        }
+    }
+    if (i < nb) {
+        __m256i w0 = q4_0_block(wb), w0abs = _mm256_abs_epi8(w0);
+        float d0 = f16_at(wb);
+        COLS(c) {
+            const uint8_t *ab = a + c * as;
+            __m256i p = mul_sum_u8_i8(w0abs, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(ab + Q8_0_QS)), w0));
+            acc0[c] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * f16_at(ab)), _mm256_cvtepi32_ps(p), acc0[c]);
+        }
+    }
+    COLS(c) out[c] = hsum_ps(_mm256_add_ps(acc0[c], acc1[c]));
+}
+DOT_MULTI_DEFINE(ll_dot_multi_q4_0_avx2, q4_0_cols)
