@@ -190,90 +190,93 @@ static void sort_ids(int32_t *a, int32_t *tmp, size_t n, const ll_vocab *v) {
     memcpy(a, tmp, n * sizeof *a);
 }
 
-static ll_status vocab_build(ll_vocab **out, const ll_gguf *g, bool decode_only, ll_error *err) {
-    *out = NULL;
-    ll_status st;
-    ll_vocab *v = ll_calloc(1, sizeof *v);
-    if (!v) return ll_fail(err, LL_ERR_NOMEM, "vocab: out of memory");
-    v->bos = v->eos = v->unk = v->eot = v->eom = v->pad = v->sep = -1;
-    v->decode_only = decode_only;
-
-    /* model and pre-tokenizer (G67, G68) */
-    ll_str model = { 0 }, pre = { 0 };
+/* tokenizer.ggml.model and tokenizer.ggml.pre (G67, G68): which tokenizer, which splitter. */
+static ll_status vocab_read_model(ll_vocab *v, const ll_gguf *g, ll_error *err) {
+    ll_str model = { 0 };
     bool found = false;
-    if ((st = ll_gguf_get_str(g, "tokenizer.ggml.model", &model, &found, err)) != LL_OK) goto fail;
-    if (!found) { st = ll_fail(err, LL_ERR_FORMAT, "vocab: missing tokenizer.ggml.model"); goto fail; }
+    ll_status st = ll_gguf_get_str(g, "tokenizer.ggml.model", &model, &found, err);
+    if (st != LL_OK) return st;
+    if (!found) return ll_fail(err, LL_ERR_FORMAT, "vocab: missing tokenizer.ggml.model");
     if (ll_str_eq_c(model, "llama")) v->kind = LL_VOCAB_SPM;
     else if (ll_str_eq_c(model, "gpt2")) v->kind = LL_VOCAB_BPE;
-    else {
-        st = ll_fail(err, LL_ERR_UNSUPPORTED, "vocab: tokenizer.ggml.model '%.*s' is not supported",
-                     (int)(model.n > 64 ? 64 : model.n), model.p);
-        goto fail;
-    }
-    if ((st = ll_gguf_get_str(g, "tokenizer.ggml.pre", &pre, &found, err)) != LL_OK) goto fail;
-    v->pre = LL_PRE_DEFAULT;
-    if (v->kind == LL_VOCAB_BPE) {
-        if (!found) LL_WARN("vocab: tokenizer.ggml.pre missing; using the default pre-tokenizer");
-        else if (ll_str_eq_c(pre, "llama-bpe") || ll_str_eq_c(pre, "llama3") || ll_str_eq_c(pre, "llama-v3"))
-            v->pre = LL_PRE_LLAMA3;
-        else if (ll_str_eq_c(pre, "smollm")) v->pre = LL_PRE_SMOLLM;
-        else if (!ll_str_eq_c(pre, "default") && !ll_str_eq_c(pre, "gpt2")) {
-            st = ll_fail(err, LL_ERR_UNSUPPORTED, "vocab: pre-tokenizer '%.*s' is not supported",
-                         (int)(pre.n > 64 ? 64 : pre.n), pre.p);
-            goto fail;
-        }
-    }
+    else
+        return ll_fail(err, LL_ERR_UNSUPPORTED, "vocab: tokenizer.ggml.model '%.*s' is not supported",
+                       (int)(model.n > 64 ? 64 : model.n), model.p);
+    return LL_OK;
+}
 
-    /* tokens (G59, G61, G62) */
-    const ll_gguf_kv *tk = NULL, *tt = NULL, *sc = NULL, *mg = NULL;
-    if ((st = ll_gguf_get_arr(g, "tokenizer.ggml.tokens", LL_GGUF_TYPE_STRING, &tk, &found, err)) != LL_OK)
-        goto fail;
-    if (!found || tk->v.arr.n == 0) { st = ll_fail(err, LL_ERR_FORMAT, "vocab is empty"); goto fail; }
-    if (tk->v.arr.n > (uint64_t)INT32_MAX - 1) {
-        st = ll_fail(err, LL_ERR_LIMIT, "vocab: %llu tokens", (unsigned long long)tk->v.arr.n);
-        goto fail;
-    }
-    int32_t n = (int32_t)tk->v.arr.n;
+static ll_status vocab_read_pre(ll_vocab *v, const ll_gguf *g, ll_error *err) {
+    ll_str pre = { 0 };
+    bool found = false;
+    ll_status st = ll_gguf_get_str(g, "tokenizer.ggml.pre", &pre, &found, err);
+    if (st != LL_OK) return st;
+    v->pre = LL_PRE_DEFAULT;
+    if (v->kind != LL_VOCAB_BPE) return LL_OK;   /* SPM has no pre-tokenizer */
+    if (!found) LL_WARN("vocab: tokenizer.ggml.pre missing; using the default pre-tokenizer");
+    else if (ll_str_eq_c(pre, "llama-bpe") || ll_str_eq_c(pre, "llama3") || ll_str_eq_c(pre, "llama-v3"))
+        v->pre = LL_PRE_LLAMA3;
+    else if (ll_str_eq_c(pre, "smollm")) v->pre = LL_PRE_SMOLLM;
+    else if (!ll_str_eq_c(pre, "default") && !ll_str_eq_c(pre, "gpt2"))
+        return ll_fail(err, LL_ERR_UNSUPPORTED, "vocab: pre-tokenizer '%.*s' is not supported",
+                       (int)(pre.n > 64 ? 64 : pre.n), pre.p);
+    return LL_OK;
+}
+
+/* tokenizer.ggml.tokens (G59, G61, G62): sets n_tokens and max_text_len, and *total to the
+ * bytes of all texts, each checked against its cap before anything is allocated. */
+static ll_status vocab_check_tokens(ll_vocab *v, const ll_gguf *g, const ll_gguf_kv **tk,
+                                    uint32_t *total, ll_error *err) {
+    bool found = false;
+    ll_status st = ll_gguf_get_arr(g, "tokenizer.ggml.tokens", LL_GGUF_TYPE_STRING, tk, &found, err);
+    if (st != LL_OK) return st;
+    if (!found || (*tk)->v.arr.n == 0) return ll_fail(err, LL_ERR_FORMAT, "vocab is empty");
+    if ((*tk)->v.arr.n > (uint64_t)INT32_MAX - 1)
+        return ll_fail(err, LL_ERR_LIMIT, "vocab: %llu tokens", (unsigned long long)(*tk)->v.arr.n);
+    int32_t n = (int32_t)(*tk)->v.arr.n;
     v->n_tokens = n;
-    uint64_t total = 0;
+    uint64_t sum = 0;
     int32_t n_empty = 0;
     for (int32_t i = 0; i < n; i++) {
-        size_t len = tk->v.arr.strs[i].n;
-        if (len > LL_VOCAB_MAX_TOKEN_BYTES) {
-            st = ll_fail(err, LL_ERR_LIMIT, "vocab: token %d text is %zu bytes (limit %u)", i, len,
-                         LL_VOCAB_MAX_TOKEN_BYTES);
-            goto fail;
-        }
+        size_t len = (*tk)->v.arr.strs[i].n;
+        if (len > LL_VOCAB_MAX_TOKEN_BYTES)
+            return ll_fail(err, LL_ERR_LIMIT, "vocab: token %d text is %zu bytes (limit %u)", i, len,
+                           LL_VOCAB_MAX_TOKEN_BYTES);
         if (len == 0) n_empty++;
         if (len > v->max_text_len) v->max_text_len = (uint32_t)len;
-        total += len;
+        sum += len;
     }
-    if (total > UINT32_MAX) {
-        st = ll_fail(err, LL_ERR_LIMIT, "vocab: token texts total %llu bytes", (unsigned long long)total);
-        goto fail;
-    }
+    if (sum > UINT32_MAX)
+        return ll_fail(err, LL_ERR_LIMIT, "vocab: token texts total %llu bytes", (unsigned long long)sum);
     if (n_empty) LL_WARN("vocab: %d empty token texts (they never match input)", n_empty);
+    *total = (uint32_t)sum;
+    return LL_OK;
+}
 
-    /* token types and scores must match the token count (G57) */
-    if ((st = ll_gguf_get_arr(g, "tokenizer.ggml.token_type", LL_GGUF_TYPE_INT32, &tt, &found, err)) != LL_OK)
-        goto fail;
-    if (tt && tt->v.arr.n != (uint64_t)n) {
-        st = ll_fail(err, LL_ERR_FORMAT, "vocab: tokenizer.ggml.token_type has %llu entries, tokens has %d",
-                     (unsigned long long)tt->v.arr.n, n);
-        goto fail;
-    }
+/* tokenizer.ggml.token_type and tokenizer.ggml.scores, both optional; when present they must
+ * have one entry per token (G57). Scores may be INT32 or FLOAT32. *tt, *sc: NULL when absent. */
+static ll_status vocab_find_types_scores(const ll_gguf *g, int32_t n, const ll_gguf_kv **tt,
+                                         const ll_gguf_kv **sc, ll_error *err) {
+    bool found = false;
+    *tt = *sc = NULL;
+    ll_status st = ll_gguf_get_arr(g, "tokenizer.ggml.token_type", LL_GGUF_TYPE_INT32, tt, &found, err);
+    if (st != LL_OK) return st;
+    if (*tt && (*tt)->v.arr.n != (uint64_t)n)
+        return ll_fail(err, LL_ERR_FORMAT, "vocab: tokenizer.ggml.token_type has %llu entries, tokens has %d",
+                       (unsigned long long)(*tt)->v.arr.n, n);
     const ll_gguf_kv *skv = ll_gguf_find(g, "tokenizer.ggml.scores");
-    if (skv) {
-        uint32_t et = skv->type == LL_GGUF_TYPE_ARRAY ? skv->v.arr.type : LL_GGUF_TYPE_FLOAT32;
-        if (et != LL_GGUF_TYPE_INT32) et = LL_GGUF_TYPE_FLOAT32;
-        if ((st = ll_gguf_get_arr(g, "tokenizer.ggml.scores", et, &sc, &found, err)) != LL_OK) goto fail;
-        if (sc->v.arr.n != (uint64_t)n) {
-            st = ll_fail(err, LL_ERR_FORMAT, "vocab: tokenizer.ggml.scores has %llu entries, tokens has %d",
-                         (unsigned long long)sc->v.arr.n, n);
-            goto fail;
-        }
-    }
+    if (!skv) return LL_OK;
+    uint32_t et = skv->type == LL_GGUF_TYPE_ARRAY ? skv->v.arr.type : LL_GGUF_TYPE_FLOAT32;
+    if (et != LL_GGUF_TYPE_INT32) et = LL_GGUF_TYPE_FLOAT32;
+    if ((st = ll_gguf_get_arr(g, "tokenizer.ggml.scores", et, sc, &found, err)) != LL_OK) return st;
+    if ((*sc)->v.arr.n != (uint64_t)n)
+        return ll_fail(err, LL_ERR_FORMAT, "vocab: tokenizer.ggml.scores has %llu entries, tokens has %d",
+                       (unsigned long long)(*sc)->v.arr.n, n);
+    return LL_OK;
+}
 
+/* The per-token tables and the text -> id map (at most half full); ll_vocab_free frees them. */
+static ll_status vocab_alloc_tables(ll_vocab *v, uint32_t total, bool has_scores, ll_error *err) {
+    int32_t n = v->n_tokens;
     v->text = ll_malloc((size_t)total);
     v->text_off = ll_malloc_array((size_t)n + 1, sizeof *v->text_off);
     v->type = ll_malloc((size_t)n);
@@ -281,13 +284,18 @@ static ll_status vocab_build(ll_vocab **out, const ll_gguf *g, bool decode_only,
     size_t map_cap = pow2_at_least((size_t)n * 2);
     v->map = ll_calloc(map_cap, sizeof *v->map);
     v->map_mask = map_cap - 1;
-    if (sc) v->score = ll_malloc_array((size_t)n, sizeof *v->score);
-    if (!v->text || !v->text_off || !v->type || !v->eog || !v->map || (sc && !v->score)) {
-        st = ll_fail(err, LL_ERR_NOMEM, "vocab: out of memory for %d tokens", n);
-        goto fail;
-    }
+    if (has_scores) v->score = ll_malloc_array((size_t)n, sizeof *v->score);
+    if (!v->text || !v->text_off || !v->type || !v->eog || !v->map || (has_scores && !v->score))
+        return ll_fail(err, LL_ERR_NOMEM, "vocab: out of memory for %d tokens", n);
+    return LL_OK;
+}
+
+/* Copy texts, types (G63: outside 1..6 -> NORMAL) and scores (NaN -> -Inf) into the tables. */
+static void vocab_copy_tokens(ll_vocab *v, const ll_gguf_kv *tk, const ll_gguf_kv *tt,
+                              const ll_gguf_kv *sc) {
+    int32_t n = v->n_tokens;
     uint32_t off = 0;
-    int32_t n_badtype = 0, n_badbyte = 0, n_dup = 0;
+    int32_t n_badtype = 0;
     for (int32_t i = 0; i < n; i++) {
         ll_str s = tk->v.arr.strs[i];
         v->text_off[i] = off;
@@ -310,7 +318,13 @@ static ll_status vocab_build(ll_vocab **out, const ll_gguf *g, bool decode_only,
         }
     }
     v->text_off[n] = off;
-    for (int32_t i = 0; i < n; i++) {
+    if (n_badtype) LL_WARN("vocab: %d token types outside 1..6 treated as normal", n_badtype);
+}
+
+/* Fill the text -> id map; demote malformed byte tokens (G64) to text. */
+static void vocab_index_texts(ll_vocab *v) {
+    int32_t n_badbyte = 0, n_dup = 0;
+    for (int32_t i = 0; i < v->n_tokens; i++) {
         ll_str s = vocab_text(v, i);
         if (v->type[i] == LL_TOKTYPE_BYTE && byte_token_value(s) < 0) {   /* G64 */
             n_badbyte++;
@@ -333,11 +347,14 @@ static ll_status vocab_build(ll_vocab **out, const ll_gguf *g, bool decode_only,
             h = (h + 1) & v->map_mask;
         }
     }
-    if (n_badtype) LL_WARN("vocab: %d token types outside 1..6 treated as normal", n_badtype);
     if (n_badbyte) LL_WARN("vocab: %d byte tokens not of the form <0xXX> treated as text", n_badbyte);
     if (n_dup) LL_WARN("vocab: %d duplicate token texts (the lowest id keeps the text)", n_dup);
+}
 
-    /* special ids, with the defaults of llama.cpp for keys that are absent (G58) */
+/* Special ids, with the defaults of llama.cpp for keys that are absent (G58). */
+static ll_status vocab_read_special_ids(ll_vocab *v, const ll_gguf *g, ll_error *err) {
+    int32_t n = v->n_tokens;
+    ll_status st;
     if (v->kind == LL_VOCAB_SPM) { v->bos = 1; v->eos = 2; v->unk = 0; }
     else { v->bos = 11; v->eos = 11; }
     if ((st = read_special_id(g, "tokenizer.ggml.bos_token_id", n, &v->bos, err)) != LL_OK ||
@@ -347,9 +364,13 @@ static ll_status vocab_build(ll_vocab **out, const ll_gguf *g, bool decode_only,
         (st = read_special_id(g, "tokenizer.ggml.padding_token_id", n, &v->pad, err)) != LL_OK ||
         (st = read_special_id(g, "tokenizer.ggml.eot_token_id", n, &v->eot, err)) != LL_OK ||
         (st = read_special_id(g, "tokenizer.ggml.eom_token_id", n, &v->eom, err)) != LL_OK)
-        goto fail;
+        return st;
+    return LL_OK;
+}
 
-    /* BOS/EOS/space-prefix defaults (spec 1), then the keys */
+/* BOS/EOS/space-prefix defaults (spec 1), then the keys that override them. */
+static ll_status vocab_read_flags(ll_vocab *v, const ll_gguf *g, ll_error *err) {
+    ll_status st;
     v->add_bos = v->kind == LL_VOCAB_SPM || v->pre == LL_PRE_LLAMA3;
     v->add_eos = false;
     v->add_space_prefix = v->kind == LL_VOCAB_SPM;
@@ -357,15 +378,20 @@ static ll_status vocab_build(ll_vocab **out, const ll_gguf *g, bool decode_only,
     v->ignore_merges = v->kind == LL_VOCAB_BPE && v->pre == LL_PRE_LLAMA3;
     if ((st = read_bool(g, "tokenizer.ggml.add_bos_token", &v->add_bos, err)) != LL_OK ||
         (st = read_bool(g, "tokenizer.ggml.add_eos_token", &v->add_eos, err)) != LL_OK)
-        goto fail;
-    if (v->kind == LL_VOCAB_SPM &&
-        (st = read_bool(g, "tokenizer.ggml.add_space_prefix", &v->add_space_prefix, err)) != LL_OK)
-        goto fail;
+        return st;
+    if (v->kind == LL_VOCAB_SPM)
+        return read_bool(g, "tokenizer.ggml.add_space_prefix", &v->add_space_prefix, err);
+    return LL_OK;
+}
 
-    /* end-of-turn names: CONTROL, end of generation */
-    for (size_t k = 0; k < sizeof eot_names / sizeof eot_names[0] + sizeof eom_names / sizeof eom_names[0]; k++) {
-        bool is_eom = k >= sizeof eot_names / sizeof eot_names[0];
-        const char *name = is_eom ? eom_names[k - sizeof eot_names / sizeof eot_names[0]] : eot_names[k];
+/* End-of-turn names become CONTROL and end of generation (filling eot/eom when the keys did
+ * not); eos, eot and eom always end generation. */
+static void vocab_mark_eog(ll_vocab *v) {
+    const size_t n_eot = sizeof eot_names / sizeof eot_names[0];
+    const size_t n_eom = sizeof eom_names / sizeof eom_names[0];
+    for (size_t k = 0; k < n_eot + n_eom; k++) {
+        bool is_eom = k >= n_eot;
+        const char *name = is_eom ? eom_names[k - n_eot] : eot_names[k];
         int32_t id = vocab_find(v, name, strlen(name));
         if (id < 0) continue;
         if (v->type[id] != LL_TOKTYPE_CONTROL) {
@@ -379,16 +405,22 @@ static ll_status vocab_build(ll_vocab **out, const ll_gguf *g, bool decode_only,
     if (v->eos >= 0) v->eog[v->eos] = 1;
     if (v->eot >= 0) v->eog[v->eot] = 1;
     if (v->eom >= 0) v->eog[v->eom] = 1;
+}
 
-    /* merges (G65, G66) */
-    if (v->kind == LL_VOCAB_BPE) {
-        if ((st = ll_gguf_get_arr(g, "tokenizer.ggml.merges", LL_GGUF_TYPE_STRING, &mg, &found, err)) != LL_OK)
-            goto fail;
-        if (!found) { st = ll_fail(err, LL_ERR_FORMAT, "BPE vocab has no merges"); goto fail; }
-        if (!decode_only && (st = build_merges(v, mg, err)) != LL_OK) goto fail;
-    }
+/* BPE merges (G65, G66): required, but only built when the vocab will encode. */
+static ll_status vocab_read_merges(ll_vocab *v, const ll_gguf *g, ll_error *err) {
+    if (v->kind != LL_VOCAB_BPE) return LL_OK;
+    const ll_gguf_kv *mg = NULL;
+    bool found = false;
+    ll_status st = ll_gguf_get_arr(g, "tokenizer.ggml.merges", LL_GGUF_TYPE_STRING, &mg, &found, err);
+    if (st != LL_OK) return st;
+    if (!found) return ll_fail(err, LL_ERR_FORMAT, "BPE vocab has no merges");
+    return v->decode_only ? LL_OK : build_merges(v, mg, err);
+}
 
-    /* byte tokens */
+/* The token of each byte: BPE's mapped code point (spec 2.4); SPM's <0xXX>, else the 1-byte
+ * text, else unk. */
+static void vocab_map_bytes(ll_vocab *v) {
     for (int b = 0; b < 256; b++) {
         char t[8];
         if (v->kind == LL_VOCAB_BPE) {
@@ -402,32 +434,62 @@ static ll_status vocab_build(ll_vocab **out, const ll_gguf *g, bool decode_only,
             v->byte_tok[b] = id;
         }
     }
+}
 
-    /* special-token candidates (spec 5) */
+/* Special-token candidates (spec 5): non-empty CONTROL, USER_DEFINED and UNKNOWN tokens. */
+static bool vocab_is_special(const ll_vocab *v, int32_t i) {
+    uint8_t t = v->type[i];
+    return (t == LL_TOKTYPE_CONTROL || t == LL_TOKTYPE_USER_DEFINED || t == LL_TOKTYPE_UNKNOWN) &&
+           v->text_off[i + 1] > v->text_off[i];
+}
+
+/* Collect the special-token candidates, longest text first (special_before). */
+static ll_status vocab_collect_special(ll_vocab *v, ll_error *err) {
     int32_t n_special = 0;
-    for (int32_t i = 0; i < n; i++) {
-        uint8_t t = v->type[i];
-        if ((t == LL_TOKTYPE_CONTROL || t == LL_TOKTYPE_USER_DEFINED || t == LL_TOKTYPE_UNKNOWN) &&
-            v->text_off[i + 1] > v->text_off[i])
-            n_special++;
-    }
-    if (n_special) {
-        v->special = ll_malloc_array((size_t)n_special, sizeof *v->special);
-        int32_t *tmp = ll_malloc_array((size_t)n_special, sizeof *tmp);
-        if (!v->special || !tmp) {
-            ll_free(tmp);
-            st = ll_fail(err, LL_ERR_NOMEM, "vocab: out of memory");
-            goto fail;
-        }
-        for (int32_t i = 0; i < n; i++) {
-            uint8_t t = v->type[i];
-            if ((t == LL_TOKTYPE_CONTROL || t == LL_TOKTYPE_USER_DEFINED || t == LL_TOKTYPE_UNKNOWN) &&
-                v->text_off[i + 1] > v->text_off[i])
-                v->special[v->n_special++] = i;
-        }
-        sort_ids(v->special, tmp, (size_t)n_special, v);
+    for (int32_t i = 0; i < v->n_tokens; i++)
+        if (vocab_is_special(v, i)) n_special++;
+    if (!n_special) return LL_OK;
+    v->special = ll_malloc_array((size_t)n_special, sizeof *v->special);
+    int32_t *tmp = ll_malloc_array((size_t)n_special, sizeof *tmp);
+    if (!v->special || !tmp) {
         ll_free(tmp);
+        return ll_fail(err, LL_ERR_NOMEM, "vocab: out of memory");
     }
+    for (int32_t i = 0; i < v->n_tokens; i++)
+        if (vocab_is_special(v, i)) v->special[v->n_special++] = i;
+    sort_ids(v->special, tmp, (size_t)n_special, v);
+    ll_free(tmp);
+    return LL_OK;
+}
+
+/* Build a vocab from a GGUF's tokenizer keys. The order of the steps is the order of the
+ * checks, so a file with several faults reports the same first one. decode_only skips the
+ * BPE merge table (ll_vocab_load_decode_only). */
+static ll_status vocab_build(ll_vocab **out, const ll_gguf *g, bool decode_only, ll_error *err) {
+    *out = NULL;
+    ll_status st;
+    ll_vocab *v = ll_calloc(1, sizeof *v);
+    if (!v) return ll_fail(err, LL_ERR_NOMEM, "vocab: out of memory");
+    v->bos = v->eos = v->unk = v->eot = v->eom = v->pad = v->sep = -1;
+    v->decode_only = decode_only;
+
+    const ll_gguf_kv *tk = NULL, *tt = NULL, *sc = NULL;
+    uint32_t total = 0;
+    if ((st = vocab_read_model(v, g, err)) != LL_OK ||
+        (st = vocab_read_pre(v, g, err)) != LL_OK ||
+        (st = vocab_check_tokens(v, g, &tk, &total, err)) != LL_OK ||
+        (st = vocab_find_types_scores(g, v->n_tokens, &tt, &sc, err)) != LL_OK ||
+        (st = vocab_alloc_tables(v, total, sc != NULL, err)) != LL_OK)
+        goto fail;
+    vocab_copy_tokens(v, tk, tt, sc);
+    vocab_index_texts(v);
+    if ((st = vocab_read_special_ids(v, g, err)) != LL_OK ||
+        (st = vocab_read_flags(v, g, err)) != LL_OK)
+        goto fail;
+    vocab_mark_eog(v);
+    if ((st = vocab_read_merges(v, g, err)) != LL_OK) goto fail;
+    vocab_map_bytes(v);
+    if ((st = vocab_collect_special(v, err)) != LL_OK) goto fail;
     *out = v;
     return LL_OK;
 fail:
