@@ -2,33 +2,55 @@
  * CPU backend does it, so our integer sums see the same quants as its kernels.
  *
  * Q8_0/Q8_1 follow the x86 (AVX) build: id = 127/amax and ties to even. The scalar build of
- * llama.cpp uses id = 1/d and rounds half away from zero; the two differ only on exact ties. */
+ * llama.cpp uses id = 1/d and rounds half away from zero; the two differ only on exact ties.
+ *
+ * Non-finite input (R17): a block holding a NaN or an infinity has no meaningful scale, and
+ * llama.cpp's result for it depends on where the NaN sits (max_ps drops a NaN in one operand
+ * but not the other) and on the build (scalar or AVX2). We define it instead: the block's
+ * scale d (and Q8_1's s) is a quiet NaN, every quant and Q8_K bsum is 0. Every dot product
+ * that touches the block is then NaN, so the logits are NaN and the engine reports R17,
+ * rather than a finite block quietly standing in for the NaN. The AVX2 versions
+ * (kernels/x86/quantize_avx2.c) do the same, bit for bit. Finite input is unaffected. */
 #include "quant/blocks.h"
 
+#include <float.h>
 #include <math.h>
 
-/* Round to nearest, ties to even: the default rounding mode, which we never change. Finite
- * values here are at most 127.01 in magnitude. A NaN or infinite product (only possible from
- * NaN/Inf weights upstream) must not reach the int conversion, which would be undefined: it
- * becomes 0 or the clamp, and the non-finite scale carries the NaN on to the logits (R17). */
+/* The NaN a non-finite block gets as its scale: the default quiet NaN, positive. */
+enum { ACT_NAN_F16 = 0x7E00 };
+#define ACT_NAN_F32 0x7FC00000u
+
+/* Round to nearest, ties to even: the default rounding mode, which we never change. Products
+ * are at most 127.01 in magnitude, except when amax is so small (below 127 / FLT_MAX) that
+ * 127/amax overflows: then x * id is +-Inf, or NaN for x = 0. Those must not reach the int
+ * conversion, which would be undefined: they become the clamp or 0. */
 static int round_even(float v) {
     if (!(v > -128.5f && v < 127.5f)) return v >= 127.5f ? 127 : v <= -128.5f ? -128 : 0;
     return (int)nearbyintf(v);
 }
 
-static float block_amax(const float *x, int n) {
-    float amax = 0.0f;
+/* The largest |x[j]| into *amax; false when some x[j] is NaN or infinite. */
+static bool block_amax(const float *x, int n, float *amax) {
+    float m = 0.0f;
+    bool finite = true;
     for (int j = 0; j < n; j++) {
         float ax = fabsf(x[j]);
-        if (ax > amax) amax = ax;
+        if (ax > m) m = ax;
+        finite &= ax <= FLT_MAX;      /* false for NaN too */
     }
-    return amax;
+    *amax = m;
+    return finite;
 }
 
 void ll_quantize_q8_0_ref(const float *x, void *dst, int64_t n) {
     uint8_t *b = dst;
     for (int64_t i = 0; i < n / QK; i++, x += QK, b += Q8_0_BYTES) {
-        float amax = block_amax(x, QK);
+        float amax;
+        if (!block_amax(x, QK, &amax)) {
+            blk_put_u16(b + Q8_0_D, ACT_NAN_F16);
+            memset(b + Q8_0_QS, 0, QK);
+            continue;
+        }
         float d = amax / 127.0f;
         float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         blk_put_u16(b + Q8_0_D, ll_fp32_to_fp16(d));
@@ -40,7 +62,13 @@ void ll_quantize_q8_0_ref(const float *x, void *dst, int64_t n) {
 void ll_quantize_q8_1_ref(const float *x, void *dst, int64_t n) {
     uint8_t *b = dst;
     for (int64_t i = 0; i < n / QK; i++, x += QK, b += Q8_1_BYTES) {
-        float amax = block_amax(x, QK);
+        float amax;
+        if (!block_amax(x, QK, &amax)) {
+            blk_put_u16(b + Q8_1_D, ACT_NAN_F16);
+            blk_put_u16(b + Q8_1_S, ACT_NAN_F16);
+            memset(b + Q8_1_QS, 0, QK);
+            continue;
+        }
         float d = amax / 127.0f;
         float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         int sum = 0;
@@ -60,13 +88,19 @@ void ll_quantize_q8_k_ref(const float *x, void *dst, int64_t n) {
     uint8_t *b = dst;
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K, b += Q8_K_BYTES) {
         float amax = 0.0f, max = 0.0f;
+        bool finite = true;
         for (int j = 0; j < QK_K; j++) {
             float ax = fabsf(x[j]);
             if (ax > amax) { amax = ax; max = x[j]; }
+            finite &= ax <= FLT_MAX;
         }
         int16_t bsums[16] = {0};
         float d = 0.0f;
-        if (amax == 0.0f) {
+        if (!finite) {
+            uint32_t nan_bits = ACT_NAN_F32;
+            memcpy(&d, &nan_bits, 4);
+            memset(b + Q8_K_QS, 0, QK_K);
+        } else if (amax == 0.0f) {
             memset(b + Q8_K_QS, 0, QK_K);
         } else {
             float iscale = -127.0f / max;

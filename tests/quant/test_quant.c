@@ -2,6 +2,7 @@
  * float conversion properties, activation round trips, reference dots against the dot of the
  * dequantized rows, and row-size arithmetic. */
 #include "quant/blocks.h"
+#include "kernels/kernels.h"
 #include "../test.h"
 #include "../quant_random.h"
 
@@ -427,8 +428,87 @@ static void test_act_nonfinite_inputs_stay_defined(void) {
     CHECK(!isfinite(d));
 }
 
+/* One NaN (quiet, signalling, negative) or infinity anywhere in a row: the AVX2 and scalar
+ * Q8_0, Q8_1 and Q8_K quantizers write the same bytes (they used to differ: the scalar
+ * amax skipped a NaN, the AVX2 max kept or lost it by lane, and cvtps turned NaN products
+ * into -128). The block holding it gets a NaN scale and zero quants, never a finite scale
+ * that hides it; the other blocks are what the finite row gives. And every dot product
+ * against that row, scalar or AVX2, for every weight type, is NaN (R17). */
+static void test_act_nonfinite_row_agrees_and_poisons_its_block(void) {
+    enum { N = 512 };
+    struct ll_kernels k_ref, k_simd;
+    ll_kernels_init_isa(&k_ref, "scalar");
+    bool have_simd = ll_kernels_init_isa(&k_simd, "avx2");
+    if (!have_simd) fprintf(stderr, "note: no AVX2 on this CPU, checking the scalar side only\n");
+    static const uint32_t acts[] = { LL_TYPE_Q8_0, LL_TYPE_Q8_1, LL_TYPE_Q8_K };
+    static const uint32_t specials[] = { 0x7FC00000u, 0xFFC00000u, 0x7F800001u, 0x7FA5A5A5u,
+                                         0x7F800000u, 0xFF800000u };
+    float x[N];
+    for (int k = 0; k < N; k++) x[k] = rng_uniform(-3, 3);
+    static uint8_t clean[N * 2], r[N * 2], v[N * 2];
+    for (size_t ai = 0; ai < sizeof acts / sizeof acts[0]; ai++) {
+        uint32_t at = acts[ai];
+        const ll_type_traits *tt = ll_type_traits_of(at);
+        size_t blk = (size_t)tt->blck, bb = tt->bytes, row = N / blk * bb;
+        k_ref.quantize_act[at](x, clean, N);
+        for (size_t si = 0; si < sizeof specials / sizeof specials[0]; si++) {
+            for (int pos = 0; pos < N; pos++) {
+                float y[N];
+                memcpy(y, x, sizeof y);
+                memcpy(&y[pos], &specials[si], 4);
+                memset(r, 0xAA, row);
+                k_ref.quantize_act[at](y, r, N);
+                if (have_simd) {
+                    memset(v, 0x55, row);
+                    k_simd.quantize_act[at](y, v, N);
+                    size_t bad = row;
+                    for (size_t k = 0; k < row; k++) if (r[k] != v[k]) { bad = k; break; }
+                    CHECK_MSG(bad == row, "%s, 0x%08x at %d: AVX2 differs at byte %zu (%02x vs %02x)",
+                              tt->name, (unsigned)specials[si], pos, bad, r[bad], v[bad]);
+                    if (bad != row) break;
+                }
+                /* The block at pos: NaN scale, zero quants (and bsums); the rest untouched. */
+                size_t b = (size_t)pos / blk;
+                const uint8_t *q = r + b * bb;
+                size_t qs = at == LL_TYPE_Q8_K ? Q8_K_QS : at == LL_TYPE_Q8_1 ? Q8_1_QS : Q8_0_QS;
+                float d = at == LL_TYPE_Q8_K ? f32_from(blk_u16(q) | (uint32_t)blk_u16(q + 2) << 16)
+                                             : ll_fp16_to_fp32(blk_u16(q));
+                CHECK_MSG(isnan(d), "%s, 0x%08x at %d: scale %g is not NaN", tt->name,
+                          (unsigned)specials[si], pos, (double)d);
+                if (at == LL_TYPE_Q8_1) CHECK(isnan(ll_fp16_to_fp32(blk_u16(q + Q8_1_S))));
+                size_t nz = 0;
+                for (size_t k = qs; k < bb; k++) nz += q[k] != 0;
+                CHECK_EQ_INT(nz, 0);
+                CHECK(memcmp(r, clean, b * bb) == 0);
+                CHECK(memcmp(r + (b + 1) * bb, clean + (b + 1) * bb, row - (b + 1) * bb) == 0);
+                if (test_cur_failed) return;
+            }
+        }
+    }
+    /* The NaN reaches every dot product that reads the row. */
+    static uint8_t w[N * 4];
+    float y[N];
+    memcpy(y, x, sizeof y);
+    y[77] = NAN;
+    for (int t = 0; t < N_WTYPES; t++) {
+        const ll_type_traits *tt = ll_type_traits_of(wtypes[t].type);
+        if (tt->dot_type != LL_TYPE_Q8_0 && tt->dot_type != LL_TYPE_Q8_1 && tt->dot_type != LL_TYPE_Q8_K)
+            continue;
+        random_weights(&wtypes[t], w, N, 0);
+        k_ref.quantize_act[tt->dot_type](y, r, N);
+        float ref = k_ref.dot[wtypes[t].type](N, w, r);
+        CHECK_MSG(isnan(ref), "%s: scalar dot %g with a NaN activation", tt->name, (double)ref);
+        if (have_simd) {
+            float simd = k_simd.dot[wtypes[t].type](N, w, r);
+            CHECK_MSG(isnan(simd), "%s: AVX2 dot %g with a NaN activation", tt->name, (double)simd);
+        }
+    }
+}
+
+
 int main(void) {
     RUN(test_act_nonfinite_inputs_stay_defined);
+    RUN(test_act_nonfinite_row_agrees_and_poisons_its_block);
     RUN(test_B2_fp16_examples);
     RUN(test_B2_bf16_examples);
     RUN(test_B2_fp32_to_fp16_rounding);
