@@ -545,7 +545,13 @@ static int chat_turn(chat *ch, bool may_drop_old) {
         ll_ctx_truncate(ch->ctx, (int32_t)keep);
         ch->n_kv = keep;
     }
-    for (size_t i = keep; i < n; i++) ll_sampler_accept(ch->smp, ch->ids[i]);
+    /* The penalty history is the conversation as the model sees it, each token once: rebuilt
+     * every turn rather than patched, because the sampler already recorded the last answer's
+     * tokens as it drew them, including its final one (end of generation, or the one cut off
+     * by --num-predict) that the rendered conversation then repeats, and a cache cut back
+     * after re-tokenization would record its tail again. n < n_ctx: cheap next to a decode. */
+    ll_sampler_reset(ch->smp);
+    for (size_t i = 0; i < n; i++) ll_sampler_accept(ch->smp, ch->ids[i]);
 
     uint64_t t_prompt0 = ll_time_ns();
     ll_status st = kv_decode(ch, ch->ids + keep, n - keep, &err);
@@ -592,7 +598,7 @@ static int chat_turn(chat *ch, bool may_drop_old) {
         answer[answer_n] = '\0';
         if (o->num_predict >= 0 && n_gen >= o->num_predict) { stop = "length"; break; }
         if (ch->n_kv >= (size_t)ch->n_ctx) { stop = "context"; break; }
-        ll_sampler_accept(ch->smp, id);
+        /* id is in the penalty history already: ll_sampler_sample recorded it */
         st = kv_decode(ch, &id, 1, &err);
         if (st == LL_ERR_CANCELLED) { result = TURN_CANCELLED; break; }
         if (st != LL_OK) { cli_fail_err(&err); result = TURN_ERROR; break; }

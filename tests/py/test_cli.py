@@ -6,6 +6,7 @@ Exit codes (src/cli/cli.h): 0 ok, 1 error with one line "Error: ..." on stderr, 
 import json
 import os
 import re
+import struct
 import subprocess
 
 import pytest
@@ -207,6 +208,59 @@ def test_run_raw_tiny_greedy_matches_logits_greedy(bin_path):
             expected.append(i)
     print("run:", text, "greedy ids:", ids)
     assert text == pieces(expected)
+
+
+def logits_after(prompt_ids, forced, path):
+    """The logits after prompt_ids then forced, decoded as `run` does: the prompt as one batch,
+    then one token per call (logits --force)."""
+    args = ["logits", "--model", TINY, "--ids", ",".join(map(str, prompt_ids)), "--threads", "1",
+            "--out", path]
+    if forced:
+        args += ["--force", ",".join(map(str, forced))]
+    rc, out, err = run(args)
+    assert rc == 0, err
+    with open(path, "rb") as f:
+        data = f.read()
+    n_vocab = len(data) // 4 // (len(prompt_ids) + len(forced))
+    return list(struct.unpack("<%df" % n_vocab, data[-4 * n_vocab:]))
+
+
+def penalized_greedy_ids(prompt_ids, n, penalty, last_n, path):
+    """Greedy decoding with llama.cpp's repeat penalty, written out here: every id among the
+    last last_n tokens of the context (prompt and generated, each counted once) has its logit
+    divided by the penalty when positive, multiplied when not, in float32; then the argmax,
+    ties to the lowest id. Stops after an end-of-generation id."""
+    def f32(x):
+        return struct.unpack("<f", struct.pack("<f", x))[0]
+    ctx, gen = list(prompt_ids), []
+    while len(gen) < n:
+        row = logits_after(prompt_ids, gen, path)
+        for t in set(ctx[-last_n:]):
+            row[t] = f32(row[t] * penalty) if row[t] <= 0 else f32(row[t] / penalty)
+        best = max(range(len(row)), key=lambda i: (row[i], -i))
+        ctx.append(best)
+        gen.append(best)
+        if best in TINY_EOG:
+            break
+    return gen
+
+
+def test_run_records_each_sampled_token_once(bin_path, tmp_path):
+    """The repeat-penalty window (the last 64 tokens, Ollama's repeat_last_n) holds each token
+    of the context once. `run` used to record every sampled token twice (ll_sampler_sample
+    records it, and run accepted it again), so the window shrank to 32 answer tokens and the
+    prompt left it early: past ~45 tokens of greedy decoding at --repeat-penalty 1.5 the answer
+    went another way than the penalty as defined, computed here from the model's logits."""
+    prompt = "Once upon a time"
+    n = 64
+    rc, out, err = run(["run", TINY, prompt, "--raw", "--num-predict", str(n), "--temperature",
+                        "0", "--repeat-penalty", "1.5", "--threads", "1"])
+    assert rc == 0, err
+    ids = penalized_greedy_ids(tokenize(prompt), n, 1.5, 64, str(tmp_path / "logits.f32"))
+    expected = [i for i in ids if i < TINY_FIRST_SPECIAL]
+    # run prints whole UTF-8 characters only, U+FFFD for an ill-formed sequence (R20), as
+    # Python's "replace" does (one per maximal subpart)
+    assert answer_text(out) == pieces(expected).decode("utf-8", "replace"), ids
 
 
 def test_run_control_token_first_is_not_undefined_behaviour(bin_path):
