@@ -62,6 +62,38 @@ static inline __m256i bits_32(uint32_t h) {
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
 }
 
+/* acc + v as a running sum. The empty asm pins acc in a register at this point: without it GCC
+ * reassociates the integer sums of a multi-column body into one tree per column, evaluating
+ * every product first, and spills most of them. */
+static inline __m256i add_i32_chain(__m256i acc, __m256i v) {
+    acc = _mm256_add_epi32(acc, v);
+    __asm__("" : "+x"(acc));
+    return acc;
+}
+
+/* The horizontal sums of v[0..nc-1] (nc <= 8) into out[0..nc-1]: one hadd tree for all of
+ * them instead of a reduction per vector. Integer sums, so the grouping does not matter. */
+static inline void hsum_i32_cols(const __m256i *v, int nc, int32_t *out) {
+    __m256i z = _mm256_setzero_si256();
+    __m256i h01 = _mm256_hadd_epi32(v[0], nc > 1 ? v[1] : z);
+    __m256i h23 = nc > 2 ? _mm256_hadd_epi32(v[2], nc > 3 ? v[3] : z) : z;
+    __m256i a = _mm256_hadd_epi32(h01, h23);    /* v0..v3: low-lane part | high-lane part */
+    if (nc <= 4) {
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+        int32_t t[4];
+        _mm_storeu_si128((__m128i *)t, s);
+        for (int c = 0; c < nc; c++) out[c] = t[c];
+        return;
+    }
+    __m256i h45 = _mm256_hadd_epi32(v[4], nc > 5 ? v[5] : z);
+    __m256i h67 = nc > 6 ? _mm256_hadd_epi32(v[6], nc > 7 ? v[7] : z) : z;
+    __m256i b = _mm256_hadd_epi32(h45, h67);
+    __m256i s = _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+    int32_t t[8];
+    _mm256_storeu_si256((__m256i *)t, s);
+    for (int c = 0; c < nc; c++) out[c] = t[c];
+}
+
 /* Multi-column dots (kernels.h, ll_dot_multi_fn) are written once as a body taking the column
  * count nc, always inlined into one instance per constant count 1..LL_DOT_MULTI_MAX so the
  * per-column accumulators (arrays indexed by unrolled COLS loops) live in registers. */

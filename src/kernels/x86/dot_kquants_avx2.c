@@ -132,11 +132,17 @@ static inline __m256i k4_group(__m256i lo, __m256i hi, const uint8_t *aq, const 
     return _mm256_add_epi32(p0, p1);
 }
 
-/* Q4_K/Q5_K: a super-block's value from its integer parts, in quant/dot_ref.c's f32 order. */
+/* Q4_K/Q5_K: a super-block's value from its integer parts, in quant/dot_ref.c's f32 order.
+ * The one f32 expression of the single and the multi-column dots, so both round alike. */
+static inline float k4_scale(const uint8_t *d, const uint8_t *dmin, const uint8_t *ab,
+                             int32_t isum, int32_t msum) {
+    float ad = blk_f32(ab + Q8_K_D);
+    return (f16_at(d) * ad) * (float)isum - (f16_at(dmin) * ad) * (float)msum;
+}
+
 static inline float k4_block(const uint8_t *d, const uint8_t *dmin, const uint8_t *ab,
                              __m256i isum, int32_t msum) {
-    float ad = blk_f32(ab + Q8_K_D);
-    return (f16_at(d) * ad) * (float)hsum_i32(isum) - (f16_at(dmin) * ad) * (float)msum;
+    return k4_scale(d, dmin, ab, hsum_i32(isum), msum);
 }
 
 /* Q4_K / Q5_K: 64-element groups g; the low nibbles of qs[32g..] are sub-block 2g, the high
@@ -183,6 +189,12 @@ float ll_dot_q5_k_avx2(int64_t n, const void *w, const void *a) {
     return sum;
 }
 
+/* Q6_K: a super-block's value from its integer parts (the f32 expression of quant/dot_ref.c),
+ * shared by the single and the multi-column dot. */
+static inline float q6_k_scale(const uint8_t *wb, const uint8_t *ab, int32_t isum, int32_t offs) {
+    return (f16_at(wb + Q6_K_D) * blk_f32(ab + Q8_K_D)) * (float)(isum - 32 * offs);
+}
+
 /* Q6_K: q + 32 = low4 | high2 << 4 is unsigned 0..63; the 32 comes back as 32 * sc_j * bsum_j.
  * Plane p of a half takes its low nibbles from ql[64*half + 32*(p%2) ..] (low for p < 2,
  * high for p >= 2) and its high bits from bits 2p..2p+1 of qh[32*half ..]. */
@@ -207,7 +219,7 @@ float ll_dot_q6_k_avx2(int64_t n, const void *w, const void *a) {
                 isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, scale_pair(s8, 4 * h + p)));
             }
         }
-        sum += (f16_at(wb + Q6_K_D) * blk_f32(ab + Q8_K_D)) * (float)(hsum_i32(isum) - 32 * offs);
+        sum += q6_k_scale(wb, ab, hsum_i32(isum), offs);
     }
     return sum;
 }
@@ -221,6 +233,8 @@ float ll_dot_q6_k_avx2(int64_t n, const void *w, const void *a) {
  * bit-identical to the single dot (tests/kernels compares them with memcmp): a sequence
  * decoded inside a batch gets the logits it gets alone. */
 
+/* Q4_K: the min correction m_j * (bsum_2j + bsum_2j+1) is one madd of the 16 bsums against
+ * the mins each repeated twice; the per-column reductions share one hadd tree. */
 DOT_MULTI_BODY q4_k_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t as, int nc, float *out) {
     const __m256i m15 = _mm256_set1_epi8(15);
     float sum[LL_DOT_MULTI_MAX];
@@ -230,14 +244,28 @@ DOT_MULTI_BODY q4_k_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t 
         __m128i mins = k4_unpack_scales_mins(wb + Q4_K_SCALES, sc);
         __m256i isum[LL_DOT_MULTI_MAX];
         COLS(c) isum[c] = _mm256_setzero_si256();
+        /* Sub-blocks 2g (low nibbles) and 2g+1 (high) one after the other, so only one
+         * weight vector is live beside the column sums and nothing spills. */
+        _Pragma("GCC unroll 4")
         for (int g = 0; g < 4; g++) {
             __m256i qv = load32(wb + Q4_K_QS + 32 * g);
-            __m256i lo = _mm256_and_si256(qv, m15);
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m15);
-            COLS(c) isum[c] = _mm256_add_epi32(isum[c], k4_group(lo, hi, a + c * as + Q8_K_QS + 64 * g, sc + 2 * g));
+            __m256i lo = _mm256_and_si256(qv, m15), s_lo = _mm256_set1_epi16(sc[2 * g]);
+            COLS(c) {
+                __m256i p16 = _mm256_maddubs_epi16(lo, load32(a + c * as + Q8_K_QS + 64 * g));
+                isum[c] = add_i32_chain(isum[c], _mm256_madd_epi16(p16, s_lo));
+            }
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m15), s_hi = _mm256_set1_epi16(sc[2 * g + 1]);
+            COLS(c) {
+                __m256i p16 = _mm256_maddubs_epi16(hi, load32(a + c * as + Q8_K_QS + 64 * g + 32));
+                isum[c] = add_i32_chain(isum[c], _mm256_madd_epi16(p16, s_hi));
+            }
         }
-        COLS(c) sum[c] += k4_block(wb + Q4_K_D, wb + Q4_K_DMIN, a + c * as, isum[c],
-                                   k4_mins_dot_bsums(mins, a + c * as));
+        int32_t is[LL_DOT_MULTI_MAX], ms[LL_DOT_MULTI_MAX];
+        hsum_i32_cols(isum, nc, is);
+        __m256i mins2 = _mm256_set_m128i(_mm_unpackhi_epi16(mins, mins), _mm_unpacklo_epi16(mins, mins));
+        COLS(c) isum[c] = _mm256_madd_epi16(load32(a + c * as + Q8_K_BSUMS), mins2);
+        hsum_i32_cols(isum, nc, ms);
+        COLS(c) sum[c] += k4_scale(wb + Q4_K_D, wb + Q4_K_DMIN, a + c * as, is[c], ms[c]);
     }
     COLS(c) out[c] = sum[c];
 }
@@ -249,14 +277,14 @@ DOT_MULTI_BODY q6_k_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t 
     COLS(c) sum[c] = 0.0f;
     for (int64_t i = 0; i < n / QK_K; i++, wb += Q6_K_BYTES, a += Q8_K_BYTES) {
         __m128i sc = _mm_loadu_si128((const __m128i *)(wb + Q6_K_SCALES));
-        int32_t offs[LL_DOT_MULTI_MAX];
-        COLS(c) offs[c] = scales_dot_bsums(sc, a + c * as);
         __m256i s8 = _mm256_broadcastsi128_si256(sc);
         __m256i isum[LL_DOT_MULTI_MAX];
         COLS(c) isum[c] = _mm256_setzero_si256();
+        _Pragma("GCC unroll 2")
         for (int h = 0; h < 2; h++) {
             __m256i ql0 = load32(wb + Q6_K_QL + 64 * h), ql1 = load32(wb + Q6_K_QL + 64 * h + 32);
             __m256i qhv = load32(wb + Q6_K_QH + 32 * h);
+            _Pragma("GCC unroll 4")
             for (int p = 0; p < 4; p++) {
                 __m256i src = p % 2 ? ql1 : ql0;
                 __m256i low = _mm256_and_si256(p < 2 ? src : _mm256_srli_epi16(src, 4), m15);
@@ -265,12 +293,16 @@ DOT_MULTI_BODY q6_k_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t 
                 __m256i s16 = scale_pair(s8, 4 * h + p);
                 COLS(c) {
                     __m256i p16 = _mm256_maddubs_epi16(q, load32(a + c * as + Q8_K_QS + 128 * h + 32 * p));
-                    isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(p16, s16));
+                    isum[c] = add_i32_chain(isum[c], _mm256_madd_epi16(p16, s16));
                 }
             }
         }
-        float d = f16_at(wb + Q6_K_D);
-        COLS(c) sum[c] += (d * blk_f32(a + c * as + Q8_K_D)) * (float)(hsum_i32(isum[c]) - 32 * offs[c]);
+        int32_t is[LL_DOT_MULTI_MAX], offs[LL_DOT_MULTI_MAX];
+        hsum_i32_cols(isum, nc, is);
+        __m256i sc16 = _mm256_cvtepi8_epi16(sc);          /* as scales_dot_bsums */
+        COLS(c) isum[c] = _mm256_madd_epi16(sc16, load32(a + c * as + Q8_K_BSUMS));
+        hsum_i32_cols(isum, nc, offs);
+        COLS(c) sum[c] += q6_k_scale(wb, a + c * as, is[c], offs[c]);
     }
     COLS(c) out[c] = sum[c];
 }
