@@ -510,34 +510,46 @@ static ll_status kv_decode(chat *ch, const int32_t *ids, size_t n, ll_error *err
 
 enum { TURN_OK, TURN_CANCELLED, TURN_ERROR, TURN_TOO_LONG };
 
-/* One answer to the conversation as it stands. The answer is appended to the conversation
- * unless it was cancelled. Returns TURN_*; errors are printed. */
-static int chat_turn(chat *ch, bool may_drop_old) {
-    const run_opts *o = ch->o;
-    ll_error err = { 0 };
-    size_t n = 0;
-    uint64_t t0 = ll_time_ns();
+/* What one answer cost, for --verbose (Ollama's statistics block). */
+typedef struct {
+    uint64_t t_start;              /* the turn began (before tokenizing) */
+    uint64_t t_prompt0, t_prompt1; /* prompt evaluation began, ended (= generation began) */
+    uint64_t t_end;                /* generation ended */
+    size_t   n_prompt;             /* prompt tokens decoded, not reused from the cache */
+    int64_t  n_gen;                /* tokens generated, the end-of-generation one not counted */
+} turn_stats;
 
-    /* Fit the conversation: drop the oldest non-system messages whole (Ollama's rule, R2). */
+/* Render and tokenize the conversation into ch->ids (*n tokens), dropping the oldest
+ * non-system messages whole until it fits the context (Ollama's rule, R2). Without
+ * may_drop_old (one-shot), or with nothing left to drop, a conversation that does not fit is
+ * TURN_TOO_LONG. Errors are printed. */
+static int chat_fit(chat *ch, bool may_drop_old, size_t *n) {
+    ll_error err = { 0 };
     for (;;) {
-        if (chat_tokenize(ch, &n, &err) != LL_OK) { cli_fail_err(&err); return TURN_ERROR; }
-        if (n < (size_t)ch->n_ctx) break;
+        if (chat_tokenize(ch, n, &err) != LL_OK) { cli_fail_err(&err); return TURN_ERROR; }
+        if (*n < (size_t)ch->n_ctx) break;
         size_t first = 0;
         while (first < ch->n_msgs && !strcmp(ch->msgs[first].role, "system")) first++;
         if (!may_drop_old || first + 1 >= ch->n_msgs) {
-            cli_fail("input length %zu tokens exceeds the context length %d (see --ctx)", n,
+            cli_fail("input length %zu tokens exceeds the context length %d (see --ctx)", *n,
                      ch->n_ctx);
             return TURN_TOO_LONG;
         }
         chat_drop(ch, first);
     }
-    if (n == 0) {
+    if (*n == 0) {
         cli_fail("the prompt is empty after tokenization");
         return TURN_TOO_LONG;
     }
+    return TURN_OK;
+}
 
-    /* Keep the longest common prefix; always recompute at least the last prompt token so that
-     * its logits are current. */
+/* Bring the KV cache to ch->ids[0..n): keep the longest prefix it already holds, decode the
+ * rest, and set the penalty history to the same tokens. A Ctrl-C during the decode ends the
+ * line (R14) and leaves the cache as it was before (kv_decode rolls back). Fills the prompt
+ * fields of *ts. Errors are printed. */
+static int chat_eval_prompt(chat *ch, size_t n, turn_stats *ts) {
+    /* Always recompute at least the last prompt token so that its logits are current. */
     size_t keep = 0;
     while (keep < ch->n_kv && keep < n && ch->kv[keep] == ch->ids[keep]) keep++;
     if (keep == n) keep = n - 1;
@@ -553,87 +565,124 @@ static int chat_turn(chat *ch, bool may_drop_old) {
     ll_sampler_reset(ch->smp);
     for (size_t i = 0; i < n; i++) ll_sampler_accept(ch->smp, ch->ids[i]);
 
-    uint64_t t_prompt0 = ll_time_ns();
+    ll_error err = { 0 };
+    ts->n_prompt = n - keep;
+    ts->t_prompt0 = ll_time_ns();
     ll_status st = kv_decode(ch, ch->ids + keep, n - keep, &err);
-    uint64_t t_prompt1 = ll_time_ns();
+    ts->t_prompt1 = ll_time_ns();
     if (st == LL_ERR_CANCELLED) {   /* Ctrl-C while reading the prompt: end the line (R14) */
         out_str(&ch->out, "\n");
         return TURN_CANCELLED;
     }
     if (st != LL_OK) { cli_fail_err(&err); return TURN_ERROR; }
+    return TURN_OK;
+}
 
-    /* Generate. The answer's bytes are kept to append it to the conversation. */
-    char *answer = NULL;
-    size_t answer_n = 0, answer_cap = 0;
-    int64_t n_gen = 0;
-    int result = TURN_OK;
-    const char *stop = "eog";
+/* The answer's bytes, kept to append it to the conversation. */
+typedef struct {
+    char  *p;       /* NUL-terminated once anything was appended; NULL before */
+    size_t n, cap;
+} answer_buf;
+
+static bool answer_append(answer_buf *a, const char *s, size_t n) {
+    if (a->n + n + 1 > a->cap) {
+        size_t c = a->cap ? a->cap : 256;
+        while (c < a->n + n + 1) c *= 2;
+        char *q = realloc(a->p, c);
+        if (!q) return false;
+        a->p = q;
+        a->cap = c;
+    }
+    if (n > 0) memcpy(a->p + a->n, s, n);   /* a control token: no piece */
+    a->n += n;
+    a->p[a->n] = '\0';
+    return true;
+}
+
+/* Sample, stream and decode tokens after the prompt until end of generation, --num-predict,
+ * a full context, Ctrl-C, or a reader that went away (R13). The streamed bytes also go to
+ * *ans; *stop says why generation ended ("eog", "length", "context", "closed"), ts->n_gen
+ * counts the tokens. Returns TURN_*; errors are printed. */
+static int chat_generate(chat *ch, answer_buf *ans, const char **stop, turn_stats *ts) {
+    const run_opts *o = ch->o;
+    ll_error err = { 0 };
+    *stop = "eog";
     for (;;) {
-        if (g_interrupted) { result = TURN_CANCELLED; break; }
+        if (g_interrupted) return TURN_CANCELLED;
         const float *logits = ll_ctx_logits(ch->ctx, -1);
-        if (!logits) { cli_fail("no logits after decode"); result = TURN_ERROR; break; }
+        if (!logits) { cli_fail("no logits after decode"); return TURN_ERROR; }
         int32_t id;
         if (ll_sampler_sample(ch->smp, logits, &id, &err) != LL_OK) {
             /* R17: the sampler's message already starts "numerical error: NaN logits"; the
              * logits are those of the last token in the cache */
             cli_fail("%s at position %zu", err.msg, ch->n_kv - 1);
-            result = TURN_ERROR;
-            break;
+            return TURN_ERROR;
         }
-        if (ll_vocab_is_eog(ch->vocab, id)) break;
-        n_gen++;
+        if (ll_vocab_is_eog(ch->vocab, id)) return TURN_OK;
+        ts->n_gen++;
         size_t pn = token_piece(ch, id);
         out_bytes(&ch->out, ch->piece, pn);
-        if (ch->out.broken) { stop = "closed"; break; }   /* R13: reader went away */
-        if (answer_n + pn + 1 > answer_cap) {
-            size_t c = answer_cap ? answer_cap : 256;
-            while (c < answer_n + pn + 1) c *= 2;
-            char *q = realloc(answer, c);
-            if (!q) { cli_fail("out of memory"); result = TURN_ERROR; break; }
-            answer = q;
-            answer_cap = c;
-        }
-        if (pn > 0) memcpy(answer + answer_n, ch->piece, pn);   /* a control token: no piece */
-        answer_n += pn;
-        answer[answer_n] = '\0';
-        if (o->num_predict >= 0 && n_gen >= o->num_predict) { stop = "length"; break; }
-        if (ch->n_kv >= (size_t)ch->n_ctx) { stop = "context"; break; }
+        if (ch->out.broken) { *stop = "closed"; return TURN_OK; }   /* R13: reader went away */
+        if (!answer_append(ans, ch->piece, pn)) { cli_fail("out of memory"); return TURN_ERROR; }
+        if (o->num_predict >= 0 && ts->n_gen >= o->num_predict) { *stop = "length"; return TURN_OK; }
+        if (ch->n_kv >= (size_t)ch->n_ctx) { *stop = "context"; return TURN_OK; }
         /* id is in the penalty history already: ll_sampler_sample recorded it */
-        st = kv_decode(ch, &id, 1, &err);
-        if (st == LL_ERR_CANCELLED) { result = TURN_CANCELLED; break; }
-        if (st != LL_OK) { cli_fail_err(&err); result = TURN_ERROR; break; }
+        ll_status st = kv_decode(ch, &id, 1, &err);
+        if (st == LL_ERR_CANCELLED) return TURN_CANCELLED;
+        if (st != LL_OK) { cli_fail_err(&err); return TURN_ERROR; }
     }
-    uint64_t t_end = ll_time_ns();
+}
+
+/* Close the streamed answer: flush a cut-off character, end the line (a blank line after a
+ * whole answer, as Ollama prints), and say so when the context ran out. */
+static void chat_end_answer(chat *ch, int result, const char *stop) {
     out_finish(&ch->out);
     if (result != TURN_ERROR && !ch->out.broken) out_str(&ch->out, result == TURN_CANCELLED ? "\n" : "\n\n");
     if (!strcmp(stop, "context") && result == TURN_OK)
         fprintf(stderr, "context full (%d tokens): answer stopped\n", ch->n_ctx);
+}
 
-    if (result == TURN_OK && !chat_push(ch, "assistant", answer ? answer : "")) {
+/* Ollama's --verbose block; the load time counts towards the first answer only. */
+static void print_turn_stats(const turn_stats *ts, uint64_t t_load_ns) {
+    char d[64];
+    double tp = (ts->t_prompt1 - ts->t_prompt0) / 1e9, te = (ts->t_end - ts->t_prompt1) / 1e9;
+    fmt_duration(d, sizeof d, ts->t_end - ts->t_start + t_load_ns);
+    fprintf(stderr, "total duration:       %s\n", d);
+    if (t_load_ns) {
+        fmt_duration(d, sizeof d, t_load_ns);
+        fprintf(stderr, "load duration:        %s\n", d);
+    }
+    fprintf(stderr, "prompt eval count:    %zu token(s)\n", ts->n_prompt);
+    fmt_duration(d, sizeof d, ts->t_prompt1 - ts->t_prompt0);
+    fprintf(stderr, "prompt eval duration: %s\n", d);
+    if (tp > 0) fprintf(stderr, "prompt eval rate:     %.2f tokens/s\n", ts->n_prompt / tp);
+    fprintf(stderr, "eval count:           %lld token(s)\n", (long long)ts->n_gen);
+    fmt_duration(d, sizeof d, ts->t_end - ts->t_prompt1);
+    fprintf(stderr, "eval duration:        %s\n", d);
+    if (te > 0 && ts->n_gen > 0) fprintf(stderr, "eval rate:            %.2f tokens/s\n", ts->n_gen / te);
+}
+
+/* One answer to the conversation as it stands. The answer is appended to the conversation
+ * unless it was cancelled. Returns TURN_*; errors are printed. */
+static int chat_turn(chat *ch, bool may_drop_old) {
+    turn_stats ts = { .t_start = ll_time_ns() };
+    size_t n = 0;
+    int r = chat_fit(ch, may_drop_old, &n);
+    if (r == TURN_OK) r = chat_eval_prompt(ch, n, &ts);
+    if (r != TURN_OK) return r;
+
+    answer_buf ans = { 0 };
+    const char *stop;
+    int result = chat_generate(ch, &ans, &stop, &ts);
+    ts.t_end = ll_time_ns();
+    chat_end_answer(ch, result, stop);
+    if (result == TURN_OK && !chat_push(ch, "assistant", ans.p ? ans.p : "")) {
         cli_fail("out of memory");
         result = TURN_ERROR;
     }
-    free(answer);
+    free(ans.p);
 
-    if (o->verbose && result != TURN_ERROR) {
-        char d[64];
-        size_t n_prompt = n - keep;
-        double tp = (t_prompt1 - t_prompt0) / 1e9, te = (t_end - t_prompt1) / 1e9;
-        fmt_duration(d, sizeof d, t_end - t0 + ch->t_load_ns);
-        fprintf(stderr, "total duration:       %s\n", d);
-        if (ch->t_load_ns) {
-            fmt_duration(d, sizeof d, ch->t_load_ns);
-            fprintf(stderr, "load duration:        %s\n", d);
-        }
-        fprintf(stderr, "prompt eval count:    %zu token(s)\n", n_prompt);
-        fmt_duration(d, sizeof d, t_prompt1 - t_prompt0);
-        fprintf(stderr, "prompt eval duration: %s\n", d);
-        if (tp > 0) fprintf(stderr, "prompt eval rate:     %.2f tokens/s\n", n_prompt / tp);
-        fprintf(stderr, "eval count:           %lld token(s)\n", (long long)n_gen);
-        fmt_duration(d, sizeof d, t_end - t_prompt1);
-        fprintf(stderr, "eval duration:        %s\n", d);
-        if (te > 0 && n_gen > 0) fprintf(stderr, "eval rate:            %.2f tokens/s\n", n_gen / te);
-    }
+    if (ch->o->verbose && result != TURN_ERROR) print_turn_stats(&ts, ch->t_load_ns);
     ch->t_load_ns = 0;   /* reported with the first answer only */
     return result;
 }
