@@ -69,133 +69,185 @@ static int32_t argmax(const float *x, int32_t n) {
     return best;
 }
 
-int cmd_logits(int argc, char **argv) {
-    const char *model_path = NULL, *ids_s = NULL, *out_path = NULL, *force_s = NULL;
-    long greedy = 0, threads = 0, n_ctx = 0, n_batch = 0;
-    bool one_by_one = false, kv_f16 = false;
+/* ---- options ---- */
+
+struct logits_opts {
+    const char *model_path, *out_path;   /* out_path: NULL without --out */
+    int32_t    *ids, *force;             /* malloc'd: the prompt (n_ids > 0), --force (may be 0) */
+    size_t      n_ids, n_force;
+    long        greedy, threads, n_ctx, n_batch;   /* 0: not given */
+    bool        one_by_one, kv_f16;
+};
+
+/* Fill o from argv. Returns 0, or 2 after printing the usage error (nothing left to free). */
+static int logits_parse_args(int argc, char **argv, struct logits_opts *o) {
+    *o = (struct logits_opts){ 0 };
+    const char *ids_s = NULL, *force_s = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define NEED_VALUE() do { if (!v) return usage_error("%s needs a value", a); i++; } while (0)
-        if (!strcmp(a, "--model") || !strcmp(a, "-m")) { NEED_VALUE(); model_path = v; }
+        if (!strcmp(a, "--model") || !strcmp(a, "-m")) { NEED_VALUE(); o->model_path = v; }
         else if (!strcmp(a, "--ids")) { NEED_VALUE(); ids_s = v; }
-        else if (!strcmp(a, "--out") || !strcmp(a, "-o")) { NEED_VALUE(); out_path = v; }
+        else if (!strcmp(a, "--out") || !strcmp(a, "-o")) { NEED_VALUE(); o->out_path = v; }
         else if (!strcmp(a, "--force")) { NEED_VALUE(); force_s = v; }
         else if (!strcmp(a, "--greedy")) {
             NEED_VALUE();
-            if (!parse_int(v, 0, INT32_MAX, &greedy)) return usage_error("bad --greedy '%s'", v);
+            if (!parse_int(v, 0, INT32_MAX, &o->greedy)) return usage_error("bad --greedy '%s'", v);
         } else if (!strcmp(a, "--threads") || !strcmp(a, "-t")) {
             NEED_VALUE();
-            if (!parse_int(v, 0, 1024, &threads)) return usage_error("bad --threads '%s'", v);
+            if (!parse_int(v, 0, 1024, &o->threads)) return usage_error("bad --threads '%s'", v);
         } else if (!strcmp(a, "--ctx") || !strcmp(a, "-c")) {
             NEED_VALUE();
-            if (!parse_int(v, 1, INT32_MAX, &n_ctx)) return usage_error("bad --ctx '%s'", v);
+            if (!parse_int(v, 1, INT32_MAX, &o->n_ctx)) return usage_error("bad --ctx '%s'", v);
         } else if (!strcmp(a, "--batch") || !strcmp(a, "-b")) {
             NEED_VALUE();
-            if (!parse_int(v, 1, INT32_MAX, &n_batch)) return usage_error("bad --batch '%s'", v);
+            if (!parse_int(v, 1, INT32_MAX, &o->n_batch)) return usage_error("bad --batch '%s'", v);
         } else if (!strcmp(a, "--kv-type") || !strcmp(a, "-ctk")) {
             NEED_VALUE();
-            if (!strcmp(v, "f16")) kv_f16 = true;
-            else if (!strcmp(v, "f32")) kv_f16 = false;
+            if (!strcmp(v, "f16")) o->kv_f16 = true;
+            else if (!strcmp(v, "f32")) o->kv_f16 = false;
             else return usage_error("bad --kv-type '%s' (f32 or f16)", v);
-        } else if (!strcmp(a, "--one-by-one")) one_by_one = true;
+        } else if (!strcmp(a, "--one-by-one")) o->one_by_one = true;
         else return usage_error("unknown option '%s'", a);
 #undef NEED_VALUE
     }
-    if (!model_path) return usage_error("%s", "--model is required");
+    if (!o->model_path) return usage_error("%s", "--model is required");
     if (!ids_s) return usage_error("%s", "--ids is required");
-
-    int32_t *ids = NULL, *force = NULL, *gen = NULL;
-    size_t n_ids = 0, n_force = 0;
-    if (!parse_ids(ids_s, &ids, &n_ids) || n_ids == 0) {
-        free(ids);
+    if (!parse_ids(ids_s, &o->ids, &o->n_ids) || o->n_ids == 0) {
+        free(o->ids);
         return usage_error("bad --ids '%s' (comma-separated token ids)", ids_s);
     }
-    if (force_s && !parse_ids(force_s, &force, &n_force)) {
-        free(ids);
-        free(force);
+    if (force_s && !parse_ids(force_s, &o->force, &o->n_force)) {
+        free(o->ids);
+        free(o->force);
         return usage_error("bad --force '%s' (comma-separated token ids)", force_s);
     }
+    return 0;
+}
 
-    int rc = 1;
-    ll_error err = { 0 };
-    ll_model *m = NULL;
-    ll_ctx *c = NULL;
-    FILE *out = NULL;
-    if (ll_model_load(&m, model_path, NULL, &err) != LL_OK) { rc = cli_fail_err(&err); goto done; }
-    const int32_t n_vocab = ll_model_n_vocab(m);
-
-    /* Room for everything this run decodes, unless --ctx says otherwise. */
+/* Room for everything this run decodes, unless --ctx says otherwise. */
+static ll_ctx_params logits_ctx_params(const struct logits_opts *o, const ll_model *m) {
     ll_ctx_params cp = ll_ctx_default_params();
-    uint64_t need = (uint64_t)n_ids + n_force + (greedy > 0 ? (uint64_t)greedy - 1 : 0);
-    if (n_ctx) cp.n_ctx = (int32_t)n_ctx;
+    uint64_t need = (uint64_t)o->n_ids + o->n_force + (o->greedy > 0 ? (uint64_t)o->greedy - 1 : 0);
+    if (o->n_ctx) cp.n_ctx = (int32_t)o->n_ctx;
     else if (need > 4096) {
         int64_t train = ll_model_n_ctx_train(m);
         cp.n_ctx = (int32_t)(need < (uint64_t)train ? need : (uint64_t)train);
     }
     /* The prompt is one batch: llama.cpp's reference ran with n_batch = n_ubatch = n_ctx. */
-    cp.n_batch = n_batch ? (int32_t)n_batch : (n_ids > 512 ? (int32_t)n_ids : 512);
-    cp.n_threads = (int32_t)threads;
+    cp.n_batch = o->n_batch ? (int32_t)o->n_batch : (o->n_ids > 512 ? (int32_t)o->n_ids : 512);
+    cp.n_threads = (int32_t)o->threads;
     cp.all_logits = true;
-    cp.kv_f16 = kv_f16;
-    if (ll_ctx_init(&c, m, &cp, &err) != LL_OK) { rc = cli_fail_err(&err); goto done; }
+    cp.kv_f16 = o->kv_f16;
+    return cp;
+}
 
-    if (out_path && !(out = fopen(out_path, "wb"))) {
-        rc = cli_fail("cannot open '%s': %s", out_path, strerror(errno));
+/* ---- decoding ----
+ * Each step returns 0, or the exit status after printing the error. */
+
+struct logits_run {
+    ll_ctx      *c;
+    FILE        *out;        /* --out, NULL without it */
+    const char  *out_path;
+    int32_t      n_vocab;
+    const float *last;       /* logits of the last decoded position */
+};
+
+/* Append one row of n_vocab logits to --out (nothing without it). */
+static int logits_write_row(const struct logits_run *r, const float *row) {
+    if (r->out && fwrite(row, sizeof(float), (size_t)r->n_vocab, r->out) != (size_t)r->n_vocab)
+        return cli_fail("writing '%s': %s", r->out_path, strerror(errno));
+    return 0;
+}
+
+/* Prompt: one batch, or one token per call. Rows go to --out in position order. */
+static int logits_eval_prompt(struct logits_run *r, const int32_t *ids, size_t n_ids, bool one_by_one) {
+    ll_error err = { 0 };
+    for (size_t i = 0; i < n_ids; i += one_by_one ? 1 : n_ids) {
+        size_t n = one_by_one ? 1 : n_ids;
+        if (ll_ctx_decode(r->c, ids + i, n, NULL, &err) != LL_OK) return cli_fail_err(&err);
+        for (size_t k = 0; k < n && r->out; k++) {
+            int rc = logits_write_row(r, ll_ctx_logits(r->c, (int32_t)k));
+            if (rc) return rc;
+        }
+        r->last = ll_ctx_logits(r->c, -1);
+    }
+    return 0;
+}
+
+/* Teacher forcing: each forced id at the next position, its logits appended. */
+static int logits_teacher_force(struct logits_run *r, const int32_t *force, size_t n_force) {
+    ll_error err = { 0 };
+    for (size_t i = 0; i < n_force; i++) {
+        if (ll_ctx_decode(r->c, force + i, 1, NULL, &err) != LL_OK) return cli_fail_err(&err);
+        r->last = ll_ctx_logits(r->c, -1);
+        int rc = logits_write_row(r, r->last);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* Greedy: step s picks the argmax of the current logits and feeds it back; the last pick is
+ * not decoded. gen has room for n ids. */
+static int logits_greedy(struct logits_run *r, int32_t *gen, long n) {
+    ll_error err = { 0 };
+    for (long s = 0; s < n; s++) {
+        gen[s] = argmax(r->last, r->n_vocab);
+        if (s + 1 == n) break;
+        if (ll_ctx_decode(r->c, &gen[s], 1, NULL, &err) != LL_OK) return cli_fail_err(&err);
+        r->last = ll_ctx_logits(r->c, -1);
+    }
+    return 0;
+}
+
+/* The generated ids as one JSON array line. */
+static void print_ids(const int32_t *gen, long n) {
+    putchar('[');
+    for (long s = 0; s < n; s++) printf(s ? ", %d" : "%d", gen[s]);
+    printf("]\n");
+}
+
+int cmd_logits(int argc, char **argv) {
+    struct logits_opts o;
+    int rc = logits_parse_args(argc, argv, &o);
+    if (rc) return rc;
+
+    rc = 1;
+    ll_error err = { 0 };
+    ll_model *m = NULL;
+    struct logits_run r = { .out_path = o.out_path };
+    int32_t *gen = NULL;
+    if (ll_model_load(&m, o.model_path, NULL, &err) != LL_OK) { rc = cli_fail_err(&err); goto done; }
+    r.n_vocab = ll_model_n_vocab(m);
+    ll_ctx_params cp = logits_ctx_params(&o, m);
+    if (ll_ctx_init(&r.c, m, &cp, &err) != LL_OK) { rc = cli_fail_err(&err); goto done; }
+    if (o.out_path && !(r.out = fopen(o.out_path, "wb"))) {
+        rc = cli_fail("cannot open '%s': %s", o.out_path, strerror(errno));
         goto done;
     }
 
-    /* Prompt: one batch, or one token per call. Rows go to --out in position order. */
-    const float *last = NULL;
-    for (size_t i = 0; i < n_ids; i += one_by_one ? 1 : n_ids) {
-        size_t n = one_by_one ? 1 : n_ids;
-        if (ll_ctx_decode(c, ids + i, n, NULL, &err) != LL_OK) { rc = cli_fail_err(&err); goto done; }
-        for (size_t r = 0; r < n && out; r++)
-            if (fwrite(ll_ctx_logits(c, (int32_t)r), sizeof(float), (size_t)n_vocab, out) != (size_t)n_vocab) {
-                rc = cli_fail("writing '%s': %s", out_path, strerror(errno));
-                goto done;
-            }
-        last = ll_ctx_logits(c, -1);
+    if ((rc = logits_eval_prompt(&r, o.ids, o.n_ids, o.one_by_one)) != 0 ||
+        (rc = logits_teacher_force(&r, o.force, o.n_force)) != 0)
+        goto done;
+    if (o.greedy > 0) {
+        gen = malloc((size_t)o.greedy * sizeof *gen);
+        if (!gen) { rc = cli_fail("out of memory for %ld ids", o.greedy); goto done; }
+        if ((rc = logits_greedy(&r, gen, o.greedy)) != 0) goto done;
     }
-
-    /* Teacher forcing: each forced id at the next position, its logits appended. */
-    for (size_t i = 0; i < n_force; i++) {
-        if (ll_ctx_decode(c, force + i, 1, NULL, &err) != LL_OK) { rc = cli_fail_err(&err); goto done; }
-        last = ll_ctx_logits(c, -1);
-        if (out && fwrite(last, sizeof(float), (size_t)n_vocab, out) != (size_t)n_vocab) {
-            rc = cli_fail("writing '%s': %s", out_path, strerror(errno));
-            goto done;
-        }
+    if (r.out) {
+        int e = fclose(r.out);
+        r.out = NULL;
+        if (e != 0) { rc = cli_fail("writing '%s': %s", o.out_path, strerror(errno)); goto done; }
     }
-
-    /* Greedy: step s picks the argmax of the current logits and feeds it back. */
-    if (greedy > 0) {
-        gen = malloc((size_t)greedy * sizeof *gen);
-        if (!gen) { rc = cli_fail("out of memory for %ld ids", greedy); goto done; }
-        for (long s = 0; s < greedy; s++) {
-            gen[s] = argmax(last, n_vocab);
-            if (s + 1 == greedy) break;
-            if (ll_ctx_decode(c, &gen[s], 1, NULL, &err) != LL_OK) { rc = cli_fail_err(&err); goto done; }
-            last = ll_ctx_logits(c, -1);
-        }
-    }
-    if (out) {
-        int e = fclose(out);
-        out = NULL;
-        if (e != 0) { rc = cli_fail("writing '%s': %s", out_path, strerror(errno)); goto done; }
-    }
-    if (greedy > 0) {
-        putchar('[');
-        for (long s = 0; s < greedy; s++) printf(s ? ", %d" : "%d", gen[s]);
-        printf("]\n");
-    }
+    if (o.greedy > 0) print_ids(gen, o.greedy);
     rc = fflush(stdout) == 0 ? 0 : cli_fail("writing stdout: %s", strerror(errno));
 done:
-    if (out) fclose(out);
-    ll_ctx_free(c);
+    if (r.out) fclose(r.out);
+    ll_ctx_free(r.c);
     ll_model_free(m);
-    free(ids);
-    free(force);
+    free(o.ids);
+    free(o.force);
     free(gen);
     return rc;
 }
