@@ -72,8 +72,36 @@ int  ll_log_level(void);
 
 typedef struct ll_model   ll_model;    /* weights + hparams + vocab; immutable after load */
 typedef struct ll_vocab   ll_vocab;    /* tokenizer; owned by a model or loaded alone */
-typedef struct ll_ctx     ll_ctx;      /* one sequence's KV cache and scratch buffers */
+typedef struct ll_ctx     ll_ctx;      /* KV cells of up to n_seq_max sequences + scratch */
 typedef struct ll_sampler ll_sampler;  /* sampling chain with its RNG and history */
+typedef struct ll_pool    ll_pool;     /* compute threads, shareable by many contexts */
+
+/* ---- concurrency contract ------------------------------------------------------------------
+ *
+ * - ll_model: immutable after load and reference-counted. Any number of threads may read it
+ *   and create contexts on it at once. ll_model_ref/ll_model_free are thread-safe; a model is
+ *   freed when its last reference goes, so it outlives every context created on it.
+ * - ll_pool: thread-safe. Several contexts (of one or several models) may share one pool and
+ *   decode from different threads at the same time: their jobs are serialized, one job (one
+ *   matrix product, one attention pass) at a time, each on every worker.
+ * - ll_ctx: one thread at a time, the "scheduling thread" of that context: decode, logits,
+ *   embeddings and the ll_ctx_seq_* cache operations must not overlap on one context. Two
+ *   threads may each own a context. Exceptions that any thread may call at any time:
+ *   ll_ctx_seq_cancel (an atomic flag read between steps) and the abort callback's own flag.
+ * - ll_sampler, ll_batch: owned by one thread at a time. ll_vocab: read-only, shareable.
+ * - Logging: ll_log_set_callback and ll_log_set_level may be called from any thread; the
+ *   callback itself may be called from any thread that runs library code, so it must be
+ *   thread-safe.
+ */
+
+/* ---- thread pool ------------------------------------------------------------------------------ */
+
+/* n_threads >= 1 compute threads in all, the calling thread included (n_threads - 1 workers).
+ * Free it only after every context using it is freed. */
+ll_status ll_pool_init(ll_pool **out, int n_threads, ll_error *err);
+void      ll_pool_free(ll_pool *p);                       /* NULL-safe */
+int       ll_pool_n_threads(const ll_pool *p);
+int       ll_cpu_count(void);                             /* online CPUs, >= 1 */
 
 /* ---- model ------------------------------------------------------------------------------- */
 
@@ -82,7 +110,11 @@ typedef struct {
 } ll_model_params;
 
 ll_status ll_model_load(ll_model **out, const char *path, const ll_model_params *p, ll_error *err);
+/* Reference counting: load gives one reference; ll_model_ref adds one (returns m) and
+ * ll_model_free drops one, freeing the model with the last. Contexts hold a reference. */
+ll_model *ll_model_ref(ll_model *m);
 void      ll_model_free(ll_model *m);                    /* NULL-safe */
+int32_t   ll_model_n_embd(const ll_model *m);
 const ll_vocab *ll_model_vocab(const ll_model *m);       /* borrowed, lives as long as m */
 int32_t   ll_model_n_vocab(const ll_model *m);
 int32_t   ll_model_n_ctx_train(const ll_model *m);
@@ -95,27 +127,115 @@ uint64_t  ll_model_n_params(const ll_model *m);
 
 /* ---- inference context -------------------------------------------------------------------- */
 
+/* KV cache element types. F32 is exact (the references were made with it; the default);
+ * F16 halves the memory (llama.cpp's and Ollama's default); Q8_0 quarters it (blocks of 32
+ * along the head dimension, so the head dimensions must be multiples of 32). */
+typedef enum { LL_KV_F32 = 0, LL_KV_F16 = 1, LL_KV_Q8_0 = 2 } ll_kv_type;
+
+/* How embeddings of a sequence's tokens become one vector (llama.cpp's pooling types). */
+typedef enum {
+    LL_POOLING_UNSPECIFIED = -1,  /* the model's {arch}.pooling_type, else MEAN */
+    LL_POOLING_NONE = 0,          /* one vector per output token: ll_ctx_embeddings_ith */
+    LL_POOLING_MEAN = 1,          /* mean over the sequence's tokens of the decode call */
+    LL_POOLING_CLS  = 2,          /* its first token */
+    LL_POOLING_LAST = 3,          /* its last token */
+} ll_pooling;
+
+/* Polled between layers; returning true cancels the step (LL_ERR_CANCELLED). */
+typedef bool (*ll_abort_fn)(void *user);
+
 typedef struct {
-    int32_t n_ctx;        /* KV cache length in tokens; 0 = min(4096, n_ctx_train) */
-    int32_t n_batch;      /* max tokens per forward call; longer inputs are split */
-    int32_t n_threads;    /* 0 = number of online CPUs */
-    bool    all_logits;   /* keep logits for every position of a decode call, not just the last */
-    bool    kv_f16;       /* store K and V as F16 (half the memory; llama.cpp's default) */
+    int32_t    n_ctx;         /* KV cells per sequence; 0 = min(4096, n_ctx_train) */
+    int32_t    n_batch;       /* max tokens per forward pass; longer batches are split */
+    int32_t    n_seq_max;     /* sequences with their own cells; 0 = 1. Memory is
+                               * n_seq_max x n_ctx cells, allocated (or refused) at init */
+    int32_t    n_threads;     /* threads of the context's own pool (pool NULL); 0 = CPUs */
+    ll_pool   *pool;          /* borrowed shared pool, or NULL for a pool of its own */
+    bool       all_logits;    /* ll_ctx_decode keeps every position's logits, not the last */
+    ll_kv_type type_k;        /* LL_KV_F32 (default), LL_KV_F16, LL_KV_Q8_0 */
+    ll_kv_type type_v;
+    bool       embeddings;    /* keep final-norm hidden states instead of logits */
+    ll_pooling pooling;       /* with embeddings */
+    bool       embd_normalize;/* L2-normalise every embedding returned */
+    ll_abort_fn abort_cb;     /* NULL: none */
+    void      *abort_data;
 } ll_ctx_params;
 
 ll_ctx_params ll_ctx_default_params(void);
+/* Takes a reference on m: the caller may free its own reference while the context lives. */
 ll_status ll_ctx_init(ll_ctx **out, const ll_model *m, const ll_ctx_params *p, ll_error *err);
 void      ll_ctx_free(ll_ctx *c);                         /* NULL-safe */
-/* Append n tokens at the current position (ll_ctx_pos) and run the forward pass.
- * cancel, when not NULL, is polled between layers; raising it returns LL_ERR_CANCELLED. */
+int32_t   ll_ctx_n_ctx(const ll_ctx *c);                  /* cells per sequence */
+int32_t   ll_ctx_n_seq_max(const ll_ctx *c);
+const ll_model *ll_ctx_model(const ll_ctx *c);
+
+/* One sequence (seq 0), the simple way: append n tokens after the sequence's last position
+ * and run the forward pass. cancel, when not NULL, is polled between layers (as is the abort
+ * callback); a cancelled or failed call leaves the cache as it was. */
 ll_status ll_ctx_decode(ll_ctx *c, const int32_t *ids, size_t n, const volatile bool *cancel,
                         ll_error *err);
-/* Logits of position i of the last decode call (i < 0 counts from the end); n_vocab floats.
- * Without all_logits only i = -1 is available; other i return NULL. */
+/* Logits of position i of the last ll_ctx_decode call (i < 0 counts from the end); n_vocab
+ * floats. Without all_logits only i = -1 is available; other i return NULL. */
 const float *ll_ctx_logits(const ll_ctx *c, int32_t i);
-int32_t   ll_ctx_pos(const ll_ctx *c);                    /* tokens in the KV cache */
-int32_t   ll_ctx_n_ctx(const ll_ctx *c);
-void      ll_ctx_truncate(ll_ctx *c, int32_t pos);        /* forget positions >= pos */
+int32_t   ll_ctx_pos(const ll_ctx *c);                    /* seq 0: last position + 1 */
+void      ll_ctx_truncate(ll_ctx *c, int32_t pos);        /* seq 0: forget positions >= pos */
+
+/* A batch: n_tokens entries of (token, position, sequence, wants-output), any mix of
+ * sequences (llama.cpp's llama_batch). Within one sequence positions must increase along the
+ * batch and start after the sequence's last cached position. */
+typedef struct {
+    int32_t  n_tokens;
+    int32_t  cap;             /* entries allocated */
+    int32_t *token;           /* (cap) */
+    int32_t *pos;             /* (cap) */
+    int32_t *seq_id;          /* (cap) */
+    bool    *output;          /* (cap) keep this entry's logits (or embedding) */
+} ll_batch;
+
+ll_status ll_batch_init(ll_batch *b, int32_t cap, ll_error *err);
+void      ll_batch_free(ll_batch *b);                     /* NULL-safe, idempotent */
+void      ll_batch_clear(ll_batch *b);                    /* n_tokens = 0 */
+bool      ll_batch_add(ll_batch *b, int32_t token, int32_t pos, int32_t seq, bool output); /* false when full */
+
+/* Compute a batch in one forward pass per n_batch entries: every weight product is one
+ * product over all rows, attention per token over its own sequence's cells only. A sequence
+ * decoded inside a batch gives the same logits, bit for bit, as decoded alone.
+ * Entries of a sequence whose cancel flag is raised (ll_ctx_seq_cancel) are skipped: not
+ * computed, no cells, no output. On failure or cancellation (abort callback) the cells this
+ * call added are removed again; cells cached before stay. Errors: LL_ERR_ARG (bad token,
+ * sequence or position), LL_ERR_LIMIT (a sequence's cells would exceed n_ctx),
+ * LL_ERR_CANCELLED, LL_ERR_FORMAT (numerical error: non-finite hidden state, fault R17). */
+ll_status ll_ctx_decode_batch(ll_ctx *c, const ll_batch *b, ll_error *err);
+/* Logits (n_vocab) of entry i of the last decode_batch call; NULL unless it wanted output. */
+const float *ll_ctx_logits_ith(const ll_ctx *c, int32_t i);
+/* With embeddings: entry i's vector (LL_POOLING_NONE), or a sequence's pooled vector from the
+ * last decode call that had tokens of it; n_embd floats, NULL when there is none. */
+const float *ll_ctx_embeddings_ith(const ll_ctx *c, int32_t i);
+const float *ll_ctx_embeddings_seq(const ll_ctx *c, int32_t seq);
+ll_pooling   ll_ctx_pooling(const ll_ctx *c);             /* the pooling actually used */
+
+/* ---- KV cells per sequence ----
+ * Each sequence owns n_ctx cells; each cell holds a position, a token id, and K and V for
+ * every layer. Ranges are positions [p0, p1); p1 < 0 means "to the end". */
+int32_t   ll_ctx_seq_len(const ll_ctx *c, int32_t seq);       /* cells in use; 0 if seq invalid */
+int32_t   ll_ctx_seq_pos_max(const ll_ctx *c, int32_t seq);   /* -1 when empty or invalid */
+/* Token ids of the cells in order; returns the count, writes at most cap. */
+size_t    ll_ctx_seq_tokens(const ll_ctx *c, int32_t seq, int32_t *ids, size_t cap);
+/* Remove the cells with positions in [p0, p1); the others keep their positions. */
+ll_status ll_ctx_seq_rm(ll_ctx *c, int32_t seq, int32_t p0, int32_t p1, ll_error *err);
+/* dst's cells are replaced by copies of src's cells with positions in [p0, p1) (prefix reuse
+ * without recomputation). dst's cancel flag is cleared. */
+ll_status ll_ctx_seq_cp(ll_ctx *c, int32_t src, int32_t dst, int32_t p0, int32_t p1, ll_error *err);
+/* Add delta to the positions in [p0, p1), rotating their cached keys by delta (RoPE is a
+ * rotation, so this equals having computed them at the new positions up to rounding). Cells
+ * that would get a negative position are removed. */
+ll_status ll_ctx_seq_add(ll_ctx *c, int32_t seq, int32_t p0, int32_t p1, int32_t delta, ll_error *err);
+/* Context shift (llama.cpp's and Ollama's): keep the first n_keep cells, drop half of the
+ * rest (the oldest), move the newer ones down. *n_discard gets the count dropped. */
+ll_status ll_ctx_seq_shift(ll_ctx *c, int32_t seq, int32_t n_keep, int32_t *n_discard, ll_error *err);
+/* Raise or clear a sequence's cancel flag; any thread, any time. Clearing all its cells
+ * (ll_ctx_seq_rm(c, seq, 0, -1)) also clears it. */
+void      ll_ctx_seq_cancel(ll_ctx *c, int32_t seq, bool on);
 
 /* ---- tokenizer ----------------------------------------------------------------------------- */
 

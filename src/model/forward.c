@@ -10,6 +10,11 @@
  * the weight's partner type (Q8_0, Q8_1, Q8_K, F16, BF16 or F32), exactly as llama.cpp rounds
  * them, and the dot products run on that form. Everything between the products is float.
  *
+ * A pass may hold tokens of several sequences (a batch): every weight product is one product
+ * over all the pass's rows, and only attention looks at sequences, each token attending to
+ * its own sequence's cells. Each token's arithmetic is the same whatever else is in the pass,
+ * so a sequence decoded with others gets the logits it gets alone, bit for bit.
+ *
  * Threads: matrix products split their output rows across the pool; attention splits
  * (token, head) pairs; SwiGLU and RoPE split tokens. Workers write disjoint outputs. */
 #include "model/model.h"
@@ -74,12 +79,12 @@ static void matmul(ll_ctx *c, const float *x, int64_t n_tok, int n, const ll_wei
         while (e < n && e - i < 3 && w[e]->dot_type == w[i]->dot_type) e++;
         uint64_t stride = 0;
         ll_type_row_bytes(w[i]->dot_type, w[i]->n_in, &stride);   /* checked at load */
-        struct convert_job cj = { c->k->quantize_act[w[i]->dot_type], x, w[i]->n_in, c->xq,
+        struct convert_job cj = { c->kern->quantize_act[w[i]->dot_type], x, w[i]->n_in, c->xq,
                                   (size_t)stride, n_tok };
         if (n_tok == 1) convert_worker(&cj, 0, 1);                /* not worth a wake-up */
         else ll_pool_run(c->pool, convert_worker, &cj);
 
-        struct matmul_job mj = { c->k, c->xq, (size_t)stride, n_tok, e - i, { 0 }, { 0 } };
+        struct matmul_job mj = { c->kern, c->xq, (size_t)stride, n_tok, e - i, { 0 }, { 0 } };
         for (int k = i; k < e; k++) { mj.w[k - i] = w[k]; mj.y[k - i] = y[k]; }
         ll_pool_run(c->pool, matmul_worker, &mj);
         i = e;
@@ -106,24 +111,21 @@ static void rmsnorm(float *y, const float *x, const float *w, int64_t n_tok, int
 /* RoPE angles (Su et al. 2021), GGUF "normal" layout: pair (2i, 2i+1) of each head turns by
  * theta_i = p * base^(-2i/n_rot) / rope_freqs[i] * freq_scale. Computed in float the way ggml
  * does (theta multiplied by theta_scale once per pair) so the angles round alike.
- * cs: (n_tok, n_rot) as (cos, sin) pairs. */
-static void rope_table(float *cs, const ll_model *m, int32_t pos0, int64_t n_tok) {
+ * cs: (n_rot) as (cos, sin) pairs. */
+void ll_rope_row(float *cs, const ll_model *m, int32_t pos) {
     const ll_hparams *hp = &m->hp;
     const float theta_scale = powf(hp->rope_base, -2.0f / (float)hp->n_rot);
-    for (int64_t t = 0; t < n_tok; t++) {
-        float theta = (float)(pos0 + t);
-        float *row = cs + t * hp->n_rot;
-        for (int64_t i = 0; i < hp->n_rot / 2; i++) {
-            const float ff = m->rope_freqs ? m->rope_freqs[i] : 1.0f;
-            const float a = theta / ff * hp->rope_freq_scale;
-            row[2 * i] = cosf(a);
-            row[2 * i + 1] = sinf(a);
-            theta *= theta_scale;
-        }
+    float theta = (float)pos;
+    for (int64_t i = 0; i < hp->n_rot / 2; i++) {
+        const float ff = m->rope_freqs ? m->rope_freqs[i] : 1.0f;
+        const float a = theta / ff * hp->rope_freq_scale;
+        cs[2 * i] = cosf(a);
+        cs[2 * i + 1] = sinf(a);
+        theta *= theta_scale;
     }
 }
 
-static void rope_rotate(float *v, const float *cs, int64_t n_rot) {
+void ll_rope_rotate(float *v, const float *cs, int64_t n_rot) {
     for (int64_t i = 0; i < n_rot; i += 2) {
         const float x0 = v[i], x1 = v[i + 1], c = cs[i], s = cs[i + 1];
         v[i] = x0 * c - x1 * s;
@@ -131,7 +133,7 @@ static void rope_rotate(float *v, const float *cs, int64_t n_rot) {
     }
 }
 
-/* Rotate this batch's queries and keys and append keys and values to the cache (by token). */
+/* Rotate this pass's queries and keys and store keys and values in their cells. */
 struct rope_job { ll_ctx *c; int64_t layer; int64_t n_tok; };
 
 static void rope_store_worker(void *arg, int ith, int nth) {
@@ -145,86 +147,97 @@ static void rope_store_worker(void *arg, int ith, int nth) {
     for (int64_t t = t0; t < t1; t++) {
         const float *cs = c->rope_cs + t * hp->n_rot;
         float *q = c->q + t * q_dim;                  /* (n_head, hd) */
-        float *k = c->kv_k + t * k_dim;               /* (n_head_kv, hd) */
-        for (int64_t h = 0; h < hp->n_head; h++) rope_rotate(q + h * hd, cs, hp->n_rot);
-        for (int64_t h = 0; h < hp->n_head_kv; h++) rope_rotate(k + h * hd, cs, hp->n_rot);
-        const size_t p = (size_t)j->layer * (size_t)c->n_ctx + (size_t)(c->pos + t);
-        /* V is stored transposed, (v_dim, n_ctx) per layer, so that each output element of
-         * attention is one contiguous dot product over positions, as in llama.cpp. */
-        const size_t v_off = (size_t)j->layer * (size_t)v_dim * (size_t)c->n_ctx + (size_t)(c->pos + t);
-        const float *v = c->kv_v + t * v_dim;
-        if (c->kv_f16) {        /* rounded to nearest even, as ggml's copy into an F16 cache */
-            c->k->quantize_act[LL_TYPE_F16](k, (uint16_t *)c->k_cache + p * (size_t)k_dim, k_dim);
-            uint16_t *vt = (uint16_t *)c->v_cache + v_off;
-            for (int64_t e = 0; e < v_dim; e++) vt[(size_t)e * (size_t)c->n_ctx] = ll_fp32_to_fp16(v[e]);
-        } else {
-            memcpy((float *)c->k_cache + p * (size_t)k_dim, k, (size_t)k_dim * sizeof(float));
-            float *vt = (float *)c->v_cache + v_off;
-            for (int64_t e = 0; e < v_dim; e++) vt[(size_t)e * (size_t)c->n_ctx] = v[e];
-        }
+        float *k = c->k_new + t * k_dim;              /* (n_head_kv, hd) */
+        for (int64_t h = 0; h < hp->n_head; h++) ll_rope_rotate(q + h * hd, cs, hp->n_rot);
+        for (int64_t h = 0; h < hp->n_head_kv; h++) ll_rope_rotate(k + h * hd, cs, hp->n_rot);
+        ll_kv_store(&c->kv, c->kern, j->layer, c->ub_seq[t], c->ub_cell[t], k, c->v_new + t * v_dim);
     }
 }
 
-/* Causal attention with grouped KV heads, for each (token, query head) pair:
- *   score_s = (q . k_s) / sqrt(hd) for s <= p;  a = softmax(score);  out_e = sum_s a_s v_s,e.
+/* Causal attention with grouped KV heads, for each (token, query head) pair, over the cells
+ * of the token's sequence whose position is at most the token's (p):
+ *   score_s = (q . k_s) / sqrt(hd);  a = softmax(score);  out_e = sum_s a_s v_s,e.
  * Query head h reads KV head h / (n_head / n_head_kv). The softmax subtracts the maximum and
- * sums the exponentials in double (ggml's soft_max). Both products are dots in the order of
- * llama.cpp's non-flash path: q . k_s per position, then per output element the dot of the
- * weights with a row of transposed V; the weights are zero-padded to a multiple of 32 so every
- * real term goes through the same SIMD lanes as there. With an F32 cache both are F32 dots;
- * with an F16 cache, as in ggml's mul_mat with an F16 first operand, q and the weights are
- * first rounded to F16 (once per token and head) and both are F16 dots. */
+ * sums the exponentials in double (ggml's soft_max). The products follow llama.cpp:
+ * - scores: q . k_s per cell, as a dot in K's type: F32; F16 with q rounded to F16 once per
+ *   token and head (ggml's mul_mat with an F16 first operand); Q8_0 with q quantized to Q8_0
+ *   (the flash path's vec_dot_type);
+ * - transposed V (F32, F16): per output element the dot of the weights with a row of V^T, the
+ *   weights zero-padded to a multiple of 32 so every real term goes through the same SIMD
+ *   lanes as there (F16: the weights rounded to F16 first);
+ * - Q8_0 V (by position): out += a_s * v_s, one dequantized row at a time (the flash path). */
 struct attn_job { ll_ctx *c; int64_t layer; int64_t n_tok; };
+
+static uint32_t kv_dot_type(ll_kv_type t) {
+    return t == LL_KV_F32 ? LL_TYPE_F32 : t == LL_KV_F16 ? LL_TYPE_F16 : LL_TYPE_Q8_0;
+}
 
 static void attention_worker(void *arg, int ith, int nth) {
     const struct attn_job *j = arg;
     ll_ctx *c = j->c;
+    const ll_kv *kv = &c->kv;
     const ll_hparams *hp = &c->m->hp;
-    const int64_t hd = hp->head_dim_k, hdv = hp->head_dim_v, n_ctx = c->n_ctx;
+    const int64_t hd = hp->head_dim_k, hdv = hp->head_dim_v, n_ctx = kv->n_ctx;
     const int64_t q_dim = hp->n_head * hd, o_dim = hp->n_head * hdv;
-    const int64_t k_dim = hp->n_head_kv * hd, v_dim = hp->n_head_kv * hdv;
     const int64_t group = hp->n_head / hp->n_head_kv;
     const float scale = 1.0f / sqrtf((float)hd);
-    const bool f16 = c->kv_f16;
-    const ll_dot_fn dot = c->k->dot[f16 ? LL_TYPE_F16 : LL_TYPE_F32];   /* SIMD when the CPU has it */
-    const ll_quantize_act_fn to_f16 = c->k->quantize_act[LL_TYPE_F16];
-    const size_t es = c->kv_elem;
-    const uint8_t *k_layer = (const uint8_t *)c->k_cache +
-                             (size_t)j->layer * (size_t)n_ctx * (size_t)k_dim * es;  /* (n_ctx, k_dim) */
-    const uint8_t *v_layer = (const uint8_t *)c->v_cache +
-                             (size_t)j->layer * (size_t)v_dim * (size_t)n_ctx * es;  /* (v_dim, n_ctx) */
-    float *score = c->att + (size_t)ith * (size_t)n_ctx;          /* (n_ctx) this thread's row */
-    uint16_t *q_h = f16 ? c->att_h + (size_t)ith * c->att_h_stride : NULL;   /* (hd) F16 query */
-    uint16_t *w_h = f16 ? q_h + hd : NULL;                        /* (n_ctx) F16 weights */
+    const uint32_t kt = kv_dot_type(kv->type_k), vt = kv_dot_type(kv->type_v);
+    const ll_dot_fn dot_k = c->kern->dot[kt];                     /* SIMD when the CPU has it */
+    const ll_quantize_act_fn q_conv = kt == LL_TYPE_F32 ? NULL : c->kern->quantize_act[kt];
+    const ll_dot_fn dot_v = kv->v_trans ? c->kern->dot[vt] : NULL;
+    const ll_quantize_act_fn to_f16 = c->kern->quantize_act[LL_TYPE_F16];
+    const size_t k_head_bytes = kv->k_row_bytes / (size_t)hp->n_head_kv;
+    const size_t v_head_bytes = kv->v_row_bytes / (size_t)hp->n_head_kv;   /* by position */
+    float *score = c->att + (size_t)ith * c->att_stride;          /* (n_ctx) this thread's row */
+    float *v_row = score + n_ctx;                                 /* (hdv) one dequantized V slice */
+    uint8_t *q_conv_buf = c->att_b + (size_t)ith * c->att_b_stride; /* q in K's dot type */
+    uint16_t *w_h = (uint16_t *)(q_conv_buf + c->att_b_wofs);     /* (n_ctx) F16 weights */
 
     int64_t i0, i1;
     share(j->n_tok * hp->n_head, ith, nth, &i0, &i1);
     for (int64_t i = i0; i < i1; i++) {
         const int64_t t = i / hp->n_head, h = i % hp->n_head, g = h / group;
-        const int64_t p = c->pos + t;                              /* attends to 0..p */
+        const int32_t seq = c->ub_seq[t], p = c->ub_pos[t];
+        const ll_kv_seq *sq = &kv->seq[seq];
         const void *q = c->q + t * q_dim + h * hd;                 /* (hd) */
-        if (f16) { to_f16(q, q_h, hd); q = q_h; }
+        if (q_conv) { q_conv(q, q_conv_buf, hd); q = q_conv_buf; }
         float max = -INFINITY;
-        for (int64_t s = 0; s <= p; s++) {
-            const void *k = k_layer + ((size_t)s * (size_t)k_dim + (size_t)(g * hd)) * es;  /* (hd) */
-            score[s] = dot(hd, k, q) * scale;
+        int64_t hi = 0;                                            /* last visible cell + 1 */
+        for (int64_t s = 0; s < sq->n_cells; s++) {
+            if (sq->pos[s] > p) continue;
+            score[s] = dot_k(hd, ll_kv_k_row(kv, j->layer, seq, (int32_t)s) + (size_t)g * k_head_bytes, q) * scale;
             if (score[s] > max) max = score[s];
+            hi = s + 1;
         }
         double sum = 0.0;
-        for (int64_t s = 0; s <= p; s++) {
+        for (int64_t s = 0; s < hi; s++) {
+            if (sq->pos[s] > p) { score[s] = 0.0f; continue; }
             score[s] = expf(score[s] - max);
             sum += (double)score[s];
         }
         const float inv = (float)(1.0 / sum);
-        for (int64_t s = 0; s <= p; s++) score[s] *= inv;
-        int64_t n_kv = (p + 1 + 31) / 32 * 32;                     /* padded; zero weights */
-        if (n_kv > n_ctx) n_kv = p + 1;
-        for (int64_t s = p + 1; s < n_kv; s++) score[s] = 0.0f;
-        const void *wts = score;
-        if (f16) { to_f16(score, w_h, n_kv); wts = w_h; }
+        for (int64_t s = 0; s < hi; s++) score[s] *= inv;
         float *out = c->att_out + t * o_dim + h * hdv;             /* (hdv) */
-        for (int64_t e = 0; e < hdv; e++)                          /* row e of V^T: (n_ctx) */
-            out[e] = dot(n_kv, v_layer + (size_t)(g * hdv + e) * (size_t)n_ctx * es, wts);
+        const uint8_t *vb = ll_kv_v_block(kv, j->layer, seq);
+        if (kv->v_trans) {
+            int64_t n_kv = (hi + 31) / 32 * 32;                    /* padded; zero weights */
+            if (n_kv > n_ctx) n_kv = hi;
+            for (int64_t s = hi; s < n_kv; s++) score[s] = 0.0f;
+            const void *wts = score;
+            if (vt == LL_TYPE_F16) { to_f16(score, w_h, n_kv); wts = w_h; }
+            const size_t es = kv->v_elem_bytes;
+            for (int64_t e = 0; e < hdv; e++)                      /* row e of V^T: (n_ctx) */
+                out[e] = dot_v(n_kv, vb + (size_t)(g * hdv + e) * (size_t)n_ctx * es, wts);
+        } else {
+            for (int64_t e = 0; e < hdv; e++) out[e] = 0.0f;
+            for (int64_t s = 0; s < hi; s++) {
+                if (sq->pos[s] > p) continue;
+                ll_dequantize_row(LL_TYPE_Q8_0, vb + (size_t)s * kv->v_row_bytes + (size_t)g * v_head_bytes,
+                                  v_row, hdv);
+                const float a = score[s];
+                for (int64_t e = 0; e < hdv; e++) out[e] += a * v_row[e];
+            }
+        }
     }
 }
 
@@ -243,7 +256,11 @@ static void swiglu_worker(void *arg, int ith, int nth) {
 
 /* ---- the forward pass ------------------------------------------------------------------ */
 
-ll_status ll_forward(ll_ctx *c, const int32_t *ids, int32_t n_tok, float *logits, int32_t n_out,
+static bool step_aborted(const ll_ctx *c, const volatile bool *cancel) {
+    return (cancel && *cancel) || (c->abort_cb && c->abort_cb(c->abort_data));
+}
+
+ll_status ll_forward(ll_ctx *c, int32_t n_tok, int32_t n_out, float *logits, float *hidden,
                      const volatile bool *cancel, ll_error *err) {
     const ll_model *m = c->m;
     const ll_hparams *hp = &m->hp;
@@ -254,24 +271,25 @@ ll_status ll_forward(ll_ctx *c, const int32_t *ids, int32_t n_tok, float *logits
     ll_type_row_bytes(m->tok_embd.type, d, &emb_row_bytes);
     for (int32_t t = 0; t < n_tok; t++)
         ll_dequantize_row(m->tok_embd.type,
-                          (const uint8_t *)m->tok_embd.data + (uint64_t)ids[t] * emb_row_bytes,
+                          (const uint8_t *)m->tok_embd.data + (uint64_t)c->ub_tok[t] * emb_row_bytes,
                           c->x + t * d, d);                        /* x: (n_tok, d) */
 
-    rope_table(c->rope_cs, m, c->pos, n_tok);                      /* (n_tok, n_rot) */
+    for (int32_t t = 0; t < n_tok; t++)                            /* (n_tok, n_rot) */
+        ll_rope_row(c->rope_cs + t * hp->n_rot, m, c->ub_pos[t]);
 
     for (int64_t l = 0; l < hp->n_layer; l++) {
         const ll_layer *ly = &m->layers[l];
-        if (cancel && *cancel) return ll_fail(err, LL_ERR_CANCELLED, "cancelled at layer %lld", (long long)l);
+        if (step_aborted(c, cancel)) return ll_fail(err, LL_ERR_CANCELLED, "cancelled at layer %lld", (long long)l);
 
         /* Attention block. */
         rmsnorm(c->xn, c->x, ly->attn_norm, n_tok, d, hp->rms_eps);          /* xn: (n_tok, d) */
         {
             const ll_weight *w[3] = { &ly->wq, &ly->wk, &ly->wv };
-            float *y[3] = { c->q, c->kv_k, c->kv_v };   /* (n_tok, n_head*hd), (n_tok, n_head_kv*hd) x2 */
+            float *y[3] = { c->q, c->k_new, c->v_new };  /* (n_tok, n_head*hd), (n_tok, n_head_kv*hd) x2 */
             matmul(c, c->xn, n_tok, 3, w, y);
         }
         struct rope_job rj = { c, l, n_tok };
-        ll_pool_run(c->pool, rope_store_worker, &rj);                        /* cache[l][pos..] */
+        ll_pool_run(c->pool, rope_store_worker, &rj);                        /* cells of layer l */
         struct attn_job aj = { c, l, n_tok };
         ll_pool_run(c->pool, attention_worker, &aj);                         /* att_out: (n_tok, n_head*hd_v) */
         {
@@ -298,13 +316,25 @@ ll_status ll_forward(ll_ctx *c, const int32_t *ids, int32_t n_tok, float *logits
         for (int64_t i = 0; i < n_tok * d; i++) c->x[i] += c->y[i];          /* residual */
     }
 
-    /* Final norm and logits, only for the last n_out positions. */
-    if (logits && n_out > 0) {
-        const float *x_last = c->x + (int64_t)(n_tok - n_out) * d;
-        rmsnorm(c->xn, x_last, m->output_norm, n_out, d, hp->rms_eps);      /* xn: (n_out, d) */
-        const ll_weight *w[1] = { &m->output };
-        float *y[1] = { logits };                                            /* (n_out, n_vocab) */
-        matmul(c, c->xn, n_out, 1, w, y);
+    /* Final norm and the output, only for the tokens that want it. A non-finite hidden state
+     * is fault R17: quantized activations would hide it (a NaN block scales to 0) and the
+     * logits would look normal, so it is caught here, before the vocabulary product. */
+    if (n_out <= 0 || (!logits && !hidden)) return LL_OK;
+    for (int32_t o = 0; o < n_out; o++) {
+        const int32_t t = c->ub_out[o];
+        const float *xt = c->x + (int64_t)t * d;
+        for (int64_t i = 0; i < d; i++)
+            if (!isfinite(xt[i]))
+                return ll_fail(err, LL_ERR_FORMAT, "numerical error: NaN logits (non-finite hidden "
+                               "state, sequence %d) at position %d", c->ub_seq[t], c->ub_pos[t]);
+        rmsnorm(c->xn + (int64_t)o * d, xt, m->output_norm, 1, d, hp->rms_eps);   /* xn: (n_out, d) */
     }
+    if (hidden) {
+        memcpy(hidden, c->xn, (size_t)n_out * (size_t)d * sizeof(float));
+        return LL_OK;
+    }
+    const ll_weight *w[1] = { &m->output };
+    float *y[1] = { logits };                                                /* (n_out, n_vocab) */
+    matmul(c, c->xn, n_out, 1, w, y);
     return LL_OK;
 }

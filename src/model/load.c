@@ -403,8 +403,16 @@ static uint32_t file_type_of(const ll_gguf *g) {
 
 /* ---- public ---------------------------------------------------------------------------- */
 
+ll_model *ll_model_ref(ll_model *m) {
+    if (m) atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+    return m;
+}
+
+/* Drops one reference; the last one frees. acq_rel: every use of the model by the thread
+ * dropping a reference happens before the free by the thread dropping the last one. */
 void ll_model_free(ll_model *m) {
     if (!m) return;
+    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) > 1) return;
     ll_vocab_free(m->vocab);
     ll_free(m->layers);
     ll_free(m->norms);
@@ -421,6 +429,8 @@ ll_status ll_model_from_gguf(ll_model **out, ll_gguf *g, const ll_model_params *
         return ll_fail(err, LL_ERR_NOMEM, "out of memory for the model");
     }
     m->gguf = g;
+    atomic_init(&m->refs, 1);
+    m->pooling_type = -1;
 
     uint32_t n_split = 0;
     bool found = false;
@@ -454,6 +464,10 @@ ll_status ll_model_from_gguf(ll_model **out, ll_gguf *g, const ll_model_params *
         goto fail;
     }
 
+    uint32_t pooling;
+    if ((st = ll_gguf_get_u32(g, "llama.pooling_type", &pooling, &found, err))) goto fail;
+    if (found && pooling <= 3) m->pooling_type = (int)pooling;   /* none, mean, cls, last */
+
     if ((st = load_tensors(m, err))) goto fail;
     if (p && p->check_tensors && (st = check_all_tensors(g, err))) goto fail;
 
@@ -480,6 +494,7 @@ ll_status ll_model_load(ll_model **out, const char *path, const ll_model_params 
 
 const ll_vocab *ll_model_vocab(const ll_model *m) { return m->vocab; }
 int32_t ll_model_n_vocab(const ll_model *m) { return (int32_t)m->hp.n_vocab; }
+int32_t ll_model_n_embd(const ll_model *m) { return (int32_t)m->hp.n_embd; }
 int32_t ll_model_n_ctx_train(const ll_model *m) { return (int32_t)m->hp.n_ctx_train; }
 uint64_t ll_model_size_bytes(const ll_model *m) { return m->size_bytes; }
 uint64_t ll_model_n_params(const ll_model *m) { return m->n_params; }

@@ -253,21 +253,21 @@ static void test_kv_f16(void) {
     ll_error err = { 0 };
     ll_ctx *c = NULL;
     ll_ctx_params p = ll_ctx_default_params();
-    CHECK(!p.kv_f16);                        /* F32 stays the default */
+    CHECK(p.type_k == LL_KV_F32 && p.type_v == LL_KV_F32);   /* F32 stays the default */
     p.n_threads = 1;
     p.n_ctx = 131072;
     CHECK_MSG(ll_ctx_init(&c, t, &p, &err) == LL_OK, "%s", err.msg);
-    if (c) { CHECK(!c->kv_f16); CHECK(c->kv_bytes == per_elem * 4); }
+    if (c) { CHECK(c->kv.type_k == LL_KV_F32); CHECK(c->kv.bytes == per_elem * 4); }
     ll_ctx_free(c);
-    p.kv_f16 = true;
+    p.type_k = p.type_v = LL_KV_F16;
     CHECK_MSG(ll_ctx_init(&c, t, &p, &err) == LL_OK, "%s", err.msg);
-    if (c) { CHECK(c->kv_f16); CHECK(c->kv_bytes == per_elem * 2); }
+    if (c) { CHECK(c->kv.type_v == LL_KV_F16); CHECK(c->kv.bytes == per_elem * 2); }
     ll_ctx_free(c);
     ll_model_free(t);
 
     /* stories260K: 2 x 5 layers x 512 positions x 32 x 2 bytes. */
     p = ll_ctx_default_params();
-    p.kv_f16 = true;
+    p.type_k = p.type_v = LL_KV_F16;
     err = (ll_error){ 0 };
     ll_alloc_fail_after(1);                  /* the context struct succeeds, K fails */
     CHECK(ll_ctx_init(&c, m, &p, &err) == LL_ERR_NOMEM);
@@ -290,7 +290,7 @@ static void test_kv_f16(void) {
         p.n_batch = runs[r].n_batch;
         p.n_threads = runs[r].n_threads;
         p.all_logits = true;
-        p.kv_f16 = runs[r].f16;
+        p.type_k = p.type_v = runs[r].f16 ? LL_KV_F16 : LL_KV_F32;
         CHECK(ll_ctx_init(&c, m, &p, &err) == LL_OK);
         if (!c) break;
         float (*dst)[V] = r == 0 ? ref : runs[r].f16 ? got : f32;
