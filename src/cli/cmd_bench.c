@@ -1,12 +1,16 @@
-/* cmd_bench: `locallama bench --model PATH [-p 512] [-n 128] [-d DEPTH] [-t THREADS] [-r REPS]
- * [-o md|json]` — prompt-processing and generation speed, measured the way llama-bench
- * measures it, so the two tools' numbers can be set side by side.
+/* cmd_bench: `locallama bench --model PATH [-p 512] [-n 128] [-d DEPTH] [-t THREADS]
+ * [-np SEQS] [-r REPS] [-o md|json]` — prompt-processing and generation speed, measured the
+ * way llama-bench measures it, so the two tools' numbers can be set side by side.
  *
  *   pp N   N random token ids (BOS first when the vocab adds one) decoded in one call
  *   tg N   one token per decode call, N times; the ids are random, not sampled, so only the
  *          forward pass is timed (llama-bench does the same: no tokenizer, no sampler)
  *   -d D   before each repetition the cache is cleared and D random tokens are decoded,
  *          untimed, so the test runs at context depth D
+ *   -np S  S sequences at once, each with its own tokens and cells (llama-batched-bench
+ *          without a shared prompt): pp decodes the S prompts in one batch, tg decodes one
+ *          token of every sequence per call. t/s counts the tokens of all sequences together
+ *          (the aggregate), so -np 4 reading 4x the t/s of -np 1 means perfect scaling.
  *
  * Each test runs once untimed (warm-up: page in the weights, wake the workers), then -r times
  * timed. A result is the mean and sample standard deviation over the repetitions, of the
@@ -38,11 +42,13 @@ typedef struct {
 
 typedef struct {
     const char *model;
-    int_list    n_prompt, n_gen, n_depth, n_threads;
+    int_list    n_prompt, n_gen, n_depth, n_threads, n_parallel;
     int64_t     reps;
     bool        json;
-    bool        kv_f16;        /* --kv-type f16 */
+    ll_kv_type  kv_type;       /* --kv-type */
 } bench_opts;
+
+static const char *kv_name(ll_kv_type t) { return t == LL_KV_F16 ? "f16" : t == LL_KV_Q8_0 ? "q8_0" : "f32"; }
 
 static void bench_usage(FILE *f) {
     fputs("Usage: locallama bench --model PATH [options]\n"
@@ -51,8 +57,10 @@ static void bench_usage(FILE *f) {
           "  -n, --n-gen N[,N..]      tokens generated one at a time (default 128; 0 skips)\n"
           "  -d, --n-depth N[,N..]    context filled before each test, untimed (default 0)\n"
           "  -t, --threads N[,N..]    worker threads (default: all cores)\n"
+          "  -np, --n-parallel N[,N..] sequences decoded together (default 1); t/s is the\n"
+          "                           aggregate over all sequences\n"
           "  -r, --repetitions N      timed repetitions per test (default 5)\n"
-          "  -ctk, --kv-type f32|f16  KV cache type (default f32)\n"
+          "  -ctk, --kv-type f32|f16|q8_0  KV cache type (default f32)\n"
           "  -o, --output md|json     markdown table (default) or llama-bench's JSON\n",
           f);
 }
@@ -79,6 +87,7 @@ static int bench_parse(int argc, char **argv, bench_opts *o) {
     o->n_gen = (int_list){ { 128 }, 1 };
     o->n_depth = (int_list){ { 0 }, 1 };
     o->n_threads = (int_list){ { 0 }, 1 };
+    o->n_parallel = (int_list){ { 1 }, 1 };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { bench_usage(stdout); return 0; }
@@ -90,13 +99,14 @@ static int bench_parse(int argc, char **argv, bench_opts *o) {
         else if (IS("-n", "--n-gen")) ok = parse_list(val, 0, 1 << 20, &o->n_gen);
         else if (IS("-d", "--n-depth")) ok = parse_list(val, 0, 1 << 24, &o->n_depth);
         else if (IS("-t", "--threads")) ok = parse_list(val, 1, 1024, &o->n_threads);   /* ll_ctx_init's max */
+        else if (IS("-np", "--n-parallel")) ok = parse_list(val, 1, 256, &o->n_parallel);  /* n_seq_max's max */
         else if (IS("-r", "--repetitions")) {
             int_list l;
             ok = parse_list(val, 1, 100000, &l) && l.n == 1;
             if (ok) o->reps = l.v[0];
         } else if (IS("-ctk", "--kv-type")) {
-            ok = val && (!strcmp(val, "f32") || !strcmp(val, "f16"));
-            if (ok) o->kv_f16 = !strcmp(val, "f16");
+            ok = val && (!strcmp(val, "f32") || !strcmp(val, "f16") || !strcmp(val, "q8_0"));
+            if (ok) o->kv_type = !strcmp(val, "f16") ? LL_KV_F16 : !strcmp(val, "q8_0") ? LL_KV_Q8_0 : LL_KV_F32;
         } else if (IS("-o", "--output")) {
             ok = val && (!strcmp(val, "md") || !strcmp(val, "json"));
             if (ok) o->json = !strcmp(val, "json");
@@ -192,41 +202,48 @@ typedef struct {
     ll_ctx         *ctx;
     const ll_vocab *vocab;
     int32_t         n_vocab;
-    int32_t        *ids;    /* scratch for a prompt or the depth fill */
+    int32_t         n_par;  /* sequences */
+    ll_batch        batch;  /* room for n_par x max(depth, prompt) entries */
+    int32_t        *pos;    /* (n_par) next position of each sequence */
     uint64_t        rng;
 } bench_run;
 
 static int32_t rand_id(bench_run *b) { return (int32_t)(rng_next(&b->rng) % (uint64_t)b->n_vocab); }
 
-static ll_status fill_depth(bench_run *b, int64_t depth, ll_error *err) {
-    for (int64_t i = 0; i < depth; i++) b->ids[i] = rand_id(b);
-    if (depth > 0 && ll_vocab_add_bos(b->vocab) && ll_vocab_bos(b->vocab) >= 0)
-        b->ids[0] = ll_vocab_bos(b->vocab);
-    return depth > 0 ? ll_ctx_decode(b->ctx, b->ids, (size_t)depth, NULL, err) : LL_OK;
+/* n random tokens for every sequence, BOS first at position 0 when the vocab adds one, as
+ * one batch; only the last token of each sequence wants logits. */
+static ll_status decode_each(bench_run *b, int64_t n, ll_error *err) {
+    const bool bos = ll_vocab_add_bos(b->vocab) && ll_vocab_bos(b->vocab) >= 0;
+    ll_batch_clear(&b->batch);
+    for (int32_t s = 0; s < b->n_par; s++)
+        for (int64_t i = 0; i < n; i++) {
+            const int32_t tok = bos && b->pos[s] == 0 ? ll_vocab_bos(b->vocab) : rand_id(b);
+            ll_batch_add(&b->batch, tok, b->pos[s]++, s, i == n - 1);
+        }
+    return ll_ctx_decode_batch(b->ctx, &b->batch, err);
 }
 
-static ll_status run_pp(bench_run *b, int64_t n, bool at_start, ll_error *err) {
-    for (int64_t i = 0; i < n; i++) b->ids[i] = rand_id(b);
-    if (at_start && ll_vocab_add_bos(b->vocab) && ll_vocab_bos(b->vocab) >= 0)
-        b->ids[0] = ll_vocab_bos(b->vocab);
-    return ll_ctx_decode(b->ctx, b->ids, (size_t)n, NULL, err);
-}
-
-static ll_status run_tg(bench_run *b, int64_t n, bool at_start, ll_error *err) {
-    int32_t tok = at_start && ll_vocab_add_bos(b->vocab) && ll_vocab_bos(b->vocab) >= 0
-                      ? ll_vocab_bos(b->vocab) : rand_id(b);
+static ll_status run_tg(bench_run *b, int64_t n, ll_error *err) {
     for (int64_t i = 0; i < n; i++) {
-        ll_status st = ll_ctx_decode(b->ctx, &tok, 1, NULL, err);
+        ll_status st = decode_each(b, 1, err);
         if (st != LL_OK) return st;
-        tok = rand_id(b);
+    }
+    return LL_OK;
+}
+
+static ll_status clear_all(bench_run *b, ll_error *err) {
+    for (int32_t s = 0; s < b->n_par; s++) {
+        b->pos[s] = 0;
+        ll_status st = ll_ctx_seq_rm(b->ctx, s, 0, -1, err);
+        if (st != LL_OK) return st;
     }
     return LL_OK;
 }
 
 typedef struct {
-    int64_t  n_prompt, n_gen, n_depth, n_threads;
+    int64_t  n_prompt, n_gen, n_depth, n_threads, n_parallel;
     int32_t  n_batch;
-    bool     kv_f16;
+    ll_kv_type kv_type;
     char     test_time[32];
     uint64_t *samples_ns;
     size_t   n_samples;
@@ -256,7 +273,7 @@ typedef struct {
 static double *samples_ts(const bench_result *r) {
     double *v = malloc((r->n_samples ? r->n_samples : 1) * sizeof *v);
     if (!v) return NULL;
-    double n_tok = (double)(r->n_prompt + r->n_gen);
+    double n_tok = (double)((r->n_prompt + r->n_gen) * r->n_parallel);   /* aggregate */
     for (size_t i = 0; i < r->n_samples; i++)
         v[i] = r->samples_ns[i] ? n_tok * 1e9 / (double)r->samples_ns[i] : 0;
     return v;
@@ -287,9 +304,11 @@ static void print_json(FILE *f, const model_facts *mf, const bench_result *r, bo
                "    \"tensor_split\": \"0.00\",\n    \"tensor_buft_overrides\": \"none\",\n"
                "    \"use_mmap\": true,\n    \"use_direct_io\": false,\n    \"embeddings\": false,\n"
                "    \"no_op_offload\": 0,\n    \"no_host\": false,\n    \"repack\": false,\n",
-            r->kv_f16 ? "f16" : "f32", r->kv_f16 ? "f16" : "f32");
-    fprintf(f, "    \"n_prompt\": %lld,\n    \"n_gen\": %lld,\n    \"n_depth\": %lld,\n",
-            (long long)r->n_prompt, (long long)r->n_gen, (long long)r->n_depth);
+            kv_name(r->kv_type), kv_name(r->kv_type));
+    fprintf(f, "    \"n_prompt\": %lld,\n    \"n_gen\": %lld,\n    \"n_depth\": %lld,\n"
+               "    \"n_parallel\": %lld,\n",
+            (long long)r->n_prompt, (long long)r->n_gen, (long long)r->n_depth,
+            (long long)r->n_parallel);
     fprintf(f, "    \"test_time\": \"%s\",\n", r->test_time);
     fprintf(f, "    \"avg_ns\": %.0f,\n    \"stddev_ns\": %.0f,\n", mean_of(nsv, n), stddev_of(nsv, n));
     fprintf(f, "    \"avg_ts\": %.6f,\n    \"stddev_ts\": %.6f,\n", mean_of(tsv, n), stddev_of(tsv, n));
@@ -323,7 +342,9 @@ static void md_row(FILE *f, const model_facts *mf, const bench_result *r) {
     int l = r->n_prompt > 0 ? snprintf(test, sizeof test, "pp%lld", (long long)r->n_prompt)
                             : snprintf(test, sizeof test, "tg%lld", (long long)r->n_gen);
     if (r->n_depth > 0 && l > 0 && (size_t)l < sizeof test)
-        snprintf(test + l, sizeof test - (size_t)l, " @ d%lld", (long long)r->n_depth);
+        l += snprintf(test + l, sizeof test - (size_t)l, " @ d%lld", (long long)r->n_depth);
+    if (r->n_parallel > 1 && l > 0 && (size_t)l < sizeof test)
+        snprintf(test + l, sizeof test - (size_t)l, " x%lld", (long long)r->n_parallel);
     double *v = samples_ts(r);
     if (!v) return;
     snprintf(ts, sizeof ts, "%.2f \xC2\xB1 %.2f", mean_of(v, r->n_samples), stddev_of(v, r->n_samples));
@@ -333,41 +354,45 @@ static void md_row(FILE *f, const model_facts *mf, const bench_result *r) {
     fflush(f);
 }
 
-/* One test (pp or tg) at one depth and thread count. */
+/* One test (pp or tg) at one depth, thread count and sequence count. */
 static int bench_test(const ll_model *m, const bench_opts *o, const model_facts *mf,
                       int64_t n_prompt, int64_t n_gen, int64_t depth, int64_t threads,
-                      bool *first) {
+                      int64_t n_par, bool *first) {
     ll_error err = { 0 };
-    bench_result r = { .n_prompt = n_prompt, .n_gen = n_gen, .n_depth = depth };
-    bench_run b = { .vocab = ll_model_vocab(m), .n_vocab = ll_model_n_vocab(m),
+    bench_result r = { .n_prompt = n_prompt, .n_gen = n_gen, .n_depth = depth, .n_parallel = n_par };
+    bench_run b = { .vocab = ll_model_vocab(m), .n_vocab = ll_model_n_vocab(m), .n_par = (int32_t)n_par,
                     .rng = 0x9E3779B97F4A7C15ull ^ (uint64_t)(n_prompt * 31 + n_gen * 7 + depth) };
     if (b.n_vocab <= 0) return cli_fail("model has no vocabulary");
 
     ll_ctx_params cp = ll_ctx_default_params();
     int64_t need = depth + n_prompt + n_gen;
     if (need > INT32_MAX) return cli_fail("depth + prompt + generation = %lld tokens is too many", (long long)need);
-    cp.n_ctx = (int32_t)(need > 0 ? need : 1);
+    cp.n_ctx = (int32_t)(need > 0 ? need : 1);     /* per sequence */
+    cp.n_seq_max = (int32_t)n_par;
     if (n_prompt > cp.n_batch) cp.n_batch = (int32_t)n_prompt;
     cp.n_threads = (int32_t)threads;
-    cp.kv_f16 = o->kv_f16;
+    cp.type_k = cp.type_v = o->kv_type;
     r.n_batch = cp.n_batch;
-    r.kv_f16 = o->kv_f16;
+    r.kv_type = o->kv_type;
     r.n_threads = threads > 0 ? threads : sysconf(_SC_NPROCESSORS_ONLN);
 
     int rc = 1;
-    int64_t scratch = depth > n_prompt ? depth : n_prompt;
-    b.ids = malloc((size_t)(scratch > 0 ? scratch : 1) * sizeof *b.ids);
+    int64_t scratch = (depth > n_prompt ? depth : n_prompt) * n_par;
+    if (scratch < n_par) scratch = n_par;
+    if (scratch > INT32_MAX) return cli_fail("%lld batch entries is too many", (long long)scratch);
+    b.pos = calloc((size_t)n_par, sizeof *b.pos);
     r.samples_ns = calloc((size_t)o->reps, sizeof *r.samples_ns);
-    if (!b.ids || !r.samples_ns) { rc = cli_fail("out of memory"); goto out; }
+    if (!b.pos || !r.samples_ns) { rc = cli_fail("out of memory"); goto out; }
+    if (ll_batch_init(&b.batch, (int32_t)scratch, &err) != LL_OK) { rc = cli_fail_err(&err); goto out; }
     if (ll_ctx_init(&b.ctx, m, &cp, &err) != LL_OK) { rc = cli_fail_err(&err); goto out; }
 
     iso8601_now(r.test_time, sizeof r.test_time);
     for (int64_t rep = -1; rep < o->reps; rep++) {   /* rep -1: warm-up */
-        ll_ctx_truncate(b.ctx, 0);
-        if (fill_depth(&b, depth, &err) != LL_OK) { rc = cli_fail_err(&err); goto out; }
+        ll_status st = clear_all(&b, &err);
+        if (st == LL_OK && depth > 0) st = decode_each(&b, depth, &err);
+        if (st != LL_OK) { rc = cli_fail_err(&err); goto out; }
         uint64_t t0 = ll_time_ns();
-        ll_status st = n_prompt > 0 ? run_pp(&b, n_prompt, depth == 0, &err)
-                                    : run_tg(&b, rep < 0 ? 1 : n_gen, depth == 0, &err);
+        st = n_prompt > 0 ? decode_each(&b, n_prompt, &err) : run_tg(&b, rep < 0 ? 1 : n_gen, &err);
         uint64_t t1 = ll_time_ns();
         if (st != LL_OK) { rc = cli_fail_err(&err); goto out; }
         if (rep >= 0) r.samples_ns[r.n_samples++] = t1 - t0;
@@ -378,7 +403,8 @@ static int bench_test(const ll_model *m, const bench_opts *o, const model_facts 
     rc = 0;
 out:
     ll_ctx_free(b.ctx);
-    free(b.ids);
+    ll_batch_free(&b.batch);
+    free(b.pos);
     free(r.samples_ns);
     return rc;
 }
@@ -404,16 +430,18 @@ int cmd_bench(int argc, char **argv) {
     bool first = true;
     if (!o.json) md_header(stdout);
     for (size_t ti = 0; ti < o.n_threads.n && rc == 0; ti++)
-        for (size_t di = 0; di < o.n_depth.n && rc == 0; di++) {
-            for (size_t pi = 0; pi < o.n_prompt.n && rc == 0; pi++)
-                if (o.n_prompt.v[pi] > 0)
-                    rc = bench_test(m, &o, &mf, o.n_prompt.v[pi], 0, o.n_depth.v[di],
-                                    o.n_threads.v[ti], &first);
-            for (size_t gi = 0; gi < o.n_gen.n && rc == 0; gi++)
-                if (o.n_gen.v[gi] > 0)
-                    rc = bench_test(m, &o, &mf, 0, o.n_gen.v[gi], o.n_depth.v[di],
-                                    o.n_threads.v[ti], &first);
-        }
+        for (size_t npi = 0; npi < o.n_parallel.n && rc == 0; npi++)
+            for (size_t di = 0; di < o.n_depth.n && rc == 0; di++) {
+                const int64_t np = o.n_parallel.v[npi];
+                for (size_t pi = 0; pi < o.n_prompt.n && rc == 0; pi++)
+                    if (o.n_prompt.v[pi] > 0)
+                        rc = bench_test(m, &o, &mf, o.n_prompt.v[pi], 0, o.n_depth.v[di],
+                                        o.n_threads.v[ti], np, &first);
+                for (size_t gi = 0; gi < o.n_gen.n && rc == 0; gi++)
+                    if (o.n_gen.v[gi] > 0)
+                        rc = bench_test(m, &o, &mf, 0, o.n_gen.v[gi], o.n_depth.v[di],
+                                        o.n_threads.v[ti], np, &first);
+            }
     if (o.json) fputs(first ? "[]\n" : "\n]\n", stdout);
     fflush(stdout);
     ll_model_free(m);

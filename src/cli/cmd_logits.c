@@ -2,7 +2,7 @@
  *
  *   locallama logits --model PATH --ids 1,2,3 [--out FILE] [--greedy N] [--threads T]
  *                    [--ctx N] [--batch N] [--one-by-one] [--force ID,ID,...]
- *                    [--kv-type f32|f16]
+ *                    [--kv-type f32|f16|q8_0]
  *
  * Writes float32 little-endian logits for every prompt position (n_ids x n_vocab, row-major)
  * to FILE. The prompt is evaluated as one batch (--one-by-one: one token per decode call).
@@ -22,7 +22,7 @@
 static const char logits_usage[] =
     "usage: locallama logits --model PATH --ids 1,2,3 [--out FILE] [--greedy N] [--threads T]\n"
     "                        [--ctx N] [--batch N] [--one-by-one] [--force ID,ID,...]\n"
-    "                        [--kv-type f32|f16]\n";
+    "                        [--kv-type f32|f16|q8_0]\n";
 
 static int usage_error(const char *fmt, const char *arg) {
     fputs("Error: ", stderr);
@@ -76,7 +76,8 @@ struct logits_opts {
     int32_t    *ids, *force;             /* malloc'd: the prompt (n_ids > 0), --force (may be 0) */
     size_t      n_ids, n_force;
     long        greedy, threads, n_ctx, n_batch;   /* 0: not given */
-    bool        one_by_one, kv_f16;
+    bool        one_by_one;
+    ll_kv_type  kv_type;       /* --kv-type: f32 (default, the references' setting), f16, q8_0 */
 };
 
 /* Fill o from argv. Returns 0, or 2 after printing the usage error (nothing left to free). */
@@ -105,9 +106,10 @@ static int logits_parse_args(int argc, char **argv, struct logits_opts *o) {
             if (!parse_int(v, 1, INT32_MAX, &o->n_batch)) return usage_error("bad --batch '%s'", v);
         } else if (!strcmp(a, "--kv-type") || !strcmp(a, "-ctk")) {
             NEED_VALUE();
-            if (!strcmp(v, "f16")) o->kv_f16 = true;
-            else if (!strcmp(v, "f32")) o->kv_f16 = false;
-            else return usage_error("bad --kv-type '%s' (f32 or f16)", v);
+            if (!strcmp(v, "f16")) o->kv_type = LL_KV_F16;
+            else if (!strcmp(v, "f32")) o->kv_type = LL_KV_F32;
+            else if (!strcmp(v, "q8_0")) o->kv_type = LL_KV_Q8_0;
+            else return usage_error("bad --kv-type '%s' (f32, f16 or q8_0)", v);
         } else if (!strcmp(a, "--one-by-one")) o->one_by_one = true;
         else return usage_error("unknown option '%s'", a);
 #undef NEED_VALUE
@@ -139,7 +141,7 @@ static ll_ctx_params logits_ctx_params(const struct logits_opts *o, const ll_mod
     cp.n_batch = o->n_batch ? (int32_t)o->n_batch : (o->n_ids > 512 ? (int32_t)o->n_ids : 512);
     cp.n_threads = (int32_t)o->threads;
     cp.all_logits = true;
-    cp.kv_f16 = o->kv_f16;
+    cp.type_k = cp.type_v = o->kv_type;
     return cp;
 }
 

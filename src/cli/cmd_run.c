@@ -795,7 +795,7 @@ int cmd_run(int argc, char **argv) {
     cp.n_ctx = o.n_ctx;
     if (n_train > 0 && cp.n_ctx > n_train) cp.n_ctx = n_train;
     cp.n_threads = o.n_threads;
-    cp.kv_f16 = o.kv_f16;
+    cp.type_k = cp.type_v = o.kv_f16 ? LL_KV_F16 : LL_KV_F32;
 
     /* Workers inherit the signal mask: SIGINT goes to the main thread, never to a worker. */
     sigset_t block, old;
