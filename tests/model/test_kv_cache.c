@@ -226,11 +226,58 @@ static void test_context_shift(void) {
     ll_model_free(m);
 }
 
+/* Generation past the end of the context: with the shift the model goes on as confidently as
+ * it does with room to spare (stories260K is a trained model: its greedy continuation of a
+ * story keeps a high top probability; garbage cells would collapse it), and without error. */
+static double top_prob(const float *x, int32_t n, int32_t *arg) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++) if (x[i] > x[best]) best = i;
+    double sum = 0;
+    for (int32_t i = 0; i < n; i++) sum += exp((double)x[i] - x[best]);
+    *arg = best;
+    return 1.0 / sum;
+}
+
+static void test_generation_past_context_end(void) {
+    ll_model *m = load(STORIES);
+    if (!m) return;
+    enum { STEPS = 200, N_CTX = 64 };
+    const int32_t V = ll_model_n_vocab(m);
+    double conf[2] = { 0, 0 };                       /* mean top probability after step N_CTX */
+    int shifts = 0;
+    for (int run = 0; run < 2; run++) {
+        ll_ctx *c = make_ctx(m, run == 0 ? N_CTX : 512, 1, LL_KV_F16);
+        if (!c) break;
+        ll_error err = { 0 };
+        int32_t tok = 1;                             /* BOS */
+        int n = 0;
+        for (int step = 0; step < STEPS; step++) {
+            if (ll_ctx_seq_len(c, 0) == ll_ctx_n_ctx(c)) {
+                int32_t drop = 0;
+                CHECK(ll_ctx_seq_shift(c, 0, 4, &drop, &err) == LL_OK);
+                CHECK_EQ_INT(drop, (N_CTX - 4) / 2);
+                shifts++;
+            }
+            if (ll_ctx_decode(c, &tok, 1, NULL, &err) != LL_OK) { CHECK_MSG(0, "step %d: %s", step, err.msg); break; }
+            const double pr = top_prob(ll_ctx_logits(c, -1), V, &tok);
+            if (step >= N_CTX) { conf[run] += pr; n++; }
+        }
+        if (n) conf[run] /= n;
+        ll_ctx_free(c);
+    }
+    fprintf(stderr, "note %s: %d shifts; mean top probability after the first %d tokens: %.3f "
+            "with shifts, %.3f with room\n", test_cur_name, shifts, N_CTX, conf[0], conf[1]);
+    CHECK(shifts >= 4);
+    CHECK_MSG(conf[0] >= 0.8 * conf[1], "shifted %.3f vs %.3f", conf[0], conf[1]);
+    ll_model_free(m);
+}
+
 int main(void) {
     RUN(test_sizes_per_type_and_sequences);
     RUN(test_prefix_copy);
     RUN(test_remove_range);
     RUN(test_shift_matches_recompute);
     RUN(test_context_shift);
+    RUN(test_generation_past_context_end);
     return test_summary();
 }
