@@ -72,6 +72,20 @@ static inline int32_t k4_scales_mins(const uint8_t *s, const uint8_t *ab, uint8_
     return k4_mins_dot_bsums(k4_unpack_scales_mins(s, sc), ab);
 }
 
+/* A super-block's value from its integer parts, in quant/dot_ref.c's f32 order: with mins
+ * (Q2_K, Q4_K, Q5_K) or with a constant offset folded into the quants (Q3_K: 4, Q6_K: 32).
+ * The one f32 expression of the single and the multi-column dots, so both round alike. */
+static inline float k4_scale(const uint8_t *d, const uint8_t *dmin, const uint8_t *ab,
+                             int32_t isum, int32_t msum) {
+    float ad = blk_f32(ab + Q8_K_D);
+    return (f16_at(d) * ad) * (float)isum - (f16_at(dmin) * ad) * (float)msum;
+}
+
+static inline float kq_scale_offs(const uint8_t *d, const uint8_t *ab, int32_t isum, int32_t offs,
+                                  int32_t off) {
+    return (f16_at(d) * blk_f32(ab + Q8_K_D)) * (float)(isum - off * offs);
+}
+
 float ll_dot_q2_k_avx2(int64_t n, const void *w, const void *a) {
     const uint8_t *wb = w, *ab = a;
     const __m256i m3 = _mm256_set1_epi8(3);
@@ -91,8 +105,7 @@ float ll_dot_q2_k_avx2(int64_t n, const void *w, const void *a) {
                 isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, scale_pair(s8, 4 * h + p)));
             }
         }
-        float ad = blk_f32(ab + Q8_K_D);
-        sum += (f16_at(wb + Q2_K_D) * ad) * (float)hsum_i32(isum) - (f16_at(wb + Q2_K_DMIN) * ad) * (float)msum;
+        sum += k4_scale(wb + Q2_K_D, wb + Q2_K_DMIN, ab, hsum_i32(isum), msum);
     }
     return sum;
 }
@@ -119,7 +132,7 @@ float ll_dot_q3_k_avx2(int64_t n, const void *w, const void *a) {
                 isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, scale_pair(s8, 4 * h + p)));
             }
         }
-        sum += (f16_at(wb + Q3_K_D) * blk_f32(ab + Q8_K_D)) * (float)(hsum_i32(isum) - 4 * offs);
+        sum += kq_scale_offs(wb + Q3_K_D, ab, hsum_i32(isum), offs, 4);
     }
     return sum;
 }
@@ -132,14 +145,7 @@ static inline __m256i k4_group(__m256i lo, __m256i hi, const uint8_t *aq, const 
     return _mm256_add_epi32(p0, p1);
 }
 
-/* Q4_K/Q5_K: a super-block's value from its integer parts, in quant/dot_ref.c's f32 order.
- * The one f32 expression of the single and the multi-column dots, so both round alike. */
-static inline float k4_scale(const uint8_t *d, const uint8_t *dmin, const uint8_t *ab,
-                             int32_t isum, int32_t msum) {
-    float ad = blk_f32(ab + Q8_K_D);
-    return (f16_at(d) * ad) * (float)isum - (f16_at(dmin) * ad) * (float)msum;
-}
-
+/* Q4_K/Q5_K: a super-block's value from its integer parts. */
 static inline float k4_block(const uint8_t *d, const uint8_t *dmin, const uint8_t *ab,
                              __m256i isum, int32_t msum) {
     return k4_scale(d, dmin, ab, hsum_i32(isum), msum);
@@ -189,12 +195,6 @@ float ll_dot_q5_k_avx2(int64_t n, const void *w, const void *a) {
     return sum;
 }
 
-/* Q6_K: a super-block's value from its integer parts (the f32 expression of quant/dot_ref.c),
- * shared by the single and the multi-column dot. */
-static inline float q6_k_scale(const uint8_t *wb, const uint8_t *ab, int32_t isum, int32_t offs) {
-    return (f16_at(wb + Q6_K_D) * blk_f32(ab + Q8_K_D)) * (float)(isum - 32 * offs);
-}
-
 /* Q6_K: q + 32 = low4 | high2 << 4 is unsigned 0..63; the 32 comes back as 32 * sc_j * bsum_j.
  * Plane p of a half takes its low nibbles from ql[64*half + 32*(p%2) ..] (low for p < 2,
  * high for p >= 2) and its high bits from bits 2p..2p+1 of qh[32*half ..]. */
@@ -219,7 +219,7 @@ float ll_dot_q6_k_avx2(int64_t n, const void *w, const void *a) {
                 isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, scale_pair(s8, 4 * h + p)));
             }
         }
-        sum += q6_k_scale(wb, ab, hsum_i32(isum), offs);
+        sum += kq_scale_offs(wb + Q6_K_D, ab, hsum_i32(isum), offs, 32);
     }
     return sum;
 }
@@ -302,8 +302,120 @@ DOT_MULTI_BODY q6_k_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t 
         __m256i sc16 = _mm256_cvtepi8_epi16(sc);          /* as scales_dot_bsums */
         COLS(c) isum[c] = _mm256_madd_epi16(sc16, load32(a + c * as + Q8_K_BSUMS));
         hsum_i32_cols(isum, nc, offs);
-        COLS(c) sum[c] += q6_k_scale(wb, a + c * as, is[c], offs[c]);
+        COLS(c) sum[c] += kq_scale_offs(wb + Q6_K_D, a + c * as, is[c], offs[c], 32);
     }
     COLS(c) out[c] = sum[c];
 }
 DOT_MULTI_DEFINE(ll_dot_multi_q6_k_avx2, q6_k_cols)
+
+/* Q5_K: Q4_K with the fifth bit of each quant from qh (bit 2g of qh[l]: sub-block 2g). */
+DOT_MULTI_BODY q5_k_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t as, int nc, float *out) {
+    const __m256i m15 = _mm256_set1_epi8(15), m1 = _mm256_set1_epi8(1);
+    float sum[LL_DOT_MULTI_MAX];
+    COLS(c) sum[c] = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++, wb += Q5_K_BYTES, a += Q8_K_BYTES) {
+        uint8_t sc[8];
+        __m128i mins = k4_unpack_scales_mins(wb + Q5_K_SCALES, sc);
+        __m256i qh = load32(wb + Q5_K_QH);
+        __m256i isum[LL_DOT_MULTI_MAX];
+        COLS(c) isum[c] = _mm256_setzero_si256();
+        _Pragma("GCC unroll 4")
+        for (int g = 0; g < 4; g++) {
+            __m256i qv = load32(wb + Q5_K_QS + 32 * g);
+            __m256i hlo = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), m1);
+            __m256i lo = _mm256_or_si256(_mm256_and_si256(qv, m15), _mm256_slli_epi16(hlo, 4));
+            __m256i s_lo = _mm256_set1_epi16(sc[2 * g]);
+            COLS(c) {
+                __m256i p16 = _mm256_maddubs_epi16(lo, load32(a + c * as + Q8_K_QS + 64 * g));
+                isum[c] = add_i32_chain(isum[c], _mm256_madd_epi16(p16, s_lo));
+            }
+            __m256i hhi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * g + 1), m1);
+            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qv, 4), m15),
+                                         _mm256_slli_epi16(hhi, 4));
+            __m256i s_hi = _mm256_set1_epi16(sc[2 * g + 1]);
+            COLS(c) {
+                __m256i p16 = _mm256_maddubs_epi16(hi, load32(a + c * as + Q8_K_QS + 64 * g + 32));
+                isum[c] = add_i32_chain(isum[c], _mm256_madd_epi16(p16, s_hi));
+            }
+        }
+        int32_t is[LL_DOT_MULTI_MAX], ms[LL_DOT_MULTI_MAX];
+        hsum_i32_cols(isum, nc, is);
+        __m256i mins2 = _mm256_set_m128i(_mm_unpackhi_epi16(mins, mins), _mm_unpacklo_epi16(mins, mins));
+        COLS(c) isum[c] = _mm256_madd_epi16(load32(a + c * as + Q8_K_BSUMS), mins2);
+        hsum_i32_cols(isum, nc, ms);
+        COLS(c) sum[c] += k4_scale(wb + Q5_K_D, wb + Q5_K_DMIN, a + c * as, is[c], ms[c]);
+    }
+    COLS(c) out[c] = sum[c];
+}
+DOT_MULTI_DEFINE(ll_dot_multi_q5_k_avx2, q5_k_cols)
+
+/* Q2_K and Q3_K: 2-bit planes as in the single dots; per column one maddubs and one madd per
+ * plane, and the min (Q2_K) or offset (Q3_K) sums through one hadd tree. */
+DOT_MULTI_BODY q2_k_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t as, int nc, float *out) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    float sum[LL_DOT_MULTI_MAX];
+    COLS(c) sum[c] = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++, wb += Q2_K_BYTES, a += Q8_K_BYTES) {
+        __m128i raw = _mm_loadu_si128((const __m128i *)(wb + Q2_K_SCALES));
+        __m256i s8 = _mm256_broadcastsi128_si256(_mm_and_si128(raw, _mm_set1_epi8(15)));
+        __m256i isum[LL_DOT_MULTI_MAX];
+        COLS(c) isum[c] = _mm256_setzero_si256();
+        _Pragma("GCC unroll 2")
+        for (int h = 0; h < 2; h++) {
+            __m256i qv = load32(wb + Q2_K_QS + 32 * h);
+            _Pragma("GCC unroll 4")
+            for (int p = 0; p < 4; p++) {
+                __m256i q = _mm256_and_si256(_mm256_srli_epi16(qv, 2 * p), m3);
+                __m256i s16 = scale_pair(s8, 4 * h + p);
+                COLS(c) {
+                    __m256i p16 = _mm256_maddubs_epi16(q, load32(a + c * as + Q8_K_QS + 128 * h + 32 * p));
+                    isum[c] = add_i32_chain(isum[c], _mm256_madd_epi16(p16, s16));
+                }
+            }
+        }
+        int32_t is[LL_DOT_MULTI_MAX], ms[LL_DOT_MULTI_MAX];
+        hsum_i32_cols(isum, nc, is);
+        __m256i mins16 = _mm256_cvtepi8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(15)));
+        COLS(c) isum[c] = _mm256_madd_epi16(mins16, load32(a + c * as + Q8_K_BSUMS));
+        hsum_i32_cols(isum, nc, ms);
+        COLS(c) sum[c] += k4_scale(wb + Q2_K_D, wb + Q2_K_DMIN, a + c * as, is[c], ms[c]);
+    }
+    COLS(c) out[c] = sum[c];
+}
+DOT_MULTI_DEFINE(ll_dot_multi_q2_k_avx2, q2_k_cols)
+
+DOT_MULTI_BODY q3_k_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t as, int nc, float *out) {
+    const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
+    float sum[LL_DOT_MULTI_MAX];
+    COLS(c) sum[c] = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++, wb += Q3_K_BYTES, a += Q8_K_BYTES) {
+        __m128i sc = q3_k_scales_vec(wb + Q3_K_SCALES);
+        __m256i s8 = _mm256_broadcastsi128_si256(sc);
+        __m256i hm = load32(wb + Q3_K_HMASK);
+        __m256i isum[LL_DOT_MULTI_MAX];
+        COLS(c) isum[c] = _mm256_setzero_si256();
+        _Pragma("GCC unroll 2")
+        for (int h = 0; h < 2; h++) {
+            __m256i qv = load32(wb + Q3_K_QS + 32 * h);
+            _Pragma("GCC unroll 4")
+            for (int p = 0; p < 4; p++) {
+                __m256i low = _mm256_and_si256(_mm256_srli_epi16(qv, 2 * p), m3);
+                __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + p), m1);
+                __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(hb, 2));
+                __m256i s16 = scale_pair(s8, 4 * h + p);
+                COLS(c) {
+                    __m256i p16 = _mm256_maddubs_epi16(q, load32(a + c * as + Q8_K_QS + 128 * h + 32 * p));
+                    isum[c] = add_i32_chain(isum[c], _mm256_madd_epi16(p16, s16));
+                }
+            }
+        }
+        int32_t is[LL_DOT_MULTI_MAX], offs[LL_DOT_MULTI_MAX];
+        hsum_i32_cols(isum, nc, is);
+        __m256i sc16 = _mm256_cvtepi8_epi16(sc);
+        COLS(c) isum[c] = _mm256_madd_epi16(sc16, load32(a + c * as + Q8_K_BSUMS));
+        hsum_i32_cols(isum, nc, offs);
+        COLS(c) sum[c] += kq_scale_offs(wb + Q3_K_D, a + c * as, is[c], offs[c], 4);
+    }
+    COLS(c) out[c] = sum[c];
+}
+DOT_MULTI_DEFINE(ll_dot_multi_q3_k_avx2, q3_k_cols)
