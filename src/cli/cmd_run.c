@@ -39,10 +39,11 @@ typedef struct {
     char       *prompt;        /* words after PATH joined by spaces; NULL = interactive */
     const char *system;        /* --system */
     ll_sampler_params sp;      /* --temperature, --seed, --top-k, ... */
-    int64_t     num_predict;   /* tokens per answer; -1 = until EOG or the context is full */
+    int64_t     num_predict;   /* tokens per answer; -1 = until EOG (at most 10 x n_ctx, R4) */
     int32_t     n_ctx;         /* requested context; capped to the training context */
+    int32_t     num_keep;      /* tokens after BOS kept by the context shift (Ollama's 4) */
     int32_t     n_threads;     /* 0 = all cores */
-    bool        kv_f16;        /* --kv-type f16 */
+    ll_kv_type  kv_type;       /* --kv-type */
     bool        raw;           /* no chat template */
     bool        verbose;       /* timing summary on stderr */
 } run_opts;
@@ -53,8 +54,9 @@ static void run_usage(FILE *f) {
           "  --seed N            sampling seed (default: from the clock)\n"
           "  --num-predict N     tokens per answer (-1 = until end of generation; default -1)\n"
           "  --ctx N             context length (default 4096, capped to the model's)\n"
+          "  --num-keep N        tokens kept from the start when a full context shifts (default 4)\n"
           "  --threads N         worker threads (default: all cores)\n"
-          "  --kv-type T         KV cache type: f32 (default) or f16 (half the memory)\n"
+          "  --kv-type T         KV cache type: f32 (default), f16 (half the memory) or q8_0\n"
           "  --system TEXT       system message\n"
           "  --raw               no chat template: the prompt is the model's input\n"
           "  --top-k N, --top-p F, --min-p F, --repeat-penalty F   sampler settings\n"
@@ -102,7 +104,7 @@ static bool parse_f32(const char *s, float *out) {
 
 /* words: room for argc prompt words (the options among them are skipped, the rest joined). */
 static int run_parse_words(int argc, char **argv, run_opts *o, int *status, const char **words) {
-    *o = (run_opts){ .sp = ll_sampler_default_params(), .num_predict = -1, .n_ctx = 4096 };
+    *o = (run_opts){ .sp = ll_sampler_default_params(), .num_predict = -1, .n_ctx = 4096, .num_keep = 4 };
     size_t n_words = 0;
     bool opts_done = false;
     for (int i = 1; i < argc; i++) {
@@ -126,7 +128,7 @@ static int run_parse_words(int argc, char **argv, run_opts *o, int *status, cons
         name[nlen] = '\0';
         static const char *const with_value[] = {
             "--temperature", "--seed", "--num-predict", "--ctx", "--threads", "--system",
-            "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--kv-type",
+            "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--kv-type", "--num-keep",
         };
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
@@ -149,9 +151,12 @@ static int run_parse_words(int argc, char **argv, run_opts *o, int *status, cons
         } else if (!strcmp(name, "--threads")) {
             ok = parse_i64(val, 0, 1024, &iv);      /* R18: negative is an error; ll_ctx_init's max */
             if (ok) o->n_threads = (int32_t)iv;
+        } else if (!strcmp(name, "--num-keep")) {
+            ok = parse_i64(val, 0, INT32_MAX, &iv);  /* clamped below n_ctx once it is known (H36) */
+            if (ok) o->num_keep = (int32_t)iv;
         } else if (!strcmp(name, "--kv-type")) {
-            ok = !strcmp(val, "f32") || !strcmp(val, "f16");
-            o->kv_f16 = !strcmp(val, "f16");
+            ok = !strcmp(val, "f32") || !strcmp(val, "f16") || !strcmp(val, "q8_0");
+            o->kv_type = !strcmp(val, "f16") ? LL_KV_F16 : !strcmp(val, "q8_0") ? LL_KV_Q8_0 : LL_KV_F32;
         } else if (!strcmp(name, "--system")) o->system = val;
         else if (!strcmp(name, "--top-k")) {
             ok = parse_i64(val, INT32_MIN, INT32_MAX, &iv);
@@ -599,10 +604,27 @@ static bool answer_append(answer_buf *a, const char *s, size_t n) {
     return true;
 }
 
-/* Sample, stream and decode tokens after the prompt until end of generation, --num-predict,
- * a full context, Ctrl-C, or a reader that went away (R13). The streamed bytes also go to
- * *ans; *stop says why generation ended ("eog", "length", "context", "closed"), ts->n_gen
- * counts the tokens. Returns TURN_*; errors are printed. */
+/* The context is full: keep BOS and the first num_keep tokens, drop half of the rest, move the
+ * newer tokens down (their keys re-rotated), as Ollama and llama.cpp do (R3). ch->kv follows. */
+static ll_status kv_shift(chat *ch, ll_error *err) {
+    size_t keep = (size_t)ch->o->num_keep;
+    if (ch->n_kv > 0 && ch->kv[0] == ll_vocab_bos(ch->vocab)) keep++;
+    if (keep + 2 > ch->n_kv) keep = ch->n_kv >= 2 ? ch->n_kv - 2 : 0;   /* H36: clamped */
+    int32_t nd = 0;
+    ll_status st = ll_ctx_seq_shift(ch->ctx, 0, (int32_t)keep, &nd, err);
+    if (st != LL_OK) return st;
+    memmove(ch->kv + keep, ch->kv + keep + (size_t)nd, (ch->n_kv - keep - (size_t)nd) * sizeof *ch->kv);
+    ch->n_kv -= (size_t)nd;
+    if (ll_log_level() >= 2)
+        fprintf(stderr, "context shift: kept %zu, dropped %d, %zu tokens now\n", keep, nd, ch->n_kv);
+    return LL_OK;
+}
+
+/* Sample, stream and decode tokens after the prompt until end of generation, --num-predict
+ * (or, without one, 10 x n_ctx tokens: Ollama's bound for a model that never stops, R4),
+ * Ctrl-C, or a reader that went away (R13). A full context shifts (R3) and generation goes on.
+ * The streamed bytes also go to *ans; *stop says why generation ended ("eog", "length",
+ * "closed"), ts->n_gen counts the tokens. Returns TURN_*; errors are printed. */
 static int chat_generate(chat *ch, answer_buf *ans, const char **stop, turn_stats *ts) {
     const run_opts *o = ch->o;
     ll_error err = { 0 };
@@ -625,7 +647,8 @@ static int chat_generate(chat *ch, answer_buf *ans, const char **stop, turn_stat
         if (ch->out.broken) { *stop = "closed"; return TURN_OK; }   /* R13: reader went away */
         if (!answer_append(ans, ch->piece, pn)) { cli_fail("out of memory"); return TURN_ERROR; }
         if (o->num_predict >= 0 && ts->n_gen >= o->num_predict) { *stop = "length"; return TURN_OK; }
-        if (ch->n_kv >= (size_t)ch->n_ctx) { *stop = "context"; return TURN_OK; }
+        if (o->num_predict < 0 && ts->n_gen >= 10 * (int64_t)ch->n_ctx) { *stop = "length"; return TURN_OK; }
+        if (ch->n_kv >= (size_t)ch->n_ctx && kv_shift(ch, &err) != LL_OK) { cli_fail_err(&err); return TURN_ERROR; }
         /* id is in the penalty history already: ll_sampler_sample recorded it */
         ll_status st = kv_decode(ch, &id, 1, &err);
         if (st == LL_ERR_CANCELLED) return TURN_CANCELLED;
@@ -634,12 +657,11 @@ static int chat_generate(chat *ch, answer_buf *ans, const char **stop, turn_stat
 }
 
 /* Close the streamed answer: flush a cut-off character, end the line (a blank line after a
- * whole answer, as Ollama prints), and say so when the context ran out. */
+ * whole answer, as Ollama prints). */
 static void chat_end_answer(chat *ch, int result, const char *stop) {
+    (void)stop;
     out_finish(&ch->out);
     if (result != TURN_ERROR && !ch->out.broken) out_str(&ch->out, result == TURN_CANCELLED ? "\n" : "\n\n");
-    if (!strcmp(stop, "context") && result == TURN_OK)
-        fprintf(stderr, "context full (%d tokens): answer stopped\n", ch->n_ctx);
 }
 
 /* Ollama's --verbose block; the load time counts towards the first answer only. */
@@ -795,7 +817,7 @@ int cmd_run(int argc, char **argv) {
     cp.n_ctx = o.n_ctx;
     if (n_train > 0 && cp.n_ctx > n_train) cp.n_ctx = n_train;
     cp.n_threads = o.n_threads;
-    cp.type_k = cp.type_v = o.kv_f16 ? LL_KV_F16 : LL_KV_F32;
+    cp.type_k = cp.type_v = o.kv_type;
 
     /* Workers inherit the signal mask: SIGINT goes to the main thread, never to a worker. */
     sigset_t block, old;

@@ -310,16 +310,43 @@ def test_run_raw_tiny_num_predict_bounds_output(bin_path):
     assert count(blocks[0], "prompt eval count") == len(tokenize("Hello"))
 
 
-def test_run_ctx_full_is_reported(bin_path):
-    """A context of 8 tokens with a 2-token prompt: generation stops when the context is full and
-    says so on stderr (skipped if the greedy path would end by itself first)."""
+def test_run_shifts_a_full_context_and_bounds_endless_answers(bin_path):
+    """A context of 8 tokens with a 2-token prompt: when it is full the context shifts (keep
+    BOS + num_keep, drop half of the rest, R3) and generation goes on without an error; with
+    no --num-predict a model that never stops is cut at 10 x n_ctx tokens (R4), so 80 here
+    (skipped if the greedy path would end by itself first)."""
     rc, out, err = run(["run", TINY, "Hello", "--raw", "--ctx", "8", "--temperature", "0",
-                        "--repeat-penalty", "1"])
+                        "--repeat-penalty", "1", "--verbose"])
     assert rc == 0, err
-    ids = greedy_ids(tokenize("Hello"), 8 - len(tokenize("Hello")) + 1)
-    if any(i in TINY_EOG for i in ids):
-        pytest.skip(f"greedy path stops by itself: {ids}")
-    assert "context full (8 tokens)" in err, err
+    n_gen = count(verbose_blocks(err)[0], "eval count")
+    if n_gen < 80:
+        ids = greedy_ids(tokenize("Hello"), 8 - len(tokenize("Hello")) + 1)
+        assert any(i in TINY_EOG for i in ids) or n_gen > 8, (n_gen, err)
+        pytest.skip(f"greedy path stops by itself after {n_gen} tokens")
+    assert n_gen == 80, err
+    assert "context full" not in err and "Error" not in err, err
+    rc, out, err = run(["run", TINY, "Hello", "--raw", "--ctx", "8", "--temperature", "0",
+                        "--num-keep", "100", "--num-predict", "20", "--kv-type", "q8_0",
+                        "--verbose"])              # num_keep >= n_ctx is clamped (H36)
+    assert rc == 0, err
+    assert count(verbose_blocks(err)[0], "eval count") <= 20
+
+
+def test_smollm2_goes_on_coherently_past_the_context_end(bin_path, smollm2_path):
+    """A 96-token context and 150 tokens to generate after a 41-token prompt: several shifts.
+    The answer stays English prose: words, not fragments or repeats of one token."""
+    rc, out, err = run(["run", smollm2_path, "Tell me a long story about a cat named Tom.",
+                        "--ctx", "96", "--num-predict", "150", "--temperature", "0",
+                        "--verbose"])
+    assert rc == 0, err
+    assert count(verbose_blocks(err)[0], "eval count") == 150, err
+    text = out.decode()
+    tail = text[len(text) // 2:]                  # well after the first shift
+    words = [w.strip(".,;:!?\"'()") for w in tail.split()]
+    words = [w for w in words if w]
+    alpha = sum(1 for w in words if re.fullmatch(r"[A-Za-z][A-Za-z'-]*", w))
+    assert len(words) >= 40 and alpha >= 0.9 * len(words), tail
+    assert len(set(w.lower() for w in words)) >= 25, tail
 
 
 def gguf_tensor_offsets(data):
