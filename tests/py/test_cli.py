@@ -418,6 +418,27 @@ def test_run_nan_logits_names_the_position(bin_path, tmp_path):
         assert err.endswith(f" at position {n_prompt - 1}\n"), (n_prompt, err)
 
 
+def test_run_nan_hidden_state_with_quantized_weights_is_r17(bin_path, tmp_path):
+    """R17 with quantized weights: a NaN scale in one Q8_0 block of blk.1.attn_v makes one
+    value dimension NaN. The Q8_0 activation quantizer in front of attn_output once let a NaN
+    element vanish (the block's scale came from the finite ones), so the logits looked finite
+    and run printed random text (checked on 2bd677a); now a NaN block gets a NaN scale and the
+    final hidden rows are checked, so the answer ends with the R17 error."""
+    tiny_q8 = os.path.join(TINY_DIR, "llama3.2-tiny-v2k-Q8_0.gguf")
+    data = bytearray(open(tiny_q8, "rb").read())
+    dims, typ, off = gguf_tensor_offsets(bytes(data))["blk.1.attn_v.weight"]
+    assert typ == 8, typ                          # Q8_0: blocks of fp16 d + 32 int8
+    data[off:off + 2] = b"\x00\x7e"                # d = NaN in the first block of row 0
+    bad = tmp_path / "nan-scale.gguf"
+    bad.write_bytes(bytes(data))
+    n_prompt = len(tokenize("hi"))
+    rc, out, err = run(["run", str(bad), "hi", "--raw", "--temperature", "0.8", "--seed", "1"])
+    assert rc == 1, (out, err)
+    assert out == b"", out
+    assert re.fullmatch(r"Error: numerical error: NaN logits[^\n]* at position (\d+)\n", err), err
+    assert err.endswith(f" at position {n_prompt - 1}\n"), (n_prompt, err)
+
+
 def test_seed_reproducible_and_varied(bin_path):
     def sample(seed):
         rc, out, err = run(["run", TINY, "The", "--raw", "--num-predict", "12", "--temperature",
