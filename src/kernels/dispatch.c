@@ -72,6 +72,9 @@ static void kernels_fill_avx2(struct ll_kernels *k) {
     k->dot[LL_TYPE_Q6_K] = ll_dot_q6_k_avx2;
     k->dot_multi[LL_TYPE_F16]  = ll_dot_multi_f16_avx2;
     k->dot_multi[LL_TYPE_Q4_0] = ll_dot_multi_q4_0_avx2;
+    k->dot_multi[LL_TYPE_Q4_1] = ll_dot_multi_q4_1_avx2;
+    k->dot_multi[LL_TYPE_Q5_0] = ll_dot_multi_q5_0_avx2;
+    k->dot_multi[LL_TYPE_Q5_1] = ll_dot_multi_q5_1_avx2;
     k->dot_multi[LL_TYPE_Q8_0] = ll_dot_multi_q8_0_avx2;
     k->dot_multi[LL_TYPE_Q2_K] = ll_dot_multi_q2_k_avx2;
     k->dot_multi[LL_TYPE_Q3_K] = ll_dot_multi_q3_k_avx2;

@@ -276,10 +276,10 @@ static void test_dot_multi_bit_identical(void) {
  * remainders) equals the per-token dots of the same table bit for bit, writes only rows
  * [r0, r1) of the first n_tok outputs, and does so with the SIMD table (dot_multi) and with
  * the scalar one (the plain dot loop that LOCALLAMA_ISA=scalar runs). Types without a
- * dot_multi (Q4_1) take the fallback in both. */
+ * dot_multi (BF16) take the fallback in both. */
 static void test_matmul_rows_matches_dots(void) {
     static const uint32_t types[] = { LL_TYPE_Q4_K, LL_TYPE_Q6_K, LL_TYPE_Q8_0, LL_TYPE_Q4_0,
-                                      LL_TYPE_F16, LL_TYPE_Q4_1 };
+                                      LL_TYPE_F16, LL_TYPE_Q4_1, LL_TYPE_BF16 };
     static const int64_t n_ins[] = { 256, 512, 1280 };
     static const int toks[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 17, 33 };
     enum { MAX_IN = 1280, N_OUT = 37, N_TOK = 33, Y_STRIDE = 40 };

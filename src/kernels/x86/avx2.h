@@ -26,6 +26,9 @@ float ll_dot_q6_k_avx2(int64_t n, const void *w, const void *a);
  * dot above against the activation row a + c * a_stride. */
 void ll_dot_multi_f16_avx2(int64_t n, const void *w, const void *a, size_t a_stride, int n_cols, float *out);
 void ll_dot_multi_q4_0_avx2(int64_t n, const void *w, const void *a, size_t a_stride, int n_cols, float *out);
+void ll_dot_multi_q4_1_avx2(int64_t n, const void *w, const void *a, size_t a_stride, int n_cols, float *out);
+void ll_dot_multi_q5_0_avx2(int64_t n, const void *w, const void *a, size_t a_stride, int n_cols, float *out);
+void ll_dot_multi_q5_1_avx2(int64_t n, const void *w, const void *a, size_t a_stride, int n_cols, float *out);
 void ll_dot_multi_q8_0_avx2(int64_t n, const void *w, const void *a, size_t a_stride, int n_cols, float *out);
 void ll_dot_multi_q2_k_avx2(int64_t n, const void *w, const void *a, size_t a_stride, int n_cols, float *out);
 void ll_dot_multi_q3_k_avx2(int64_t n, const void *w, const void *a, size_t a_stride, int n_cols, float *out);

@@ -141,3 +141,59 @@ DOT_MULTI_BODY q4_0_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t 
     COLS(c) out[c] = hsum_ps(_mm256_add_ps(acc0[c], acc1[c]));
 }
 DOT_MULTI_DEFINE(ll_dot_multi_q4_0_avx2, q4_0_cols)
+
+DOT_MULTI_BODY q5_0_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t as, int nc, float *out) {
+    __m256 acc[LL_DOT_MULTI_MAX];
+    COLS(c) acc[c] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK; i++, wb += Q5_0_BYTES, a += Q8_0_BYTES) {
+        __m256i wv = q5_0_block(wb), wabs = _mm256_abs_epi8(wv);
+        float dw = f16_at(wb);
+        COLS(c) {
+            const uint8_t *ab = a + c * as;
+            __m256i av = _mm256_loadu_si256((const __m256i *)(ab + Q8_0_QS));
+            __m256i p = mul_sum_u8_i8(wabs, _mm256_sign_epi8(av, wv));
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * f16_at(ab)), _mm256_cvtepi32_ps(p), acc[c]);
+        }
+    }
+    COLS(c) out[c] = hsum_ps(acc[c]);
+}
+DOT_MULTI_DEFINE(ll_dot_multi_q5_0_avx2, q5_0_cols)
+
+/* Q4_1 / Q5_1 x Q8_1: unsigned quants shared by all columns; each column keeps the single
+ * dot's vector accumulator and its scalar sum of the min terms. */
+DOT_MULTI_BODY q4_1_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t as, int nc, float *out) {
+    __m256 acc[LL_DOT_MULTI_MAX];
+    float mins[LL_DOT_MULTI_MAX];
+    COLS(c) { acc[c] = _mm256_setzero_ps(); mins[c] = 0.0f; }
+    for (int64_t i = 0; i < n / QK; i++, wb += Q4_1_BYTES, a += Q8_1_BYTES) {
+        __m256i q = nibbles_32(wb + Q4_1_QS);
+        float dw = f16_at(wb), mw = f16_at(wb + Q4_1_M);
+        COLS(c) {
+            const uint8_t *ab = a + c * as;
+            mins[c] += mw * f16_at(ab + Q8_1_S);
+            __m256i p = mul_sum_u8_i8(q, _mm256_loadu_si256((const __m256i *)(ab + Q8_1_QS)));
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * f16_at(ab)), _mm256_cvtepi32_ps(p), acc[c]);
+        }
+    }
+    COLS(c) out[c] = hsum_ps(acc[c]) + mins[c];
+}
+DOT_MULTI_DEFINE(ll_dot_multi_q4_1_avx2, q4_1_cols)
+
+DOT_MULTI_BODY q5_1_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t as, int nc, float *out) {
+    __m256 acc[LL_DOT_MULTI_MAX];
+    float mins[LL_DOT_MULTI_MAX];
+    COLS(c) { acc[c] = _mm256_setzero_ps(); mins[c] = 0.0f; }
+    for (int64_t i = 0; i < n / QK; i++, wb += Q5_1_BYTES, a += Q8_1_BYTES) {
+        __m256i hb = _mm256_and_si256(bits_32(blk_u32(wb + Q5_1_QH)), _mm256_set1_epi8(16));
+        __m256i q = _mm256_or_si256(nibbles_32(wb + Q5_1_QS), hb);
+        float dw = f16_at(wb), mw = f16_at(wb + Q5_1_M);
+        COLS(c) {
+            const uint8_t *ab = a + c * as;
+            __m256i p = mul_sum_u8_i8(q, _mm256_loadu_si256((const __m256i *)(ab + Q8_1_QS)));
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * f16_at(ab)), _mm256_cvtepi32_ps(p), acc[c]);
+            mins[c] += mw * f16_at(ab + Q8_1_S);
+        }
+    }
+    COLS(c) out[c] = hsum_ps(acc[c]) + mins[c];
+}
+DOT_MULTI_DEFINE(ll_dot_multi_q5_1_avx2, q5_1_cols)
