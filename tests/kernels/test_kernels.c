@@ -196,6 +196,12 @@ static void test_dispatch_table_complete(void) {
         CHECK_MSG(k->dot[t] != NULL, "no dot for %s", tt->name);
         CHECK_MSG(k->quantize_act[tt->dot_type] != NULL, "no quantizer for %s", tt->name);
     }
+    /* A dot_multi only beside the dot it must equal; none in the scalar table, whose matmul
+     * loops over the reference dot. */
+    for (uint32_t t = 0; t < LL_TYPE_COUNT; t++) {
+        CHECK_MSG(!k->dot_multi[t] || k->dot[t], "type %u: dot_multi without dot", t);
+        CHECK_MSG(!k_ref.dot_multi[t], "type %u: scalar table has a dot_multi", t);
+    }
     struct ll_kernels tmp;
     CHECK(!ll_kernels_init_isa(&tmp, "no-such-isa") && strcmp(tmp.isa, "scalar") == 0);
     CHECK(ll_kernels_init_isa(&tmp, "scalar") && tmp.dot[LL_TYPE_Q4_0] == ll_dot_q4_0_ref);
