@@ -4,8 +4,8 @@
  * micro-benchmark, not a test.
  *
  * A second table times the batched product (ll_matmul_rows with n_tok = 1, 2, 4, 8, the
- * shapes of batched generation) with the dispatched kernels, in ns per (row x token): when a
- * weight row is decoded once for all tokens this falls as n_tok grows.
+ * shapes of batched generation, and 64 for a prompt) with the dispatched kernels, in ns per
+ * (row x token): when a weight row is decoded once for all tokens this falls as n_tok grows.
  *
  *     build/bench/bench_kernels [rows] [n_in] [batch [TYPE [N_TOK]]]
  *
@@ -84,12 +84,13 @@ static double bench_one(const struct ll_kernels *k, uint32_t type, const uint8_t
     return best;
 }
 
-/* The batched table: n_tok different activation rows against the same weights. */
-enum { BATCH_MAX = 8 };
+/* The batched table: n_tok different activation rows against the same weights; 64 stands
+ * for a prompt (several token groups per row tile). */
+enum { BATCH_MAX = 64, N_BATCH = 5 };
 static void bench_batched(const struct ll_kernels *k, int64_t rows, int64_t n_in, const char *only_type,
                           int64_t only_tok) {
     static const uint32_t types[] = { LL_TYPE_Q4_K, LL_TYPE_Q6_K, LL_TYPE_Q8_0, LL_TYPE_Q4_0, LL_TYPE_F16 };
-    static const int64_t toks[] = { 1, 2, 4, 8 };
+    static const int64_t toks[N_BATCH] = { 1, 2, 4, 8, 64 };
     float *x = malloc((size_t)n_in * BATCH_MAX * sizeof(float));
     float *y = malloc((size_t)rows * BATCH_MAX * sizeof(float));
     uint8_t *xq = malloc((size_t)n_in * 4 * BATCH_MAX);
@@ -97,7 +98,7 @@ static void bench_batched(const struct ll_kernels *k, int64_t rows, int64_t n_in
     for (int64_t i = 0; i < n_in * BATCH_MAX; i++) x[i] = (float)((int64_t)(next_u64() % 2001) - 1000) * 1e-3f;
     printf("\nbatched matmul %lld x %lld, single thread, %s kernels: ns per (row x token)\n",
            (long long)rows, (long long)n_in, k->isa);
-    printf("%-5s %9s %9s %9s %9s   %s\n", "type", "n_tok=1", "2", "4", "8", "(8 vs 1)");
+    printf("%-5s %9s %9s %9s %9s %9s   %s\n", "type", "n_tok=1", "2", "4", "8", "64", "(8 vs 1)");
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         uint32_t type = types[ti];
         const ll_type_traits *t = ll_type_traits_of(type);
@@ -109,9 +110,9 @@ static void bench_batched(const struct ll_kernels *k, int64_t rows, int64_t n_in
         if (!w) break;
         fill_weights(type, w, rows, n_in);
         for (int b = 0; b < BATCH_MAX; b++) k->quantize_act[t->dot_type](x + b * n_in, xq + b * xq_stride, n_in);
-        double ns[4];
+        double ns[N_BATCH];
         printf("%-5s", t->name);
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < N_BATCH; i++) {
             float c;
             ns[i] = 0;
             if (only_tok && toks[i] != only_tok) { printf(" %9s", "-"); continue; }
