@@ -200,8 +200,9 @@ static void test_log_from_inside_the_callback(void) {
     CHECK(strcmp(out, "locallama: warning: inner\n") == 0);
 }
 
-/* Four threads log while a fifth flips the level and swaps between two callbacks, each
- * with its own user pointer: a callback must only ever see its own pointer. Run under
+/* Four threads log while a fifth flips the level (1..3, so every warning passes whatever the
+ * timing; a level of 0 could drop all of them on a loaded machine) and swaps between two
+ * callbacks, each with its own user pointer: a callback must only ever see its own pointer. Run under
  * -fsanitize=thread to check the level and the pair for races. */
 struct log_sink { atomic_int n_calls, n_mismatch; };
 static struct log_sink log_sink_a, log_sink_b;
@@ -227,7 +228,7 @@ static void *log_worker(void *arg) {
 
 static void *log_flipper(void *arg) {
     for (int i = 0; !atomic_load(&log_stop); i++) {
-        ll_log_set_level(i % 4);
+        ll_log_set_level(1 + i % 3);          /* warnings always pass: 4000 calls at least */
         if (i % 2) ll_log_set_callback(log_sink_a_fn, &log_sink_a);
         else ll_log_set_callback(log_sink_b_fn, &log_sink_b);
         (void)ll_log_level();
@@ -250,7 +251,7 @@ static void test_log_threads_race_free(void) {
     CHECK_EQ_INT(atomic_load(&log_sink_a.n_mismatch), 0);
     CHECK_EQ_INT(atomic_load(&log_sink_b.n_mismatch), 0);
     int total = atomic_load(&log_sink_a.n_calls) + atomic_load(&log_sink_b.n_calls);
-    CHECK(total > 0 && total <= 4 * 2000);
+    CHECK_MSG(total >= 4 * 1000 && total <= 4 * 2000, "%d calls", total);
 }
 
 int main(void) {
