@@ -15,7 +15,8 @@ FIELDS = {
     "build_commit": str, "build_number": int, "cpu_info": str, "gpu_info": str, "backends": str,
     "model_filename": str, "model_type": str, "model_size": int, "model_n_params": int,
     "n_batch": int, "n_ubatch": int, "n_threads": int, "type_k": str, "type_v": str,
-    "n_gpu_layers": int, "n_prompt": int, "n_gen": int, "n_depth": int, "test_time": str,
+    "n_gpu_layers": int, "n_prompt": int, "n_gen": int, "n_depth": int, "n_parallel": int,
+    "test_time": str,
     "avg_ns": int, "stddev_ns": int, "avg_ts": float, "stddev_ts": float,
     "samples_ns": list, "samples_ts": list,
 }
@@ -43,7 +44,7 @@ def test_bench_json(bin_path):
         assert r["model_filename"] == TINY
         assert r["backends"] == "CPU" and r["gpu_info"] == "" and r["n_gpu_layers"] == 0
         assert r["type_k"] == "f32" and r["type_v"] == "f32"
-        assert r["n_threads"] == 1 and r["n_depth"] == 0
+        assert r["n_threads"] == 1 and r["n_depth"] == 0 and r["n_parallel"] == 1
         assert 0 < r["model_size"] <= os.path.getsize(TINY)
         assert r["model_n_params"] > 0
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r["test_time"])
@@ -107,3 +108,23 @@ def test_bench_json_escapes_the_model_filename(bin_path, tmp_path):
         assert p.returncode == 0, p.stderr.decode()
         out = json.loads(p.stdout.decode("utf-8"))
         assert out[0]["model_filename"] == str(tmp_path) + "/" + want, out[0]["model_filename"]
+
+
+def test_bench_parallel_sequences(bin_path):
+    """-np S: S sequences together; t/s is the aggregate (S x tokens / time), the JSON objects
+    carry n_parallel, and the markdown test column ends in " xS". Also --kv-type q8_0."""
+    out = json.loads(bench(["-p", "8", "-n", "4", "-np", "1,3", "-d", "0,5", "-r", "2", "-t", "2",
+                            "-ctk", "q8_0", "-o", "json"]))
+    got = [(r["n_parallel"], r["n_depth"], r["n_prompt"], r["n_gen"]) for r in out]
+    assert got == [(1, 0, 8, 0), (1, 0, 0, 4), (1, 5, 8, 0), (1, 5, 0, 4),
+                   (3, 0, 8, 0), (3, 0, 0, 4), (3, 5, 8, 0), (3, 5, 0, 4)], got
+    for r in out:
+        assert r["type_k"] == "q8_0" and r["type_v"] == "q8_0"
+        n_tok = (r["n_prompt"] + r["n_gen"]) * r["n_parallel"]
+        rates = [n_tok * 1e9 / ns for ns in r["samples_ns"]]
+        assert abs(r["avg_ts"] - sum(rates) / len(rates)) <= 1e-3 * r["avg_ts"]
+    md = bench(["-p", "8", "-n", "4", "-np", "4", "-r", "1", "-t", "1"]).splitlines()
+    tests = [[c.strip() for c in line.strip("|").split("|")][5] for line in md[2:]]
+    assert tests == ["pp8 x4", "tg4 x4"], md
+    p = subprocess.run([BIN, "bench", "-m", TINY, "-np", "0"], capture_output=True)
+    assert p.returncode == 2 and b"invalid value for -np" in p.stderr, p.stderr
