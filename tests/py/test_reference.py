@@ -53,7 +53,8 @@ def ids_arg(ids):
 
 
 @functools.lru_cache(maxsize=None)
-def run_logits(model, ids, n_vocab, greedy=0, force=(), one_by_one=False, kv_type="f32"):
+def run_logits(model, ids, n_vocab, greedy=0, force=(), one_by_one=False, kv_type="f32",
+               parallel=1):
     """Run `locallama logits`; returns (rows of logits as an (n, n_vocab) array, greedy ids)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "logits.f32")
@@ -67,6 +68,8 @@ def run_logits(model, ids, n_vocab, greedy=0, force=(), one_by_one=False, kv_typ
             args.append("--one-by-one")
         if kv_type != "f32":
             args += ["--kv-type", kv_type]
+        if parallel != 1:
+            args += ["--parallel", str(parallel)]
         p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
         assert p.returncode == 0, f"{' '.join(args[:6])}...: exit {p.returncode}: {p.stderr.decode()}"
         rows = np.fromfile(out, dtype="<f4")
@@ -237,6 +240,23 @@ def test_tiny_f16_kv_moves_like_llama_cpp(bin_path, name):
     assert abs(r_max - 1) <= 0.02, f"{name}: F16-KV max move {mx:.4e}, llama.cpp's {want['max_abs']:.4e}"
 
 
+# Every tiny case again with its ids as sequence 0 of batches that also hold 3 companion
+# sequences (logits --parallel 4: one companion token beside each of ours, in the prompt's
+# batch and in every greedy step): the rows and the greedy ids must be those of the solo run,
+# bit for bit, for the F32 and the Q8_0 cache. The solo rows are what the checks above compare
+# with llama.cpp, so every reference check holds for a sequence decoded inside a batch.
+@pytest.mark.parametrize("kv_type", ["f32", "q8_0"])
+@pytest.mark.parametrize("name", tiny_case_ids())
+def test_tiny_in_a_batch_of_sequences_equals_solo(bin_path, name, kv_type):
+    c = tiny_case(name)
+    model = os.path.join(TINY, c["model"])
+    solo, gen = run_logits(model, tuple(c["ids"]), c["n_vocab"], greedy=c["n_greedy"], kv_type=kv_type)
+    par, gen_par = run_logits(model, tuple(c["ids"]), c["n_vocab"], greedy=c["n_greedy"],
+                              kv_type=kv_type, parallel=4)
+    assert np.array_equal(solo, par), f"{name}: max |d| {np.abs(solo - par).max():.3e}"
+    assert gen == gen_par
+
+
 # ---- stories260K ---------------------------------------------------------------------------
 
 STORIES_MODEL = os.path.join(STORIES, "stories260K.gguf")
@@ -342,6 +362,17 @@ def test_smollm2_last_logits_f16_kv(bin_path, smollm2_path, name):
           f"max {mx:.3e} (limit {lim_max:.3f})")
     assert mean <= lim_mean, f"{name} F16 KV: mean |d| {mean:.4f} > {lim_mean:.4f} (max {mx:.4f})"
     assert mx <= lim_max, f"{name} F16 KV: max |d| {mx:.4f} > {lim_max:.4f} (mean {mean:.4f})"
+
+
+@pytest.mark.parametrize("name", [c["name"] for c in SMOL_REF["cases"]])
+def test_smollm2_in_a_batch_of_sequences_equals_solo(bin_path, smollm2_path, name):
+    """The teacher-forced run above, again as sequence 0 of batches with 2 companions: the
+    same rows, bit for bit, so its reference check holds inside a batch too."""
+    c = smol_case(name)
+    g = c["greedy_ids"]
+    solo, _ = run_logits(smollm2_path, tuple(c["ids"]), c["n_vocab"], force=tuple(g[:-1]))
+    par, _ = run_logits(smollm2_path, tuple(c["ids"]), c["n_vocab"], force=tuple(g[:-1]), parallel=3)
+    assert np.array_equal(solo, par), f"{name}: max |d| {np.abs(solo - par).max():.3e}"
 
 
 def test_smollm2_cases_present():
