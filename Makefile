@@ -6,9 +6,14 @@ B       ?= build
 CC      ?= cc
 OPT     ?= -O2
 SHARED  ?= $(abspath ../shared)
+# The engine (core .. sampler) needs only libc, libm and pthreads; the server, store and CLI
+# add the Debian-packaged libraries below (README, "Dependencies"), found with pkg-config.
+PKGS     := libmicrohttpd jansson libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Wshadow -Wvla -Wno-unused-parameter \
-           -D_GNU_SOURCE -Iinclude -Isrc -pthread $(SAN)
-LDLIBS  += $(SAN) -lm -lpthread
+           -D_GNU_SOURCE -Iinclude -Isrc -pthread $(PKG_CFLAGS) $(SAN)
+LDLIBS  += $(SAN) $(PKG_LIBS) -lm -lpthread
 PYTHON  ?= python3
 
 LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)) $(wildcard src/kernels/$(ARCH)/*.c))
@@ -90,7 +95,7 @@ fuzz:
 	@mkdir -p build-fuzz/fuzz
 	for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  clang -std=c11 -O1 -g -D_GNU_SOURCE -Iinclude -Isrc -fsanitize=fuzzer,address,undefined \
-	    -fno-sanitize-recover=undefined $$f build-fuzz/liblocallama.a -o build-fuzz/fuzz/$$n -lm -lpthread || exit 1; done
+	    -fno-sanitize-recover=undefined $(PKG_CFLAGS) $$f build-fuzz/liblocallama.a -o build-fuzz/fuzz/$$n $(PKG_LIBS) -lm -lpthread || exit 1; done
 
 # GGUF seeds: one bad file per fault row (tools/make_bad_gguf) plus two small real files.
 fuzz-run: fuzz
