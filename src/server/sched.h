@@ -1,0 +1,79 @@
+/* server/sched: continuous batching over one model's context (issue 9).
+ *
+ * A scheduler owns one context with n_parallel sequences ("slots") and one thread that issues
+ * every decode step. Requests wait in a bounded FIFO queue; between steps, waiting requests
+ * take free slots, finished or cancelled ones leave. Each step is one ll_ctx_decode_batch
+ * holding the next token of every generating slot plus chunks of newcomers' prompts (at most
+ * prompt_chunk tokens per slot per step), so a long prompt never stalls the streams already
+ * running. A new request reuses the longest cached prefix of any slot: in place when that slot
+ * is free, else copied (ll_ctx_seq_cp) into a free slot, without recomputing it.
+ *
+ * Callbacks run on the scheduler thread: on_token for every generated token (return false to
+ * stop: a stop string, a client gone), then on_done exactly once. A request's cancel flag is
+ * read between steps: a cancelled request leaves within one decode step and the others go on.
+ * The scheduler never tokenizes, renders or detokenizes: the API layer does. */
+#ifndef LL_SCHED_H
+#define LL_SCHED_H
+
+#include "locallama.h"
+
+#include <stdatomic.h>
+
+typedef struct ll_sched ll_sched;
+
+typedef struct {
+    int32_t    n_parallel;    /* slots (sequences); 0 = 4 */
+    int32_t    n_ctx;         /* cells per slot; 0 = min(4096, training context) */
+    int32_t    n_batch;       /* entries per step; 0 = 512 */
+    int32_t    prompt_chunk;  /* prompt tokens per slot per step; 0 = 128 */
+    int32_t    max_queue;     /* waiting requests beyond the slots; 0 = 512 */
+    ll_kv_type type_k, type_v;
+    ll_pool   *pool;          /* shared compute pool (borrowed); NULL: the context's own */
+    int32_t    n_threads;     /* for an own pool */
+} ll_sched_params;
+
+typedef enum {
+    LL_DONE_STOP = 0,         /* end-of-generation token, or on_token returned false */
+    LL_DONE_LENGTH,           /* num_predict reached, or the context is full and may not shift */
+    LL_DONE_CANCELLED,        /* the cancel flag, or the scheduler shut down */
+    LL_DONE_ERROR,            /* see err */
+} ll_done_reason;
+
+typedef struct {
+    ll_done_reason reason;
+    ll_error       err;             /* LL_DONE_ERROR: what failed */
+    int32_t        n_prompt;        /* prompt tokens */
+    int32_t        n_prompt_cached; /* of which reused from a cached prefix, not computed */
+    int32_t        n_gen;           /* tokens passed to on_token */
+    int32_t        n_shifts;        /* context shifts */
+    uint64_t       t_queued_ns, t_start_ns, t_prompt_ns, t_end_ns;   /* ll_time_ns() */
+} ll_sched_result;
+
+typedef bool (*ll_sched_token_fn)(void *user, int32_t id);
+typedef void (*ll_sched_done_fn)(void *user, const ll_sched_result *r);
+
+typedef struct {
+    const int32_t *prompt;    /* copied by submit; at least 1 token, fewer than n_ctx */
+    size_t         n_prompt;
+    ll_sampler_params sp;
+    int64_t        num_predict;   /* < 0: until end of generation, at most 10 x n_ctx (R4) */
+    int32_t        num_keep;      /* tokens kept from the start by a context shift (R3) */
+    bool           no_shift;      /* a full context ends the request (LENGTH) instead */
+    ll_sched_token_fn on_token;
+    ll_sched_done_fn  on_done;
+    void          *user;
+    const atomic_bool *cancel;    /* may be NULL */
+} ll_sched_req;
+
+ll_status ll_sched_init(ll_sched **out, const ll_model *m, const ll_sched_params *p, ll_error *err);
+/* Cancels everything (each on_done gets CANCELLED), then stops the thread. NULL-safe. */
+void      ll_sched_free(ll_sched *s);
+/* Queue a request. LL_ERR_LIMIT: the queue is full (HTTP 503); LL_ERR_ARG: an empty prompt or
+ * one that does not fit the context (the caller truncates first, R1). On success on_done will
+ * be called exactly once, from the scheduler thread. */
+ll_status ll_sched_submit(ll_sched *s, const ll_sched_req *r, ll_error *err);
+int32_t   ll_sched_n_ctx(const ll_sched *s);
+int32_t   ll_sched_n_parallel(const ll_sched *s);
+int32_t   ll_sched_n_busy(ll_sched *s);   /* requests in slots or waiting */
+
+#endif
