@@ -173,12 +173,14 @@ static bool step(ex *e) {
 }
 
 /* copy bytes into the scratch arena (bounded) */
+static ll_status scratch_fail(ex *e) {
+    if (!e->scratch.over_cap) return xfail(e, LL_ERR_NOMEM, "out of memory");
+    return xfail(e, LL_ERR_LIMIT, "template scratch memory exceeds %zu bytes", e->scratch.cap_bytes);
+}
+
 static const char *keep(ex *e, const char *s, size_t n) {
     char *p = tm_alloc(&e->scratch, n + 1);
-    if (!p) {
-        xfail(e, LL_ERR_LIMIT, "template scratch memory exceeds %zu bytes", e->scratch.cap_bytes);
-        return NULL;
-    }
+    if (!p) { scratch_fail(e); return NULL; }
     memcpy(p, s, n);
     return p;
 }
@@ -306,7 +308,7 @@ static int key_cmp(const void *a, const void *b) { return strcmp(*(const char *c
 static const char **sorted_keys(ex *e, const json_t *o, size_t *n) {
     *n = json_object_size(o);
     const char **keys = tm_alloc(&e->scratch, (*n ? *n : 1) * sizeof *keys);
-    if (!keys) { xfail(e, LL_ERR_LIMIT, "template scratch memory exceeds %zu bytes", e->scratch.cap_bytes); return NULL; }
+    if (!keys) { scratch_fail(e); return NULL; }
     size_t i = 0;
     const char *k; json_t *v;
     json_object_foreach((json_t *)o, k, v) { (void)v; keys[i++] = k; }
@@ -365,8 +367,7 @@ static ll_status json_val(ex *e, tm_buf *b, const tval *v, int depth) {
         if (v->t->kind == TY_MAP) { if (!(keys = sorted_keys(e, v->j, &n))) return e->st; }
         else {   /* ordered map: insertion order */
             n = json_object_size(v->j);
-            if (!(keys = tm_alloc(&e->scratch, (n ? n : 1) * sizeof *keys)))
-                return xfail(e, LL_ERR_LIMIT, "template scratch memory exceeds %zu bytes", e->scratch.cap_bytes);
+            if (!(keys = tm_alloc(&e->scratch, (n ? n : 1) * sizeof *keys))) return scratch_fail(e);
             size_t i = 0; const char *k; json_t *x;
             json_object_foreach((json_t *)v->j, k, x) { (void)x; keys[i++] = k; }
         }
@@ -1540,6 +1541,6 @@ ll_status ll_tmpl_render(const ll_tmpl *t, const json_t *data, const ll_tmpl_lim
     if (!t) return ll_fail(err, LL_ERR_ARG, "no template");
     void *e = tm_exec_begin(t, lim, err);
     if (!e) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
-    ll_status st = tm_exec_run_data(t, t->root, data, e);
+    ll_status st = tm_exec_run_data(t, t->root_go, data, e);
     return tm_exec_end(e, st, out, out_len);
 }

@@ -10,7 +10,7 @@
 /* ---- arena: many small allocations, one free ---- */
 
 typedef struct tm_blk { struct tm_blk *next; size_t used, cap; max_align_t data[]; } tm_blk;
-typedef struct { tm_blk *head; size_t total, cap_bytes; } tm_arena;   /* cap_bytes 0: none */
+typedef struct { tm_blk *head; size_t total, cap_bytes; bool over_cap; } tm_arena;   /* cap_bytes 0: none */
 
 void *tm_alloc(tm_arena *a, size_t n);          /* zeroed; NULL when out of memory or cap */
 void  tm_arena_free(tm_arena *a);
@@ -51,6 +51,7 @@ typedef struct { ll_str name; tm_node *list; } tm_def;
 struct ll_tmpl {
     atomic_int refs;
     tm_arena   arena;       /* every node, string and table below */
+    tm_node   *root_go;     /* as Go's parser leaves it: what ll_tmpl_render runs */
     tm_node   *root;        /* as Ollama's Parse leaves it (maybe with {{ .Response }} added) */
     tm_node   *root_cut;    /* legacy last exchange: all after the first .Response removed */
     bool       cut_fails;   /* Ollama's deleteNode panics on this tree (else after .Response) */

@@ -19,7 +19,7 @@
 void *tm_alloc(tm_arena *a, size_t n) {
     n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
     if (n == 0) n = sizeof(max_align_t);
-    if (a->cap_bytes && (n > a->cap_bytes || a->total > a->cap_bytes - n)) return NULL;
+    if (a->cap_bytes && (n > a->cap_bytes || a->total > a->cap_bytes - n)) { a->over_cap = true; return NULL; }
     if (!a->head || a->head->cap - a->head->used < n) {
         size_t cap = n > 16384 ? n : 16384;
         tm_blk *b = ll_malloc(sizeof *b + cap);
@@ -833,13 +833,13 @@ static tm_node *parse_action(parser *p, const tok *left, item_end *ended, tok *e
             tok r = next(p);
             if (r.k != K_RIGHT) { unexpected(p, &r, "else"); return NULL; }
         }
-        *ended = IT_ELSE; *end_tok = t;
+        *ended = IT_ELSE; *end_tok = *left;
         return NULL;
     }
     case K_END: {
         tok r = next(p);
         if (r.k != K_RIGHT) { unexpected(p, &r, "end"); return NULL; }
-        *ended = IT_END; *end_tok = t;
+        *ended = IT_END; *end_tok = *left;
         return NULL;
     }
     case K_IF: return parse_control(p, TN_IF, "if", &t);
@@ -1079,7 +1079,10 @@ ll_status ll_tmpl_parse(ll_tmpl **out, const char *src, size_t n, ll_error *err)
         }
         if (x && !add_kid(&p, t->root, x, &cap)) goto fail;
     }
-    /* Ollama's Parse: no Messages and no Response -> append {{ .Response }} */
+    /* Ollama's Parse: no Messages and no Response -> append {{ .Response }} (to a copy of
+     * the root list: ll_tmpl_render runs the tree as Go parsed it) */
+    if (!(t->root_go = new_node(&p, TN_LIST, NULL))) goto fail;
+    *t->root_go = *t->root;
     size_t icap = 0;
     for (size_t i = 0; i < t->n_defs; i++)
         if (!collect_idents(t, t->defs[i].list, &icap)) { nomem(&p); goto fail; }
