@@ -167,6 +167,7 @@ ll_status ll_ctx_init(ll_ctx **out, const ll_model *m, const ll_ctx_params *p, l
 void      ll_ctx_free(ll_ctx *c);                         /* NULL-safe */
 int32_t   ll_ctx_n_ctx(const ll_ctx *c);                  /* cells per sequence */
 int32_t   ll_ctx_n_seq_max(const ll_ctx *c);
+uint64_t  ll_ctx_kv_bytes(const ll_ctx *c);               /* bytes of the KV cache */
 const ll_model *ll_ctx_model(const ll_ctx *c);
 
 /* One sequence (seq 0), the simple way: append n tokens after the sequence's last position

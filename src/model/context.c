@@ -199,6 +199,7 @@ fail:
 
 int32_t ll_ctx_n_ctx(const ll_ctx *c) { return c->n_ctx; }
 int32_t ll_ctx_n_seq_max(const ll_ctx *c) { return c->n_seq; }
+uint64_t ll_ctx_kv_bytes(const ll_ctx *c) { return c->kv.bytes; }
 const ll_model *ll_ctx_model(const ll_ctx *c) { return c->m; }
 ll_pooling ll_ctx_pooling(const ll_ctx *c) { return c->pooling; }
 

@@ -424,3 +424,4 @@ ll_status ll_sched_submit(ll_sched *s, const ll_sched_req *r, ll_error *err) {
 int32_t ll_sched_n_ctx(const ll_sched *s) { return s->n_ctx; }
 int32_t ll_sched_n_parallel(const ll_sched *s) { return s->n_par; }
 int32_t ll_sched_n_busy(ll_sched *s) { return atomic_load(&s->n_busy); }
+uint64_t ll_sched_kv_bytes(const ll_sched *s) { return ll_ctx_kv_bytes(s->ctx); }

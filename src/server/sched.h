@@ -75,5 +75,6 @@ ll_status ll_sched_submit(ll_sched *s, const ll_sched_req *r, ll_error *err);
 int32_t   ll_sched_n_ctx(const ll_sched *s);
 int32_t   ll_sched_n_parallel(const ll_sched *s);
 int32_t   ll_sched_n_busy(ll_sched *s);   /* requests in slots or waiting */
+uint64_t  ll_sched_kv_bytes(const ll_sched *s);
 
 #endif
