@@ -1,0 +1,65 @@
+/* server/api_internal: what the api_*.c files of the native endpoints share. Not installed. */
+#ifndef LL_SERVER_API_INTERNAL_H
+#define LL_SERVER_API_INTERNAL_H
+
+#include "server/api_ollama.h"
+#include "template/gotmpl.h"
+
+/* ---- models (api_models.c) ------------------------------------------------------------- */
+
+/* A model of the store as a request sees it: its names, blob and layers. */
+typedef struct {
+    ll_model_name name;                 /* as found on disk */
+    char          full[LL_NAME_FULL_MAX];      /* host/ns/model:tag: runner key, tool errors */
+    char          display[LL_NAME_FULL_MAX];   /* model:tag */
+    ll_manifest  *manifest;
+    ll_modelfile *mf;                   /* from[0] = model blob path, template, system, params */
+    char         *chat_template;        /* GGUF tokenizer.chat_template, NULL when absent */
+    bool          embedding_only;       /* GGUF has {arch}.pooling_type */
+    const char   *template_text;        /* the active Go template (borrowed, never NULL) */
+    const char   *template_source;      /* "layer", "autodetected <name>" or "default" */
+} api_model;
+
+/* Resolve a request's model string. Absent model: LL_OK with *found false. Bad name:
+ * LL_ERR_ARG. */
+ll_status api_model_open(ll_api_ctx *ctx, const char *model, api_model *out, bool *found,
+                         ll_error *err);
+void      api_model_close(api_model *m);
+
+/* The Go template Ollama's create would autodetect for a GGUF chat template (with our
+ * llama3.2 rule, llama3-prompt-format.md §10), its name and its stop list (NULL-terminated),
+ * or NULL when no family matches. Heap string: ll_free it. */
+char *api_template_for_gguf(const char *chat_template, const char **name,
+                                  const char *const **stops);
+
+ll_status api_models_register(ll_router *r, ll_api_ctx *ctx, ll_error *err);
+ll_status api_embed_register(ll_router *r, ll_api_ctx *ctx, ll_error *err);
+
+/* ---- options (api_options.c, §0.9) ------------------------------------------------------ */
+
+#define API_MAX_STOPS 16
+
+typedef struct {
+    ll_sampler_params sp;
+    int64_t num_predict;     /* -1: until EOG (bounded by the scheduler, R4) */
+    int64_t num_ctx;         /* 0: the runner's default */
+    int64_t num_keep;        /* 4 */
+    char   *stop[API_MAX_STOPS];   /* heap strings, union of model's and request's (§5 D5) */
+    size_t  n_stop;
+} api_opts;
+
+/* defaults → params (the model's PARAMETERs, may be NULL) → req (request options, may be
+ * NULL). Errors are LL_ERR_ARG with Ollama's texts (HTTP 400, §5 D9). */
+ll_status api_opts_parse(api_opts *o, const json_t *params, const json_t *req, ll_error *err);
+void      api_opts_clear(api_opts *o);
+
+/* keep_alive of a request body, else the server default. */
+ll_status api_keep_alive(ll_api_ctx *ctx, const json_t *body, int64_t *ns, ll_error *err);
+
+/* Model string of a body ("model", else legacy "name" when allow_name). */
+ll_status api_body_model(const json_t *body, bool allow_name, char **out, ll_error *err);
+
+/* Current UTC time as a JSON string (created_at). */
+json_t *api_now_utc(void);
+
+#endif
