@@ -346,7 +346,10 @@ static void test_many_tensors_are_linear(void) {
     uint64_t t0 = ll_time_ns();
     CHECK_MSG(ll_gguf_parse(&g, buf, len, &err) == LL_OK, "%s", err.msg);
     double ms = (double)(ll_time_ns() - t0) / 1e6;
-    CHECK_MSG(ms < 2000, "parse of %d tensors took %.0f ms", N, ms);
+    /* A hang or quadratic-slip detector, not a speed test (a loaded or sanitized build is many
+     * times slower than the idle figure, which is printed). */
+    fprintf(stderr, "note %s: parse of %d tensors took %.0f ms\n", test_cur_name, N, ms);
+    CHECK_MSG(ms < 60000, "parse of %d tensors took %.0f ms", N, ms);
     if (g) {
         CHECK_EQ_INT(ll_gguf_n_tensors(g), N);
         const ll_gguf_tensor *t = ll_gguf_find_tensor(g, "t.99999");

@@ -503,7 +503,7 @@ static void test_hostile_templates(void) {
     CHECK(st == LL_OK || st == LL_ERR_UNSUPPORTED);
     ll_free(out);
     if (!CHAT_TSAN)
-        CHECK_MSG(ll_time_ns() - t0 < 5000000000ull, "took %.2f s", (double)(ll_time_ns() - t0) / 1e9);
+        CHECK_MSG(ll_time_ns() - t0 < 60000000000ull, "took %.2f s", (double)(ll_time_ns() - t0) / 1e9);   /* hang detector */
     /* Only an unterminated ChatML system literal: no default system message, no over-read. */
     static const char *cuts[] = { "<|im_start|>", "<|im_start|>system", "<|im_start|>system\n",
                                   "<|im_start|>system\\n", "<|im_start|>system\nabc", "<|im_start|>system\n<|im_end|>" };
