@@ -11,6 +11,7 @@ int cmd_detokenize(int argc, char **argv);  /* cmd_tokenize.c */
 int cmd_logits(int argc, char **argv);      /* cmd_logits.c */
 int cmd_run(int argc, char **argv);         /* cmd_run.c */
 int cmd_bench(int argc, char **argv);       /* cmd_bench.c */
+int cmd_serve(int argc, char **argv);       /* cmd_serve.c */
 
 /* Print "Error: <msg>" to stderr and return 1. */
 int cli_fail(const char *fmt, ...);

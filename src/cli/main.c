@@ -25,6 +25,7 @@ static const struct {
     int (*fn)(int, char **);
     const char *help;
 } commands[] = {
+    { "serve",      cmd_serve,      "serve                     start the server (Ollama-compatible API on LOCALLAMA_HOST)" },
     { "run",        cmd_run,        "run PATH.gguf [PROMPT]    chat with a model (streams the answer)" },
     { "tokenize",   cmd_tokenize,   "tokenize --model PATH [--no-bos] [--parse-special] [TEXT]" },
     { "detokenize", cmd_detokenize, "detokenize --model PATH [--pieces] ID..." },
