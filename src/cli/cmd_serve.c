@@ -10,6 +10,7 @@
  */
 #include "cli/cli.h"
 
+#include "server/api_ollama.h"
 #include "server/http.h"
 
 #include <pthread.h>
@@ -84,6 +85,67 @@ static void log_config(const ll_http_config *cfg, const char *addr) {
     serve_log(2, buf, NULL);
 }
 
+/* ---- models: the store, the shared pool and the loaded models (issue 9) ---------------------- */
+
+typedef struct {
+    ll_store   *store;
+    ll_pool    *pool;      /* one compute pool for every model and embeddings context */
+    ll_runners *runners;
+    ll_api_ctx  api;
+} serve_models;
+
+/* LOCALLAMA_<name> else OLLAMA_<name> as a positive integer; def when unset or bad. */
+static int serve_env_int(const char *name, int def) {
+    char buf[64];
+    const char *v = ll_env_get(name, buf, sizeof buf);
+    if (!v || !*v) return def;
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*end || x <= 0 || x > 1024) {
+        fprintf(stderr, "warning: ignoring %s=%s (want a number from 1 to 1024)\n", name, v);
+        return def;
+    }
+    return (int)x;
+}
+
+static void serve_models_free(serve_models *sm) {
+    ll_runners_free(sm->runners);
+    ll_pool_free(sm->pool);
+    ll_store_close(sm->store);
+    memset(sm, 0, sizeof *sm);
+}
+
+static ll_status serve_models_init(serve_models *sm, ll_error *err) {
+    memset(sm, 0, sizeof *sm);
+    char *root = ll_store_root_from_env();
+    if (!root) return ll_fail(err, LL_ERR_ARG, "cannot find the models directory: set LOCALLAMA_MODELS");
+    ll_status st = ll_store_open(&sm->store, root, NULL, err);
+    ll_free(root);
+    if (st != LL_OK) goto fail;
+    long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if ((st = ll_pool_init(&sm->pool, n_cpu > 0 && n_cpu < 1024 ? (int)n_cpu : 1, err)) != LL_OK) goto fail;
+    ll_runners_params rp = {
+        .max_loaded = serve_env_int("MAX_LOADED_MODELS", 0),
+        .n_parallel = serve_env_int("NUM_PARALLEL", 4),
+        .type_k = LL_KV_F32, .type_v = LL_KV_F32,
+        .pool = sm->pool,
+    };
+    if ((st = ll_runners_init(&sm->runners, &rp, err)) != LL_OK) goto fail;
+    sm->api = (ll_api_ctx){ .store = sm->store, .runners = sm->runners, .pool = sm->pool,
+                            .keep_alive_ns = 5 * 60 * 1000000000LL };
+    char ka[64];
+    const char *k = ll_env_get("KEEP_ALIVE", ka, sizeof ka);
+    ll_error kerr = { 0 };
+    if (k && *k && ll_parse_duration(k, strlen(k), &sm->api.keep_alive_ns, &kerr) != LL_OK) {
+        fprintf(stderr, "warning: ignoring KEEP_ALIVE=%s: %s\n", k, kerr.msg);
+        sm->api.keep_alive_ns = 5 * 60 * 1000000000LL;
+    }
+    return LL_OK;
+fail:
+    serve_models_free(sm);
+    return st;
+}
+
 int cmd_serve(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { serve_usage(stdout); return 0; }
@@ -112,9 +174,16 @@ int cmd_serve(int argc, char **argv) {
     ll_error err = { 0 };
     ll_router *router = NULL;
     ll_http_server *srv = NULL;
-    if (ll_router_init(&router, &cfg, &err) != LL_OK) return cli_fail_err(&err);
+    serve_models sm;
+    if (serve_models_init(&sm, &err) != LL_OK) return cli_fail_err(&err);
+    if (ll_router_init(&router, &cfg, &err) != LL_OK || ll_api_ollama_register(router, &sm.api, &err) != LL_OK) {
+        ll_router_free(router);
+        serve_models_free(&sm);
+        return cli_fail_err(&err);
+    }
     if (ll_http_server_start(&srv, &cfg, router, &err) != LL_OK) {
         ll_router_free(router);
+        serve_models_free(&sm);
         return cli_fail_err(&err);
     }
     log_config(&cfg, ll_http_server_addr(srv));
@@ -127,6 +196,7 @@ int cmd_serve(int argc, char **argv) {
     if (pthread_create(&sig_thread, NULL, signal_main, &set) != 0) {
         ll_http_server_free(srv);
         ll_router_free(router);
+        serve_models_free(&sm);
         return cli_fail("could not start the signal thread");
     }
     pthread_detach(sig_thread);
@@ -138,6 +208,7 @@ int cmd_serve(int argc, char **argv) {
     snprintf(line, sizeof line, "received %s, shutting down", sig == SIGINT ? "interrupt" : "terminated");
     serve_log(2, line, NULL);
     ll_http_server_free(srv);
+    serve_models_free(&sm);
     ll_router_free(router);
     serve_log(2, "server stopped", NULL);
     return 0;
