@@ -235,11 +235,12 @@ static ll_status sc_number(scanner *s) {
     }
     memcpy(txt, s->p + start, len);
     txt[len] = 0;
-    int bad;
+    int bad, big_int = 0;
     errno = 0;
     if (is_int) {
         (void)strtoll(txt, NULL, 10);
-        bad = errno == ERANGE;
+        big_int = errno == ERANGE;   /* fine as a real, as Go reads it into a float64 field */
+        bad = big_int && isinf(strtod(txt, NULL));
     } else {
         double d = strtod(txt, NULL);
         bad = isinf(d);
@@ -250,11 +251,12 @@ static ll_status sc_number(scanner *s) {
         sc_path(s, path, sizeof path);
         return ll_fail(s->err, LL_ERR_FORMAT,
                        "invalid JSON at byte %zu: number %.*s%s out of range for field '%s' "
-                       "(integers must fit in 64 bits, reals in a double)",
+                       "(larger than a double)",
                        start, (int)(len > 32 ? 32 : len), (const char *)s->p + start,
                        len > 32 ? "..." : "", path[0] ? path : "(top level)");
     }
     jb_put(&s->out, s->p + start, len);
+    if (big_int) jb_put(&s->out, ".0", 2);   /* jansson takes it as a real, not "too big integer" */
     s->pos = k;
     return LL_OK;
 }

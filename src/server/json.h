@@ -10,7 +10,8 @@
  *
  * Parsing: ll_json_parse first runs one iterative pass over the bytes that checks the syntax
  * (so errors say "invalid JSON at byte N: ..."), caps nesting at LL_JSON_MAX_DEPTH (H23),
- * refuses data after the value (H24), refuses numbers that do not fit (H26, naming the field),
+ * refuses data after the value (H24), refuses numbers past a double (H26, naming the field;
+ * an integer past int64 becomes a real, and the int getters then refuse it by name and range),
  * and copies the text with invalid UTF-8 and lone surrogate escapes replaced by U+FFFD (H27,
  * as Go's decoder does). jansson then parses the clean copy with NUL allowed inside strings
  * (H28: strings carry lengths, use json_string_length). Duplicate keys: last wins (H25).
