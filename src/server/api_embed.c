@@ -42,10 +42,10 @@ static void normalize(float *v, int32_t n) {
     for (int32_t i = 0; i < n; i++) v[i] = (float)(v[i] / norm);
 }
 
-static void embed_common(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool legacy) {
+static void embed_common(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool legacy, json_t *body, api_adapter *ad) {
     const uint64_t t_req = ll_time_ns();
     ll_error err = { 0 };
-    json_t *body = NULL, *opts = NULL, *inputs = NULL, *result = NULL;
+    json_t *opts = NULL, *inputs = NULL, *result = NULL;
     char *model = NULL;
     api_model m;
     memset(&m, 0, sizeof m);
@@ -59,7 +59,7 @@ static void embed_common(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, 
     bool found = false, truncate = true;
     int64_t keep_alive = 0, dims = 0;
 
-    if (ll_http_req_json(req, resp, &body) != LL_OK) return;
+    if (!body && ll_http_req_json(req, resp, &body) != LL_OK) goto out;
     if (api_body_model(body, false, &model, &err) != LL_OK ||
         ll_json_get_bool(body, "truncate", &truncate, NULL, &err) != LL_OK ||
         ll_json_get_int(body, "dimensions", INT64_MIN, INT64_MAX, &dims, NULL, &err) != LL_OK ||
@@ -173,7 +173,8 @@ static void embed_common(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, 
         result = json_pack("{s:s, s:o, s:I, s:I, s:I}", "model", model, "embeddings", all,
                            "total_duration", (json_int_t)(now - t_req), "load_duration", (json_int_t)(t_loaded - t_req),
                            "prompt_eval_count", (json_int_t)total);
-        ll_http_resp_json_flags(resp, 200, result, LL_JSON_F32);
+        if (ad) ad->respond(ad, resp, result);
+        else ll_http_resp_json_flags(resp, 200, result, LL_JSON_F32);
     }
 out:
     ll_ctx_free(c);
@@ -187,10 +188,15 @@ out:
     json_decref(inputs);
     ll_free(model);
     json_decref(body);
+    if (ad) ad->free(ad);
 }
 
-static void api_embed(ll_http_req *req, ll_http_resp *resp, void *ctx) { embed_common(req, resp, ctx, false); }
-static void api_embeddings(ll_http_req *req, ll_http_resp *resp, void *ctx) { embed_common(req, resp, ctx, true); }
+void api_embed_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, json_t *body, api_adapter *ad) {
+    embed_common(req, resp, ctx, false, body, ad);
+}
+
+static void api_embed(ll_http_req *req, ll_http_resp *resp, void *ctx) { embed_common(req, resp, ctx, false, NULL, NULL); }
+static void api_embeddings(ll_http_req *req, ll_http_resp *resp, void *ctx) { embed_common(req, resp, ctx, true, NULL, NULL); }
 
 ll_status api_embed_register(ll_router *r, ll_api_ctx *ctx, ll_error *err) {
     if (ll_router_set_handler(r, "POST", "/api/embed", api_embed, ctx, err) != LL_OK ||

@@ -62,4 +62,27 @@ ll_status api_body_model(const json_t *body, bool allow_name, char **out, ll_err
 /* Current UTC time as a JSON string (created_at). */
 json_t *api_now_utc(void);
 
+/* ---- /v1 adapters (api_openai.c) ------------------------------------------------------------ */
+
+/* How a /v1 route turns the native output of §1 back into its own (§2: thin adapters). The
+ * generation owns it once passed in and calls free when it ends (on any thread). */
+typedef struct api_adapter api_adapter;
+struct api_adapter {
+    /* A streamed native object (done false pieces, then the done:true final object): write
+     * the SSE events it becomes. Borrows native. LL_ERR_CANCELLED when the client is gone. */
+    ll_status (*stream)(api_adapter *a, ll_http_stream *s, const json_t *native);
+    /* The whole native answer of a non-streamed request: answer resp. Takes native. */
+    void (*respond)(api_adapter *a, ll_http_resp *resp, json_t *native);
+    void (*free)(api_adapter *a);
+};
+
+/* /api/generate (chat false) or /api/chat on a native body (taken; NULL: the request's) with
+ * the output through ad (taken; NULL: native NDJSON/JSON). Streams are SSE with an adapter. */
+void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool chat, json_t *body,
+                 api_adapter *ad);
+/* /api/embed the same way; ad->respond gets the native {"model","embeddings",...} object. */
+/* The /v1 routes of §2 (api_openai.c), set by ll_api_ollama_register. */
+ll_status api_openai_register(ll_router *r, ll_api_ctx *ctx, ll_error *err);
+void api_embed_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, json_t *body, api_adapter *ad);
+
 #endif
