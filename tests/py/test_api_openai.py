@@ -154,3 +154,59 @@ def test_sse_framing_raw(srv):
     assert all(o["choices"][0]["finish_reason"] is None for o in objs[:-1])
     assert objs[-1]["choices"][0] == {"index": 0, "delta": {}, "finish_reason": "length"}
     assert "usage" not in objs[-1]
+
+
+def test_model_sampling_defaults_kept(srv, client):
+    """§5 D1: a Modelfile temperature 0 stays in force when the request omits temperature, so two
+    different seeds give the same greedy answer, equal to /api/chat's."""
+    st, body = srv.json("POST", "/api/create", {"model": "tiny-greedy", "from": "tiny", "stream": False,
+                                                "parameters": {"temperature": 0}})
+    assert st == 200, body
+    a = client.chat.completions.create(model="tiny-greedy", messages=MSGS, max_tokens=12, seed=1)
+    b = client.chat.completions.create(model="tiny-greedy", messages=MSGS, max_tokens=12, seed=2)
+    st, native = srv.json("POST", "/api/chat", {"model": "tiny-greedy", "messages": MSGS, "stream": False,
+                                                "options": {"num_predict": 12}})
+    assert st == 200, native
+    assert a.choices[0].message.content == b.choices[0].message.content == native["message"]["content"]
+
+
+def test_native_options_via_extra_body(client):
+    """§5 D2: an `options` object (the SDK's extra_body) is merged into the native options last."""
+    r = client.chat.completions.create(model="tiny", messages=MSGS, max_tokens=9, temperature=0,
+                                       extra_body={"options": {"num_predict": 2, "num_ctx": 256}})
+    assert r.usage.completion_tokens == 2
+
+
+def test_retrieve_namespaced_model(srv, client):
+    """§5 D11: the whole rest of the path is the model name, '/' included."""
+    st, _ = srv.request("POST", "/api/copy", {"source": "tiny", "destination": "me/tiny:v1"})
+    assert st == 200
+    m = client.models.retrieve("me/tiny:v1")
+    assert m.id == "me/tiny:v1" and m.owned_by == "me"
+    assert any(x.id == "me/tiny:v1" and x.owned_by == "me" for x in client.models.list())
+    st, body = srv.json("GET", "/v1/models/me%2Fnope:v1")
+    assert st == 404 and body["error"] == {"message": "model 'me/nope:v1' not found", "type": "not_found_error",
+                                           "param": None, "code": None}
+
+
+def test_request_mapping_errors(srv):
+    st, body = srv.json("POST", "/v1/completions", {"model": "tiny", "prompt": "x", "stop": ["a", 1]})
+    assert st == 400 and body["error"]["message"] == "invalid type for 'stop' field: float64"
+    st, body = srv.json("POST", "/v1/chat/completions", {"model": "tiny", "messages": MSGS, "reasoning_effort": "huge"})
+    assert st == 400 and body["error"]["message"].startswith('invalid reasoning value: "huge"')
+    st, body = srv.json("POST", "/v1/chat/completions", {"model": "tiny", "messages": [{"role": "user"}]})
+    assert st == 400 and body["error"]["message"] == "invalid message content type: <nil>"
+    st, body = srv.json("POST", "/v1/chat/completions", {"model": "tiny", "messages": [
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]})
+    assert st == 400 and body["error"]["type"] == "invalid_request_error"
+
+
+def test_developer_role_and_content_parts(client):
+    """§5 D19: developer → system; content parts of text render like one string."""
+    parts = [{"role": "developer", "content": "Be brief."},
+             {"role": "user", "content": [{"type": "text", "text": "Why is the sky blue?"}]}]
+    flat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Why is the sky blue?"}]
+    a = client.chat.completions.create(model="tiny", messages=parts, max_tokens=6, temperature=0)
+    b = client.chat.completions.create(model="tiny", messages=flat, max_tokens=6, temperature=0)
+    assert a.choices[0].message.content == b.choices[0].message.content
+    assert a.usage.prompt_tokens == b.usage.prompt_tokens
