@@ -210,3 +210,17 @@ def test_developer_role_and_content_parts(client):
     b = client.chat.completions.create(model="tiny", messages=flat, max_tokens=6, temperature=0)
     assert a.choices[0].message.content == b.choices[0].message.content
     assert a.usage.prompt_tokens == b.usage.prompt_tokens
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3, 5])
+def test_embeddings_base64_padding(srv, dims):
+    """Every base64 padding case (4·dims bytes mod 3) decodes to the float vector (§2.5)."""
+    req = {"model": "tiny", "input": ["", "blue"], "dimensions": dims}
+    st, f = srv.json("POST", "/v1/embeddings", dict(req, encoding_format="float"))
+    assert st == 200, f
+    st, b = srv.json("POST", "/v1/embeddings", dict(req, encoding_format="base64"))
+    assert st == 200, b
+    for fd, bd in zip(f["data"], b["data"]):
+        raw = base64.b64decode(bd["embedding"], validate=True)
+        assert len(raw) == 4 * dims and len(bd["embedding"]) % 4 == 0
+        assert list(struct.unpack(f"<{dims}f", raw)) == pytest.approx(fd["embedding"], abs=1e-6)
