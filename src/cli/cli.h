@@ -12,6 +12,12 @@ int cmd_logits(int argc, char **argv);      /* cmd_logits.c */
 int cmd_run(int argc, char **argv);         /* cmd_run.c */
 int cmd_bench(int argc, char **argv);       /* cmd_bench.c */
 int cmd_serve(int argc, char **argv);       /* cmd_serve.c */
+int cmd_list(int argc, char **argv);        /* cmd_models.c: list, ls */
+int cmd_ps(int argc, char **argv);          /* cmd_models.c */
+int cmd_show(int argc, char **argv);        /* cmd_models.c */
+int cmd_rm(int argc, char **argv);          /* cmd_models.c */
+int cmd_cp(int argc, char **argv);          /* cmd_models.c */
+int cmd_stop(int argc, char **argv);        /* cmd_models.c */
 
 /* Print "Error: <msg>" to stderr and return 1. */
 int cli_fail(const char *fmt, ...);

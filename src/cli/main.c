@@ -27,6 +27,13 @@ static const struct {
 } commands[] = {
     { "serve",      cmd_serve,      "serve                     start the server (Ollama-compatible API on LOCALLAMA_HOST)" },
     { "run",        cmd_run,        "run PATH.gguf [PROMPT]    chat with a model (streams the answer)" },
+    { "list",       cmd_list,       "list [PREFIX]             list the server's models (alias: ls)" },
+    { "ls",         cmd_list,       NULL },
+    { "ps",         cmd_ps,         "ps                        list the models loaded in memory" },
+    { "show",       cmd_show,       "show MODEL [--modelfile|--parameters|--template|--system|--license]" },
+    { "rm",         cmd_rm,         "rm MODEL...               remove models" },
+    { "cp",         cmd_cp,         "cp SOURCE DESTINATION     copy a model" },
+    { "stop",       cmd_stop,       "stop MODEL                unload a running model" },
     { "tokenize",   cmd_tokenize,   "tokenize --model PATH [--no-bos] [--parse-special] [TEXT]" },
     { "detokenize", cmd_detokenize, "detokenize --model PATH [--pieces] ID..." },
     { "logits",     cmd_logits,     "logits --model PATH --ids 1,2,3 [--out FILE] [--greedy N] [--threads T] [--kv-type f32|f16]" },
@@ -36,7 +43,7 @@ static const struct {
 static void usage(FILE *f) {
     fprintf(f, "locallama %s: run Llama-family GGUF models on the CPU\n\nUsage:\n", LL_VERSION);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  locallama %s\n", commands[i].help);
+        if (commands[i].help) fprintf(f, "  locallama %s\n", commands[i].help);
     fprintf(f, "  locallama --version\n");
 }
 
