@@ -280,6 +280,7 @@ typedef struct {
     api_adapter base;
     bool        chat;
     bool        include_usage;
+    bool        streamed;        /* the request asked for SSE */
     bool        sent;            /* a content event went out (the role chunk is first) */
     char        id[64];
     char       *model;           /* the request's model string, verbatim (§2.0.2) */
@@ -298,8 +299,11 @@ static json_t *chat_head(const oai_out *o, const char *object) {
                      "model", o->model, "system_fingerprint", "fp_ollama");
 }
 
+static bool respond_as_stream(api_adapter *a, ll_http_resp *resp, json_t *native);
+
 static void chat_respond(api_adapter *a, ll_http_resp *resp, json_t *native) {
     oai_out *o = (oai_out *)a;
+    if (respond_as_stream(a, resp, native)) return;
     json_t *msg = json_object_get(native, "message");
     json_t *content = json_object_get(msg, "content");
     json_t *r = chat_head(o, "chat.completion");
@@ -363,6 +367,7 @@ static json_t *cmpl_obj(const oai_out *o, const char *text, size_t n, json_t *fi
 
 static void cmpl_respond(api_adapter *a, ll_http_resp *resp, json_t *native) {
     oai_out *o = (oai_out *)a;
+    if (respond_as_stream(a, resp, native)) return;
     json_t *t = json_object_get(native, "response");
     json_t *r = cmpl_obj(o, json_string_value(t) ? json_string_value(t) : "", json_string_length(t), finish_reason(native, false), false);
     json_object_set_new(r, "usage", usage_json(native, true));
@@ -384,6 +389,19 @@ static ll_status cmpl_stream(api_adapter *a, ll_http_stream *s, const json_t *na
     return stream_tail(o, s, native);
 }
 
+/* A streamed request answered at once (the native load/unload reply of an empty prompt,
+ * §1.1.5) still gets SSE: its one native object becomes the whole event sequence. Takes native. */
+static bool respond_as_stream(api_adapter *a, ll_http_resp *resp, json_t *native) {
+    if (!((oai_out *)a)->streamed) return false;
+    ll_http_stream *s = ll_http_resp_stream(resp, LL_STREAM_SSE);
+    if (s) {
+        a->stream(a, s, native);
+        ll_http_stream_end(s);
+    }
+    json_decref(native);
+    return true;
+}
+
 static oai_out *oai_new(bool chat, const json_t *native, bool include_usage) {
     oai_out *o = ll_calloc(1, sizeof *o);
     if (!o) return NULL;
@@ -392,6 +410,7 @@ static oai_out *oai_new(bool chat, const json_t *native, bool include_usage) {
     o->base.free = oai_free;
     o->chat = chat;
     o->include_usage = include_usage;
+    o->streamed = json_is_true(json_object_get(native, "stream"));
     o->created = (json_int_t)time(NULL);
     make_id(o->id, sizeof o->id, chat ? "chatcmpl-" : "cmpl-");
     ll_str m = ll_json_str(json_object_get(native, "model"));

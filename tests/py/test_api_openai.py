@@ -224,3 +224,10 @@ def test_embeddings_base64_padding(srv, dims):
         raw = base64.b64decode(bd["embedding"], validate=True)
         assert len(raw) == 4 * dims and len(bd["embedding"]) % 4 == 0
         assert list(struct.unpack(f"<{dims}f", raw)) == pytest.approx(fd["embedding"], abs=1e-6)
+
+
+def test_empty_prompt_stream_is_sse(client):
+    """An empty prompt only loads the model (§1.1.5); a streamed request still gets SSE."""
+    chunks = list(client.completions.create(model="tiny", prompt="", stream=True))
+    assert chunks and all(c.object == "text_completion" for c in chunks)
+    assert chunks[-1].choices[0].finish_reason is not None
