@@ -120,11 +120,18 @@ static int table_add(table *t, const char *const *row, size_t n) {
     return 0;
 }
 
+/* Columns on a terminal, counted as code points (no East Asian wide characters yet). */
+static size_t text_width(const char *s) {
+    size_t n = 0;
+    for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
 static void table_print(table *t, const char *indent) {
     size_t w[TABLE_MAX_COLS] = {0};
     for (size_t r = 0; r < t->n_rows; r++)
         for (size_t c = 0; c < TABLE_MAX_COLS; c++)
-            if (t->cells[r][c] && strlen(t->cells[r][c]) > w[c]) w[c] = strlen(t->cells[r][c]);
+            if (t->cells[r][c] && text_width(t->cells[r][c]) > w[c]) w[c] = text_width(t->cells[r][c]);
     for (size_t r = 0; r < t->n_rows; r++) {
         size_t last = 0;
         for (size_t c = 0; c < TABLE_MAX_COLS; c++) if (t->cells[r][c]) last = c;
@@ -132,7 +139,7 @@ static void table_print(table *t, const char *indent) {
         for (size_t c = 0; c <= last; c++) {
             const char *s = t->cells[r][c] ? t->cells[r][c] : "";
             int header_end = t->has_header && r == 0 && c == last;
-            printf("%-*s%s", (int)w[c], s, header_end ? " " : "    ");
+            printf("%s%*s%s", s, (int)(w[c] - text_width(s)), "", header_end ? " " : "    ");
         }
         putchar('\n');
     }
@@ -325,6 +332,46 @@ static void fmt_number(char *out, size_t cap, json_t *v) {
     else out[0] = 0;
 }
 
+/* Go's %v of a float64 (model_info numbers arrive as JSON floats in Ollama's CLI): the shortest
+ * digits that read back, in %e form when the exponent is < -4 or >= 6 (3.212749888e+09,
+ * 500000). */
+static void go_float(char *out, size_t cap, double d) {
+    char e[40];
+    int p = 1;
+    for (; p < 17; p++) {
+        snprintf(e, sizeof e, "%.*e", p - 1, d);
+        if (strtod(e, NULL) == d) break;
+    }
+    snprintf(e, sizeof e, "%.*e", p - 1, d);
+    int x = d == 0 ? 0 : atoi(strchr(e, 'e') + 1);
+    if (x < -4 || x >= 6) snprintf(out, cap, "%s", e);
+    else snprintf(out, cap, "%.*f", p - 1 - x > 0 ? p - 1 - x : 0, d);
+}
+
+/* %v of one model_info value; arrays keep what fits in 10 columns, then " ...+N more]". */
+static void go_value(char *out, size_t cap, json_t *v) {
+    if (json_is_boolean(v)) snprintf(out, cap, "%s", json_is_true(v) ? "true" : "false");
+    else if (json_is_string(v)) snprintf(out, cap, "%s", json_string_value(v));
+    else if (json_is_number(v)) go_float(out, cap, json_number_value(v));
+    else if (json_is_array(v)) {
+        size_t n = json_array_size(v), shown = 0, width = 1, len = 1;
+        char item[256];
+        snprintf(out, cap, "[");
+        for (size_t i = 0; i < n; i++) {
+            go_value(item, sizeof item, json_array_get(v, i));
+            size_t w = text_width(item) + (i ? 2 : 0);   /* Ollama counts ", " between items */
+            if (width + w > 10) break;
+            width += w;
+            len += (size_t)snprintf(out + len, len < cap ? cap - len : 0, "%s%s", i ? " " : "", item);
+            if (len >= cap) len = cap - 1;
+            shown++;
+        }
+        if (shown < n) snprintf(out + len, cap - len, " ...+%zu more]", n - shown);
+        else snprintf(out + len, cap - len, "]");
+    } else if (json_is_null(v)) snprintf(out, cap, "<nil>");
+    else { char *d = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY); snprintf(out, cap, "%s", d ? d : ""); free(d); }
+}
+
 /* The license field is a string in Ollama's API; accept an array of strings as well. */
 static char *license_text(json_t *l) {
     if (json_is_string(l)) return strdup(json_string_value(l));
@@ -340,7 +387,11 @@ static char *license_text(json_t *l) {
     return s;
 }
 
-static void show_default(json_t *j) {
+static int str_cmp(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void show_default(json_t *j, int verbose) {
     json_t *info = json_object_get(j, "model_info"), *details = json_object_get(j, "details");
     table t = {0};
     char buf[64];
@@ -404,6 +455,46 @@ static void show_default(json_t *j) {
         if (t.n_rows) section("Parameters", &t);
     }
 
+    if (verbose) {
+        /* -v: every model_info key sorted (jansson iterates in insertion order), then tensors */
+        json_t *info_all = json_object_get(j, "model_info");
+        size_t n_keys = json_object_size(info_all), k = 0;
+        const char **keys = calloc(n_keys ? n_keys : 1, sizeof *keys);
+        const char *key;
+        json_t *val;
+        if (keys) json_object_foreach(info_all, key, val) keys[k++] = key;
+        if (keys) qsort(keys, k, sizeof *keys, str_cmp);
+        for (size_t i = 0; i < k; i++) {
+            char v[512];
+            go_value(v, sizeof v, json_object_get(info_all, keys[i]));
+            const char *row[] = { "", keys[i], v };
+            table_add(&t, row, 3);
+        }
+        free(keys);
+        if (t.n_rows) section("Metadata", &t);
+        size_t i;
+        json_t *ten;
+        json_array_foreach(json_object_get(j, "tensors"), i, ten) {
+            char shape[256];
+            go_value(shape, sizeof shape, json_object_get(ten, "shape"));
+            if (json_array_size(json_object_get(ten, "shape")) > 0) {   /* whole shape, no "...more" */
+                size_t len = 1, d;
+                json_t *dim;
+                shape[0] = '[';
+                shape[1] = 0;
+                json_array_foreach(json_object_get(ten, "shape"), d, dim)
+                    if (len < sizeof shape - 24)
+                        len += (size_t)snprintf(shape + len, sizeof shape - len, "%s%lld", d ? " " : "",
+                                                (long long)json_number_value(dim));
+                snprintf(shape + len, sizeof shape - len, "]");
+            }
+            const char *row[] = { "", json_string_value(json_object_get(ten, "name")),
+                                  json_string_value(json_object_get(ten, "type")), shape };
+            table_add(&t, row, 4);
+        }
+        if (t.n_rows) section("Tensors", &t);
+    }
+
     const char *sys = json_string_value(json_object_get(j, "system"));
     if (sys && sys[0]) {
         add_text_rows(&t, sys);
@@ -419,7 +510,7 @@ static void show_default(json_t *j) {
 
 int cmd_show(int argc, char **argv) {
     static const char *flags[] = { "--license", "--modelfile", "--parameters", "--system", "--template" };
-    int which = -1, n_flags = 0, n_args = 0;
+    int which = -1, n_flags = 0, n_args = 0, verbose = 0;
     const char *model = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -433,7 +524,7 @@ int cmd_show(int argc, char **argv) {
                    "  -v, --verbose      Show detailed model information\n");
             return 0;
         }
-        if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) continue;   /* accepted; Metadata not shown yet */
+        if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) { verbose = 1; continue; }
         if (a[0] == '-') {
             int k = -1;
             for (int f = 0; f < 5; f++) if (!strcmp(a, flags[f])) k = f;
@@ -449,7 +540,7 @@ int cmd_show(int argc, char **argv) {
     if (n_flags > 1)
         return cli_fail("only one of '--license', '--modelfile', '--parameters', '--system', or '--template' can be specified");
     if (cli_heartbeat()) return 1;
-    json_t *req = json_pack("{s:s}", "model", model), *j = NULL;
+    json_t *req = json_pack("{s:s,s:b}", "model", model, "verbose", verbose), *j = NULL;
     int rc = request_json("POST", "/api/show", req, &j, NULL);
     json_decref(req);
     if (rc) return 1;
@@ -461,7 +552,7 @@ int cmd_show(int argc, char **argv) {
     case 3: fputs((s = json_string_value(json_object_get(j, "system"))) ? s : "", stdout); break;
     case 4: s = json_string_value(json_object_get(j, "template"));
             fputs(s && s[0] ? s : "{{ .Prompt }}", stdout); break;
-    default: show_default(j);
+    default: show_default(j, verbose);
     }
     json_decref(j);
     return 0;

@@ -100,6 +100,18 @@ def test_show_default_layout(srv):
     assert out.endswith("\n\n")
 
 
+def test_show_verbose_metadata_and_tensors(srv):
+    rc, out, err = cli(["show", "-v", "tiny"], srv.host)
+    assert rc == 0 and err == ""
+    assert "\n  Metadata\n    general.architecture " in out
+    assert re.search(r"\n    general\.parameter_count +1\.705248e\+06 +\n", out)   # Go's %v of a float64
+    assert re.search(r"\n    llama\.rope\.freq_base +500000 +\n", out)
+    assert re.search(r"\n    tokenizer\.ggml\.token_type +\[1 1 1 \.\.\.\+2045 more\] +\n", out)
+    assert re.search(r"\n  Tensors\n    output_norm\.weight +F32 +\[256\] +\n", out)
+    assert out.index("  Parameters") < out.index("  Metadata") < out.index("  Tensors")
+    assert "Metadata" not in cli(["show", "tiny"], srv.host)[1]
+
+
 def test_show_flags(srv):
     st, show = srv.json("POST", "/api/show", {"model": "tiny"})
     assert cli(["show", "tiny", "--parameters"], srv.host) == (0, show["parameters"] + "\n", "")
