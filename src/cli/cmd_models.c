@@ -189,6 +189,18 @@ static void short_id(char *out, const char *digest) {
     snprintf(out, 13, "%s", digest);
 }
 
+/* Per-command help in the layout of ollama-cli.md §2.2: description, usage, aliases, flags,
+ * then the environment block (six spaces, name in 27 columns, three spaces, text). */
+static int help(const char *desc, const char *use, const char *aliases, const char *flags) {
+    printf("%s\n\nUsage:\n  locallama %s [flags]\n\n", desc, use);
+    if (aliases) printf("Aliases:\n  %s\n\n", aliases);
+    printf("Flags:\n  -h, --help         help for %.*s\n%s\n", (int)strcspn(use, " "), use, flags ? flags : "");
+    printf("Environment Variables:\n      %-27s   %s\n      %-27s   %s\n",
+           "LOCALLAMA_HOST", "Address of the locallama server (default 127.0.0.1:11434)",
+           "OLLAMA_HOST", "Used when LOCALLAMA_HOST is unset");
+    return 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 // list / ls (§7)
 
@@ -196,8 +208,7 @@ int cmd_list(int argc, char **argv) {
     const char *prefix = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("List models\n\nUsage:\n  locallama list [flags]\n\nAliases:\n  list, ls\n");
-            return 0;
+            return help("List the server's models", "list [PREFIX]", "list, ls", NULL);
         }
         if (argv[i][0] == '-') return unknown_flag(argv[i]);
         if (!prefix) prefix = argv[i];           /* extra arguments are accepted silently */
@@ -241,8 +252,7 @@ int cmd_ps(int argc, char **argv) {
     const char *prefix = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("List running models\n\nUsage:\n  locallama ps [flags]\n");
-            return 0;
+            return help("List the models loaded in memory", "ps", NULL, NULL);
         }
         if (argv[i][0] == '-') return unknown_flag(argv[i]);
         if (!prefix) prefix = argv[i];
@@ -515,14 +525,14 @@ int cmd_show(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("Show information for a model\n\nUsage:\n  locallama show MODEL [flags]\n\nFlags:\n"
-                   "      --license      Show license of a model\n"
-                   "      --modelfile    Show Modelfile of a model\n"
-                   "      --parameters   Show parameters of a model\n"
-                   "      --system       Show system message of a model\n"
-                   "      --template     Show template of a model\n"
-                   "  -v, --verbose      Show detailed model information\n");
-            return 0;
+            return help("Show a model's details, Modelfile, parameters, template, system or license",
+                        "show MODEL", NULL,
+                        "      --license      Show the license of a model\n"
+                        "      --modelfile    Show the Modelfile of a model\n"
+                        "      --parameters   Show the parameters of a model\n"
+                        "      --system       Show the system message of a model\n"
+                        "      --template     Show the template of a model\n"
+                        "  -v, --verbose      Show detailed model information\n");
         }
         if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) { verbose = 1; continue; }
         if (a[0] == '-') {
@@ -579,8 +589,7 @@ int cmd_rm(int argc, char **argv) {
     int n = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("Remove a model\n\nUsage:\n  locallama rm MODEL [MODEL...] [flags]\n");
-            return 0;
+            return help("Remove models (unloading them first)", "rm MODEL [MODEL...]", NULL, NULL);
         }
         if (argv[i][0] == '-') return unknown_flag(argv[i]);
         n++;
@@ -610,8 +619,7 @@ int cmd_cp(int argc, char **argv) {
     int n = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("Copy a model\n\nUsage:\n  locallama cp SOURCE DESTINATION [flags]\n");
-            return 0;
+            return help("Copy a model under a new name", "cp SOURCE DESTINATION", NULL, NULL);
         }
         if (argv[i][0] == '-') return unknown_flag(argv[i]);
         if (n < 2) args[n] = argv[i];
@@ -633,8 +641,7 @@ int cmd_stop(int argc, char **argv) {
     int n = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("Stop a running model\n\nUsage:\n  locallama stop MODEL [flags]\n");
-            return 0;
+            return help("Unload a running model", "stop MODEL", NULL, NULL);
         }
         if (argv[i][0] == '-') return unknown_flag(argv[i]);
         model = argv[i];

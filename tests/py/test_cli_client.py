@@ -157,3 +157,30 @@ def test_no_server(args):
 def test_no_server_default_host_named():
     rc, _, err = cli(["list"], "", {"OLLAMA_HOST": "127.0.0.1:1"})
     assert rc == 1 and err == "Error: " + NO_SERVER.format(port=1) + "\n"
+
+
+@pytest.mark.parametrize("cmd,use", [("list", "list [PREFIX]"), ("ls", "list [PREFIX]"), ("ps", "ps"),
+                                     ("show", "show MODEL"), ("rm", "rm MODEL [MODEL...]"),
+                                     ("cp", "cp SOURCE DESTINATION"), ("stop", "stop MODEL")])
+def test_help_needs_no_server(cmd, use):
+    rc, out, err = cli([cmd, "--help"], "127.0.0.1:1")
+    assert rc == 0 and err == ""
+    assert f"\nUsage:\n  locallama {use} [flags]\n" in out and "\nEnvironment Variables:\n      LOCALLAMA_HOST " in out
+
+
+@pytest.mark.parametrize("form", ["http://127.0.0.1:{port}", "'127.0.0.1:{port}'", " \"127.0.0.1:{port}\" ",
+                                  "http://127.0.0.1:{port}/"])
+def test_host_forms(srv, form):
+    rc, out, _ = cli(["ls"], form.format(port=srv.port))
+    assert rc == 0 and "tiny:latest" in out
+
+
+def test_rm_unloads_a_loaded_model(srv):
+    assert cli(["cp", "tiny", "tiny4"], srv.host)[0] == 0
+    st, _ = srv.json("POST", "/api/generate", {"model": "tiny4", "keep_alive": -1, "stream": False})
+    assert st == 200 and "tiny4:latest" in cli(["ps"], srv.host)[1]
+    assert cli(["rm", "tiny4"], srv.host) == (0, "deleted 'tiny4'\n", "")
+    deadline = time.time() + 5
+    while "tiny4:latest" in cli(["ps"], srv.host)[1] and time.time() < deadline:
+        time.sleep(0.05)
+    assert "tiny4" not in cli(["ps"], srv.host)[1] and "tiny4" not in cli(["ls"], srv.host)[1]
