@@ -5,6 +5,8 @@ raw-HTTP checks of the SSE framing (§2.0.4) and of max_completion_tokens (§5 D
 module (test_api_native.Server) with the tiny Llama 3.2 model created through /api/create."""
 import base64
 import http.client
+import os
+import signal
 import json
 import struct
 
@@ -231,3 +233,31 @@ def test_empty_prompt_stream_is_sse(client):
     chunks = list(client.completions.create(model="tiny", prompt="", stream=True))
     assert chunks and all(c.object == "text_completion" for c in chunks)
     assert chunks[-1].choices[0].finish_reason is not None
+
+
+def test_stream_error_after_first_event(tmp_path):
+    """§2.0.4, §5 D7: a stream cut after its first event (here by a shutdown past its grace
+    period, R12) ends with an OpenAI error event and no [DONE], so the SDK raises."""
+    s = Server(tmp_path, {"LOCALLAMA_SHUTDOWN_GRACE": "1ms"})
+    try:
+        st, body = s.json("POST", "/api/create", {"model": "tiny", "from": TINY, "stream": False})
+        assert st == 200, body
+        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+        c.request("POST", "/v1/chat/completions",
+                  # greedy "hi" runs for 1600+ tokens before the model's end of turn
+                  body=json.dumps({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "stream": True,
+                                   "temperature": 0, "options": {"num_ctx": 256}}),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        assert r.status == 200
+        first = r.readline()
+        assert first.startswith(b"data: {")
+        os.kill(s.proc.pid, signal.SIGTERM)
+        rest = r.read().decode("utf-8")
+        c.close()
+        events = [e for e in rest.split("\n\n") if e]
+        assert "[DONE]" not in rest
+        last = json.loads(events[-1][len("data: "):])
+        assert last == {"error": {"message": "server shutting down", "type": "api_error", "param": None, "code": None}}
+    finally:
+        s.stop()
