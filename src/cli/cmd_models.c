@@ -315,10 +315,21 @@ static void add_text_rows(table *t, const char *text) {
         while (b > a && isspace((unsigned char)b[-1])) b--;
         if (b > a) {
             if (shown == 2) { const char *row[] = { "", "..." }; table_add(t, row, 2); break; }
-            char *line = strndup(a, (size_t)(b - a));
-            const char *row[] = { "", line };
-            table_add(t, row, 2);
-            free(line);
+            /* the renderer wraps cells past 100 columns at spaces (exact breaks are not a
+             * compatibility surface, ollama-cli.md §15.4) */
+            while (b > a) {
+                const char *cut = b;
+                if (b - a > 100) {
+                    cut = a + 100;
+                    while (cut > a && *cut != ' ') cut--;
+                    if (cut == a) cut = a + 100;
+                }
+                char *line = strndup(a, (size_t)(cut - a));
+                const char *row[] = { "", line };
+                table_add(t, row, 2);
+                free(line);
+                for (a = cut; a < b && *a == ' '; a++) {}
+            }
             shown++;
         }
         p = e ? e + 1 : p + n;

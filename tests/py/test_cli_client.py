@@ -184,3 +184,15 @@ def test_rm_unloads_a_loaded_model(srv):
     while "tiny4:latest" in cli(["ps"], srv.host)[1] and time.time() < deadline:
         time.sleep(0.05)
     assert "tiny4" not in cli(["ps"], srv.host)[1] and "tiny4" not in cli(["ls"], srv.host)[1]
+
+
+def test_show_system_two_lines_wrapped(srv):
+    system = ("word " * 30).strip() + "\nsecond line\n\nthird line"
+    st, body = srv.json("POST", "/api/create", {"model": "sys", "from": TINY, "system": system, "stream": False})
+    assert st == 200, body
+    rc, out, _ = cli(["show", "sys"], srv.host)
+    sec = out[out.index("  System\n"):].splitlines()
+    assert rc == 0 and [l.rstrip() for l in sec[1:6]] == [
+        "    " + ("word " * 20).strip(), "    " + ("word " * 10).strip(), "    second line", "    ...", ""]
+    assert cli(["show", "sys", "--system"], srv.host) == (0, system, "")
+    assert cli(["rm", "sys"], srv.host)[0] == 0
