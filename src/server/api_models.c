@@ -97,12 +97,13 @@ char *api_template_for_gguf(const char *ct, const char **name, const char *const
 static const char DEFAULT_TEMPLATE[] = "{{ .Prompt }}";
 
 void api_model_close(api_model *m) {
+    /* template_text may point into mf (borrowed): decide before mf is freed. */
+    const bool own_template = m->template_text && m->template_text != DEFAULT_TEMPLATE &&
+                              (!m->mf || m->template_text != m->mf->template_text);
+    if (own_template) ll_free((char *)m->template_text);
     ll_manifest_free(m->manifest);
     ll_modelfile_free(m->mf);
     ll_free(m->chat_template);
-    if (m->template_text && m->template_text != DEFAULT_TEMPLATE &&
-        (!m->mf || m->template_text != m->mf->template_text))
-        ll_free((char *)m->template_text);
     memset(m, 0, sizeof *m);
 }
 
