@@ -32,7 +32,7 @@ static bool gbuf_add(gbuf *b, const void *src, size_t k) {
         b->p = p;
         b->cap = cap;
     }
-    memcpy(b->p + b->n, src, k);
+    if (k) memcpy(b->p + b->n, src, k);   /* src may be NULL when k is 0 */
     b->n += k;
     b->p[b->n] = 0;
     return true;
