@@ -8,7 +8,7 @@ OPT     ?= -O2
 SHARED  ?= $(abspath ../shared)
 # The engine (core .. sampler) needs only libc, libm and pthreads; the server, store and CLI
 # add the Debian-packaged libraries below (README, "Dependencies"), found with pkg-config.
-PKGS     := libmicrohttpd jansson libcrypto libcurl
+PKGS     := libmicrohttpd jansson libcrypto libcurl libedit
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Wshadow -Wvla -Wno-unused-parameter \

@@ -33,6 +33,7 @@ static const struct {
     { "show",       cmd_show,       "show MODEL [--modelfile|--parameters|--template|--system|--license]" },
     { "rm",         cmd_rm,         "rm MODEL...               remove models" },
     { "cp",         cmd_cp,         "cp SOURCE DESTINATION     copy a model" },
+    { "create",     cmd_create,     "create MODEL -f Modelfile [--quantize TYPE]  create a model from a Modelfile" },
     { "stop",       cmd_stop,       "stop MODEL                unload a running model" },
     { "tokenize",   cmd_tokenize,   "tokenize --model PATH [--no-bos] [--parse-special] [TEXT]" },
     { "detokenize", cmd_detokenize, "detokenize --model PATH [--pieces] ID..." },

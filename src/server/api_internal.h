@@ -83,6 +83,8 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
 /* /api/embed the same way; ad->respond gets the native {"model","embeddings",...} object. */
 /* The /v1 routes of §2 (api_openai.c), set by ll_api_ollama_register. */
 ll_status api_openai_register(ll_router *r, ll_api_ctx *ctx, ll_error *err);
+/* POST /v1/messages, Anthropic's Messages API (§3) as an adapter (api_anthropic.c). */
+ll_status api_anthropic_register(ll_router *r, ll_api_ctx *ctx, ll_error *err);
 void api_embed_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, json_t *body, api_adapter *ad);
 
 #endif
