@@ -13,8 +13,10 @@
  * The runner is released on a short-lived thread for streamed requests: ll_runners_release
  * may unload the model (keep_alive 0), which joins the scheduler thread that on_done runs on. */
 #include "server/api_internal.h"
+#include "server/toolcall.h"
 
 #include <pthread.h>
+#include <sys/random.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +97,13 @@ typedef struct {
     gbuf            chunk;         /* scratch for one released piece */
     int32_t        *ids;           /* prompt + generated tokens for `context` */
     size_t          n_ids, cap_ids;
+    ll_toolcall    *tc;            /* chat with tools: the call parser (§1.2.5), else NULL */
+    json_t         *calls;         /* non-streamed: every call, native shape (§1.2.7) */
+    json_t         *new_calls;     /* scratch: the calls one piece completed */
+    size_t          n_calls;       /* calls reported so far: the next index */
+    bool            want_lp;       /* "logprobs": true (§1.0.3) */
+    int32_t         top_lp;        /* "top_logprobs" */
+    json_t         *lp;            /* logprob objects not yet sent (all of them when not streamed) */
     bool            stop_hit;      /* a stop string ended it */
     bool            zero_predict;  /* num_predict 0: nothing is generated */
     bool            client_gone;
@@ -109,6 +118,10 @@ static void gen_free(gen *g) {
     if (!g) return;
     api_opts_clear(&g->o);
     if (g->ad) g->ad->free(g->ad);
+    ll_toolcall_free(g->tc);
+    json_decref(g->calls);
+    json_decref(g->new_calls);
+    json_decref(g->lp);
     ll_free(g->hold.p);
     ll_free(g->out.p);
     ll_free(g->chunk.p);
@@ -127,21 +140,113 @@ static json_t *gen_chunk(const gen *g, const char *text, size_t n, bool done) {
                      "response", text, n, "done", done);
 }
 
-/* Release text: a streamed chunk, or appended to the answer. */
-static bool gen_release(gen *g, const char *text, size_t n) {
-    if (n == 0) return true;
-    if (!g->stream) return gbuf_add(&g->out, text, n);
-    json_t *c = gen_chunk(g, text, n, false);
+/* A native tool call (§1.2.5): {"id":"call_<8 [a-z0-9]>","function":{"index","name","arguments"}}. */
+static json_t *native_call(gen *g, const json_t *c) {
+    static const char ALNUM[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char r[8];
+    char id[16] = "call_";
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+        uint64_t x = ll_time_ns() ^ (uintptr_t)g ^ (uint64_t)g->n_calls << 40;
+        for (size_t i = 0; i < sizeof r; i++) { x = x * 6364136223846793005ULL + 1442695040888963407ULL; r[i] = (unsigned char)(x >> 33); }
+    }
+    for (size_t i = 0; i < sizeof r; i++) id[5 + i] = ALNUM[r[i] % 36];
+    id[13] = 0;
+    return json_pack("{s:s, s:{s:I, s:O, s:O}}", "id", id, "function", "index", (json_int_t)g->n_calls++,
+                     "name", json_object_get(c, "name"), "arguments", json_object_get(c, "arguments"));
+}
+
+/* Move the pending logprobs onto chunk c (streamed): they belong to the tokens up to now. */
+static void attach_logprobs(gen *g, json_t *c) {
+    if (!g->lp || !json_array_size(g->lp)) return;
+    json_object_set_new(c, "logprobs", g->lp);
+    g->lp = json_array();
+}
+
+static bool gen_send(gen *g, json_t *c) {
     ll_status st = !c ? LL_ERR_NOMEM : g->ad ? g->ad->stream(g->ad, g->s, c) : ll_http_stream_ndjson(g->s, c, 0);
     json_decref(c);
     if (st != LL_OK) g->client_gone = true;
     return st == LL_OK;
 }
 
-static bool gen_on_token(void *user, int32_t id) {
+/* Release text: through the tool-call parser when there is one, then a streamed chunk per
+ * piece of content and one per completed call (§1.2.5: each call as soon as it is complete),
+ * or appended to the answer. final: the end of the output (the parser gives its leftovers);
+ * when streamed, the content is then left in g->chunk for the done:true object. */
+static bool gen_release(gen *g, const char *text, size_t n, bool final) {
+    ll_str content = { text, n };
+    if (g->tc) {
+        ll_error e = { 0 };
+        json_array_clear(g->new_calls);
+        if (ll_toolcall_add(g->tc, text, n, final, &content, g->new_calls, &e) != LL_OK) {
+            LL_WARN("tool calls: %s", e.msg);
+            return false;
+        }
+    }
+    size_t nc = g->tc ? json_array_size(g->new_calls) : 0;
+    if (!g->stream) {
+        if (!gbuf_add(&g->out, content.p, content.n)) return false;
+        for (size_t i = 0; i < nc; i++) json_array_append_new(g->calls, native_call(g, json_array_get(g->new_calls, i)));
+        return true;
+    }
+    bool ok = true;
+    if (final) {
+        /* The text goes into the final object: keep a copy, content may point into chunk. */
+        gbuf tmp = { 0 };
+        if (content.n && !gbuf_add(&tmp, content.p, content.n)) return false;
+        g->chunk.n = 0;
+        if (content.n) gbuf_add(&g->chunk, tmp.p, tmp.n);
+        ll_free(tmp.p);
+    } else if (content.n) {
+        json_t *c = gen_chunk(g, content.p, content.n, false);
+        if (c) attach_logprobs(g, c);
+        ok = gen_send(g, c);
+    }
+    for (size_t i = 0; i < nc && ok; i++) {
+        json_t *c = gen_chunk(g, "", 0, false);
+        if (c) {
+            json_object_set_new(json_object_get(c, "message"), "tool_calls",
+                                json_pack("[o]", native_call(g, json_array_get(g->new_calls, i))));
+            attach_logprobs(g, c);
+        }
+        ok = gen_send(g, c);
+    }
+    return ok;
+}
+
+/* §1.0.3: {"token","logprob","bytes","top_logprobs"} for one token; bytes are the piece's own
+ * (a piece may be part of a UTF-8 character; its token text then carries U+FFFD). */
+static json_t *logprob_obj(gen *g, int32_t id, float lp) {
+    char piece[512];
+    size_t k = ll_tok_piece(g->vocab, id, true, piece, sizeof piece);
+    if (k > sizeof piece) k = sizeof piece;
+    gbuf t = { 0 };
+    utf8_take(piece, k, true, &t);
+    json_t *o = json_pack("{s:s%, s:f}", "token", t.p ? t.p : "", t.n, "logprob", (double)lp);
+    ll_free(t.p);
+    if (!o) return NULL;
+    if (k) {
+        json_t *b = json_array();
+        for (size_t i = 0; i < k; i++) json_array_append_new(b, json_integer((unsigned char)piece[i]));
+        json_object_set_new(o, "bytes", b);
+    }
+    return o;
+}
+
+static bool gen_on_token(void *user, int32_t id, const ll_sched_token_info *info) {
     gen *g = user;
     if (g->o.num_predict == 0) { g->zero_predict = true; return false; }
     if (g->want_context && g->n_ids < g->cap_ids) g->ids[g->n_ids++] = id;
+    if (g->want_lp && info) {
+        json_t *o = logprob_obj(g, id, info->logprob);
+        if (o && info->n_top > 0) {
+            json_t *tops = json_array();
+            for (int32_t i = 0; i < info->n_top; i++)
+                json_array_append_new(tops, logprob_obj(g, info->top_id[i], info->top_logprob[i]));
+            json_object_set_new(o, "top_logprobs", tops);
+        }
+        if (o) json_array_append_new(g->lp, o);
+    }
     char piece[512];
     size_t k = ll_tok_piece(g->vocab, id, true, piece, sizeof piece);
     if (k > sizeof piece) k = sizeof piece;
@@ -162,13 +267,13 @@ static bool gen_on_token(void *user, int32_t id) {
         utf8_take(g->hold.p, cut, true, &g->chunk);
         g->hold.n = 0;
         g->stop_hit = true;
-        gen_release(g, g->chunk.p, g->chunk.n);
+        gen_release(g, g->chunk.p, g->chunk.n, false);
         return false;
     }
     size_t used = utf8_take(g->hold.p, g->hold.n - keep, false, &g->chunk);
     memmove(g->hold.p, g->hold.p + used, g->hold.n - used);
     g->hold.n -= used;
-    return gen_release(g, g->chunk.p, g->chunk.n);
+    return gen_release(g, g->chunk.p, g->chunk.n, false);
 }
 
 static uint64_t dur(uint64_t a, uint64_t b) { return b > a && a ? b - a : 0; }
@@ -179,7 +284,10 @@ static json_t *gen_final(gen *g, const char *text, size_t n) {
     const char *why = g->stop_hit ? "stop" : g->zero_predict || r->reason == LL_DONE_LENGTH ? "length" : "stop";
     json_t *o = gen_chunk(g, text, n, true);
     if (!o) return NULL;
+    if (g->calls && json_array_size(g->calls))      /* non-streamed: all calls (§1.2.7) */
+        json_object_set(json_object_get(o, "message"), "tool_calls", g->calls);
     json_object_set_new(o, "done_reason", json_string(why));
+    if (g->chat) attach_logprobs(g, o);             /* chat: before the metrics (§1.2.3) */
     if (g->want_context) {
         json_t *c = json_array();
         for (size_t i = 0; i < g->n_ids; i++) json_array_append_new(c, json_integer(g->ids[i]));
@@ -193,6 +301,7 @@ static json_t *gen_final(gen *g, const char *text, size_t n) {
     json_object_set_new(o, "prompt_eval_duration", json_integer((json_int_t)dur(r->t_start_ns, r->t_prompt_ns)));
     json_object_set_new(o, "eval_count", json_integer(n_gen < 0 ? 0 : n_gen));
     json_object_set_new(o, "eval_duration", json_integer((json_int_t)dur(r->t_prompt_ns, r->t_end_ns)));
+    if (!g->chat) attach_logprobs(g, o);
     return o;
 }
 
@@ -202,6 +311,14 @@ static void gen_flush(gen *g) {
     g->chunk.n = 0;
     if (!g->stop_hit) utf8_take(g->hold.p, g->hold.n, true, &g->chunk);
     g->hold.n = 0;
+    if (!g->tc) return;
+    /* The parser's end: its leftovers and last calls (streamed calls go out first, the text
+     * stays in chunk for the final object). */
+    gbuf rest = { 0 };
+    if (g->chunk.n) gbuf_add(&rest, g->chunk.p, g->chunk.n);
+    g->chunk.n = 0;
+    gen_release(g, rest.p ? rest.p : "", rest.n, true);
+    ll_free(rest.p);
 }
 
 static void *gen_release_main(void *arg) {
@@ -363,7 +480,10 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
     ll_tmpl *t = NULL;
     ll_runner *runner = NULL;
     gen *g = NULL;
-    bool found = false, stream = true, raw = false, truncate = true, shift = true, debug = false;
+    bool found = false, stream = true, raw = false, truncate = true, shift = true, debug = false, logprobs = false;
+    bool reserved = false;
+    ll_sched *sched = NULL;
+    char *marker = NULL;
     int64_t keep_alive = 0, top_logprobs = 0;
     ll_str prompt = { "", 0 }, suffix = { "", 0 }, system = { "", 0 }, tmpl = { "", 0 };
     bool has_tmpl = false;
@@ -377,6 +497,7 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
         ll_json_get_bool(body, "truncate", &truncate, NULL, &err) != LL_OK ||
         ll_json_get_bool(body, "shift", &shift, NULL, &err) != LL_OK ||
         ll_json_get_bool(body, "_debug_render_only", &debug, NULL, &err) != LL_OK ||
+        ll_json_get_bool(body, "logprobs", &logprobs, NULL, &err) != LL_OK ||
         ll_json_get_str(body, "prompt", &prompt, NULL, &err) != LL_OK ||
         ll_json_get_str(body, "suffix", &suffix, NULL, &err) != LL_OK ||
         ll_json_get_str(body, "system", &system, NULL, &err) != LL_OK ||
@@ -486,7 +607,7 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
         goto out;
     }
     const uint64_t t_loaded = ll_time_ns();
-    ll_sched *sched = ll_runner_sched(runner);
+    sched = ll_runner_sched(runner);
     const ll_vocab *vocab = ll_model_vocab(ll_runner_model(runner));
     const int32_t n_ctx = ll_sched_n_ctx(sched);
 
@@ -558,6 +679,18 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
     g->ad = ad;
     ad = NULL;
     g->want_context = !chat && !raw;
+    g->want_lp = logprobs;
+    g->top_lp = (int32_t)top_logprobs;
+    if (!(g->lp = json_array())) { ll_http_resp_error(resp, 500, "out of memory"); goto out; }
+    json_t *tools = chat ? ll_json_field(body, "tools") : NULL;
+    if (t && json_is_array(tools) && json_array_size(tools)) {
+        /* §1.2.5: calls are parsed out of the output with the template's marker. */
+        if (!(marker = ll_toolcall_marker(t)) || ll_toolcall_init(&g->tc, tools, marker, &err) != LL_OK ||
+            !(g->calls = json_array()) || !(g->new_calls = json_array())) {
+            ll_http_resp_error(resp, 500, "out of memory");
+            goto out;
+        }
+    }
     g->o = o;
     memset(&o, 0, sizeof o);           /* g owns the stop strings now */
     g->keep_alive_ns = keep_alive;
@@ -573,11 +706,21 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
     ll_sched_req sr = {
         .prompt = ids, .n_prompt = n_ids, .sp = g->o.sp, .num_predict = g->o.num_predict,
         .num_keep = (int32_t)(g->o.num_keep < 0 ? 0 : g->o.num_keep > INT32_MAX ? INT32_MAX : g->o.num_keep),
-        .no_shift = !shift, .on_token = gen_on_token, .on_done = gen_on_done, .user = g,
+        .no_shift = !shift, .on_token_info = gen_on_token, .on_done = gen_on_done, .user = g,
+        .want_logprobs = logprobs, .top_logprobs = (int32_t)top_logprobs,
     };
     if (stream) {
+        /* The queue place is taken before the status line goes out, so that a full queue is
+         * still an HTTP 503 (§0.7); the callbacks cannot run before the stream exists. */
+        if (ll_sched_reserve(sched, &err) != LL_OK) {
+            ll_http_resp_error(resp, 503, "server busy, please try again.  maximum pending requests exceeded");
+            goto out;
+        }
+        reserved = true;
         if (!(g->s = ll_http_resp_stream(resp, g->ad ? LL_STREAM_SSE : LL_STREAM_NDJSON))) goto out;
         sr.cancel = ll_http_stream_cancel_flag(g->s);
+        sr.reserved = true;
+        reserved = false;                              /* submit uses or returns the place */
         g->runner = runner;
         if (ll_sched_submit(sched, &sr, &err) != LL_OK) {
             ll_http_stream_error(g->s, err.code == LL_ERR_LIMIT
@@ -613,7 +756,9 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
         else ll_http_resp_error(resp, 500, "out of memory");
     }
 out:
+    if (reserved) ll_sched_unreserve(sched);
     if (runner) ll_runners_release(ctx->runners, runner, keep_alive);
+    ll_free(marker);
     gen_free(g);
     if (ad) ad->free(ad);
     api_opts_clear(&o);

@@ -282,6 +282,8 @@ typedef struct {
     bool        include_usage;
     bool        streamed;        /* the request asked for SSE */
     bool        sent;            /* a content event went out (the role chunk is first) */
+    bool        sent_tools;      /* a tool-call delta went out: finish_reason "tool_calls" */
+    json_int_t  text_offset;     /* /v1/completions logprobs: bytes of text before the next token */
     char        id[64];
     char       *model;           /* the request's model string, verbatim (§2.0.2) */
     json_int_t  created;
@@ -301,24 +303,74 @@ static json_t *chat_head(const oai_out *o, const char *object) {
 
 static bool respond_as_stream(api_adapter *a, ll_http_resp *resp, json_t *native);
 
+/* Native tool calls (§1.2.5) as OpenAI's (§2.1.3): {"id","index","type":"function",
+ * "function":{"name","arguments":<JSON text>}}, the arguments serialised as Go would. */
+static json_t *oai_tool_calls(const json_t *calls) {
+    json_t *out = json_array();
+    for (size_t i = 0; i < json_array_size(calls); i++) {
+        json_t *c = json_array_get(calls, i), *fn = json_object_get(c, "function");
+        char *args = NULL;
+        size_t n = 0;
+        ll_error e = { 0 };
+        json_t *a = json_object_get(fn, "arguments");
+        if (!a || ll_json_dump(a, 0, &args, &n, &e) != LL_OK) { ll_free(args); args = NULL; n = 0; }
+        json_t *id = json_object_get(c, "id"), *idx = json_object_get(fn, "index");
+        json_array_append_new(out, json_pack("{s:O?, s:I, s:s, s:{s:O?, s:s%}}", "id", id,
+                                             "index", json_is_integer(idx) ? json_integer_value(idx) : (json_int_t)i,
+                                             "type", "function", "function", "name", json_object_get(fn, "name"),
+                                             "arguments", args ? args : "{}", args ? n : (size_t)2));
+        ll_free(args);
+    }
+    return out;
+}
+
+/* Native logprob objects (§1.0.3) as the content list of a chat choice's "logprobs". OpenAI's
+ * objects always carry top_logprobs, so an empty list is written when there were none. */
+static json_t *oai_chat_logprobs(const json_t *lp) {
+    json_t *content = json_array();
+    for (size_t i = 0; i < json_array_size(lp); i++) {
+        json_t *c = json_deep_copy(json_array_get(lp, i));
+        if (!json_object_get(c, "top_logprobs")) json_object_set_new(c, "top_logprobs", json_array());
+        json_array_append_new(content, c);
+    }
+    return json_pack("{s:o}", "content", content);
+}
+
+/* finish_reason of a chat answer: "stop" becomes "tool_calls" when calls were made. */
+static json_t *chat_finish(const json_t *native, bool stream, bool tools) {
+    json_t *f = finish_reason(native, stream);
+    if (tools && json_is_string(f) && !strcmp(json_string_value(f), "stop")) {
+        json_decref(f);
+        return json_string("tool_calls");
+    }
+    return f;
+}
+
 static void chat_respond(api_adapter *a, ll_http_resp *resp, json_t *native) {
     oai_out *o = (oai_out *)a;
     if (respond_as_stream(a, resp, native)) return;
     json_t *msg = json_object_get(native, "message");
     json_t *content = json_object_get(msg, "content");
+    json_t *calls = json_object_get(msg, "tool_calls"), *lp = json_object_get(native, "logprobs");
     json_t *r = chat_head(o, "chat.completion");
-    json_object_set_new(r, "choices", json_pack("[{s:i, s:{s:s, s:s%}, s:o}]", "index", 0, "message", "role", "assistant",
-                                                "content", json_string_value(content) ? json_string_value(content) : "",
-                                                json_string_length(content),
-                                                "finish_reason", finish_reason(native, false)));
+    json_t *m = json_pack("{s:s, s:s%}", "role", "assistant", "content", json_string_value(content) ? json_string_value(content) : "",
+                          json_string_length(content));
+    if (json_array_size(calls)) json_object_set_new(m, "tool_calls", oai_tool_calls(calls));
+    json_t *choice = json_pack("{s:i, s:o}", "index", 0, "message", m);
+    if (json_array_size(lp)) json_object_set_new(choice, "logprobs", oai_chat_logprobs(lp));
+    json_object_set_new(choice, "finish_reason", chat_finish(native, false, json_array_size(calls) > 0));
+    json_object_set_new(r, "choices", json_pack("[o]", choice));
     json_object_set_new(r, "usage", usage_json(native, true));
     json_decref(native);
     ll_http_resp_json_flags(resp, 200, r, LL_JSON_NEWLINE);
 }
 
-static ll_status chat_event(oai_out *o, ll_http_stream *s, json_t *delta, json_t *finish) {
+static ll_status chat_event(oai_out *o, ll_http_stream *s, json_t *delta, json_t *finish, const json_t *lp) {
     json_t *c = chat_head(o, "chat.completion.chunk");
-    json_object_set_new(c, "choices", json_pack("[{s:i, s:o, s:o}]", "index", 0, "delta", delta, "finish_reason", finish));
+    json_t *choice = json_pack("{s:i, s:o}", "index", 0, "delta", delta);
+    if (json_array_size(lp)) json_object_set_new(choice, "logprobs", oai_chat_logprobs(lp));
+    json_object_set_new(choice, "finish_reason", finish);
+    json_object_set_new(c, "choices", json_pack("[o]", choice));
     ll_status st = ll_http_stream_sse(s, NULL, c, 0);
     json_decref(c);
     return st;
@@ -339,25 +391,59 @@ static ll_status stream_tail(oai_out *o, ll_http_stream *s, const json_t *native
 
 static ll_status chat_stream(api_adapter *a, ll_http_stream *s, const json_t *native) {
     oai_out *o = (oai_out *)a;
-    json_t *content = json_object_get(json_object_get(native, "message"), "content");
+    json_t *msg = json_object_get(native, "message");
+    json_t *content = json_object_get(msg, "content"), *calls = json_object_get(msg, "tool_calls");
+    json_t *lp = json_object_get(native, "logprobs");
     bool done = json_is_true(json_object_get(native, "done"));
     ll_status st = LL_OK;
-    if (json_string_length(content) || (done && !o->sent)) {
+    if (json_string_length(content) || json_array_size(calls) || json_array_size(lp) || (done && !o->sent)) {
         json_t *d = o->sent ? json_object() : json_pack("{s:s}", "role", "assistant");
         json_object_set_new(d, "content", json_stringn(json_string_value(content) ? json_string_value(content) : "",
                                                       json_string_length(content)));
+        /* §2.1.4 step 4: each call whole, arguments never split across chunks. */
+        if (json_array_size(calls)) {
+            json_object_set_new(d, "tool_calls", oai_tool_calls(calls));
+            o->sent_tools = true;
+        }
         o->sent = true;
-        if ((st = chat_event(o, s, d, json_null())) != LL_OK) return st;
+        if ((st = chat_event(o, s, d, json_null(), lp)) != LL_OK) return st;
     }
     if (!done) return LL_OK;
-    if ((st = chat_event(o, s, json_object(), finish_reason(native, true))) != LL_OK) return st;
+    if ((st = chat_event(o, s, json_object(), chat_finish(native, true, o->sent_tools), NULL)) != LL_OK) return st;
     return stream_tail(o, s, native);
 }
 
+/* Native logprobs as a text completion's {"tokens","token_logprobs","top_logprobs",
+ * "text_offset"} (OpenAI's legacy shape; §2.2 says locallama SHOULD return them). NULL when
+ * there are none. */
+static json_t *cmpl_logprobs(oai_out *o, const json_t *lp) {
+    if (!json_array_size(lp)) return NULL;
+    json_t *toks = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
+    for (size_t i = 0; i < json_array_size(lp); i++) {
+        json_t *e = json_array_get(lp, i), *tok = json_object_get(e, "token");
+        json_array_append_new(toks, tok ? json_incref(tok) : json_string(""));
+        json_array_append(lps, json_object_get(e, "logprob"));
+        json_t *alt = json_object(), *tl = json_object_get(e, "top_logprobs");
+        for (size_t k = 0; k < json_array_size(tl); k++) {
+            json_t *t = json_array_get(tl, k);
+            const char *ts = json_string_value(json_object_get(t, "token"));
+            if (ts && !json_object_get(alt, ts)) json_object_set(alt, ts, json_object_get(t, "logprob"));
+        }
+        json_array_append_new(tops, alt);
+        json_array_append_new(offs, json_integer(o->text_offset));
+        o->text_offset += (json_int_t)json_string_length(tok);
+    }
+    return json_pack("{s:o, s:o, s:o, s:o}", "tokens", toks, "token_logprobs", lps, "top_logprobs", tops, "text_offset", offs);
+}
+
 /* Text completion objects: note `choices` before `model` in chunks (§2.2). */
-static json_t *cmpl_obj(const oai_out *o, const char *text, size_t n, json_t *finish, bool chunk) {
+static json_t *cmpl_obj(oai_out *o, const char *text, size_t n, json_t *finish, bool chunk, const json_t *lp) {
     json_int_t created = chunk ? (json_int_t)time(NULL) : o->created;
-    json_t *choices = json_pack("[{s:s%, s:i, s:o}]", "text", text, n, "index", 0, "finish_reason", finish);
+    json_t *choice = json_pack("{s:s%, s:i}", "text", text, n, "index", 0);
+    json_t *l = cmpl_logprobs(o, lp);
+    if (l) json_object_set_new(choice, "logprobs", l);
+    json_object_set_new(choice, "finish_reason", finish);
+    json_t *choices = json_pack("[o]", choice);
     if (chunk)
         return json_pack("{s:s, s:s, s:I, s:o, s:s, s:s}", "id", o->id, "object", "text_completion", "created", created,
                          "choices", choices, "model", o->model, "system_fingerprint", "fp_ollama");
@@ -369,7 +455,8 @@ static void cmpl_respond(api_adapter *a, ll_http_resp *resp, json_t *native) {
     oai_out *o = (oai_out *)a;
     if (respond_as_stream(a, resp, native)) return;
     json_t *t = json_object_get(native, "response");
-    json_t *r = cmpl_obj(o, json_string_value(t) ? json_string_value(t) : "", json_string_length(t), finish_reason(native, false), false);
+    json_t *r = cmpl_obj(o, json_string_value(t) ? json_string_value(t) : "", json_string_length(t), finish_reason(native, false), false,
+                         json_object_get(native, "logprobs"));
     json_object_set_new(r, "usage", usage_json(native, true));
     json_decref(native);
     ll_http_resp_json_flags(resp, 200, r, LL_JSON_NEWLINE);
@@ -379,9 +466,10 @@ static ll_status cmpl_stream(api_adapter *a, ll_http_stream *s, const json_t *na
     oai_out *o = (oai_out *)a;
     json_t *t = json_object_get(native, "response");
     bool done = json_is_true(json_object_get(native, "done"));
-    if (!done && !json_string_length(t)) return LL_OK;
+    json_t *lp = json_object_get(native, "logprobs");
+    if (!done && !json_string_length(t) && !json_array_size(lp)) return LL_OK;
     json_t *c = cmpl_obj(o, json_string_value(t) ? json_string_value(t) : "", json_string_length(t),
-                         done ? finish_reason(native, true) : json_null(), true);
+                         done ? finish_reason(native, true) : json_null(), true, lp);
     if (o->include_usage) json_object_set_new(c, "usage", json_null());
     ll_status st = ll_http_stream_sse(s, NULL, c, 0);
     json_decref(c);
@@ -437,12 +525,22 @@ static void v1_generate(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, b
         json_t *tools = ll_json_field(body, "tools");
         if (json_is_array(tools) && json_array_size(tools)) json_object_set(native, "tools", tools);
         if (map_think(body, native, &err) != LL_OK) goto bad;
+        json_t *lp = ll_json_field(body, "logprobs"), *top = ll_json_field(body, "top_logprobs");
+        if (lp) json_object_set(native, "logprobs", lp);       /* §2.1.1: same-named fields */
+        if (top) json_object_set(native, "top_logprobs", top);
     } else {
         json_t *p = ll_json_field(body, "prompt"), *sfx = ll_json_field(body, "suffix");
         if (p && !json_is_string(p)) { ll_fail(&err, LL_ERR_ARG, "invalid type for 'prompt' field: must be a string"); goto bad; }
         if (sfx && !json_is_string(sfx)) { ll_fail(&err, LL_ERR_ARG, "invalid type for 'suffix' field: must be a string"); goto bad; }
         json_object_set_new(native, "prompt", p ? json_incref(p) : json_string(""));
         if (sfx) json_object_set(native, "suffix", sfx);
+        /* §2.2: logprobs n > 0 asks for the chosen tokens' logprobs and n alternatives. */
+        json_t *lp = ll_json_field(body, "logprobs");
+        if (lp && !json_is_integer(lp)) { ll_fail(&err, LL_ERR_ARG, "invalid type for 'logprobs' field: must be an integer"); goto bad; }
+        if (lp && json_integer_value(lp) > 0) {
+            json_object_set_new(native, "logprobs", json_true());
+            json_object_set(native, "top_logprobs", lp);
+        }
     }
     if (map_format(body, native, &err) != LL_OK) goto bad;
     oai_out *o = oai_new(chat, native, usage);

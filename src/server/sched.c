@@ -12,6 +12,7 @@
 
 #include "core/core.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -56,6 +57,7 @@ struct ll_sched {
     pthread_cond_t  cv;
     job            *q_head, *q_tail;   /* guarded by mu */
     int32_t         n_queued;          /* guarded by mu */
+    int32_t         n_reserved;        /* queue places taken by ll_sched_reserve; mu */
     bool            stopping;          /* guarded by mu */
     atomic_bool     abort;             /* raised by ll_sched_free: cancels a running step */
     atomic_int      n_busy;            /* queued + in slots */
@@ -158,6 +160,32 @@ static bool job_cancelled(const job *j) {
     return j->r.cancel && atomic_load_explicit(j->r.cancel, memory_order_acquire);
 }
 
+/* log_softmax of the raw logits at id and the top n alternatives (§1.0.3). The sum runs in
+ * double from the maximum, so no exp overflows; the top list is an insertion into n <= 20
+ * entries, O(n_vocab * n), cheap next to a decode step. */
+static void token_info(const float *logits, int32_t n_vocab, int32_t id, int32_t n, ll_sched_token_info *info) {
+    float mx = -INFINITY;
+    for (int32_t i = 0; i < n_vocab; i++) if (logits[i] > mx) mx = logits[i];
+    double sum = 0;
+    for (int32_t i = 0; i < n_vocab; i++) sum += exp((double)logits[i] - mx);
+    const double lz = mx + log(sum);
+    info->logprob = (float)(logits[id] - lz);
+    if (n < 0) n = 0;
+    if (n > LL_SCHED_MAX_TOP_LOGPROBS) n = LL_SCHED_MAX_TOP_LOGPROBS;
+    if (n > n_vocab) n = n_vocab;
+    info->n_top = 0;
+    for (int32_t i = 0; i < n_vocab && n > 0; i++) {
+        float v = logits[i];
+        int32_t k = info->n_top;
+        if (k == n && v <= logits[info->top_id[k - 1]]) continue;
+        if (k < n) info->n_top++;
+        else k = n - 1;
+        while (k > 0 && logits[info->top_id[k - 1]] < v) { info->top_id[k] = info->top_id[k - 1]; k--; }
+        info->top_id[k] = i;
+    }
+    for (int32_t k = 0; k < info->n_top; k++) info->top_logprob[k] = (float)(logits[info->top_id[k]] - lz);
+}
+
 /* Sample this slot's next token from the step's logits and act on it. */
 static void emit(ll_sched *s, slot *sl) {
     ll_error err = { 0 };
@@ -175,7 +203,15 @@ static void emit(ll_sched *s, slot *sl) {
     }
     if (ll_vocab_is_eog(s->vocab, id)) { slot_finish(s, sl, LL_DONE_STOP, NULL); return; }
     j->res.n_gen++;
-    if (j->r.on_token && !j->r.on_token(j->r.user, id)) { slot_finish(s, sl, LL_DONE_STOP, NULL); return; }
+    bool go_on = true;
+    if (j->r.on_token_info) {
+        ll_sched_token_info info;
+        if (j->r.want_logprobs) token_info(logits, ll_model_n_vocab(s->m), id, j->r.top_logprobs, &info);
+        go_on = j->r.on_token_info(j->r.user, id, j->r.want_logprobs ? &info : NULL);
+    } else if (j->r.on_token) {
+        go_on = j->r.on_token(j->r.user, id);
+    }
+    if (!go_on) { slot_finish(s, sl, LL_DONE_STOP, NULL); return; }
     const int64_t cap = j->r.num_predict >= 0 ? j->r.num_predict : 10 * (int64_t)s->n_ctx;   /* R4 */
     if (j->res.n_gen >= cap) { slot_finish(s, sl, LL_DONE_LENGTH, NULL); return; }
     const int32_t si = (int32_t)(sl - s->slots);
@@ -381,21 +417,43 @@ void ll_sched_free(ll_sched *s) {
     free(s);
 }
 
+ll_status ll_sched_reserve(ll_sched *s, ll_error *err) {
+    pthread_mutex_lock(&s->mu);
+    bool stopping = s->stopping, full = s->n_queued + s->n_reserved >= s->max_queue;
+    if (!stopping && !full) s->n_reserved++;
+    pthread_mutex_unlock(&s->mu);
+    if (stopping) return ll_fail(err, LL_ERR_LIMIT, "server shutting down");
+    if (full) return ll_fail(err, LL_ERR_LIMIT, "server busy, please try again: maximum pending requests exceeded");
+    return LL_OK;
+}
+
+void ll_sched_unreserve(ll_sched *s) {
+    pthread_mutex_lock(&s->mu);
+    if (s->n_reserved > 0) s->n_reserved--;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static ll_status submit_fail(ll_sched *s, const ll_sched_req *r, ll_status st) {
+    if (r->reserved) ll_sched_unreserve(s);
+    return st;
+}
+
 ll_status ll_sched_submit(ll_sched *s, const ll_sched_req *r, ll_error *err) {
-    if (!r->prompt || r->n_prompt == 0) return ll_fail(err, LL_ERR_ARG, "empty prompt");
+    if (!r->prompt || r->n_prompt == 0) return submit_fail(s, r, ll_fail(err, LL_ERR_ARG, "empty prompt"));
     if (r->n_prompt >= (size_t)s->n_ctx)
-        return ll_fail(err, LL_ERR_ARG, "prompt of %zu tokens does not fit the context of %d",
-                       r->n_prompt, s->n_ctx);
+        return submit_fail(s, r, ll_fail(err, LL_ERR_ARG, "prompt of %zu tokens does not fit the context of %d",
+                                         r->n_prompt, s->n_ctx));
     const int32_t V = ll_model_n_vocab(s->m);
     for (size_t i = 0; i < r->n_prompt; i++)
         if (r->prompt[i] < 0 || r->prompt[i] >= V)
-            return ll_fail(err, LL_ERR_ARG, "token id %d (at %zu) out of range [0, %d)", r->prompt[i], i, V);
+            return submit_fail(s, r, ll_fail(err, LL_ERR_ARG, "token id %d (at %zu) out of range [0, %d)",
+                                             r->prompt[i], i, V));
     job *j = calloc(1, sizeof *j);
     int32_t *copy = malloc(r->n_prompt * sizeof *copy);
     if (!j || !copy) {
         free(j);
         free(copy);
-        return ll_fail(err, LL_ERR_NOMEM, "out of memory for a request of %zu tokens", r->n_prompt);
+        return submit_fail(s, r, ll_fail(err, LL_ERR_NOMEM, "out of memory for a request of %zu tokens", r->n_prompt));
     }
     memcpy(copy, r->prompt, r->n_prompt * sizeof *copy);
     j->r = *r;
@@ -403,7 +461,9 @@ ll_status ll_sched_submit(ll_sched *s, const ll_sched_req *r, ll_error *err) {
     j->prompt = copy;
     j->res.t_queued_ns = ll_time_ns();
     pthread_mutex_lock(&s->mu);
-    if (s->stopping || s->n_queued >= s->max_queue) {
+    const bool mine = r->reserved && s->n_reserved > 0;   /* the place is already ours */
+    if (mine) s->n_reserved--;
+    if (s->stopping || (!mine && s->n_queued + s->n_reserved >= s->max_queue)) {
         bool stopping = s->stopping;
         pthread_mutex_unlock(&s->mu);
         free(copy);

@@ -50,6 +50,18 @@ typedef struct {
 } ll_sched_result;
 
 typedef bool (*ll_sched_token_fn)(void *user, int32_t id);
+
+/* What a request that asked for logprobs (§1.0.3) learns with each token: the natural-log
+ * probabilities of the distribution the model gave at this position, i.e. log_softmax of the
+ * raw logits, before temperature, penalties or truncation (as Ollama reports them). */
+#define LL_SCHED_MAX_TOP_LOGPROBS 20
+typedef struct {
+    float   logprob;                                   /* of the chosen token */
+    int32_t n_top;                                     /* entries below, most likely first */
+    int32_t top_id[LL_SCHED_MAX_TOP_LOGPROBS];
+    float   top_logprob[LL_SCHED_MAX_TOP_LOGPROBS];
+} ll_sched_token_info;
+typedef bool (*ll_sched_token_info_fn)(void *user, int32_t id, const ll_sched_token_info *info);
 typedef void (*ll_sched_done_fn)(void *user, const ll_sched_result *r);
 
 typedef struct {
@@ -63,6 +75,12 @@ typedef struct {
     ll_sched_done_fn  on_done;
     void          *user;
     const atomic_bool *cancel;    /* may be NULL */
+    /* Logprobs: when on_token_info is set it is called instead of on_token; info is filled
+     * only when want_logprobs (else NULL), with top_logprobs (0..20) alternatives. */
+    ll_sched_token_info_fn on_token_info;
+    bool           want_logprobs;
+    int32_t        top_logprobs;
+    bool           reserved;      /* the queue place was taken by ll_sched_reserve */
 } ll_sched_req;
 
 ll_status ll_sched_init(ll_sched **out, const ll_model *m, const ll_sched_params *p, ll_error *err);
@@ -72,6 +90,13 @@ void      ll_sched_free(ll_sched *s);
  * one that does not fit the context (the caller truncates first, R1). On success on_done will
  * be called exactly once, from the scheduler thread. */
 ll_status ll_sched_submit(ll_sched *s, const ll_sched_req *r, ll_error *err);
+/* Take a queue place now for a request submitted later: a streamed answer must know that the
+ * queue has room (else HTTP 503) before it sends its status line, and its callbacks must not
+ * run before the stream exists. LL_ERR_LIMIT when full or shutting down. The place is used by
+ * a submit with .reserved set (which gives it back if it fails) or returned by
+ * ll_sched_unreserve. */
+ll_status ll_sched_reserve(ll_sched *s, ll_error *err);
+void      ll_sched_unreserve(ll_sched *s);
 int32_t   ll_sched_n_ctx(const ll_sched *s);
 int32_t   ll_sched_n_parallel(const ll_sched *s);
 int32_t   ll_sched_n_busy(ll_sched *s);   /* requests in slots or waiting */
