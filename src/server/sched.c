@@ -11,6 +11,7 @@
 #include "server/sched.h"
 
 #include "core/core.h"
+#include "server/http.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -348,6 +349,21 @@ static void *sched_main(void *arg) {
 
 /* ---- public ----------------------------------------------------------------------------------- */
 
+/* OLLAMA_MAX_QUEUE (§0.4.2): read here because the runners do not pass a queue size down; a
+ * value that is no positive integer falls back to the default, as Ollama's does. */
+static int32_t default_max_queue(void) {
+    char buf[32];
+    const char *v = ll_env_get("MAX_QUEUE", buf, sizeof buf);
+    if (!v || !*v) return SCHED_DEFAULT_QUEUE;
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    if (*end || n <= 0 || n > INT32_MAX) {
+        LL_WARN("MAX_QUEUE=%s is not a positive integer; using %d", v, SCHED_DEFAULT_QUEUE);
+        return SCHED_DEFAULT_QUEUE;
+    }
+    return (int32_t)n;
+}
+
 ll_status ll_sched_init(ll_sched **out, const ll_model *m, const ll_sched_params *p, ll_error *err) {
     *out = NULL;
     ll_sched_params dp = { 0 };
@@ -363,7 +379,7 @@ ll_status ll_sched_init(ll_sched **out, const ll_model *m, const ll_sched_params
     s->n_batch = p->n_batch ? p->n_batch : SCHED_DEFAULT_BATCH;
     if (s->n_batch < s->n_par + 1) s->n_batch = s->n_par + 1;   /* room for a prompt token too */
     s->chunk = p->prompt_chunk ? p->prompt_chunk : SCHED_DEFAULT_CHUNK;
-    s->max_queue = p->max_queue ? p->max_queue : SCHED_DEFAULT_QUEUE;
+    s->max_queue = p->max_queue ? p->max_queue : default_max_queue();
     atomic_init(&s->abort, false);
     atomic_init(&s->n_busy, 0);
     pthread_mutex_init(&s->mu, NULL);

@@ -26,7 +26,7 @@ typedef struct {
     int32_t    n_ctx;         /* cells per slot; 0 = min(4096, training context) */
     int32_t    n_batch;       /* entries per step; 0 = 512 */
     int32_t    prompt_chunk;  /* prompt tokens per slot per step; 0 = 128 */
-    int32_t    max_queue;     /* waiting requests beyond the slots; 0 = 512 */
+    int32_t    max_queue;     /* waiting requests beyond the slots; 0 = MAX_QUEUE env, else 512 */
     ll_kv_type type_k, type_v;
     ll_pool   *pool;          /* shared compute pool (borrowed); NULL: the context's own */
     int32_t    n_threads;     /* for an own pool */
