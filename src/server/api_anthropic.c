@@ -24,6 +24,13 @@
 #include <strings.h>
 #include <sys/random.h>
 
+/* Exposed for tests/server/test_api_anthropic.c (their place is api_internal.h):
+ * the /v1/messages output adapter for a native chat body (its model and stream), the request's
+ * stop_sequences (borrowed, NULL for none) and message_start's input token estimate; and the
+ * tool_use block of one native tool call (a new reference). */
+api_adapter *api_anthropic_adapter_new(const json_t *native, const json_t *stops, json_int_t est_input);
+json_t      *api_anthropic_tool_use(const json_t *call);
+
 /* The native final object of an adapter run names the stop string that ended generation under
  * this key (absent when the end-of-turn token or the length limit ended it). */
 #define ANTH_STOP_KEY "_stop_sequence"
@@ -396,7 +403,6 @@ static void anth_free(api_adapter *ad) {
 /* A native tool call {"id","function":{"index","name","arguments"}} (§1.2.5) → a tool_use
  * block (§3.3). The id is kept (Anthropic clients only echo it back in tool_result); a call
  * without one gets toolu_ + 24 hex. Arguments given as a JSON string are parsed. */
-json_t *api_anthropic_tool_use(const json_t *call);
 json_t *api_anthropic_tool_use(const json_t *call) {
     json_t *fn = json_object_get(call, "function"), *id = json_object_get(call, "id");
     json_t *name = json_object_get(fn, "name"), *args = json_object_get(fn, "arguments"), *input = NULL;
@@ -567,22 +573,21 @@ static ll_status anth_stream(api_adapter *ad, ll_http_stream *s, const json_t *n
     return emit(s, "message_stop", json_pack("{s:s}", "type", "message_stop"));
 }
 
-static anth_out *anth_new(const json_t *native, json_t *stops, json_int_t est) {
+api_adapter *api_anthropic_adapter_new(const json_t *native, const json_t *stops, json_int_t est_input) {
     anth_out *a = ll_calloc(1, sizeof *a);
     if (!a) return NULL;
     a->base.stream = anth_stream;
     a->base.respond = anth_respond;
     a->base.free = anth_free;
     a->streamed = json_is_true(json_object_get(native, "stream"));
-    a->est_input = est;
-    a->stops = stops;
+    a->est_input = est_input;
+    a->stops = stops ? json_incref((json_t *)stops) : NULL;
     make_hex_id(a->id, sizeof a->id, "msg_", 24);
     if (!(a->tool_ids = json_array()) || !(a->model = ll_str_dup(ll_json_str(json_object_get(native, "model"))))) {
-        a->stops = NULL;
         anth_free(&a->base);
         return NULL;
     }
-    return a;
+    return &a->base;
 }
 
 /* ---- POST /v1/messages ------------------------------------------------------------------------ */
@@ -596,10 +601,9 @@ static void v1_messages(ll_http_req *req, ll_http_resp *resp, void *ctx) {
         ll_http_resp_error(resp, err.code == LL_ERR_NOMEM ? 500 : 400, "%s", err.msg);
         goto out;
     }
-    anth_out *a = anth_new(native, stops, est);
+    api_adapter *a = api_anthropic_adapter_new(native, stops, est);
     if (!a) { ll_http_resp_error(resp, 500, "out of memory"); goto out; }
-    stops = NULL;
-    api_gen_run(req, resp, ctx, true, native, &a->base);
+    api_gen_run(req, resp, ctx, true, native, a);
     native = NULL;
 out:
     json_decref(stops);
