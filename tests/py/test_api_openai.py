@@ -9,6 +9,7 @@ import os
 import signal
 import json
 import struct
+import time
 
 import pytest
 
@@ -259,4 +260,46 @@ def test_stream_error_after_first_event(tmp_path):
         last = json.loads(events[-1][len("data: "):])
         assert last == {"error": {"message": "server shutting down", "type": "api_error", "param": None, "code": None}}
     finally:
+        s.stop()
+
+
+def test_streamed_requests_on_a_full_queue_get_503(tmp_path):
+    """§0.7, §0.10.2: with one slot and a queue of one, a third request is refused with 503
+    and the JSON error before any stream starts, streamed or not, native or /v1; the waiting
+    request still runs once the first is gone."""
+    s = Server(tmp_path, {"LOCALLAMA_MAX_QUEUE": "1", "LOCALLAMA_NUM_PARALLEL": "1"})
+    conns = []
+    try:
+        st, body = s.json("POST", "/api/create", {"model": "tiny", "from": TINY, "stream": False})
+        assert st == 200, body
+        # greedy "hi" runs for 1600+ tokens (test_stream_error_after_first_event)
+        long = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "stream": True,
+                "options": {"temperature": 0, "num_ctx": 256}}
+
+        def send(body):
+            c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+            c.request("POST", "/api/chat", body=json.dumps(body), headers={"Content-Type": "application/json"})
+            conns.append(c)
+            return c
+
+        a = send(long).getresponse()
+        assert a.status == 200 and a.readline().startswith(b'{"model":"tiny"')     # running in the slot
+        b_conn = send(long)                                                        # waits in the queue
+        time.sleep(1.0)
+        busy = "server busy, please try again.  maximum pending requests exceeded"
+        for stream in (True, False):
+            st, raw = s.request("POST", "/api/chat", dict(long, stream=stream))
+            assert st == 503 and json.loads(raw) == {"error": busy}, raw
+            st, raw = s.request("POST", "/api/generate", {"model": "tiny", "prompt": "hi", "stream": stream})
+            assert st == 503 and json.loads(raw) == {"error": busy}, raw
+            st, raw = s.request("POST", "/v1/chat/completions", {"model": "tiny", "stream": stream,
+                                                                  "messages": [{"role": "user", "content": "hi"}]})
+            assert st == 503, raw
+            assert json.loads(raw) == {"error": {"message": busy, "type": "api_error", "param": None, "code": None}}
+        conns[0].close()                                                           # the first leaves
+        b = b_conn.getresponse()
+        assert b.status == 200 and json.loads(b.readline())["model"] == "tiny"
+    finally:
+        for c in conns:
+            c.close()
         s.stop()
