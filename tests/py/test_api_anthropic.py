@@ -285,6 +285,39 @@ def test_stream_error_after_first_event(tmp_path):
         s.stop()
 
 
+def test_sdk_raises_on_error_event(tmp_path):
+    """The same cut seen through the SDK: messages.stream raises instead of returning a
+    silently truncated message (§5 D7)."""
+    s = Server(tmp_path, {"LOCALLAMA_SHUTDOWN_GRACE": "1ms"})
+    try:
+        st, body = s.json("POST", "/api/create", {"model": "tiny", "from": TINY, "stream": False})
+        assert st == 200, body
+        c = anthropic.Anthropic(base_url=f"http://127.0.0.1:{s.port}", api_key="unused", max_retries=0, timeout=60)
+        seen = []
+        with pytest.raises(anthropic.APIStatusError) as e:
+            with c.messages.stream(model="tiny", max_tokens=4000, messages=[{"role": "user", "content": "hi"}],
+                                   **GREEDY) as st:
+                for piece in st.text_stream:
+                    seen.append(piece)
+                    if len(seen) == 1:
+                        os.kill(s.proc.pid, signal.SIGTERM)
+        assert seen and "server shutting down" in str(e.value)
+    finally:
+        s.stop()
+
+
+def test_nothing_left_after_conversion_still_completes(srv):
+    """Messages whose blocks all convert to nothing leave an empty native chat, which only loads
+    the model (§1.2.9); the answer is still a complete Message, and a complete event sequence
+    when streamed (§5 D6)."""
+    body = {"model": "tiny", "max_tokens": 5, "messages": [{"role": "user", "content": []}]}
+    st, m = srv.json("POST", "/v1/messages", body)
+    assert st == 200 and m["content"] == [] and m["stop_reason"] == "end_turn"
+    r, raw = post_raw(srv.port, dict(body, stream=True))
+    assert r.status == 200
+    assert [n for n, _ in sse_events(raw)] == ["message_start", "message_delta", "message_stop"]
+
+
 # ---- errors (§3.5) ------------------------------------------------------------------------------
 
 
