@@ -1,7 +1,13 @@
-/* cmd_run: `locallama run PATH.gguf [PROMPT]` — chat with a model, streaming the answer.
+/* cmd_run: `locallama run MODEL [PROMPT...]`.
  *
- * With PROMPT: one answer, then exit. Without: a multi-turn chat reading one user turn per
- * line of stdin (prompt ">>> " on stderr when stdin is a terminal), until `/bye` or EOF.
+ * MODEL that names a .gguf file (run_is_local) is run here, by the engine in this process;
+ * any other MODEL is a model of `locallama serve` and cmd_chat.c talks to the server as
+ * Ollama's CLI does (run.h). Options are parsed and checked here for both, before anything
+ * is loaded or sent.
+ *
+ * The local half: with PROMPT, one answer, then exit. Without: a multi-turn chat reading one
+ * user turn per line of stdin (prompt ">>> " on stderr when stdin is a terminal), until `/bye`
+ * or EOF.
  *
  * Each turn renders the whole conversation with the model's chat template and tokenizes it,
  * then decodes only the tokens after the longest prefix already in the KV cache. For a
@@ -16,6 +22,7 @@
  * ignored in main.c, so a closed stdout (R13) ends generation quietly.
  */
 #include "cli/cli.h"
+#include "cli/run.h"
 #include "template/chat.h"
 
 #include <errno.h>
@@ -28,40 +35,54 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 /* ---- options --------------------------------------------------------------------------------- */
 
-typedef struct {
-    const char *path;          /* the .gguf file */
-    char       *prompt;        /* words after PATH joined by spaces; NULL = interactive */
-    const char *system;        /* --system */
-    ll_sampler_params sp;      /* --temperature, --seed, --top-k, ... */
-    int64_t     num_predict;   /* tokens per answer; -1 = until EOG (at most 10 x n_ctx, R4) */
-    int32_t     n_ctx;         /* requested context; capped to the training context */
-    int32_t     num_keep;      /* tokens after BOS kept by the context shift (Ollama's 4) */
-    int32_t     n_threads;     /* 0 = all cores */
-    ll_kv_type  kv_type;       /* --kv-type */
-    bool        raw;           /* no chat template */
-    bool        verbose;       /* timing summary on stderr */
-} run_opts;
-
 static void run_usage(FILE *f) {
-    fputs("Usage: locallama run PATH.gguf [PROMPT] [options]\n"
-          "  --temperature F     sampling temperature (0 = greedy; default 0.8)\n"
-          "  --seed N            sampling seed (default: from the clock)\n"
-          "  --num-predict N     tokens per answer (-1 = until end of generation; default -1)\n"
-          "  --ctx N             context length (default 4096, capped to the model's)\n"
-          "  --num-keep N        tokens kept from the start when a full context shifts (default 4)\n"
-          "  --threads N         worker threads (default: all cores)\n"
-          "  --kv-type T         KV cache type: f32 (default), f16 (half the memory) or q8_0\n"
-          "  --system TEXT       system message\n"
-          "  --raw               no chat template: the prompt is the model's input\n"
-          "  --top-k N, --top-p F, --min-p F, --repeat-penalty F   sampler settings\n"
-          "  --verbose           token counts and rates on stderr after each answer\n"
-          "Without PROMPT: an interactive chat, one turn per line of stdin; /bye or EOF exits.\n",
+    fputs("Chat with a model: a model of the server, or a .gguf file run in this process\n"
+          "\n"
+          "Usage:\n"
+          "  locallama run MODEL [PROMPT] [flags]\n"
+          "  locallama run PATH.gguf [PROMPT] [flags]\n"
+          "\n"
+          "Flags:\n"
+          "      --dimensions int       Truncate embeddings to this many dimensions (embedding models)\n"
+          "      --format string        Response format (e.g. json)\n"
+          "  -h, --help                 help for run\n"
+          "      --hidethinking         Hide the thinking text of thinking models\n"
+          "      --insecure             Accepted for compatibility (there is no registry)\n"
+          "      --keepalive string     How long the server keeps the model loaded (e.g. 5m)\n"
+          "      --nowordwrap           Do not wrap words (locallama never wraps; accepted)\n"
+          "      --think string[=\"true\"] Thinking: true/false or high/medium/low for models that think\n"
+          "      --truncate             Truncate embedding inputs that exceed the context\n"
+          "      --verbose              Show timings for the response\n"
+          "\n"
+          "Sampling and context (sent as request options to the server, or used directly):\n"
+          "      --temperature F        sampling temperature, >= 0 (0 = greedy; default 0.8)\n"
+          "      --seed N               sampling seed (default: from the clock)\n"
+          "      --num-predict N        tokens per answer (-1 = until end of generation; 0 = none)\n"
+          "      --ctx N                context length (default 4096, capped to the model's)\n"
+          "      --num-keep N           tokens kept from the start when a full context shifts (default 4)\n"
+          "      --threads N            worker threads (default: all cores; capped to the CPU count)\n"
+          "      --top-k N              top-k, >= 0 (0 = off)\n"
+          "      --top-p F              top-p, in [0, 1]\n"
+          "      --min-p F              min-p, in [0, 1]\n"
+          "      --repeat-penalty F     repeat penalty, > 0 (1 = off)\n"
+          "      --system TEXT          system message\n"
+          "      --raw                  no chat template: the prompt is the model's input\n"
+          "      --kv-type T            KV cache type f32, f16 or q8_0 (PATH.gguf only)\n"
+          "\n"
+          "MODEL is a name of `locallama serve` (see `locallama list`); the server must run.\n"
+          "PATH.gguf is loaded here; without PROMPT its chat reads one turn per line of stdin.\n"
+          "\n"
+          "Environment Variables:\n"
+          "      LOCALLAMA_HOST                Address of the locallama server (default 127.0.0.1:11434)\n"
+          "      OLLAMA_HOST                   Used when LOCALLAMA_HOST is unset\n"
+          "      LOCALLAMA_NOHISTORY           Do not keep the REPL's history (~/.locallama/history)\n",
           f);
 }
 
@@ -69,6 +90,13 @@ static int usage_err(const char *fmt, const char *a) {
     fputs("Error: ", stderr);
     fprintf(stderr, fmt, a);
     fputc('\n', stderr);
+    return 2;
+}
+
+/* The one wording of a bad option value (exit 2); why adds the reason when there is one. */
+static int bad_value(const char *name, const char *val, const char *why) {
+    fprintf(stderr, "Error: invalid value for %s: \"%s\"%s%s%s\n", name, val,
+            why ? " (" : "", why ? why : "", why ? ")" : "");
     return 2;
 }
 
@@ -92,14 +120,91 @@ static bool parse_u64(const char *s, uint64_t *out) {
     return true;
 }
 
-static bool parse_f32(const char *s, float *out) {
+/* A finite float in [lo, hi]. */
+static bool parse_f32(const char *s, double lo, double hi, float *out) {
     if (!s || !*s) return false;
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || *end || !isfinite(v) || fabs(v) > 1e30) return false;
+    if (errno || *end || !isfinite(v) || v < lo || v > hi) return false;
     *out = (float)v;
     return true;
+}
+
+bool run_is_local(const char *model) {
+    size_t n = strlen(model);
+    if (n >= 5 && !strcasecmp(model + n - 5, ".gguf")) return true;
+    struct stat st;
+    return stat(model, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Go durations (time.ParseDuration): [-+]? then one or more of <decimal><unit>, units ns us
+ * µs ms s m h; "0" alone is zero. Overflow past int64 nanoseconds is an error. */
+bool run_parse_duration(const char *s, int64_t *ns, char *why, size_t why_cap) {
+    const char *p = s;
+    bool neg = false;
+    if (*p == '-' || *p == '+') neg = *p++ == '-';
+    if (!strcmp(p, "0")) { *ns = 0; return true; }
+    if (!*p) goto invalid;
+    double total = 0;
+    while (*p) {
+        if (!((*p >= '0' && *p <= '9') || *p == '.')) goto invalid;
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || (end == p + 1 && *p == '.')) goto invalid;
+        p = end;
+        static const struct { const char *u; double mul; } units[] = {
+            { "ns", 1 }, { "us", 1e3 }, { "\xC2\xB5s", 1e3 }, { "\xCE\xBCs", 1e3 }, { "ms", 1e6 },
+            { "s", 1e9 }, { "m", 60e9 }, { "h", 3600e9 },
+        };
+        size_t best = 0, best_len = 0;
+        for (size_t k = 0; k < sizeof units / sizeof units[0]; k++) {
+            size_t l = strlen(units[k].u);
+            if (!strncmp(p, units[k].u, l) && l > best_len) { best = k; best_len = l; }
+        }
+        if (best_len == 0) {
+            if (!*p) snprintf(why, why_cap, "time: missing unit in duration \"%s\"", s);
+            else snprintf(why, why_cap, "time: unknown unit \"%.*s\" in duration \"%s\"",
+                          (int)strcspn(p, "0123456789."), p, s);
+            return false;
+        }
+        total += v * units[best].mul;
+        p += best_len;
+    }
+    if (total > 9.2e18) { snprintf(why, why_cap, "time: invalid duration \"%s\"", s); return false; }
+    *ns = (int64_t)(neg ? -total : total);
+    return true;
+invalid:
+    snprintf(why, why_cap, "time: invalid duration \"%s\"", s);
+    return false;
+}
+
+/* v/10^digits with trailing zeros (and a bare dot) dropped, as Go's fmtFrac does. */
+static void frac_str(char *buf, size_t cap, uint64_t v, int digits) {
+    uint64_t p = 1;
+    for (int i = 0; i < digits; i++) p *= 10;
+    uint64_t ip = v / p, fp = v % p;
+    char f[24];
+    snprintf(f, sizeof f, "%0*llu", digits, (unsigned long long)fp);
+    int n = digits;
+    while (n > 0 && f[n - 1] == '0') n--;
+    f[n] = '\0';
+    snprintf(buf, cap, n ? "%llu.%s" : "%llu", (unsigned long long)ip, f);
+}
+
+void run_fmt_duration(char *buf, size_t cap, int64_t ns) {
+    if (ns == 0) { snprintf(buf, cap, "0s"); return; }
+    const char *sign = ns < 0 ? "-" : "";
+    uint64_t u = ns < 0 ? (uint64_t)0 - (uint64_t)ns : (uint64_t)ns;
+    char num[48];
+    if (u < 1000) { snprintf(buf, cap, "%s%lluns", sign, (unsigned long long)u); return; }
+    if (u < 1000000) { frac_str(num, sizeof num, u, 3); snprintf(buf, cap, "%s%s\xC2\xB5s", sign, num); return; }
+    if (u < 1000000000) { frac_str(num, sizeof num, u, 6); snprintf(buf, cap, "%s%sms", sign, num); return; }
+    uint64_t h = u / 3600000000000ull, m = u / 60000000000ull % 60;
+    frac_str(num, sizeof num, u % 60000000000ull, 9);
+    if (h) snprintf(buf, cap, "%s%lluh%llum%ss", sign, (unsigned long long)h, (unsigned long long)m, num);
+    else if (m) snprintf(buf, cap, "%s%llum%ss", sign, (unsigned long long)m, num);
+    else snprintf(buf, cap, "%s%ss", sign, num);
 }
 
 /* words: room for argc prompt words (the options among them are skipped, the rest joined). */
@@ -118,6 +223,11 @@ static int run_parse_words(int argc, char **argv, run_opts *o, int *status, cons
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { run_usage(stdout); *status = 0; return -1; }
         if (!strcmp(a, "--raw")) { o->raw = true; continue; }
         if (!strcmp(a, "--verbose")) { o->verbose = true; continue; }
+        if (!strcmp(a, "--hidethinking")) { o->hidethinking = true; continue; }
+        if (!strcmp(a, "--nowordwrap")) { o->nowordwrap = true; continue; }
+        if (!strcmp(a, "--insecure")) { o->insecure = true; continue; }
+        if (!strcmp(a, "--truncate")) { o->truncate = true; continue; }
+        if (!strcmp(a, "--think")) { o->think = "true"; continue; }   /* alone: no value taken */
         /* options with a value: "--name VALUE" or "--name=VALUE" */
         char name[32];
         const char *val = NULL;
@@ -129,6 +239,7 @@ static int run_parse_words(int argc, char **argv, run_opts *o, int *status, cons
         static const char *const with_value[] = {
             "--temperature", "--seed", "--num-predict", "--ctx", "--threads", "--system",
             "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--kv-type", "--num-keep",
+            "--format", "--keepalive", "--think", "--dimensions",
         };
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
@@ -140,39 +251,71 @@ static int run_parse_words(int argc, char **argv, run_opts *o, int *status, cons
 
         int64_t iv;
         bool ok = true;
-        if (!strcmp(name, "--temperature")) ok = parse_f32(val, &o->sp.temperature);
-        else if (!strcmp(name, "--seed")) ok = parse_u64(val, &o->sp.seed);
-        else if (!strcmp(name, "--num-predict")) {
+        const char *why = NULL;
+        char why_buf[160];
+        if (!strcmp(name, "--temperature")) {
+            ok = parse_f32(val, 0, 1e30, &o->sp.temperature);
+            o->set_temperature = true;
+        } else if (!strcmp(name, "--seed")) {
+            ok = parse_u64(val, &o->sp.seed);
+            o->set_seed = true;
+        } else if (!strcmp(name, "--num-predict")) {
             ok = parse_i64(val, -1, INT64_MAX, &iv);
             if (ok) o->num_predict = iv;
+            o->set_num_predict = true;
         } else if (!strcmp(name, "--ctx")) {
             ok = parse_i64(val, 1, INT32_MAX, &iv);
             if (ok) o->n_ctx = (int32_t)iv;
+            o->set_ctx = true;
         } else if (!strcmp(name, "--threads")) {
             ok = parse_i64(val, 0, 1024, &iv);      /* R18: negative is an error; ll_ctx_init's max */
             if (ok) o->n_threads = (int32_t)iv;
+            o->set_threads = true;
         } else if (!strcmp(name, "--num-keep")) {
             ok = parse_i64(val, 0, INT32_MAX, &iv);  /* clamped below n_ctx once it is known (H36) */
             if (ok) o->num_keep = (int32_t)iv;
+            o->set_num_keep = true;
         } else if (!strcmp(name, "--kv-type")) {
             ok = !strcmp(val, "f32") || !strcmp(val, "f16") || !strcmp(val, "q8_0");
             o->kv_type = !strcmp(val, "f16") ? LL_KV_F16 : !strcmp(val, "q8_0") ? LL_KV_Q8_0 : LL_KV_F32;
+            o->set_kv_type = true;
         } else if (!strcmp(name, "--system")) o->system = val;
         else if (!strcmp(name, "--top-k")) {
-            ok = parse_i64(val, INT32_MIN, INT32_MAX, &iv);
+            ok = parse_i64(val, 0, INT32_MAX, &iv);
             if (ok) o->sp.top_k = (int32_t)iv;
-        } else if (!strcmp(name, "--top-p")) ok = parse_f32(val, &o->sp.top_p);
-        else if (!strcmp(name, "--min-p")) ok = parse_f32(val, &o->sp.min_p);
-        else if (!strcmp(name, "--repeat-penalty")) ok = parse_f32(val, &o->sp.repeat_penalty);
-        if (!ok) {
-            fprintf(stderr, "Error: invalid value for %s: \"%s\"\n", name, val);
-            *status = 2;
-            return -1;
+            o->set_top_k = true;
+        } else if (!strcmp(name, "--top-p")) {
+            ok = parse_f32(val, 0, 1, &o->sp.top_p);
+            o->set_top_p = true;
+        } else if (!strcmp(name, "--min-p")) {
+            ok = parse_f32(val, 0, 1, &o->sp.min_p);
+            o->set_min_p = true;
+        } else if (!strcmp(name, "--repeat-penalty")) {
+            /* 0 would divide positive logits by zero; negative flips their order */
+            ok = parse_f32(val, 0, 1e30, &o->sp.repeat_penalty) && o->sp.repeat_penalty > 0;
+            o->set_repeat_penalty = true;
+        } else if (!strcmp(name, "--format")) {
+            ok = val[0] != '\0';
+            o->format = val;
+        } else if (!strcmp(name, "--keepalive")) {
+            int64_t ns;
+            ok = run_parse_duration(val, &ns, why_buf, sizeof why_buf);
+            if (ok) run_fmt_duration(o->keepalive, sizeof o->keepalive, ns);
+            else why = why_buf;
+        } else if (!strcmp(name, "--think")) {
+            static const char *const levels[] = { "true", "false", "high", "medium", "low", "max" };
+            ok = false;
+            for (size_t k = 0; k < sizeof levels / sizeof levels[0]; k++)
+                if (!strcmp(val, levels[k])) { o->think = levels[k]; ok = true; }
+            if (!ok) why = "must be true, false, high, medium, low, or max";
+        } else if (!strcmp(name, "--dimensions")) {
+            ok = parse_i64(val, 1, INT32_MAX, &iv);
+            if (ok) o->dimensions = iv;
         }
+        if (!ok) { *status = bad_value(name, val, why); return -1; }
     }
     if (!o->path) {
         fputs("Error: requires at least 1 arg(s), only received 0\n", stderr);
-        run_usage(stderr);
         *status = 2;
         return -1;
     }
@@ -338,34 +481,6 @@ static void out_finish(utf8_out *o) {
 
 static void out_str(utf8_out *o, const char *s) {
     if (!o->broken && !write_all(s, strlen(s))) o->broken = true;
-}
-
-/* ---- durations, as Go prints them (Ollama's --verbose block) --------------------------------- */
-
-static void fmt_duration(char *buf, size_t cap, uint64_t ns) {
-    const char *unit;
-    double v;
-    if (ns < 1000) { snprintf(buf, cap, "%lluns", (unsigned long long)ns); return; }
-    if (ns < 1000000) { v = ns / 1e3; unit = "\xC2\xB5s"; }
-    else if (ns < 1000000000) { v = ns / 1e6; unit = "ms"; }
-    else if (ns < 60ull * 1000000000) { v = ns / 1e9; unit = "s"; }
-    else {
-        uint64_t min = ns / 60000000000ull;
-        char rest[32];
-        fmt_duration(rest, sizeof rest, ns % 60000000000ull);
-        if (!strcmp(rest, "0ns")) snprintf(rest, sizeof rest, "0s");
-        snprintf(buf, cap, "%llum%s", (unsigned long long)min, rest);
-        return;
-    }
-    char num[48];
-    snprintf(num, sizeof num, "%.9f", v);
-    char *dot = strchr(num, '.');
-    if (dot) {   /* drop trailing zeros, and the dot if nothing is left after it */
-        char *e = num + strlen(num) - 1;
-        while (e > dot && *e == '0') *e-- = '\0';
-        if (e == dot) *e = '\0';
-    }
-    snprintf(buf, cap, "%s%s", num, unit);
 }
 
 /* ---- the chat ------------------------------------------------------------------------------------ */
@@ -629,6 +744,7 @@ static int chat_generate(chat *ch, answer_buf *ans, const char **stop, turn_stat
     const run_opts *o = ch->o;
     ll_error err = { 0 };
     *stop = "eog";
+    if (o->num_predict == 0) { *stop = "length"; return TURN_OK; }   /* nothing at all */
     for (;;) {
         if (g_interrupted) return TURN_CANCELLED;
         const float *logits = ll_ctx_logits(ch->ctx, -1);
@@ -668,18 +784,18 @@ static void chat_end_answer(chat *ch, int result, const char *stop) {
 static void print_turn_stats(const turn_stats *ts, uint64_t t_load_ns) {
     char d[64];
     double tp = (ts->t_prompt1 - ts->t_prompt0) / 1e9, te = (ts->t_end - ts->t_prompt1) / 1e9;
-    fmt_duration(d, sizeof d, ts->t_end - ts->t_start + t_load_ns);
+    run_fmt_duration(d, sizeof d, (int64_t)(ts->t_end - ts->t_start + t_load_ns));
     fprintf(stderr, "total duration:       %s\n", d);
     if (t_load_ns) {
-        fmt_duration(d, sizeof d, t_load_ns);
+        run_fmt_duration(d, sizeof d, (int64_t)t_load_ns);
         fprintf(stderr, "load duration:        %s\n", d);
     }
     fprintf(stderr, "prompt eval count:    %zu token(s)\n", ts->n_prompt);
-    fmt_duration(d, sizeof d, ts->t_prompt1 - ts->t_prompt0);
+    run_fmt_duration(d, sizeof d, (int64_t)(ts->t_prompt1 - ts->t_prompt0));
     fprintf(stderr, "prompt eval duration: %s\n", d);
     if (tp > 0) fprintf(stderr, "prompt eval rate:     %.2f tokens/s\n", ts->n_prompt / tp);
     fprintf(stderr, "eval count:           %lld token(s)\n", (long long)ts->n_gen);
-    fmt_duration(d, sizeof d, ts->t_end - ts->t_prompt1);
+    run_fmt_duration(d, sizeof d, (int64_t)(ts->t_end - ts->t_prompt1));
     fprintf(stderr, "eval duration:        %s\n", d);
     if (te > 0 && ts->n_gen > 0) fprintf(stderr, "eval rate:            %.2f tokens/s\n", ts->n_gen / te);
 }
@@ -798,6 +914,31 @@ int cmd_run(int argc, char **argv) {
     run_opts o;
     int status = 0;
     if (run_parse(argc, argv, &o, &status) != 0) return status;
+    if (!run_is_local(o.path)) {
+        if (o.set_kv_type) {
+            free(o.prompt);
+            return usage_err("%s", "--kv-type applies to a .gguf file only (the server picks its KV cache type)");
+        }
+        int rc = run_client(&o);
+        free(o.prompt);
+        return rc;
+    }
+    /* The server's flags have no meaning for a file run here: refuse rather than ignore. */
+    const char *server_only = o.format ? "--format" : o.keepalive[0] ? "--keepalive"
+                            : (o.think && strcmp(o.think, "false")) ? "--think"
+                            : o.dimensions ? "--dimensions" : NULL;
+    if (server_only) {
+        free(o.prompt);
+        fprintf(stderr, "Error: %s needs a model of the server, not a .gguf file\n", server_only);
+        return 2;
+    }
+    /* R18: more workers than cores only fight over them */
+    long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n_cpu > 0 && o.n_threads > n_cpu) {
+        fprintf(stderr, "Warning: --threads %d is more than the %ld CPUs; using %ld\n", (int)o.n_threads,
+                n_cpu, n_cpu);
+        o.n_threads = (int32_t)n_cpu;
+    }
 
     struct stat stbuf;
     if (stat(o.path, &stbuf) != 0) {
@@ -857,7 +998,8 @@ int cmd_run(int argc, char **argv) {
     if (o.prompt) {
         if (!chat_push(&ch, "user", o.prompt)) { rc = cli_fail("out of memory"); goto out; }
         int r = chat_turn(&ch, false);
-        rc = (r == TURN_OK || r == TURN_CANCELLED) ? 0 : 1;   /* Ctrl-C in one-shot: exit 0 */
+        /* Ctrl-C in one-shot: the shell's convention for death by SIGINT, 128 + 2 */
+        rc = r == TURN_OK ? 0 : r == TURN_CANCELLED ? 130 : 1;
     } else {
         rc = chat_interactive(&ch);
     }

@@ -3,6 +3,7 @@
  *   locallama tokenize --model PATH [--no-bos] [--parse-special] [TEXT]
  *       prints the ids as one JSON array; without TEXT the text is all of stdin (raw bytes)
  *   locallama detokenize --model PATH [--pieces] ID...
+ *       IDs as numbers, comma lists or tokenize's JSON array; "-" reads them from stdin;
  *       writes the decoded bytes (special tokens rendered, spec 4.2) and nothing else;
  *       --pieces writes the plain concatenation of the pieces instead (no clean-up) */
 #include "cli/cli.h"
@@ -16,7 +17,8 @@
 static const char tokenize_usage[] =
     "usage: locallama tokenize --model PATH [--no-bos] [--parse-special] [TEXT]\n";
 static const char detokenize_usage[] =
-    "usage: locallama detokenize --model PATH [--pieces] ID...\n";
+    "usage: locallama detokenize --model PATH [--pieces] ID... | -\n"
+    "  ID: 17, 17,42 or tokenize's output [17, 42]; - reads them from stdin\n";
 
 static int usage_error(const char *usage, const char *fmt, const char *arg) {
     fputs("Error: ", stderr);
@@ -119,14 +121,19 @@ done:
     return rc;
 }
 
-/* One id argument: a decimal integer, or several separated by commas. */
+/* Ids from one argument or from stdin: decimal integers separated by commas and/or blanks,
+ * optionally inside [ ] so that tokenize's own output ("[1, 2, 3]", whole or split into
+ * words by the shell) reads back. Returns 0, -1 for text that is not an id, -2 out of memory. */
 static int parse_ids(const char *a, int32_t **ids, size_t *n, size_t *cap) {
     const char *p = a;
     for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ',' || *p == '[' || *p == ']') p++;
+        if (*p == '\0') return 0;
         char *end;
         errno = 0;
         long long x = strtoll(p, &end, 10);
-        if (end == p || errno || (*end != ',' && *end != '\0')) return -1;
+        if (end == p || errno) return -1;
+        if (*end && !strchr(" \t\n\r,[]", *end)) return -1;
         if (*n == *cap) {
             size_t c = *cap ? *cap * 2 : 64;
             int32_t *b = realloc(*ids, c * sizeof *b);
@@ -135,14 +142,13 @@ static int parse_ids(const char *a, int32_t **ids, size_t *n, size_t *cap) {
             *cap = c;
         }
         (*ids)[(*n)++] = x < INT32_MIN ? INT32_MIN : x > INT32_MAX ? INT32_MAX : (int32_t)x;
-        if (*end == '\0') return 0;
-        p = end + 1;
+        p = end;
     }
 }
 
 int cmd_detokenize(int argc, char **argv) {
     const char *model = NULL;
-    bool pieces = false;
+    bool pieces = false, from_stdin = false;
     int32_t *ids = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;
@@ -153,6 +159,8 @@ int cmd_detokenize(int argc, char **argv) {
             model = argv[i];
         } else if (!strcmp(a, "--pieces")) {
             pieces = true;
+        } else if (!strcmp(a, "-")) {
+            from_stdin = true;
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(detokenize_usage, stdout);
             goto done;
@@ -166,6 +174,18 @@ int cmd_detokenize(int argc, char **argv) {
         }
     }
     if (!model) { rc = usage_error(detokenize_usage, "%s", "--model is required"); goto done; }
+    if (from_stdin) {   /* `tokenize ... | detokenize --model M -` */
+        size_t len = 0;
+        char *in = read_stdin(&len);
+        if (!in) { rc = cli_fail("cannot read stdin"); goto done; }
+        char *z = realloc(in, len + 1);
+        if (!z) { free(in); rc = cli_fail("out of memory"); goto done; }
+        z[len] = '\0';
+        int r = parse_ids(z, &ids, &n, &cap);
+        free(z);
+        if (r == -2) { rc = cli_fail("out of memory"); goto done; }
+        if (r < 0) { rc = usage_error(detokenize_usage, "%s", "stdin holds something that is not a token id"); goto done; }
+    }
 
     ll_error err = { 0 };
     ll_vocab *v = NULL;
