@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 /* ---- built-in templates ------------------------------------------------------------------- */
@@ -469,11 +470,45 @@ static void api_ps(ll_http_req *req, ll_http_resp *resp, void *arg) {
 
 /* ---- POST /api/create ---------------------------------------------------------------------- */
 
-typedef struct { json_t *lines; } create_progress;
+/* Progress of one create (§1.8). The work runs on the connection's thread, so the stream is
+ * opened lazily at the first status: every check before it answers with a real status code,
+ * every failure after it is an inline {"error":…} line under 200, as Ollama's stream does.
+ * The road not taken: a producer thread would let the client see each line as it happens,
+ * but it would outlive a shutdown that closes the store under it; a create from uploaded
+ * blobs writes a few small layers and takes well under a second, a server-side GGUF path
+ * (copied into the store) is the only slow case. */
+typedef struct {
+    ll_http_resp   *resp;
+    ll_http_stream *s;          /* NULL until the first line when streaming */
+    bool            stream;
+    bool            parsed;     /* "parsing GGUF" said: the store's own one is dropped */
+    bool            succeeded;  /* "success" said */
+} create_progress;
 
 static void create_on_progress(void *user, const char *status) {
     create_progress *p = user;
-    json_array_append_new(p->lines, json_pack("{s:s}", "status", status));
+    if (!strcmp(status, "parsing GGUF")) {
+        if (p->parsed) return;
+        p->parsed = true;
+    }
+    if (!strcmp(status, "success")) {
+        if (p->succeeded) return;
+        p->succeeded = true;
+    }
+    if (!p->stream) return;
+    if (!p->s && !(p->s = ll_http_resp_stream(p->resp, LL_STREAM_NDJSON))) return;
+    json_t *o = json_pack("{s:s}", "status", status);
+    if (o) ll_http_stream_ndjson(p->s, o, 0);
+    json_decref(o);
+}
+
+/* Quantization types a create request may name (§1.8), canonical spelling; q4_K is Q4_K_M. */
+static const char *quant_canonical(ll_str q) {
+    static const char *const known[] = { "F32", "F16", "BF16", "Q4_K_S", "Q4_K_M", "Q8_0" };
+    if (q.n == 4 && !strncasecmp(q.p, "q4_k", 4)) return "Q4_K_M";
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strlen(known[i]) == q.n && !strncasecmp(q.p, known[i], q.n)) return known[i];
+    return NULL;
 }
 
 static bool looks_like_path(const char *s) {
@@ -489,7 +524,7 @@ static void api_create(ll_http_req *req, ll_http_resp *resp, void *arg) {
     if (ll_http_req_json(req, resp, &body) != LL_OK) return;
     char *model = NULL, *from = NULL, *tmpl_auto = NULL;
     ll_modelfile *mf = NULL;
-    create_progress prog = { json_array() };
+    create_progress prog = { .resp = resp };
     ll_str s_from = { "", 0 }, s_tmpl = { NULL, 0 }, s_sys = { NULL, 0 }, s_q = { NULL, 0 };
     bool has_tmpl = false, has_sys = false, has_q = false, stream = true;
     json_t *files = NULL, *params = NULL, *msgs = NULL, *lic = NULL, *adapters = NULL;
@@ -504,13 +539,19 @@ static void api_create(ll_http_req *req, ll_http_resp *resp, void *arg) {
         ll_json_get_array(body, "messages", &msgs, &err) != LL_OK ||
         ll_json_get_bool(body, "stream", &stream, NULL, &err) != LL_OK)
         goto fail;
+    prog.stream = stream;
     if (ll_json_get_str(body, "quantize", &s_q, &has_q, &err) != LL_OK) goto fail;
     if (!has_q && ll_json_get_str(body, "quantization", &s_q, &has_q, &err) != LL_OK) goto fail;
     lic = ll_json_field(body, "license");
     ll_model_name name;
-    if (ll_name_parse(&name, model, &err) != LL_OK) { ll_fail(&err, LL_ERR_ARG, "invalid model name"); err.code = LL_ERR_ARG; snprintf(err.msg, sizeof err.msg, "invalid model name"); goto fail; }
-    if (has_q && s_q.n) { snprintf(err.msg, sizeof err.msg, "quantization is not supported by this server yet"); goto fail; }
-    if (adapters && json_object_size(adapters)) { snprintf(err.msg, sizeof err.msg, "adapters are not supported"); goto fail; }
+    if (ll_name_parse(&name, model, &err) != LL_OK) { snprintf(err.msg, sizeof err.msg, "invalid model name"); goto fail; }
+    const char *quant = NULL;
+    if (has_q && s_q.n && !(quant = quant_canonical(s_q))) {
+        snprintf(err.msg, sizeof err.msg, "unsupported quantization type %.*s - supported types are F32, F16, Q4_K_S, Q4_K_M, Q8_0",
+                 (int)(s_q.n > 40 ? 40 : s_q.n), s_q.p);
+        goto fail;
+    }
+    if (adapters && json_object_size(adapters)) { snprintf(err.msg, sizeof err.msg, "adapters are not supported: LoRA adapters cannot be applied yet"); goto fail; }
     bool has_files = files && json_object_size(files) > 0;
     if ((s_from.n == 0) == !has_files) {
         snprintf(err.msg, sizeof err.msg, s_from.n ? "specify either 'from' or 'files', not both"
@@ -533,7 +574,7 @@ static void api_create(ll_http_req *req, ll_http_resp *resp, void *arg) {
     if (params) mf->params = json_deep_copy(params);
     if (lic) {
         size_t nl = json_is_array(lic) ? json_array_size(lic) : 1;
-        mf->licenses = ll_calloc(nl, sizeof *mf->licenses);
+        mf->licenses = ll_calloc(nl ? nl : 1, sizeof *mf->licenses);
         for (size_t i = 0; mf->licenses && i < nl; i++) {
             json_t *v = json_is_array(lic) ? json_array_get(lic, i) : lic;
             if (!json_is_string(v)) { snprintf(err.msg, sizeof err.msg, "license must be a string or an array of strings"); goto fail; }
@@ -546,6 +587,7 @@ static void api_create(ll_http_req *req, ll_http_resp *resp, void *arg) {
         for (size_t i = 0; mf->messages && i < nm; i++) {
             json_t *mm = json_array_get(msgs, i);
             ll_str r = { "", 0 }, c = { "", 0 };
+            if (!json_is_object(mm)) { snprintf(err.msg, sizeof err.msg, "messages must be objects with a role and a content"); goto fail; }
             if (ll_json_get_str(mm, "role", &r, NULL, &err) != LL_OK || ll_json_get_str(mm, "content", &c, NULL, &err) != LL_OK) goto fail;
             mf->messages[i].role = ll_str_dup(r);
             mf->messages[i].content = ll_str_dup(c);
@@ -555,7 +597,7 @@ static void api_create(ll_http_req *req, ll_http_resp *resp, void *arg) {
     ll_create_opts co = { .mf = mf, .progress = create_on_progress, .progress_user = &prog };
     ll_digest blob;
     ll_model_name base;
-    char gguf_for_detect[1100] = "";
+    char gguf_for_detect[1100] = "", src_type[32] = "";
     if (has_files) {
         const char *key, *first = NULL;
         json_t *v, *pick = NULL;
@@ -583,14 +625,42 @@ static void api_create(ll_http_req *req, ll_http_resp *resp, void *arg) {
         } else {
             api_model bm;
             bool found = false;
-            if (api_model_open(ctx, from, &bm, &found, &err) != LL_OK) { snprintf(err.msg, sizeof err.msg, "invalid model name"); goto fail; }
+            if (api_model_open(ctx, from, &bm, &found, &err) != LL_OK) {
+                if (err.code == LL_ERR_ARG) snprintf(err.msg, sizeof err.msg, "invalid model name");
+                else status = status_of(&err);
+                goto fail;
+            }
             if (!found) { status = 404; snprintf(err.msg, sizeof err.msg, "model '%s' not found", from); goto fail; }
             base = bm.name;
+            if (quant) {
+                ll_model_details d;
+                memset(&d, 0, sizeof d);
+                ll_error e2 = { 0 };
+                if (ll_store_details(ctx->store, bm.manifest, &d, &e2) == LL_OK && d.quantization_level)
+                    snprintf(src_type, sizeof src_type, "%s", d.quantization_level);
+                ll_model_details_clear(&d);
+            }
             api_model_close(&bm);
             co.from_model = &base;
             co.parent = from;
         }
     }
+    /* No quantizer yet: a create may only "quantize" to the type the source already has. */
+    if (quant && gguf_for_detect[0]) {
+        ll_error e2 = { 0 };
+        if (ll_store_gguf_file_type(gguf_for_detect, src_type, sizeof src_type, &e2) != LL_OK) {
+            status = status_of(&e2);
+            snprintf(err.msg, sizeof err.msg, "%s", e2.msg);
+            goto fail;
+        }
+    }
+    if (quant && strcasecmp(src_type, quant)) {
+        snprintf(err.msg, sizeof err.msg, "quantization to %s is not supported yet (the source is %s)",
+                 quant, src_type[0] ? src_type : "of unknown type");
+        goto fail;
+    }
+    /* From here on the client sees progress; failures become inline error lines. */
+    if (gguf_for_detect[0]) create_on_progress(&prog, "parsing GGUF");
     /* A bare GGUF without a TEMPLATE gets its family's template (§10). */
     if (gguf_for_detect[0] && !mf->template_text) {
         ll_gguf *g = NULL;
@@ -617,7 +687,8 @@ static void api_create(ll_http_req *req, ll_http_resp *resp, void *arg) {
                 }
             }
             ll_gguf_close(g);
-        } else if (co.gguf_path) {
+        } else {
+            status = e2.code == LL_ERR_IO ? 500 : 400;
             snprintf(err.msg, sizeof err.msg, "%s", e2.msg);
             goto fail;
         }
@@ -628,23 +699,19 @@ static void api_create(ll_http_req *req, ll_http_resp *resp, void *arg) {
     char full[LL_NAME_FULL_MAX];
     ll_name_full(&name, full, sizeof full);
     ll_runners_unload(ctx->runners, full);
-    json_t *last = json_array_get(prog.lines, json_array_size(prog.lines) - 1);
-    if (!last || strcmp(json_string_value(json_object_get(last, "status")), "success"))
-        create_on_progress(&prog, "success");
-    if (stream) {
-        ll_http_stream *s = ll_http_resp_stream(resp, LL_STREAM_NDJSON);
-        if (s) {
-            for (size_t i = 0; i < json_array_size(prog.lines); i++) ll_http_stream_ndjson(s, json_array_get(prog.lines, i), 0);
-            ll_http_stream_end(s);
-        }
-    } else {
-        ll_http_resp_json(resp, 200, json_pack("{s:s}", "status", "success"));
-    }
+    create_on_progress(&prog, "success");
+    if (prog.s) ll_http_stream_end(prog.s);
+    else if (stream) ll_http_resp_error(resp, 500, "create ended without a response stream");
+    else ll_http_resp_json(resp, 200, json_pack("{s:s}", "status", "success"));
     goto out;
 fail:
-    ll_http_resp_error(resp, status, "%s", err.msg);
+    if (prog.s) {                       /* §0.6.2: after the first line, errors are inline */
+        ll_http_stream_error(prog.s, err.msg);
+        ll_http_stream_end(prog.s);
+    } else {
+        ll_http_resp_error(resp, status, "%s", err.msg);
+    }
 out:
-    json_decref(prog.lines);
     ll_modelfile_free(mf);
     ll_free(tmpl_auto);
     ll_free(from);

@@ -92,6 +92,13 @@ out:
     return st;
 }
 
+ll_status ll_store_gguf_file_type(const char *path, char *buf, size_t cap, ll_error *err) {
+    gguf_meta meta;
+    ll_status st = gguf_read_meta(path, path, &meta, err);
+    if (st == LL_OK) snprintf(buf, cap, "%s", meta.file_type);
+    return st;
+}
+
 // ---------------------------------------------------------------------------------------------
 // create
 

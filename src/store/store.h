@@ -256,6 +256,11 @@ typedef struct {
     void *progress_user;
 } ll_create_opts;
 
+/* The quantization name a create records for a GGUF (config file_type, §4.4): from
+ * general.file_type, else guessed from the most common 2-D weight type ("Q4_K_M", "F16", …).
+ * Adapter and projector GGUFs are LL_ERR_UNSUPPORTED, unreadable ones LL_ERR_IO/FORMAT. */
+ll_status ll_store_gguf_file_type(const char *path, char *buf, size_t cap, ll_error *err);
+
 /* Create (or replace) a model. Errors before anything is written leave the store as it was;
  * a replaced manifest's layers that nothing references any more are deleted afterwards. */
 ll_status ll_store_create(ll_store *s, const ll_model_name *name, const ll_create_opts *o,
