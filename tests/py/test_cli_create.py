@@ -32,9 +32,11 @@ def sha256_hex(path):
     return h.hexdigest()
 
 
-def cli(args, host, cwd=None):
+def cli(args, host, cwd=None, home=None):
     e = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "LOCALLAMA_"))}
     e["LOCALLAMA_HOST"] = host
+    if home:
+        e["HOME"] = home
     p = subprocess.run([BIN] + args, env=e, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
     return p.returncode, p.stdout.decode(), p.stderr.decode()
 
@@ -217,6 +219,27 @@ def test_create_from_another_model(srv, tmp_path):
     assert show["modelfile"].split("\n")[4] == base["modelfile"].split("\n")[4]   # same FROM blob
     rc, out, err = cli(["create", "derived2", "-f", write(tmp_path / "d2", "FROM nosuchmodel\n")], srv.host)
     assert rc == 1 and stderr_lines(err) == ["gathering model components", "Error: model 'nosuchmodel' not found"]
+
+
+def test_from_home_path_and_directory(srv, tmp_path):
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    os.symlink(TINY, home / "models" / "t.gguf")
+    (home / "models" / "notes.txt").write_text("not a model")
+    mf = write(tmp_path / "Modelfile", "FROM ~/models/t.gguf\n")
+    rc, out, err = cli(["create", "fromhome", "-f", mf], srv.host, home=str(home))
+    assert rc == 0 and f"copying file sha256:{sha256_hex(TINY)} 100%" in stderr_lines(err), err
+    # a directory contributes its GGUF files; with none the error says so
+    mf = write(tmp_path / "Modelfile.dir", f"FROM {home / 'models'}\n")
+    rc, out, err = cli(["create", "fromdir", "-f", mf], srv.host)
+    assert rc == 0 and stderr_lines(err)[-1] == "success", err
+    st, a = srv.json("POST", "/api/show", {"model": "fromhome"})
+    st2, b = srv.json("POST", "/api/show", {"model": "fromdir"})
+    assert st == st2 == 200 and a["modelfile"].split("\n")[4] == b["modelfile"].split("\n")[4]
+    (tmp_path / "emptydir").mkdir()
+    mf = write(tmp_path / "Modelfile.empty", "FROM ./emptydir\n")
+    rc, out, err = cli(["create", "fromempty", "-f", mf], srv.host)
+    assert rc == 1 and stderr_lines(err)[-1].startswith("Error: FROM ./emptydir: no GGUF files in "), err
 
 
 def test_adapter_is_refused(srv, tmp_path):
