@@ -511,6 +511,20 @@ static const char *quant_canonical(ll_str q) {
     return NULL;
 }
 
+static bool has_suffix(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+static bool file_has_gguf_magic(const char *path) {
+    char magic[4] = { 0 };
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    bool ok = fread(magic, 1, 4, f) == 4 && !memcmp(magic, "GGUF", 4);
+    fclose(f);
+    return ok;
+}
+
 static bool looks_like_path(const char *s) {
     struct stat st;
     return s[0] == '/' || !strncmp(s, "./", 2) || !strncmp(s, "../", 3) || !strncmp(s, "~/", 2) ||
@@ -617,6 +631,11 @@ static void api_create(ll_http_req *req, ll_http_resp *resp, void *arg) {
         co.gguf_blob = &blob;
         co.parent = NULL;
         ll_store_blob_path(ctx->store, &blob, gguf_for_detect, sizeof gguf_for_detect);
+        /* §1.8 type detection: a .gguf name or the GGUF magic; safetensors is not imported */
+        if (!has_suffix(first, ".gguf") && !file_has_gguf_magic(gguf_for_detect)) {
+            snprintf(err.msg, sizeof err.msg, "unknown type");
+            goto fail;
+        }
     } else {
         from = ll_str_dup(s_from);
         if (looks_like_path(from)) {

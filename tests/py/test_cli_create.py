@@ -368,6 +368,9 @@ def test_create_error_after_progress_is_inline(srv):
     assert (st, json.loads(raw)) == (404, {"error": "model 'nosuch' not found"})
     st, ctype, raw = raw_post(srv, "/api/create", {"model": "broken", "files": {"../m.gguf": digest}})
     assert (st, json.loads(raw)) == (400, {"error": "file path must be relative"})
+    # neither a .gguf name nor the GGUF magic (§1.8 type detection)
+    st, ctype, raw = raw_post(srv, "/api/create", {"model": "broken", "files": {"notes.txt": digest}})
+    assert (st, json.loads(raw)) == (400, {"error": "unknown type"})
 
 
 def test_S2_digest_mismatch_over_http(srv):
