@@ -13,6 +13,7 @@
  * The runner is released on a short-lived thread for streamed requests: ll_runners_release
  * may unload the model (keep_alive 0), which joins the scheduler thread that on_done runs on. */
 #include "server/api_internal.h"
+#include "server/thinking.h"
 #include "server/toolcall.h"
 
 #include <pthread.h>
@@ -97,6 +98,8 @@ typedef struct {
     gbuf            chunk;         /* scratch for one released piece */
     int32_t        *ids;           /* prompt + generated tokens for `context` */
     size_t          n_ids, cap_ids;
+    ll_think       *th;            /* the model's template has thinking tags (§1.2.4), else NULL */
+    gbuf            thinking;      /* thinking for the done:true object (all of it when not streamed) */
     ll_toolcall    *tc;            /* chat with tools: the call parser (§1.2.5), else NULL */
     json_t         *calls;         /* non-streamed: every call, native shape (§1.2.7) */
     json_t         *new_calls;     /* scratch: the calls one piece completed */
@@ -119,6 +122,8 @@ static void gen_free(gen *g) {
     api_opts_clear(&g->o);
     if (g->ad) g->ad->free(g->ad);
     ll_toolcall_free(g->tc);
+    ll_think_free(g->th);
+    ll_free(g->thinking.p);
     json_decref(g->calls);
     json_decref(g->new_calls);
     json_decref(g->lp);
@@ -132,12 +137,19 @@ static void gen_free(gen *g) {
     ll_free(g);
 }
 
-static json_t *gen_chunk(const gen *g, const char *text, size_t n, bool done) {
-    if (g->chat)
-        return json_pack("{s:s, s:o, s:{s:s, s:s%}, s:b}", "model", g->model, "created_at", api_now_utc(),
-                         "message", "role", "assistant", "content", text, n, "done", done);
-    return json_pack("{s:s, s:o, s:s%, s:b}", "model", g->model, "created_at", api_now_utc(),
-                     "response", text, n, "done", done);
+/* One output object; thinking (tn bytes) is written only when not empty (§1.1.3, §1.2.3). */
+static json_t *gen_chunk(const gen *g, const char *text, size_t n, const char *think, size_t tn, bool done) {
+    json_t *o;
+    if (g->chat) {
+        json_t *m = json_pack("{s:s, s:s%}", "role", "assistant", "content", text, n);
+        if (m && tn) json_object_set_new(m, "thinking", json_stringn(think, tn));
+        o = json_pack("{s:s, s:o, s:o, s:b}", "model", g->model, "created_at", api_now_utc(), "message", m, "done", done);
+    } else {
+        o = json_pack("{s:s, s:o, s:s%}", "model", g->model, "created_at", api_now_utc(), "response", text, n);
+        if (o && tn) json_object_set_new(o, "thinking", json_stringn(think, tn));
+        if (o) json_object_set_new(o, "done", json_boolean(done));
+    }
+    return o;
 }
 
 /* A native tool call (§1.2.5): {"id":"call_<8 [a-z0-9]>","function":{"index","name","arguments"}}. */
@@ -174,7 +186,11 @@ static bool gen_send(gen *g, json_t *c) {
  * or appended to the answer. final: the end of the output (the parser gives its leftovers);
  * when streamed, the content is then left in g->chunk for the done:true object. */
 static bool gen_release(gen *g, const char *text, size_t n, bool final) {
-    ll_str content = { text, n };
+    ll_str content = { text, n }, thinking = { "", 0 };
+    if (g->th) {
+        ll_error e = { 0 };
+        if (ll_think_add(g->th, text, n, final, &thinking, &content, &e) != LL_OK) return false;
+    }
     if (g->tc) {
         ll_error e = { 0 };
         json_array_clear(g->new_calls);
@@ -185,7 +201,7 @@ static bool gen_release(gen *g, const char *text, size_t n, bool final) {
     }
     size_t nc = g->tc ? json_array_size(g->new_calls) : 0;
     if (!g->stream) {
-        if (!gbuf_add(&g->out, content.p, content.n)) return false;
+        if (!gbuf_add(&g->out, content.p, content.n) || !gbuf_add(&g->thinking, thinking.p, thinking.n)) return false;
         for (size_t i = 0; i < nc; i++) json_array_append_new(g->calls, native_call(g, json_array_get(g->new_calls, i)));
         return true;
     }
@@ -197,13 +213,14 @@ static bool gen_release(gen *g, const char *text, size_t n, bool final) {
         g->chunk.n = 0;
         if (content.n) gbuf_add(&g->chunk, tmp.p, tmp.n);
         ll_free(tmp.p);
-    } else if (content.n) {
-        json_t *c = gen_chunk(g, content.p, content.n, false);
+        if (!gbuf_add(&g->thinking, thinking.p, thinking.n)) return false;
+    } else if (content.n || thinking.n) {
+        json_t *c = gen_chunk(g, content.p, content.n, thinking.p, thinking.n, false);
         if (c) attach_logprobs(g, c);
         ok = gen_send(g, c);
     }
     for (size_t i = 0; i < nc && ok; i++) {
-        json_t *c = gen_chunk(g, "", 0, false);
+        json_t *c = gen_chunk(g, "", 0, "", 0, false);
         if (c) {
             json_object_set_new(json_object_get(c, "message"), "tool_calls",
                                 json_pack("[o]", native_call(g, json_array_get(g->new_calls, i))));
@@ -282,7 +299,7 @@ static uint64_t dur(uint64_t a, uint64_t b) { return b > a && a ? b - a : 0; }
 static json_t *gen_final(gen *g, const char *text, size_t n) {
     const ll_sched_result *r = &g->res;
     const char *why = g->stop_hit ? "stop" : g->zero_predict || r->reason == LL_DONE_LENGTH ? "length" : "stop";
-    json_t *o = gen_chunk(g, text, n, true);
+    json_t *o = gen_chunk(g, text, n, g->thinking.p, g->thinking.n, true);
     if (!o) return NULL;
     if (g->calls && json_array_size(g->calls))      /* non-streamed: all calls (§1.2.7) */
         json_object_set(json_object_get(o, "message"), "tool_calls", g->calls);
@@ -311,7 +328,7 @@ static void gen_flush(gen *g) {
     g->chunk.n = 0;
     if (!g->stop_hit) utf8_take(g->hold.p, g->hold.n, true, &g->chunk);
     g->hold.n = 0;
-    if (!g->tc) return;
+    if (!g->tc && !g->th) return;
     /* The parser's end: its leftovers and last calls (streamed calls go out first, the text
      * stays in chunk for the final object). */
     gbuf rest = { 0 };
@@ -483,7 +500,7 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
     bool found = false, stream = true, raw = false, truncate = true, shift = true, debug = false, logprobs = false;
     bool reserved = false;
     ll_sched *sched = NULL;
-    char *marker = NULL;
+    char *marker = NULL, *th_open = NULL, *th_close = NULL;
     int64_t keep_alive = 0, top_logprobs = 0;
     ll_str prompt = { "", 0 }, suffix = { "", 0 }, system = { "", 0 }, tmpl = { "", 0 };
     bool has_tmpl = false;
@@ -540,7 +557,13 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
         ll_http_resp_error(resp, 400, "raw mode does not support template, system, or context");
         goto out;
     }
-    /* §1.0.5: no model of ours has the thinking capability. */
+    /* §1.0.5, §4.7.1 step 5: the model can think when its template puts tags around .Thinking. */
+    {
+        ll_tmpl *mt = NULL;
+        ll_error e2 = { 0 };
+        if (ll_tmpl_parse(&mt, m.template_text, strlen(m.template_text), &e2) == LL_OK) ll_think_tags(mt, &th_open, &th_close);
+        ll_tmpl_free(mt);
+    }
     json_t *think = ll_json_field(body, "think");
     if (think) {
         if (json_is_string(think)) {
@@ -553,7 +576,7 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
             ll_http_resp_error(resp, 400, "think must be a boolean or string (\"high\", \"medium\", \"low\", \"max\", true, or false)");
             goto out;
         }
-        if (!json_is_false(think)) { ll_http_resp_error(resp, 400, "\"%s\" does not support thinking", model); goto out; }
+        if (!json_is_false(think) && !th_open) { ll_http_resp_error(resp, 400, "\"%s\" does not support thinking", model); goto out; }
     }
     json_t *format = ll_json_field(body, "format");
     if (format && !(json_is_string(format) && json_string_length(format) == 0)) {
@@ -583,7 +606,7 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
             goto out;
         }
         mmsgs = model_messages(m.mf);
-        ll_tmpl_model tm = { .system = m.mf->system, .messages = mmsgs, .thinking = false };
+        ll_tmpl_model tm = { .system = m.mf->system, .messages = mmsgs, .thinking = th_open != NULL };
         if (ll_tmpl_values_from_request(&values, body, endpoint, &tm, &err) != LL_OK) {
             ll_http_resp_error(resp, err.code == LL_ERR_NOMEM ? 500 : 400, "%s", err.msg);
             goto out;
@@ -633,7 +656,7 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
             if (prefix) n_prefix = ll_tok_decode(vocab, cid, nc, false, true, prefix, need);
             ll_free(cid);
         }
-        if (render_tokens(t, values, prefix, n_prefix, vocab, NULL, &ids, &n_ids, &err) != LL_OK) {
+        if (render_tokens(t, values, prefix, n_prefix, vocab, &text, &ids, &n_ids, &err) != LL_OK) {
             ll_http_resp_error(resp, err.code == LL_ERR_NOMEM ? 500 : 500, "%s", err.msg);
             goto out;
         }
@@ -679,6 +702,14 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
     g->ad = ad;
     ad = NULL;
     g->want_context = !chat && !raw;
+    if (th_open) {
+        /* §1.2.2 step 6: a prompt that ends with the opening tag starts inside the trace. */
+        const char *pt = raw ? prompt.p : text ? text : "";
+        size_t pn = raw ? prompt.n : strlen(pt), on = strlen(th_open);
+        while (pn && (pt[pn - 1] == ' ' || pt[pn - 1] == '\n' || pt[pn - 1] == '\t' || pt[pn - 1] == '\r')) pn--;
+        bool inside = pn >= on && !memcmp(pt + pn - on, th_open, on);
+        if (ll_think_init(&g->th, th_open, th_close, inside, &err) != LL_OK) { ll_http_resp_error(resp, 500, "%s", err.msg); goto out; }
+    }
     g->want_lp = logprobs;
     g->top_lp = (int32_t)top_logprobs;
     if (!(g->lp = json_array())) { ll_http_resp_error(resp, 500, "out of memory"); goto out; }
@@ -759,6 +790,8 @@ out:
     if (reserved) ll_sched_unreserve(sched);
     if (runner) ll_runners_release(ctx->runners, runner, keep_alive);
     ll_free(marker);
+    ll_free(th_open);
+    ll_free(th_close);
     gen_free(g);
     if (ad) ad->free(ad);
     api_opts_clear(&o);

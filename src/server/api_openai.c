@@ -355,6 +355,11 @@ static void chat_respond(api_adapter *a, ll_http_resp *resp, json_t *native) {
     json_t *r = chat_head(o, "chat.completion");
     json_t *m = json_pack("{s:s, s:s%}", "role", "assistant", "content", json_string_value(content) ? json_string_value(content) : "",
                           json_string_length(content));
+    json_t *thinking = json_object_get(msg, "thinking");
+    if (json_string_length(thinking)) {                     /* D3: under both names */
+        json_object_set(m, "reasoning", thinking);
+        json_object_set(m, "reasoning_content", thinking);
+    }
     if (json_array_size(calls)) json_object_set_new(m, "tool_calls", oai_tool_calls(calls));
     json_t *choice = json_pack("{s:i, s:o}", "index", 0, "message", m);
     if (json_array_size(lp)) json_object_set_new(choice, "logprobs", oai_chat_logprobs(lp));
@@ -393,9 +398,21 @@ static ll_status chat_stream(api_adapter *a, ll_http_stream *s, const json_t *na
     oai_out *o = (oai_out *)a;
     json_t *msg = json_object_get(native, "message");
     json_t *content = json_object_get(msg, "content"), *calls = json_object_get(msg, "tool_calls");
-    json_t *lp = json_object_get(native, "logprobs");
+    json_t *lp = json_object_get(native, "logprobs"), *thinking = json_object_get(msg, "thinking");
     bool done = json_is_true(json_object_get(native, "done"));
     ll_status st = LL_OK;
+    if (json_string_length(thinking)) {
+        /* §2.1.4 step 3: a thinking piece; alone it carries "content":"", next to content or
+         * calls it goes first in its own event without the content key. D3: both names. */
+        bool more = json_string_length(content) || json_array_size(calls);
+        json_t *d = o->sent ? json_object() : json_pack("{s:s}", "role", "assistant");
+        if (!more) json_object_set_new(d, "content", json_string(""));
+        json_object_set(d, "reasoning", thinking);
+        json_object_set(d, "reasoning_content", thinking);
+        o->sent = true;
+        if ((st = chat_event(o, s, d, json_null(), more ? NULL : lp)) != LL_OK) return st;
+        if (!more) lp = NULL;
+    }
     if (json_string_length(content) || json_array_size(calls) || json_array_size(lp) || (done && !o->sent)) {
         json_t *d = o->sent ? json_object() : json_pack("{s:s}", "role", "assistant");
         json_object_set_new(d, "content", json_stringn(json_string_value(content) ? json_string_value(content) : "",
