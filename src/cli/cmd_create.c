@@ -35,7 +35,7 @@
 
 typedef struct {
     bool tty;            /* stderr is a terminal: redraw the open line in place */
-    bool open;           /* a line without its newline is on screen */
+    bool open;           /* the line above the cursor is still being updated */
     char last[512];      /* the last final line, so a repeated status prints once */
     int64_t last_draw_ns;
 } status_ui;
@@ -46,22 +46,24 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* A line that will change (a percentage): drawn on terminals only, at most every 60 ms. */
+/* A line that will change (a percentage): drawn on terminals only, at most every 60 ms. The
+ * cursor always rests at the start of the line below it (a redraw goes up one line first), so
+ * an "Error: ..." printed by whatever fails next starts a line of its own. */
 static void ui_update(status_ui *u, const char *text) {
     if (!u->tty) return;
     int64_t t = now_ns();
     if (u->open && t - u->last_draw_ns < 60000000) return;
     u->last_draw_ns = t;
-    fprintf(stderr, "\r\033[K%s", text);
+    fprintf(stderr, "%s\r\033[K%s\n", u->open ? "\033[A" : "", text);
     fflush(stderr);
     u->open = true;
 }
 
-/* A finished line. */
+/* A finished line (it replaces the open one on a terminal). */
 static void ui_done(status_ui *u, const char *text) {
     if (!strcmp(text, u->last) && !u->open) return;
     snprintf(u->last, sizeof u->last, "%s", text);
-    if (u->tty && u->open) fputs("\r\033[K", stderr);
+    if (u->tty && u->open) fputs("\033[A\r\033[K", stderr);
     fprintf(stderr, "%s\n", text);
     fflush(stderr);
     u->open = false;
@@ -419,7 +421,6 @@ int cmd_create(int argc, char **argv) {
     if (!req) { ret = cli_fail("out of memory"); goto out; }
     ret = cli_stream_call("/api/create", req, on_status, &ui);
 out:
-    if (ui.tty && ui.open) fputs("\n", stderr);
     json_decref(req);
     files_free(&files);
     ll_modelfile_free(mf);
