@@ -240,3 +240,26 @@ def test_openai_client_tools_round_trip(srv):
                                               "messages": [{"role": "tool", "content": "18 degrees and sunny",
                                                             "tool_call_id": call.id, "tool_name": "get_weather"}]})
     assert st == 200 and f"[get_weather {call.id}] 18 degrees and sunny" in dbg["_debug_info"]["rendered_template"]
+
+
+def test_langchain_chat_ollama_bind_tools(srv):
+    """clients.md §3.2: ChatOllama streams /api/chat with the bound tools and reads
+    message.tool_calls into AIMessage.tool_calls."""
+    lc = pytest.importorskip("langchain_ollama")
+    from langchain_core.messages import AIMessage, HumanMessage
+    from langchain_core.tools import tool
+
+    @tool
+    def get_weather(city: str) -> str:
+        """Get the current weather in a city"""
+        return "sunny"
+
+    history = []
+    for c in ("Berlin", "Rome", "Tokyo"):
+        history += [HumanMessage(f"What is the weather in {c}?"),
+                    AIMessage("", tool_calls=[{"name": "get_weather", "args": {"city": c}, "id": f"id_{c}"}])]
+    history.append(HumanMessage("What is the weather in Paris?"))
+    chat = lc.ChatOllama(model="smoltools", base_url=f"http://127.0.0.1:{srv.port}", temperature=0, num_predict=40)
+    msg = chat.bind_tools([get_weather]).invoke(history)
+    assert [(c["name"], c["args"]) for c in msg.tool_calls] == [("get_weather", {"city": "Paris"})], msg
+    assert "tool_call" not in msg.content
