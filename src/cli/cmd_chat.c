@@ -9,9 +9,9 @@
  *              a libedit prompt (repl.c) where each message is one POST /api/chat carrying the
  *              whole conversation (§6.3) and slash commands change the session (§6.5).
  *
- * Differences from Ollama, on purpose: no spinner, no word wrapping (--nowordwrap and
- * /set wordwrap are accepted), no bracketed paste and no Ctrl+G editor, history in
- * ~/.locallama/history, and a missing model is an error rather than a pull.
+ * Differences from Ollama, on purpose: no spinner, words wrapped on terminals only (not
+ * into pipes), no bracketed paste and no Ctrl+G editor, history in ~/.locallama/history,
+ * and a missing model is an error rather than a pull.
  */
 #include "cli/cli.h"
 #include "cli/client.h"
@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -126,7 +127,77 @@ static const char *err_of(json_t *j) {
 #define BOLD "\033[1m"
 #define RESET "\033[0m"
 
+/* Word wrap on a terminal (§5.3): the limit is the terminal width - 5. When a character would
+ * pass it, the part of the word already on the line is erased (ESC[nD ESC[K) and written again
+ * on a new line; a word of width - 10 columns or more stays where it is. Columns are counted
+ * one per character (wide CJK characters are not measured). Not done into pipes and files,
+ * a deliberate difference from Ollama that keeps scripts' output intact. */
 typedef struct {
+    bool   on;
+    int    width;            /* wrap when the column would pass this */
+    int    col;              /* the cursor's column on the current line */
+    char   word[512];        /* the bytes of the word on the line so far (since the last blank) */
+    size_t n_word;
+    int    word_cols;        /* its columns; INT_MAX/2 once it no longer fits in word[] */
+} wrapper;
+
+static void wrap_init(wrapper *w, bool on) {
+    memset(w, 0, sizeof *w);
+    w->on = on && isatty(STDOUT_FILENO);
+    struct winsize ws;
+    int cols = ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
+    w->width = cols - 5 > 10 ? cols - 5 : 10;
+}
+
+static void wrap_write(wrapper *w, const char *s, size_t n) {
+    if (!w->on) { write_out(s, n); return; }
+    char out[4096];
+    size_t k = 0;
+#define PUT(p, len) do { size_t l_ = (len); if (k + l_ > sizeof out) { write_out(out, k); k = 0; } \
+                         memcpy(out + k, (p), l_); k += l_; } while (0)
+    for (size_t i = 0; i < n; ) {
+        size_t len = 1;   /* one UTF-8 character: lead byte and its continuation bytes */
+        while (i + len < n && ((unsigned char)s[i + len] & 0xC0) == 0x80) len++;
+        const char *c = s + i;
+        i += len;
+        if (*c == '\n') {
+            PUT(c, 1);
+            w->col = 0; w->n_word = 0; w->word_cols = 0;
+            continue;
+        }
+        if (*c == ' ') {
+            if (w->col + 1 > w->width) { PUT("\n", 1); w->col = 0; }
+            else { PUT(" ", 1); w->col++; }
+            w->n_word = 0; w->word_cols = 0;
+            continue;
+        }
+        if (w->col + 1 > w->width) {
+            if (w->word_cols > 0 && w->word_cols < w->width - 10) {
+                char esc[32];
+                int e = snprintf(esc, sizeof esc, "\033[%dD\033[K\n", w->word_cols);
+                PUT(esc, (size_t)e);
+                PUT(w->word, w->n_word);
+                w->col = w->word_cols;
+            } else {
+                PUT("\n", 1);
+                w->col = 0;
+                w->n_word = 0; w->word_cols = 0;
+            }
+        }
+        PUT(c, len);
+        w->col++;
+        if (w->n_word + len <= sizeof w->word) {
+            memcpy(w->word + w->n_word, c, len);
+            w->n_word += len;
+            w->word_cols++;
+        } else w->word_cols = INT_MAX / 2;
+    }
+#undef PUT
+    if (k) write_out(out, k);
+}
+
+typedef struct {
+    wrapper wrap;            /* how content and thinking reach the terminal */
     bool    chat;            /* chunks of /api/chat (message.content) or /api/generate (response) */
     bool    hide_thinking;   /* --hidethinking */
     bool    tty;             /* stdout is a terminal: the thinking markers are coloured */
@@ -157,6 +228,9 @@ static bool buf_append(char **p, size_t *n, size_t *cap, const char *s, size_t l
 static void thinking_end(answer *a) {
     if (!a->in_thinking) return;
     if (!a->think_nl) write_out("\n", 1);
+    a->wrap.col = 0;
+    a->wrap.n_word = 0;
+    a->wrap.word_cols = 0;
     const char *done = a->tty ? GREY "...done thinking." RESET "\n\n" : "...done thinking.\n\n";
     write_out(done, strlen(done));
     a->in_thinking = false;
@@ -178,7 +252,7 @@ static int on_chunk(json_t *c, void *ud) {
                 a->in_thinking = true;
             }
             if (a->in_thinking) {
-                write_out(thinking, n);
+                wrap_write(&a->wrap, thinking, n);
                 a->think_nl = thinking[n - 1] == '\n';
             }
         }
@@ -186,7 +260,7 @@ static int on_chunk(json_t *c, void *ud) {
     if (content && content[0]) {
         size_t n = strlen(content);
         thinking_end(a);
-        write_out(content, n);
+        wrap_write(&a->wrap, content, n);
         if (!buf_append(&a->content, &a->n_content, &a->cap_content, content, n))
             return cli_fail("out of memory");
     }
@@ -261,6 +335,7 @@ static int one_shot(run_opts *o, const char *prompt, json_t *format, const char 
     if (think) json_object_set_new(req, "think", think_json(think));
 
     answer a = { .chat = false, .hide_thinking = o->hidethinking, .tty = isatty(STDOUT_FILENO) };
+    wrap_init(&a.wrap, !o->nowordwrap);
     repl_sigint_install();
     int rc = cli_stream("/api/generate", req, on_chunk, &a, &repl_sigint);
     json_decref(req);
@@ -315,6 +390,7 @@ typedef struct {
     json_t     *format;       /* --format or /set format json; NULL = none */
     const char *think;        /* NULL unset, "true", "false" or a level */
     bool        verbose;      /* /set verbose */
+    bool        wordwrap;     /* /set wordwrap (on unless --nowordwrap) */
     repl       *ed;
 } session;
 
@@ -673,6 +749,7 @@ static int chat_turn(session *s) {
     if (s->o->keepalive[0]) json_object_set_new(req, "keep_alive", json_string(s->o->keepalive));
     if (s->think) json_object_set_new(req, "think", think_json(s->think));
     answer a = { .chat = true, .hide_thinking = s->o->hidethinking, .tty = isatty(STDOUT_FILENO) };
+    wrap_init(&a.wrap, s->wordwrap);
     char err[1024] = "";
     repl_sigint_clear();
     int rc = cli_stream_err("/api/chat", req, on_chunk, &a, &repl_sigint, err, sizeof err);
@@ -713,8 +790,8 @@ static int set_cmd(session *s, fields *f, const char *line, char **sb, size_t *n
     bool thinks = has_capability(s->show, "thinking");
     if (!strcmp(w, "history")) repl_history_save(s->ed, true);
     else if (!strcmp(w, "nohistory")) repl_history_save(s->ed, false);
-    else if (!strcmp(w, "wordwrap")) puts("Set 'wordwrap' mode.");
-    else if (!strcmp(w, "nowordwrap")) puts("Set 'nowordwrap' mode.");
+    else if (!strcmp(w, "wordwrap")) { s->wordwrap = true; puts("Set 'wordwrap' mode."); }
+    else if (!strcmp(w, "nowordwrap")) { s->wordwrap = false; puts("Set 'nowordwrap' mode."); }
     else if (!strcmp(w, "verbose")) { s->verbose = true; puts("Set 'verbose' mode."); }
     else if (!strcmp(w, "quiet")) { s->verbose = false; puts("Set 'quiet' mode."); }
     else if (!strcmp(w, "format")) {
@@ -879,7 +956,7 @@ static int repl_loop(session *s) {
 static int interactive(run_opts *o, json_t *show, json_t *format, const char *think) {
     session s = { .o = o, .show = json_incref(show), .messages = json_array(),
                   .options = options_from_flags(o), .format = json_incref(format), .think = think,
-                  .verbose = o->verbose };
+                  .verbose = o->verbose, .wordwrap = !o->nowordwrap };
     s.model = strdup(o->path);
     int rc = 1;
     if (!s.model) { cli_fail("out of memory"); goto out; }

@@ -56,7 +56,7 @@ static void run_usage(FILE *f) {
           "      --hidethinking         Hide the thinking text of thinking models\n"
           "      --insecure             Accepted for compatibility (there is no registry)\n"
           "      --keepalive string     How long the server keeps the model loaded (e.g. 5m)\n"
-          "      --nowordwrap           Do not wrap words (locallama never wraps; accepted)\n"
+          "      --nowordwrap           Do not wrap words on a terminal (output into pipes is never wrapped)\n"
           "      --think string[=\"true\"] Thinking: true/false or high/medium/low for models that think\n"
           "      --truncate             Truncate embedding inputs that exceed the context\n"
           "      --verbose              Show timings for the response\n"

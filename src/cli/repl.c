@@ -101,6 +101,11 @@ static int repl_getc(EditLine *el, wchar_t *wc) {
     }
 }
 
+static unsigned char tab_fn(EditLine *el, int ch) {
+    (void)ch;
+    return el_insertstr(el, "        ") == 0 ? CC_REFRESH : CC_ERROR;
+}
+
 static void history_load(repl *r) {
     FILE *f = fopen(r->path, "r");
     if (!f) return;
@@ -172,8 +177,9 @@ repl *repl_open(const char *history_path) {
     el_set(r->el, EL_HIST, history, r->hist);
     el_set(r->el, EL_GETCFN, repl_getc);
     el_set(r->el, EL_SIGNAL, 0);          /* our handler, not libedit's (see repl.h) */
-    /* Tab inserts itself rather than completing file names (Ollama inserts eight spaces) */
-    el_set(r->el, EL_BIND, "^I", "ed-insert", NULL);
+    /* Tab inserts eight spaces rather than completing file names (§6.7) */
+    el_set(r->el, EL_ADDFN, "ll-tab", "insert eight spaces", tab_fn);
+    el_set(r->el, EL_BIND, "^I", "ll-tab", NULL);
     if (history_path) {
         r->path = strdup(history_path);
         if (r->path) history_load(r);

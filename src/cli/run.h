@@ -39,7 +39,7 @@ typedef struct {
     char        keepalive[48]; /* --keepalive as Go prints the duration ("10m0s"); "" = unset */
     const char *think;         /* --think: "true", "false", "high", "medium", "low", "max"; NULL unset */
     bool        hidethinking;  /* --hidethinking */
-    bool        nowordwrap;    /* --nowordwrap (we never wrap: accepted for scripts) */
+    bool        nowordwrap;    /* --nowordwrap: no word wrap on a terminal (none into pipes anyway) */
     bool        insecure;      /* --insecure: no registry here, accepted */
     bool        truncate;      /* --truncate (embedding models) */
     int64_t     dimensions;    /* --dimensions (embedding models); 0 = unset */

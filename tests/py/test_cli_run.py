@@ -288,7 +288,7 @@ def crlf(s):
 
 
 def test_repl_session(srv, tmp_path):
-    t = Term(["tiny"], srv.host, tmp_path)
+    t = Term(["tiny", "--nowordwrap"], srv.host, tmp_path)
     try:
         t.read_until(b">>> ")
         help_text = t.turn(b"/?")
@@ -353,6 +353,9 @@ def test_repl_session(srv, tmp_path):
         st, saved = srv.json("POST", "/api/show", {"model": "tiny-session"})
         assert st == 200 and saved.get("system") == "Be brief.", saved
 
+        info = t.turn(b"/show info").decode()         # `show tiny`, on the terminal via stderr
+        assert info.startswith("  Model\r\n    architecture        llama")
+        assert "tiny-session:latest" in t.turn(b"/list").decode()
         t.send(b"/bye")
         status = t.wait()
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
@@ -367,7 +370,7 @@ def test_repl_session(srv, tmp_path):
 def test_repl_ctrl_c_and_ctrl_d(srv, tmp_path):
     """Ctrl-C while an answer streams stops it and the session goes on, without the partial
     answer in the conversation; Ctrl-C at the prompt prints the hint; Ctrl-D exits 0."""
-    t = Term(["plain", "--temperature", "0", "--ctx", "128"], srv.host, tmp_path)
+    t = Term(["plain", "--temperature", "0", "--ctx", "128", "--nowordwrap"], srv.host, tmp_path)
     try:
         t.read_until(b">>> ")
         t.send(b"abc", end=b"\x03")
@@ -389,6 +392,59 @@ def test_repl_ctrl_c_and_ctrl_d(srv, tmp_path):
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     finally:
         t.close()
+
+
+def render(raw):
+    """What a terminal shows: ESC[nD ESC[K erase the last n characters of the line."""
+    text = raw.decode("utf-8").replace("\r", "")
+    out = ""
+    i = 0
+    while i < len(text):
+        m = re.match(r"\x1b\[(\d+)D\x1b\[K", text[i:])
+        if m:
+            out = out[:len(out) - int(m.group(1))]
+            i += m.end()
+        else:
+            out += text[i]
+            i += 1
+    return out
+
+
+def test_repl_word_wrap_and_model_messages(srv, tmp_path):
+    """Answers are wrapped at the terminal width - 5 without losing a character (§5.3); the
+    model's MESSAGEs are shown at start-up (§6.1); Tab inserts eight spaces (§6.7)."""
+    st, body = srv.json("POST", "/api/create", {"model": "plain-msgs", "from": "plain", "stream": False,
+                                                "messages": [{"role": "user", "content": "Who are you?"},
+                                                             {"role": "assistant", "content": "A tiny model."}]})
+    assert st == 200, body
+    import fcntl
+    import struct
+    import termios
+    t = Term(["plain-msgs", "--temperature", "0", "--ctx", "128", "--num-predict", "150"], srv.host, tmp_path)
+    try:
+        fcntl.ioctl(t.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 50, 0, 0))
+        assert t.read_until(b"\r\n\r\n>>> ") == b">>> Who are you?\r\nA tiny model.\r\n\r\n>>> "
+        t.send(b"The")
+        raw = t.read_until(b">>> ", 60)
+        assert raw.startswith(b"The\r\n")
+        shown = render(raw[len(b"The\r\n"):-len(b">>> ")])
+        # the model's messages are not sent again: the server puts them in front itself
+        want = chat_answer(srv, [{"role": "user", "content": "The"}],
+                           {"temperature": 0, "num_ctx": 128, "num_predict": 150}, model="plain-msgs")
+        answer = want["message"]["content"].replace("\r", "")
+        assert "".join(shown.split()) == "".join(answer.split()), (shown, answer)
+        for line in shown.split("\n"):
+            assert len(line) <= 45 or any(len(w) >= 35 for w in line.split(" ")), line
+        if any(len(l) > 45 for l in answer.split("\n")):
+            assert len(shown.strip("\n").split("\n")) > len(answer.strip("\n").split("\n")), "nothing was wrapped"
+        t.send(b"/set system a\tb")
+        assert t.read_until(b">>> ").endswith(b"Set system message.\r\n>>> ")
+        assert t.turn(b"/show system") == b"a        b\r\n\r\n"
+        t.send(b"/bye")
+        t.wait()
+    finally:
+        t.close()
+        srv.json("DELETE", "/api/delete", {"model": "plain-msgs"})
 
 
 def test_repl_needs_a_server(tmp_path):
