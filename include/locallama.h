@@ -308,6 +308,75 @@ ll_status ll_sampler_sample(ll_sampler *s, const float *logits, int32_t *id, ll_
 ll_status ll_sampler_sample_masked(ll_sampler *s, const float *logits, const uint64_t *allow,
                                    int32_t *id, ll_error *err);
 
+/* ---- constrained decoding (grammar; issue 11) ------------------------------------------------
+ *
+ * An ll_grammar allows, step by step, exactly the tokens that keep the output a prefix of a
+ * language: any JSON value (format "json") or the instances of a JSON Schema. One generation:
+ *
+ *     ll_grammar *g;
+ *     if (ll_grammar_init_schema(&g, vocab, schema, strlen(schema), &err) != LL_OK) -> 400 err.msg
+ *     uint64_t *allow = calloc((n_vocab + 63) / 64, 8);
+ *     for (;;) {
+ *         ll_grammar_mask(g, allow, (n_vocab + 63) / 64, &err);
+ *         ll_sampler_sample_masked(s, logits, allow, &tok, &err);   // LL_ERR_MASKED: nothing fits
+ *         ll_grammar_accept(g, tok, &err);
+ *         if (ll_vocab_is_eog(vocab, tok) || ll_grammar_is_done(g)) break;
+ *         ... decode tok ...
+ *     }
+ *     ll_grammar_free(g);
+ *
+ * Tokens are matched by their bytes (ll_tok_piece without special rendering), so a token may
+ * span several grammar symbols and a multi-byte UTF-8 character may span tokens. Control tokens
+ * are never allowed; end-of-generation tokens (ll_vocab_is_eog) exactly when the output so far
+ * is complete. Building walks the whole vocabulary once per grammar position (milliseconds to
+ * tens of milliseconds on 128K tokens); keep one grammar per schema and ll_grammar_clone it per
+ * request: clones share the compiled tables (thread-safe refcount) and own their parse state.
+ *
+ * Grammars are bounded: nesting deeper than 512 levels is not allowed, and a grammar or input
+ * that would need more than 2048 simultaneous parse stacks or 4M parse nodes fails with
+ * LL_ERR_LIMIT instead of growing. An ll_grammar is used by one thread at a time.
+ */
+typedef struct ll_grammar ll_grammar;
+
+/* Any JSON value with bounded whitespace (at most one space, or a newline and up to 20 spaces
+ * or tabs, between tokens; none before the value or after it). object_only: the value must be
+ * an object, which is what Ollama's format "json" asks for. v may be NULL for a byte-level
+ * grammar (ll_grammar_accept_bytes only; ll_grammar_mask and ll_grammar_accept then fail). */
+ll_status ll_grammar_init_json(ll_grammar **out, const ll_vocab *v, bool object_only, ll_error *err);
+/* A JSON Schema given as JSON text (len bytes). Supported: type (and unions), enum, const,
+ * properties/required/additionalProperties, items/prefixItems/minItems/maxItems, anyOf, oneOf
+ * (as anyOf), allOf (merged), $ref/$defs/definitions (local, recursion allowed), string
+ * minLength/maxLength/pattern/format (date, time, date-time, uuid, email), integer and number
+ * minimum/maximum/exclusiveMinimum/exclusiveMaximum (integers: any int64 range; numbers: only
+ * integer-valued bounds). Annotations (title, description, default, examples, $schema, $id,
+ * $comment, deprecated, readOnly, writeOnly) are ignored. Properties come out in the schema's
+ * order. A keyword we cannot enforce fails with LL_ERR_UNSUPPORTED and a message naming it and
+ * its place (`unsupported keyword 'multipleOf' at #/properties/n`); bad JSON or a bad value
+ * fails with LL_ERR_FORMAT; a schema no value can satisfy with LL_ERR_UNSUPPORTED; size caps
+ * with LL_ERR_LIMIT. Never silently weaker: what the grammar allows always validates. */
+ll_status ll_grammar_init_schema(ll_grammar **out, const ll_vocab *v, const char *schema,
+                                 size_t len, ll_error *err);
+/* Another grammar in the same state, sharing the compiled tables. */
+ll_status ll_grammar_clone(ll_grammar **out, const ll_grammar *g, ll_error *err);
+void      ll_grammar_free(ll_grammar *g);                         /* NULL-safe */
+/* Back to the start (no output yet). */
+void      ll_grammar_reset(ll_grammar *g);
+/* Set bit i of allow ((n_vocab + 63) / 64 words, n_words at least that) for every token that
+ * may come next; clears the rest. All zero once an end-of-generation token was accepted.
+ * Does not allocate in steady state. */
+ll_status ll_grammar_mask(ll_grammar *g, uint64_t *allow, size_t n_words, ll_error *err);
+/* Feed the sampled token. A token the mask would not allow fails with LL_ERR_ARG and leaves
+ * the state unchanged. */
+ll_status ll_grammar_accept(ll_grammar *g, int32_t id, ll_error *err);
+/* Feed raw bytes (text that is not a token, tests); same contract. */
+ll_status ll_grammar_accept_bytes(ll_grammar *g, const char *p, size_t n, ll_error *err);
+/* Undo the last n accepts (n <= 32 and no more than were made since init/reset). */
+ll_status ll_grammar_rollback(ll_grammar *g, int32_t n, ll_error *err);
+/* The output so far is a complete value (an end-of-generation token would be allowed). */
+bool      ll_grammar_can_end(const ll_grammar *g);
+/* Nothing but end of generation can follow (or it was accepted): the caller may stop. */
+bool      ll_grammar_is_done(const ll_grammar *g);
+
 #ifdef __cplusplus
 }
 #endif
