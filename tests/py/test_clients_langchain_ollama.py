@@ -187,6 +187,32 @@ def test_base_url_with_credentials_and_ollama_host(srv, monkeypatch):
     assert m.usage_metadata["output_tokens"] == 12
 
 
+# ---- structured output ---------------------------------------------------------------------
+
+FORMAT_DEFECT = ("server defect: `format` (ollama-api.md §1.0.6, clients.md §3.2 and §10 item 4) must "
+                 "constrain the output to the JSON schema with_structured_output sends; serve answers 400 "
+                 "'format is not supported yet: constrained (JSON) output is not implemented'")
+
+
+def test_chat_with_structured_output(url, smol):
+    """with_structured_output's default method sends the pydantic model's JSON schema as
+    `format` and parses the answer into the model."""
+    from pydantic import BaseModel
+
+    class Cat(BaseModel):
+        name: str
+        age: int
+
+    structured = chat(url, model=smol, num_predict=200).with_structured_output(Cat)
+    try:
+        cat = structured.invoke("Describe a cat: its name and its age.")
+    except ollama.ResponseError as e:
+        if e.status_code == 400 and "format is not supported yet" in e.error:
+            pytest.xfail(FORMAT_DEFECT)
+        raise
+    assert isinstance(cat, Cat) and cat.name, cat
+
+
 # ---- OllamaEmbeddings ----------------------------------------------------------------------
 
 def test_embeddings(url):

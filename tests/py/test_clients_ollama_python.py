@@ -7,6 +7,7 @@ Client() and by the module-level functions). The client validates every answer w
 so a missing or mistyped field fails here. One server per module (test_api_native.Server) with
 the tiny Llama 3.2 GGUF of ../shared created as `tiny`; SmolLM2 where an answer must make
 sense."""
+import json
 import math
 import os
 import subprocess
@@ -36,6 +37,13 @@ def srv(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(srv):
     return ollama.Client(host=f"http://127.0.0.1:{srv.port}")
+
+
+@pytest.fixture(scope="module")
+def smol(srv, smollm2_path):
+    st, body = srv.json("POST", "/api/create", {"model": "smollm2:135m", "from": smollm2_path, "stream": False})
+    assert st == 200, body
+    return "smollm2:135m"
 
 
 def check_metrics(r):
@@ -138,12 +146,53 @@ def test_chat_with_python_function_tool(client):
         assert isinstance(call.function.name, str) and isinstance(call.function.arguments, dict)
 
 
-def test_smollm2_makes_sense(srv, client, smollm2_path):
-    st, body = srv.json("POST", "/api/create", {"model": "smollm2:135m", "from": smollm2_path, "stream": False})
-    assert st == 200, body
-    r = client.chat(model="smollm2:135m", messages=[{"role": "user", "content": "What is the capital of France?"}],
+def test_smollm2_makes_sense(client, smol):
+    r = client.chat(model=smol, messages=[{"role": "user", "content": "What is the capital of France?"}],
                     options={"temperature": 0, "num_predict": 40, "repeat_penalty": 1.1})
     assert "Paris" in r.message.content, r.message.content
+
+
+# ---- structured output ---------------------------------------------------------------------
+
+FORMAT_DEFECT = ("server defect: `format` (ollama-api.md §1.0.6, clients.md §10 item 4) must constrain "
+                 "the output to JSON / the schema; serve answers 400 'format is not supported yet: "
+                 "constrained (JSON) output is not implemented'")
+
+
+def xfail_if_format_unimplemented(call):
+    """Run `call`; while serve still refuses `format` outright, the test is an expected failure
+    (with the defect named); any other outcome is checked by the caller."""
+    try:
+        return call()
+    except ollama.ResponseError as e:
+        if e.status_code == 400 and "format is not supported yet" in e.error:
+            pytest.xfail(FORMAT_DEFECT)
+        raise
+
+
+def test_format_json(client, smol):
+    r = xfail_if_format_unimplemented(lambda: client.generate(
+        model=smol, prompt="Describe a cat as a JSON object with keys name and age.", format="json",
+        options={"temperature": 0, "num_predict": 200}))
+    assert r.done_reason == "stop", r.response
+    assert isinstance(json.loads(r.response), dict), r.response
+
+
+def test_format_schema(client, smol):
+    schema = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+              "required": ["name", "age"]}
+    r = xfail_if_format_unimplemented(lambda: client.chat(
+        model=smol, messages=[{"role": "user", "content": "Describe a cat: its name and its age."}],
+        format=schema, options={"temperature": 0, "num_predict": 200}))
+    assert r.done_reason == "stop", r.message.content
+    obj = json.loads(r.message.content)
+    assert set(obj) == {"name", "age"} and isinstance(obj["name"], str) and isinstance(obj["age"], int), obj
+
+
+def test_format_empty_string_means_none(client):
+    """`format: ""` (what langchain-ollama's OllamaLLM always sends) is no constraint."""
+    r = client.generate(model="tiny", prompt="Hi", format="", options=GREEDY)
+    assert r.done and r.eval_count == 12
 
 
 # ---- models: list, show, ps ----------------------------------------------------------------
