@@ -164,3 +164,24 @@ test('format: "json" and a JSON schema constrain the answer', { skip: SMOL ? fal
   assert.deepEqual(Object.keys(obj).sort(), ['age', 'name'])
   assert.ok(typeof obj.name === 'string' && Number.isInteger(obj.age), c.message.content)
 })
+
+test('version', async () => {
+  const v = await o.version()
+  assert.match(v.version, /^\d+\.\d+\.\d+$/)
+})
+
+test('abort() ends an endless stream; the server goes on serving', async () => {
+  const c = new Ollama({ host: BASE_URL })
+  const stream = await c.generate({ model: MODEL, prompt: 'Go on forever', stream: true,
+    options: { num_predict: 1000000, temperature: 1 } })
+  let n = 0
+  await assert.rejects((async () => {
+    for await (const p of stream) {
+      assert.equal(p.done, false)
+      if (++n === 3) stream.abort()
+    }
+  })(), { name: 'AbortError' })
+  assert.equal(n, 3)
+  const r = await o.generate({ model: MODEL, prompt: 'Hi', options: GREEDY })
+  assert.equal(r.eval_count, 12)
+})

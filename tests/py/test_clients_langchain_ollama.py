@@ -163,6 +163,31 @@ def test_chat_tools_refused_by_model_without_tool_support(url, smol):
     assert "Paris" in m.content, m.content
 
 
+def test_chat_async_invoke_and_stream(url):
+    import asyncio
+
+    async def run():
+        c = chat(url)
+        one = await c.ainvoke("Count to three")
+        total = None
+        async for x in c.astream("Count to three"):
+            total = x if total is None else total + x
+        return one, total
+
+    one, total = asyncio.run(run())
+    assert one.content and total.content == one.content
+    assert one.usage_metadata["output_tokens"] == 12
+
+
+def test_chat_reasoning_on_model_without_thinking(url):
+    """reasoning=True maps to think:true, which a model without the capability refuses."""
+    with pytest.raises(ollama.ResponseError) as e:
+        chat(url, reasoning=True).invoke("hi")
+    assert (e.value.status_code, e.value.error) == (400, '"tiny" does not support thinking')
+    m = chat(url, reasoning=False).invoke("hi")                # think:false is accepted
+    assert m.usage_metadata["output_tokens"] == 12
+
+
 def test_chat_validate_model_on_init(url):
     c = langchain_ollama.ChatOllama(model="tiny", base_url=url, validate_model_on_init=True)
     assert c.model == "tiny"

@@ -146,6 +146,29 @@ def test_chat_with_python_function_tool(client):
         assert isinstance(call.function.name, str) and isinstance(call.function.arguments, dict)
 
 
+def test_async_client_concurrent_streams(srv):
+    """AsyncClient: two greedy streams at once give the same text as one alone."""
+    import asyncio
+
+    async def run():
+        c = ollama.AsyncClient(host=f"http://127.0.0.1:{srv.port}")
+        alone = (await c.generate(model="tiny", prompt="Tell me a joke", options=GREEDY)).response
+
+        async def streamed(prompt):
+            text = []
+            async for p in await c.chat(model="tiny", messages=[{"role": "user", "content": prompt}],
+                                        options=GREEDY, stream=True):
+                text.append(p.message.content)
+            return "".join(text)
+        a, b = await asyncio.gather(streamed("Count to three"), streamed("Count to three"))
+        again = (await c.generate(model="tiny", prompt="Tell me a joke", options=GREEDY)).response
+        return alone, a, b, again
+
+    alone, a, b, again = asyncio.run(run())
+    assert a == b and a
+    assert again == alone
+
+
 def test_smollm2_makes_sense(client, smol):
     r = client.chat(model=smol, messages=[{"role": "user", "content": "What is the capital of France?"}],
                     options={"temperature": 0, "num_predict": 40, "repeat_penalty": 1.1})
