@@ -12,10 +12,11 @@
  * Where we differ from Ollama (§3, §5): "content" is [] rather than null when empty; the
  * stop reason is "stop_sequence" with the matched string when one of the request's
  * stop_sequences ended the answer (D20; needs the native final object to say which stop string
- * matched, see ANTH_STOP_KEY); a requested `thinking` is dropped because no model we serve has
- * the thinking capability (§3.1 last paragraph); tool results also carry the tool's name,
+ * matched, see ANTH_STOP_KEY); a requested `thinking` is dropped for a model that cannot think
+ * (§3.1 last paragraph); tool results also carry the tool's name,
  * looked up from the assistant's tool_use with the same id, so templates that print it can. */
 #include "server/api_internal.h"
+#include "server/thinking.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -325,8 +326,56 @@ static ll_status map_options(const json_t *body, int64_t max_tokens, json_t *nat
     return LL_OK;
 }
 
+/* Whether the model can think (§4.7.1 step 5): its template puts a tag pair around .Thinking,
+ * the same test api_gen_run applies to think. A model that does not exist answers false;
+ * api_gen_run then reports it. */
+static bool model_can_think(ll_api_ctx *ctx, ll_str model) {
+    char *name = ll_str_dup(model);
+    api_model m;
+    bool found = false, yes = false;
+    ll_error e = { 0 };
+    if (name && api_model_open(ctx, name, &m, &found, &e) == LL_OK && found) {
+        ll_tmpl *t = NULL;
+        char *open = NULL, *close = NULL;
+        if (ll_tmpl_parse(&t, m.template_text, strlen(m.template_text), &e) == LL_OK) yes = ll_think_tags(t, &open, &close);
+        ll_free(open);
+        ll_free(close);
+        ll_tmpl_free(t);
+        api_model_close(&m);
+    }
+    ll_free(name);
+    return yes;
+}
+
+/* thinking (§3.1): {"type":"enabled"} → think:true, {"type":"disabled"} → think:false
+ * (budget_tokens ignored); without it, output_config.effort low/medium/high/max → that level
+ * (xhigh → high). A think request to a model that cannot think is dropped rather than
+ * refused with the 400 of §1.0.5; false is always passed on. */
+static ll_status map_think(ll_api_ctx *ctx, const json_t *body, ll_str model, json_t *native, ll_error *err) {
+    json_t *th = ll_json_field(body, "thinking"), *think = NULL;
+    if (th && !json_is_object(th)) return ll_fail(err, LL_ERR_ARG, "thinking must be an object");
+    const char *tt = json_string_value(ll_json_field(th, "type"));
+    if (tt && !strcmp(tt, "disabled")) {
+        json_object_set_new(native, "think", json_false());
+        return LL_OK;
+    }
+    if (tt && !strcmp(tt, "enabled")) {
+        think = json_true();
+    } else {
+        const char *e = json_string_value(ll_json_field(ll_json_field(body, "output_config"), "effort"));
+        char lv[16] = "";
+        for (size_t i = 0; e && *e && i + 1 < sizeof lv; e++)
+            if (!isspace((unsigned char)*e)) lv[i++] = (char)tolower((unsigned char)*e);
+        if (!strcmp(lv, "xhigh")) strcpy(lv, "high");
+        if (!strcmp(lv, "low") || !strcmp(lv, "medium") || !strcmp(lv, "high") || !strcmp(lv, "max")) think = json_string(lv);
+    }
+    if (think && model_can_think(ctx, model)) json_object_set(native, "think", think);
+    json_decref(think);
+    return LL_OK;
+}
+
 /* The whole request → a native /api/chat body (§3.1). *est: the input token estimate. */
-static ll_status map_request(const json_t *body, json_t **out, json_t **stops, json_int_t *est, ll_error *err) {
+static ll_status map_request(ll_api_ctx *ctx, const json_t *body, json_t **out, json_t **stops, json_int_t *est, ll_error *err) {
     ll_str model = { "", 0 };
     int64_t max_tokens = 0;
     bool stream = false, has_max = false;
@@ -354,14 +403,7 @@ static ll_status map_request(const json_t *body, json_t **out, json_t **stops, j
     if (map_options(body, max_tokens, native, stops, err) != LL_OK) goto fail;
     if (map_tools(body, native, &r, err) != LL_OK) goto fail;
 
-    /* thinking (§3.1): "disabled" is think:false. "enabled" (and output_config.effort) would be
-     * think:true, which §3.1 says to drop silently for a model without the thinking
-     * capability, and no model we serve has it (api_ollama.c refuses think:true outright). */
-    json_t *th = ll_json_field(body, "thinking");
-    if (th && !json_is_object(th)) { ll_fail(err, LL_ERR_ARG, "thinking must be an object"); goto fail; }
-    const char *tt = json_string_value(ll_json_field(th, "type"));
-    if (tt && !strcmp(tt, "disabled")) json_object_set_new(native, "think", json_false());
-
+    if (map_think(ctx, body, model, native, err) != LL_OK) goto fail;
     json_t *ka = ll_json_field(body, "keep_alive");     /* not Anthropic's, but as on /v1 */
     if (ka) json_object_set(native, "keep_alive", ka);
     /* tool_choice, metadata, container, mcp_servers, service_tier: ignored (§3.1) */
@@ -597,7 +639,7 @@ static void v1_messages(ll_http_req *req, ll_http_resp *resp, void *ctx) {
     json_t *body = NULL, *native = NULL, *stops = NULL;
     json_int_t est = 1;
     if (ll_http_req_json(req, resp, &body) != LL_OK) return;
-    if (map_request(body, &native, &stops, &est, &err) != LL_OK) {
+    if (map_request(ctx, body, &native, &stops, &est, &err) != LL_OK) {
         ll_http_resp_error(resp, err.code == LL_ERR_NOMEM ? 500 : 400, "%s", err.msg);
         goto out;
     }

