@@ -181,10 +181,11 @@ static bool gen_send(gen *g, json_t *c) {
     return st == LL_OK;
 }
 
-/* Release text: through the tool-call parser when there is one, then a streamed chunk per
- * piece of content and one per completed call (§1.2.5: each call as soon as it is complete),
- * or appended to the answer. final: the end of the output (the parser gives its leftovers);
- * when streamed, the content is then left in g->chunk for the done:true object. */
+/* Release text: through the thinking splitter (§1.2.4) and the tool-call parser (§1.2.5) when
+ * the request has them, then a streamed chunk per piece of content or thinking and one per
+ * completed call (each call as soon as it is complete), or appended to the answer. final: the
+ * end of the output (the parsers give their leftovers); when streamed, the content and
+ * thinking are then left in g->chunk and g->thinking for the done:true object. */
 static bool gen_release(gen *g, const char *text, size_t n, bool final) {
     ll_str content = { text, n }, thinking = { "", 0 };
     if (g->th) {
@@ -194,7 +195,7 @@ static bool gen_release(gen *g, const char *text, size_t n, bool final) {
     if (g->tc) {
         ll_error e = { 0 };
         json_array_clear(g->new_calls);
-        if (ll_toolcall_add(g->tc, text, n, final, &content, g->new_calls, &e) != LL_OK) {
+        if (ll_toolcall_add(g->tc, content.p, content.n, final, &content, g->new_calls, &e) != LL_OK) {
             LL_WARN("tool calls: %s", e.msg);
             return false;
         }
