@@ -100,9 +100,37 @@ static int32_t r_chars(sc *x) {
     gr_seq_char(x->b, &s, esc);
     gr_seq_ref(x->b, &s, r);
     gr_add_alt(x->b, r, &s);
+    /* \uXXXX: a non-surrogate, or a high surrogate followed by a low one (a lone surrogate is
+     * valid JSON text by the grammar of RFC 8259 but many parsers refuse it) */
+    uint64_t h1[4] = {0}, d[4] = {0}, lo7[4] = {0}, hi_s[4] = {0}, lo_s[4] = {0};
+    gr_class_range(h1, '0', '9'); gr_class_range(h1, 'a', 'c'); gr_class_range(h1, 'A', 'C');
+    gr_class_range(h1, 'e', 'f'); gr_class_range(h1, 'E', 'F');
+    gr_class_set(d, 'd'); gr_class_set(d, 'D');
+    gr_class_range(lo7, '0', '7');
+    gr_class_range(hi_s, '8', '9'); gr_class_range(hi_s, 'a', 'b'); gr_class_range(hi_s, 'A', 'B');
+    gr_class_range(lo_s, 'c', 'f'); gr_class_range(lo_s, 'C', 'F');
     gr_seq_clear(&s);
     gr_seq_lit(x->b, &s, "\\u", 2);
-    for (int i = 0; i < 4; i++) gr_seq_char(x->b, &s, hex);
+    gr_seq_char(x->b, &s, h1);
+    for (int i = 0; i < 3; i++) gr_seq_char(x->b, &s, hex);
+    gr_seq_ref(x->b, &s, r);
+    gr_add_alt(x->b, r, &s);
+    gr_seq_clear(&s);
+    gr_seq_lit(x->b, &s, "\\u", 2);
+    gr_seq_char(x->b, &s, d);
+    gr_seq_char(x->b, &s, lo7);
+    for (int i = 0; i < 2; i++) gr_seq_char(x->b, &s, hex);
+    gr_seq_ref(x->b, &s, r);
+    gr_add_alt(x->b, r, &s);
+    gr_seq_clear(&s);
+    gr_seq_lit(x->b, &s, "\\u", 2);
+    gr_seq_char(x->b, &s, d);
+    gr_seq_char(x->b, &s, hi_s);
+    for (int i = 0; i < 2; i++) gr_seq_char(x->b, &s, hex);
+    gr_seq_lit(x->b, &s, "\\u", 2);
+    gr_seq_char(x->b, &s, d);
+    gr_seq_char(x->b, &s, lo_s);
+    for (int i = 0; i < 2; i++) gr_seq_char(x->b, &s, hex);
     gr_seq_ref(x->b, &s, r);
     gr_add_alt(x->b, r, &s);
     gr_seq_clear(&s);
