@@ -173,7 +173,7 @@ static int add_directory(file_list *l, const char *path, const char *arg, bool *
         if (!(names[n] = strdup(e->d_name))) { ret = cli_fail("out of memory"); goto out; }
         n++;
     }
-    qsort(names, n, sizeof *names, cmp_str);
+    if (n) qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n && !ret; i++) {
         char full[PATH_MAX];
         if (snprintf(full, sizeof full, "%s/%s", path, names[i]) >= (int)sizeof full) continue;
