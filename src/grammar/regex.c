@@ -321,7 +321,9 @@ int32_t gr_regex(gr_builder *b, const char *what, const char *p, size_t n, bool 
                  int32_t any_rule) {
     rx x = { b, p, p + n, p, json_string, 0, what };
     bool head = n > 0 && p[0] == '^';
-    bool tail = n > 0 && p[n - 1] == '$' && (n < 2 || p[n - 2] != '\\');
+    size_t bs = 0;   /* backslashes right before a final '$': an odd count escapes it */
+    while (n >= bs + 2 && p[n - 2 - bs] == '\\') bs++;
+    bool tail = n > 0 && p[n - 1] == '$' && bs % 2 == 0;
     if (head) x.p++;
     int32_t r = rx_alt(&x);
     if (r < 0) return -1;
