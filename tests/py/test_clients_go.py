@@ -45,7 +45,8 @@ def srv(tmp_path_factory, go):
 def test_go_api_client(srv, go):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OLLAMA_")}
     env.update({"OLLAMA_HOST": f"127.0.0.1:{srv.port}", "LOCALLAMA_URL": f"http://127.0.0.1:{srv.port}",
-                "LOCALLAMA_SMOL_MODEL": srv.smol, "GOFLAGS": "-mod=mod"})
+                "LOCALLAMA_SMOL_MODEL": srv.smol,
+                "GOFLAGS": (env.get("GOFLAGS", "") + " -mod=mod").strip()})
     out = subprocess.run([go, "test", "-count=1", "-v", "./..."], cwd=GO_DIR, env=env,
                          capture_output=True, text=True, timeout=600)
     report = out.stdout + out.stderr
