@@ -585,6 +585,15 @@ static void api_create(ll_http_req *req, ll_http_resp *resp, void *arg) {
         mf->template_text = ll_str_dup(s_tmpl);
     }
     if (has_sys && s_sys.n) mf->system = ll_str_dup(s_sys);
+    /* recorded in the config blob (§1.8, §4.4) */
+    static const char *const cfg_keys[] = { "renderer", "parser", "requires" };
+    char **cfg_dst[] = { &mf->renderer, &mf->parser, &mf->requires };
+    for (size_t i = 0; i < 3; i++) {
+        ll_str v = { NULL, 0 };
+        bool has = false;
+        if (ll_json_get_str(body, cfg_keys[i], &v, &has, &err) != LL_OK) goto fail;
+        if (has && v.n && !(*cfg_dst[i] = ll_str_dup(v))) { status = 500; snprintf(err.msg, sizeof err.msg, "out of memory"); goto fail; }
+    }
     if (params) mf->params = json_deep_copy(params);
     if (lic) {
         size_t nl = json_is_array(lic) ? json_array_size(lic) : 1;

@@ -281,6 +281,18 @@ def test_deprecated_parameter_warns_on_stdout(srv, tmp_path):
     assert (rc, out) == (0, "warning: parameter mirostat is deprecated\n"), err
 
 
+def test_requires_is_recorded_in_the_config(srv, tmp_path):
+    mf = write(tmp_path / "Modelfile", f"FROM {TINY}\nREQUIRES v0.14.0\n")
+    rc, out, err = cli(["create", "req", "-f", mf], srv.host)
+    assert rc == 0, err
+    man = srv.blobs.parent / "manifests" / "registry.ollama.ai" / "library" / "req" / "latest"
+    config = json.loads(man.read_text())["config"]["digest"].replace(":", "-")
+    assert json.loads((srv.blobs / config).read_text())["requires"] == "0.14.0"
+    mf = write(tmp_path / "Modelfile.bad", f"FROM {TINY}\nREQUIRES soon\n")
+    rc, out, err = cli(["create", "req", "-f", mf], srv.host)
+    assert (rc, err) == (1, "Error: requires must be a valid semver (e.g. 0.14.0)\n")
+
+
 def test_quantize(srv, tmp_path):
     mf = write(tmp_path / "Modelfile", f"FROM {TINY}\n")
     rc, out, err = cli(["create", "quant", "-f", mf, "--quantize", "q4_K_M"], srv.host)
