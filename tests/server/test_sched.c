@@ -343,11 +343,153 @@ static void test_queue_limit_and_shutdown(void) {
     ll_model_free(m);
 }
 
+
+/* ll_sched_reserve takes a queue place before the request exists (streamed answers learn of a
+ * full queue before their status line): reserved places count against max_queue, a submit
+ * with .reserved uses its place even when the queue is otherwise full, a failed submit and
+ * ll_sched_unreserve give the place back. */
+static bool gate_open;   /* guarded by mu */
+
+static bool gated_token(void *user, int32_t id) {   /* holds its slot until the gate opens */
+    on_token(user, id);
+    pthread_mutex_lock(&mu);
+    while (!gate_open) pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+    return false;
+}
+
+static void test_reserve(void) {
+    ll_model *m = load(STORIES);
+    if (!m) return;
+    ll_error err = { 0 };
+    ll_sched *s = NULL;
+    ll_sched_params sp = { .n_parallel = 1, .n_ctx = 64, .max_queue = 2, .n_threads = 1 };
+    CHECK(ll_sched_init(&s, m, &sp, &err) == LL_OK);
+    if (!s) { ll_model_free(m); return; }
+    int32_t p[4] = { 1, 20, 30, 40 };
+    static tracker t[4];
+    memset(t, 0, sizeof t);
+    gate_open = false;
+    ll_sched_req r = greedy_req(p, 4, -1, &t[0]);
+    r.on_token = gated_token;
+    CHECK(ll_sched_submit(s, &r, &err) == LL_OK);
+    wait_tokens(&t[0], 1);                          /* in its slot, holding it: the queue is empty */
+    CHECK(ll_sched_reserve(s, &err) == LL_OK);
+    CHECK(ll_sched_reserve(s, &err) == LL_OK);
+    CHECK(ll_sched_reserve(s, &err) == LL_ERR_LIMIT);      /* two places, both taken */
+    r = greedy_req(p, 4, 5, &t[1]);
+    CHECK(ll_sched_submit(s, &r, &err) == LL_ERR_LIMIT);   /* an unreserved request finds it full */
+    r.reserved = true;
+    CHECK(ll_sched_submit(s, &r, &err) == LL_OK);          /* the reserved one gets in */
+    r = greedy_req(p, 0, 5, &t[2]);                        /* a bad request gives its place back */
+    r.reserved = true;
+    CHECK(ll_sched_submit(s, &r, &err) == LL_ERR_ARG);
+    CHECK(ll_sched_reserve(s, &err) == LL_OK);
+    ll_sched_unreserve(s);
+    ll_sched_unreserve(s);                                 /* nothing reserved now: harmless */
+    r = greedy_req(p, 4, 5, &t[2]);
+    CHECK(ll_sched_submit(s, &r, &err) == LL_OK);          /* queue: t[1], t[2] */
+    CHECK(ll_sched_reserve(s, &err) == LL_ERR_LIMIT);
+    pthread_mutex_lock(&mu);
+    gate_open = true;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    ll_sched_free(s);
+    pthread_mutex_lock(&mu);
+    CHECK(t[0].done && t[1].done && t[2].done);
+    pthread_mutex_unlock(&mu);
+    ll_model_free(m);
+}
+
+typedef struct {
+    tracker             t;
+    ll_sched_token_info info[MAX_GEN];
+    int                 n_info, n_null;
+} lp_tracker;
+
+static bool on_token_lp(void *user, int32_t id, const ll_sched_token_info *info) {
+    lp_tracker *l = user;
+    pthread_mutex_lock(&mu);
+    if (!info) l->n_null++;
+    else if (l->n_info < MAX_GEN) l->info[l->n_info++] = *info;
+    pthread_mutex_unlock(&mu);
+    return on_token(&l->t, id);
+}
+
+static void on_done_lp(void *user, const ll_sched_result *r) { on_done(&((lp_tracker *)user)->t, r); }
+
+/* Logprobs (§1.0.3): log_softmax of the raw logits of the step, checked against a solo
+ * context's logits for the same tokens; greedy picks the top alternative; alternatives come
+ * sorted; on_token_info without want_logprobs gets NULL. */
+static void test_logprobs(void) {
+    ll_model *m = load(TINY);
+    if (!m) return;
+    ll_error err = { 0 };
+    ll_sched *s = NULL;
+    ll_sched_params sp = { .n_parallel = 2, .n_ctx = 256, .n_threads = 1 };
+    CHECK(ll_sched_init(&s, m, &sp, &err) == LL_OK);
+    if (!s) { ll_model_free(m); return; }
+    int32_t p[12];
+    make_prompt(p, 12, 5u, ll_vocab_bos(ll_model_vocab(m)), ll_model_n_vocab(m));
+    static lp_tracker a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    ll_sched_req r = greedy_req(p, 12, 6, &a.t);
+    r.on_token = NULL;
+    r.on_token_info = on_token_lp;
+    r.on_done = on_done_lp;
+    r.user = &a;
+    r.want_logprobs = true;
+    r.top_logprobs = 5;
+    CHECK(ll_sched_submit(s, &r, &err) == LL_OK);
+    r.user = &b;
+    r.cancel = &b.t.cancel;
+    r.want_logprobs = false;
+    CHECK(ll_sched_submit(s, &r, &err) == LL_OK);
+    pthread_mutex_lock(&mu);
+    while (!a.t.done || !b.t.done) pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+    CHECK_EQ_INT(a.n_info, a.t.n);
+    CHECK_EQ_INT(b.n_null, b.t.n);
+    CHECK(a.t.n > 0);
+    /* The reference: the same tokens through a plain context, one at a time. */
+    ll_ctx *c = NULL;
+    ll_ctx_params cp = ll_ctx_default_params();
+    cp.n_ctx = 256;
+    CHECK(ll_ctx_init(&c, m, &cp, &err) == LL_OK);
+    CHECK(c && ll_ctx_decode(c, p, 12, NULL, &err) == LL_OK);
+    const int32_t V = ll_model_n_vocab(m);
+    for (int k = 0; c && k < a.t.n && k < a.n_info; k++) {
+        const float *lg = ll_ctx_logits(c, -1);
+        double mx = lg[0], sum = 0;
+        for (int32_t i = 1; i < V; i++) if (lg[i] > mx) mx = lg[i];
+        for (int32_t i = 0; i < V; i++) sum += exp(lg[i] - mx);
+        const double lz = mx + log(sum);
+        const ll_sched_token_info *in = &a.info[k];
+        CHECK_NEAR(in->logprob, lg[a.t.ids[k]] - lz, 1e-4);
+        CHECK_EQ_INT(in->n_top, 5);
+        CHECK_EQ_INT(in->top_id[0], a.t.ids[k]);
+        double tot = 0;
+        for (int i = 0; i < in->n_top; i++) {
+            CHECK_NEAR(in->top_logprob[i], lg[in->top_id[i]] - lz, 1e-4);
+            if (i) CHECK(in->top_logprob[i] <= in->top_logprob[i - 1]);
+            tot += exp(in->top_logprob[i]);
+        }
+        CHECK(tot <= 1.0 + 1e-6);
+        CHECK(ll_ctx_decode(c, &a.t.ids[k], 1, NULL, &err) == LL_OK);
+    }
+    ll_ctx_free(c);
+    ll_sched_free(s);
+    ll_model_free(m);
+}
+
 int main(void) {
     RUN(test_concurrent_requests_equal_solo);
     RUN(test_cancel_within_one_step);
     RUN(test_prefix_reuse);
     RUN(test_context_shift_and_limits);
     RUN(test_queue_limit_and_shutdown);
+    RUN(test_reserve);
+    RUN(test_logprobs);
     return test_summary();
 }
