@@ -363,3 +363,29 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestCreateDerivedShowsSystemAndTemplate(t *testing.T) {
+	c := client(t)
+	tmpl := "{{ if .System }}[{{ .System }}] {{ end }}{{ .Prompt }}"
+	var statuses []string
+	err := c.Create(ctx(t), &api.CreateRequest{Model: "go-mario", From: model, System: "You are Mario.", Template: tmpl,
+		Parameters: map[string]any{"temperature": 0.6, "stop": []string{"###"}}},
+		func(p api.ProgressResponse) error { statuses = append(statuses, p.Status); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(statuses) == 0 || statuses[len(statuses)-1] != "success" {
+		t.Fatalf("progress %v", statuses)
+	}
+	show, err := c.Show(ctx(t), &api.ShowRequest{Model: "go-mario"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if show.System != "You are Mario." || show.Template != tmpl || !strings.Contains(show.Parameters, `"###"`) ||
+		!strings.Contains(show.Parameters, "0.6") {
+		t.Fatalf("show: system %q template %q parameters %q", show.System, show.Template, show.Parameters)
+	}
+	if err := c.Delete(ctx(t), &api.DeleteRequest{Model: "go-mario"}); err != nil {
+		t.Fatal(err)
+	}
+}

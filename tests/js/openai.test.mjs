@@ -76,3 +76,31 @@ test('unknown model: NotFoundError with the server message', async () => {
   await assert.rejects(client.embeddings.create({ model: 'nope', input: 'x' }),
     (e) => e instanceof OpenAI.NotFoundError && e.status === 404 && /not found/.test(e.message))
 })
+
+test('models.retrieve', async () => {
+  const m = await client.models.retrieve(MODEL)
+  assert.equal(m.id, MODEL)
+  assert.equal(m.object, 'model')
+  assert.ok(Number.isInteger(m.created))
+})
+
+test('chat with tools: accepted, and any tool call carries JSON-string arguments', async () => {
+  const tools = [{ type: 'function', function: { name: 'add', description: 'Add two ints',
+    parameters: { type: 'object', properties: { a: { type: 'integer' }, b: { type: 'integer' } }, required: ['a', 'b'] } } }]
+  const r = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'What is 3 + 4?' }],
+    tools, max_tokens: 12, temperature: 0 })
+  const c = r.choices[0]
+  assert.ok(['stop', 'length', 'tool_calls'].includes(c.finish_reason), c.finish_reason)
+  for (const call of c.message.tool_calls ?? []) {
+    assert.equal(call.type, 'function')
+    assert.equal(typeof call.id, 'string')
+    assert.equal(typeof call.function.arguments, 'string')
+    JSON.parse(call.function.arguments)
+  }
+  // a tool turn in the history (assistant tool_calls + tool result) is accepted
+  const r2 = await client.chat.completions.create({ model: MODEL, tools, max_tokens: 4, temperature: 0, messages: [
+    { role: 'user', content: 'What is 3 + 4?' },
+    { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'add', arguments: '{"a":3,"b":4}' } }] },
+    { role: 'tool', tool_call_id: 'call_1', content: '7' }] })
+  assert.equal(r2.choices[0].message.role, 'assistant')
+})

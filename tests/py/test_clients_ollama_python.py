@@ -258,6 +258,18 @@ def test_ps_after_load(client):
     assert m.details.family == "llama"
 
 
+def test_empty_store_lists_validate(tmp_path):
+    """An empty store answers `models: []`, never null: ollama-python's pydantic models reject
+    null (clients.md §1.3)."""
+    empty = Server(tmp_path)
+    try:
+        c = ollama.Client(host=f"http://127.0.0.1:{empty.port}")
+        assert list(c.list().models) == []
+        assert list(c.ps().models) == []
+    finally:
+        empty.stop()
+
+
 # ---- embeddings ----------------------------------------------------------------------------
 
 def test_embed(client):
@@ -272,6 +284,15 @@ def test_embed(client):
     assert max(abs(a - b) for a, b in zip(one.embeddings[0], r.embeddings[0])) < 1e-5
     short = client.embed(model="tiny", input="hello", dimensions=8)
     assert len(short.embeddings[0]) == 8
+
+
+def test_embed_truncate_false_overflow_is_an_error(client):
+    long = "word " * 200
+    cut = client.embed(model="tiny", input=long, options={"num_ctx": 16})      # truncate defaults to true
+    assert len(cut.embeddings) == 1 and cut.prompt_eval_count <= 16
+    with pytest.raises(ollama.ResponseError) as e:
+        client.embed(model="tiny", input=long, truncate=False, options={"num_ctx": 16})
+    assert (e.value.status_code, e.value.error) == (400, "the input length exceeds the context length")
 
 
 def test_embeddings_legacy(client):
