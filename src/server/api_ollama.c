@@ -6,9 +6,15 @@
  * template of the model or request, llama3-prompt-format.md §4; truncated per §7 and R1) →
  * the scheduler (sched.h). The scheduler thread calls gen_on_token per token: the piece goes
  * into a hold buffer, from which text is released only when it cannot be the start of a stop
- * string and ends on a whole UTF-8 character (§0.5.1, R20). Streams write one NDJSON line per
- * released piece; non-streamed requests collect the text and the handler thread, which waits,
- * answers once on_done has run.
+ * string and ends on a whole UTF-8 character (§0.5.1, R20). Released text then passes the
+ * thinking splitter (thinking.h, when the model's template has thinking tags) and the tool-call
+ * parser (toolcall.h, when a chat request has tools). Streams write one NDJSON line per
+ * released piece and one per tool call; non-streamed requests collect the text, thinking and
+ * calls, and the handler thread, which waits, answers once on_done has run. Logprobs (§1.0.3)
+ * arrive with each token from the scheduler and ride on the next chunk that goes out.
+ *
+ * A streamed request takes its queue place (ll_sched_reserve) before the status line, so a full
+ * queue is a 503 for streams too (§0.7).
  *
  * The runner is released on a short-lived thread for streamed requests: ll_runners_release
  * may unload the model (keep_alive 0), which joins the scheduler thread that on_done runs on. */
@@ -105,7 +111,6 @@ typedef struct {
     json_t         *new_calls;     /* scratch: the calls one piece completed */
     size_t          n_calls;       /* calls reported so far: the next index */
     bool            want_lp;       /* "logprobs": true (§1.0.3) */
-    int32_t         top_lp;        /* "top_logprobs" */
     json_t         *lp;            /* logprob objects not yet sent (all of them when not streamed) */
     bool            stop_hit;      /* a stop string ended it */
     bool            zero_predict;  /* num_predict 0: nothing is generated */
@@ -712,7 +717,6 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
         if (ll_think_init(&g->th, th_open, th_close, inside, &err) != LL_OK) { ll_http_resp_error(resp, 500, "%s", err.msg); goto out; }
     }
     g->want_lp = logprobs;
-    g->top_lp = (int32_t)top_logprobs;
     if (!(g->lp = json_array())) { ll_http_resp_error(resp, 500, "out of memory"); goto out; }
     json_t *tools = chat ? ll_json_field(body, "tools") : NULL;
     if (t && json_is_array(tools) && json_array_size(tools)) {

@@ -8,8 +8,9 @@
  * running. A new request reuses the longest cached prefix of any slot: in place when that slot
  * is free, else copied (ll_ctx_seq_cp) into a free slot, without recomputing it.
  *
- * Callbacks run on the scheduler thread: on_token for every generated token (return false to
- * stop: a stop string, a client gone), then on_done exactly once. A request's cancel flag is
+ * Callbacks run on the scheduler thread: on_token (or on_token_info, which also gets the
+ * token's logprobs when asked) for every generated token (return false to stop: a stop string,
+ * a client gone), then on_done exactly once. A request's cancel flag is
  * read between steps: a cancelled request leaves within one decode step and the others go on.
  * The scheduler never tokenizes, renders or detokenizes: the API layer does. */
 #ifndef LL_SCHED_H
