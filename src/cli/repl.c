@@ -178,7 +178,8 @@ repl *repl_open(const char *history_path) {
     el_set(r->el, EL_GETCFN, repl_getc);
     el_set(r->el, EL_SIGNAL, 0);          /* our handler, not libedit's (see repl.h) */
     /* Tab inserts eight spaces rather than completing file names (§6.7) */
-    el_set(r->el, EL_ADDFN, "ll-tab", "insert eight spaces", tab_fn);
+    /* the wide form keeps our static strings; the narrow one copies them and never frees */
+    el_wset(r->el, EL_ADDFN, L"ll-tab", L"insert eight spaces", tab_fn);
     el_set(r->el, EL_BIND, "^I", "ll-tab", NULL);
     if (history_path) {
         r->path = strdup(history_path);
