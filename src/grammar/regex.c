@@ -138,7 +138,8 @@ static bool class_escape(rx *x, rx_class *c, char e) {
     switch (e) {
     case 'd': cls_add(x, c, '0', '9'); return true;
     case 'w': cls_add(x, c, '0', '9'); cls_add(x, c, 'A', 'Z'); cls_add(x, c, 'a', 'z'); cls_add(x, c, '_', '_'); return true;
-    case 's': cls_add(x, c, '\t', '\r'); cls_add(x, c, ' ', ' '); return true;
+    /* Python's ASCII whitespace: \t-\r, the separators \x1c-\x1f and space */
+    case 's': cls_add(x, c, '\t', '\r'); cls_add(x, c, 0x1C, ' '); return true;
     case 'D': case 'W': case 'S': {
         rx_class t;
         t.n = 0;
