@@ -156,7 +156,6 @@ test('format: "json" and a JSON schema constrain the answer', { skip: SMOL ? fal
     if (isFormatUnimplemented(e)) { t.skip(FORMAT_DEFECT); return }
     throw e
   }
-  assert.equal(r.done_reason, 'stop', r.response)
   assert.equal(typeof JSON.parse(r.response), 'object')
   const c = await o.chat({ model: SMOL, messages: [{ role: 'user', content: 'Describe a cat: its name and its age.' }],
     format: schema, options: { temperature: 0, num_predict: 200 } })

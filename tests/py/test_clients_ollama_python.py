@@ -197,8 +197,7 @@ def test_format_json(client, smol):
     r = xfail_if_format_unimplemented(lambda: client.generate(
         model=smol, prompt="Describe a cat as a JSON object with keys name and age.", format="json",
         options={"temperature": 0, "num_predict": 200}))
-    assert r.done_reason == "stop", r.response
-    assert isinstance(json.loads(r.response), dict), r.response
+    assert isinstance(json.loads(r.response), dict), r.response      # complete, not cut off
 
 
 def test_format_schema(client, smol):
@@ -207,7 +206,6 @@ def test_format_schema(client, smol):
     r = xfail_if_format_unimplemented(lambda: client.chat(
         model=smol, messages=[{"role": "user", "content": "Describe a cat: its name and its age."}],
         format=schema, options={"temperature": 0, "num_predict": 200}))
-    assert r.done_reason == "stop", r.message.content
     obj = json.loads(r.message.content)
     assert set(obj) == {"name", "age"} and isinstance(obj["name"], str) and isinstance(obj["age"], int), obj
 
