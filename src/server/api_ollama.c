@@ -113,6 +113,7 @@ typedef struct {
     bool            want_lp;       /* "logprobs": true (§1.0.3) */
     json_t         *lp;            /* logprob objects not yet sent (all of them when not streamed) */
     bool            stop_hit;      /* a stop string ended it */
+    size_t          stop_which;    /* stop_hit: which of o.stop */
     bool            zero_predict;  /* num_predict 0: nothing is generated */
     bool            client_gone;
     uint64_t        t_req, t_loaded;
@@ -275,12 +276,12 @@ static bool gen_on_token(void *user, int32_t id, const ll_sched_token_info *info
     if (k > sizeof piece) k = sizeof piece;
     if (!gbuf_add(&g->hold, piece, k)) return false;
     /* A complete stop string ends the answer before it (§0.9: the stop text is not returned). */
-    size_t cut = SIZE_MAX, keep = 0;
+    size_t cut = SIZE_MAX, keep = 0, which = 0;
     for (size_t i = 0; i < g->o.n_stop; i++) {
         const char *st = g->o.stop[i];
         size_t sl = strlen(st);
         const char *at = memmem(g->hold.p, g->hold.n, st, sl);
-        if (at && (size_t)(at - g->hold.p) < cut) cut = (size_t)(at - g->hold.p);
+        if (at && (size_t)(at - g->hold.p) < cut) { cut = (size_t)(at - g->hold.p); which = i; }
         /* the longest tail of hold that could still become this stop string */
         for (size_t t = sl - 1 < g->hold.n ? sl - 1 : g->hold.n; t > keep; t--)
             if (!memcmp(g->hold.p + g->hold.n - t, st, t)) { keep = t; break; }
@@ -290,6 +291,7 @@ static bool gen_on_token(void *user, int32_t id, const ll_sched_token_info *info
         utf8_take(g->hold.p, cut, true, &g->chunk);
         g->hold.n = 0;
         g->stop_hit = true;
+        g->stop_which = which;
         gen_release(g, g->chunk.p, g->chunk.n, false);
         return false;
     }
@@ -325,6 +327,10 @@ static json_t *gen_final(gen *g, const char *text, size_t n) {
     json_object_set_new(o, "eval_count", json_integer(n_gen < 0 ? 0 : n_gen));
     json_object_set_new(o, "eval_duration", json_integer((json_int_t)dur(r->t_prompt_ns, r->t_end_ns)));
     if (!g->chat) attach_logprobs(g, o);
+    /* For adapters only (not part of the native answer): the stop string that ended the
+     * output, which /v1/messages reports as its stop_sequence (§5 D20). */
+    if (g->ad && g->stop_hit && g->stop_which < g->o.n_stop)
+        json_object_set_new(o, "_stop_sequence", json_string(g->o.stop[g->stop_which]));
     return o;
 }
 
