@@ -280,6 +280,67 @@ done:
     return rc;
 }
 
+#define GR_CLO_MAX 64   /* longer closures are expanded the slow way */
+
+/* Flat closure of position p (see grammar.h). state: 0 unknown, 1 in progress, 2 done. */
+static bool closure_of(gr_grammar *g, uint8_t *state, int32_t p, int32_t *cap, int depth) {
+    if (state[p] == 2) return true;
+    if (state[p] == 1 || depth > 256) return true;   /* cannot happen without left recursion */
+    state[p] = 1;
+    const gr_elem *e = &g->elems[p];
+    int32_t tmp[GR_CLO_MAX];
+    int n = 0;
+    bool flat = true, ends = false;
+    if (e->type == GR_CHAR) tmp[n++] = p;
+    else if (e->type == GR_END) ends = true;
+    else if (g->elems[p + 1].type != GR_END) flat = false;
+    else {
+        for (int32_t a = g->alt_off[e->ref]; a < g->alt_off[e->ref + 1] && flat; a++) {
+            int32_t q = g->alts[a];
+            if (!closure_of(g, state, q, cap, depth + 1)) return false;
+            if (g->clo_off[q] < 0) { flat = false; break; }
+            ends = ends || g->clo_end[q];
+            for (int k = 0; k < g->clo_n[q] && flat; k++) {
+                int32_t c = g->clo[g->clo_off[q] + k];
+                bool dup = false;
+                for (int j = 0; j < n && !dup; j++) dup = tmp[j] == c;
+                if (dup) continue;
+                if (n == GR_CLO_MAX) flat = false;
+                else tmp[n++] = c;
+            }
+        }
+    }
+    state[p] = 2;
+    if (!flat) { g->clo_off[p] = -1; return true; }
+    if (g->n_clo + n > *cap) {
+        int32_t nc = *cap * 2 + n;
+        int32_t *q = ll_realloc(g->clo, (size_t)nc * sizeof *q);
+        if (!q) return false;
+        g->clo = q;
+        *cap = nc;
+    }
+    g->clo_off[p] = g->n_clo;
+    g->clo_n[p] = (uint16_t)n;
+    g->clo_end[p] = ends;
+    memcpy(g->clo + g->n_clo, tmp, (size_t)n * sizeof *tmp);
+    g->n_clo += n;
+    return true;
+}
+
+static ll_status build_closures(gr_grammar *g, ll_error *err) {
+    g->clo_off = ll_malloc_array((size_t)g->n_elems, sizeof *g->clo_off);
+    g->clo_n = ll_calloc((size_t)g->n_elems, sizeof *g->clo_n);
+    g->clo_end = ll_calloc((size_t)g->n_elems, 1);
+    uint8_t *state = ll_calloc((size_t)g->n_elems, 1);
+    int32_t cap = 1024;
+    g->clo = ll_malloc_array((size_t)cap, sizeof *g->clo);
+    bool ok = g->clo_off && g->clo_n && g->clo_end && state && g->clo;
+    for (int32_t p = 0; p < g->n_elems && ok; p++) ok = closure_of(g, state, p, &cap, 0);
+    ll_free(state);
+    if (!ok) return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory for closures");
+    return LL_OK;
+}
+
 ll_status gr_build(gr_builder *b, int32_t root, gr_grammar *g) {
     memset(g, 0, sizeof *g);
     int32_t *alt_off = NULL, *alts = NULL, *order = NULL;
@@ -358,8 +419,12 @@ ll_status gr_build(gr_builder *b, int32_t root, gr_grammar *g) {
     g->names = b->names;
     b->elems = NULL; b->names = NULL; b->n_rules = 0; b->n_elems = 0;
     ll_free(prod); ll_free(nullable); ll_free(alive_alt); ll_free(order);
-    gr_builder_free(b);
-    return LL_OK;
+    {
+        ll_status st = build_closures(g, b->err);
+        gr_builder_free(b);
+        if (st != LL_OK) gr_grammar_free(g);
+        return st;
+    }
 fail:
     ll_free(alt_off); ll_free(alts); ll_free(prod); ll_free(nullable); ll_free(alive_alt);
     ll_free(order);
@@ -377,6 +442,10 @@ void gr_grammar_free(gr_grammar *g) {
     ll_free(g->alts);
     if (g->names) for (int32_t i = 0; i < g->n_rules; i++) ll_free(g->names[i]);
     ll_free(g->names);
+    ll_free(g->clo_off);
+    ll_free(g->clo_n);
+    ll_free(g->clo_end);
+    ll_free(g->clo);
     memset(g, 0, sizeof *g);
 }
 
@@ -439,6 +508,28 @@ static ll_status expand_rec(const gr_grammar *g, gr_arena *a, int32_t pos, int32
     if (rec > GR_MAX_RECURSION)
         return ll_fail(err, LL_ERR_LIMIT, "grammar: expansion deeper than %d steps", GR_MAX_RECURSION);
     for (;;) {
+        int32_t co = g->clo_off[pos];
+        if (co >= 0 && g->elems[pos].type == GR_RULE) {
+            for (int k = 0; k < g->clo_n[pos]; k++) {
+                int32_t p = g->clo[co + k];
+                bool dup = false;
+                for (int32_t i = 0; i < out->n && !dup; i++) dup = out->t[i].pos == p && out->t[i].parent == parent;
+                if (dup) continue;
+                if (out->n == out->cap) {
+                    ll_status st = gr_set_reserve(out, out->n + 1, err);
+                    if (st != LL_OK) return st;
+                }
+                out->t[out->n++] = (gr_top){ p, parent };
+            }
+            if (!g->clo_end[pos]) return LL_OK;
+            /* some alternative was empty to its end: pop, as an GR_END element would */
+            if (parent == GR_ROOT) { out->complete = true; return LL_OK; }
+            if (parent == GR_SENT) { out->underflow = true; return LL_OK; }
+            const gr_node *n = &a->n[parent];
+            pos = n->pos;
+            parent = n->parent;
+            continue;
+        }
         const gr_elem *e = &g->elems[pos];
         if (e->type == GR_END) {
             if (parent == GR_ROOT) { out->complete = true; return LL_OK; }

@@ -65,6 +65,15 @@ typedef struct {
     int32_t  n_rules;
     int32_t  root;
     char   **names;      /* (n_rules) for messages; NULL entries allowed */
+    /* Flat closures: for a position whose expansion pushes no continuation node (a class, an
+     * alternative's end, or a tail reference whose alternatives are flat in turn), the class
+     * positions it expands to and whether it can reach the end of its alternative. Expansion
+     * then costs a copy instead of a recursive walk; a string's character loop is one. */
+    int32_t *clo_off;    /* (n_elems) start in clo, -1 when the position is not flat */
+    uint16_t *clo_n;     /* (n_elems) */
+    uint8_t *clo_end;    /* (n_elems) 1: the expansion may pop past the alternative's end */
+    int32_t *clo;
+    int32_t  n_clo;
 } gr_grammar;
 
 void gr_grammar_free(gr_grammar *g);   /* frees the members, not g */
