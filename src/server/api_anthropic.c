@@ -11,8 +11,8 @@
  *
  * Where we differ from Ollama (§3, §5): "content" is [] rather than null when empty; the
  * stop reason is "stop_sequence" with the matched string when one of the request's
- * stop_sequences ended the answer (D20; this needs the native final object to say which stop
- * string matched, see ANTH_STOP_KEY); a requested `thinking` is dropped for a model that cannot
+ * stop_sequences ended the answer (D20: the native final object names the stop string that
+ * matched, see ANTH_STOP_KEY); a requested `thinking` is dropped for a model that cannot
  * think (§3.1 last paragraph); tool results also carry the tool's name, looked up from the
  * assistant's tool_use with the same id, so templates that print it can. */
 #include "server/api_internal.h"
@@ -33,8 +33,7 @@ api_adapter *api_anthropic_adapter_new(const json_t *native, const json_t *stops
 json_t      *api_anthropic_tool_use(const json_t *call);
 
 /* Where the native final object of an adapter run names the stop string that ended generation
- * (absent when the end-of-turn token or the length limit ended it). api_gen_run does not write
- * it yet; until it does, a request's stop sequence reads as end_turn, as in Ollama. */
+ * (api_gen_run; absent when the end-of-turn token or the length limit ended it). */
 #define ANTH_STOP_KEY "_stop_sequence"
 
 /* ---- small helpers --------------------------------------------------------------------------- */

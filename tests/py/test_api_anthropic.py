@@ -140,9 +140,8 @@ def test_stop_sequences_cut_the_answer(client):
         assert st.get_final_message().stop_reason == m.stop_reason
 
 
-@pytest.mark.xfail(strict=True, reason="§5 D20 needs api_ollama.c to name the matched stop string in the native "
-                                       "final object (_stop_sequence); until then the reason is end_turn")
 def test_stop_sequence_reported(client):
+    """§5 D20: the stop sequence that ended the answer is reported, streamed or not."""
     full, k, s = stop_case(client)
     m = client.messages.create(model="tiny", max_tokens=40, messages=MSGS, **GREEDY,
                                stop_sequences=["never appears", s])
