@@ -138,3 +138,40 @@ def test_v1_reasoning_fields(srv):
     # reasoning_effort none → think false: no pre-filled tag.
     st, raw = srv.request("POST", "/v1/chat/completions", dict(body, reasoning_effort="none"))
     assert st == 200, raw
+
+
+BOTH = """{{- if .Tools }}<|im_start|>system
+Functions:
+{{ range .Tools }}{{ . }}
+{{ end }}<|im_end|>
+{{ end }}
+{{- range .Messages }}<|im_start|>{{ .Role }}
+{{ if .Thinking }}<think>{{ .Thinking }}</think>
+{{ end }}{{ if .ToolCalls }}{{ range .ToolCalls }}<tool_call>{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}</tool_call>{{ end }}{{ else }}{{ .Content }}{{ end }}<|im_end|>
+{{ end }}<|im_start|>assistant
+"""
+
+
+def test_thinking_then_tool_call(srv):
+    """A trace and then a call: the call is parsed from what follows the trace (§1.2.4, §1.2.5)."""
+    st, got = srv.json("POST", "/api/create", {"model": "smolboth", "from": find_smollm2(), "template": BOTH,
+                                               "stream": False})
+    assert st == 200, got
+    tools = [{"type": "function", "function": {"name": "get_weather", "description": "Get the weather in a city",
+                                                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    msgs = []
+    for c in ("Berlin", "Rome", "Tokyo"):
+        msgs += [{"role": "user", "content": f"What is the weather in {c}?"},
+                 {"role": "assistant", "content": "", "thinking": f"I need the weather of {c}.",
+                  "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": c}}}]}]
+    msgs.append({"role": "user", "content": "What is the weather in Paris?"})
+    body = {"model": "smolboth", "messages": msgs, "tools": tools, "stream": False,
+            "options": {"temperature": 0, "num_predict": 48}}
+    st, got = srv.json("POST", "/api/chat", body)
+    assert st == 200, got
+    m = got["message"]
+    assert m["thinking"] == "I need the weather of Paris." and m["content"] == "", m
+    assert [(c["function"]["name"], c["function"]["arguments"]) for c in m["tool_calls"]] == [("get_weather", {"city": "Paris"})]
+    lines = srv.lines("/api/chat", dict(body, stream=True))
+    assert "".join(l["message"].get("thinking", "") for l in lines) == m["thinking"]
+    assert [c["function"]["arguments"] for l in lines for c in l["message"].get("tool_calls", [])] == [{"city": "Paris"}]
