@@ -135,6 +135,45 @@ int32_t gr_rule_lit(gr_builder *b, const char *name, const char *p, size_t n) {
     return b->st == LL_OK ? r : -1;
 }
 
+/* The alternatives of rule r when every one is a run of byte classes (at most 16 of them):
+ * then a repetition copies them into its own rules instead of referencing r, so a whole run
+ * of repeated characters stays inside one rule and mask.c can judge multi-character tokens
+ * without context. Returns the count, 0 when r does not qualify. */
+static int inline_alts(const gr_builder *b, int32_t r, int32_t *starts) {
+    int n = 0;
+    for (int32_t a = 0; a < b->n_alts; a++) {
+        if (b->alt_rule[a] != r) continue;
+        if (n == 16) return 0;
+        int32_t p = b->alt_start[a];
+        if (b->elems[p].type == GR_END) return 0;
+        for (; b->elems[p].type != GR_END; p++) if (b->elems[p].type != GR_CHAR) return 0;
+        starts[n++] = b->alt_start[a];
+    }
+    return n;
+}
+
+/* rule ::= (sep) item next, once per inlined alternative of item (or with item referenced). */
+static void add_item_alts(gr_builder *b, int32_t rule, int32_t sep, int32_t item, int32_t next,
+                          const int32_t *starts, int n_inline) {
+    gr_seq s = {0};
+    for (int k = 0; k < (n_inline ? n_inline : 1) && b->st == LL_OK; k++) {
+        gr_seq_clear(&s);
+        if (sep >= 0) gr_seq_ref(b, &s, sep);
+        if (n_inline) {
+            for (int32_t p = starts[k]; b->elems[p].type == GR_CHAR; p++) {
+                uint64_t bits[4];
+                memcpy(bits, b->elems[p].bits, sizeof bits);   /* elems may move while s grows */
+                gr_seq_char(b, &s, bits);
+            }
+        } else {
+            gr_seq_ref(b, &s, item);
+        }
+        if (next >= 0) gr_seq_ref(b, &s, next);
+        gr_add_alt(b, rule, &s);
+    }
+    gr_seq_free(&s);
+}
+
 /* item{min,max} as a chain: opt_k ::= (sep) item opt_{k-1} | ε for the optional tail, and the
  * min mandatory items in front. Unbounded: star ::= sep item star | ε. With a separator the
  * first item has none, so the shapes are: first ::= item rest, rest ::= (sep item){min-1,max-1}. */
@@ -151,17 +190,16 @@ int32_t gr_rule_repeat(gr_builder *b, const char *name, int32_t item, int64_t mi
                         (long long)(max > min ? max : min));
         return -1;
     }
+    if (item < 0 || item >= b->n_rules) { gr_builder_fail(b, LL_ERR_ARG, "grammar: bad repeated rule"); return -1; }
+    int32_t starts[16];
+    int n_in = inline_alts(b, item, starts);
     gr_seq s = {0};
     /* tail after the first item: (sep item){lo, hi} */
     int64_t lo = min > 0 ? min - 1 : 0, hi = max < 0 ? -1 : (max > 0 ? max - 1 : 0);
     int32_t tail;
     if (hi < 0) {
         int32_t star = gr_rule(b, name);
-        gr_seq_clear(&s);
-        if (sep >= 0) gr_seq_ref(b, &s, sep);
-        gr_seq_ref(b, &s, item);
-        gr_seq_ref(b, &s, star);
-        gr_add_alt(b, star, &s);
+        add_item_alts(b, star, sep, item, star, starts, n_in);
         gr_seq_clear(&s);
         gr_add_alt(b, star, &s);
         tail = star;
@@ -171,11 +209,7 @@ int32_t gr_rule_repeat(gr_builder *b, const char *name, int32_t item, int64_t mi
         gr_add_alt(b, opt, &s);
         for (int64_t k = 0; k < hi - lo; k++) {
             int32_t o2 = gr_rule(b, name);
-            gr_seq_clear(&s);
-            if (sep >= 0) gr_seq_ref(b, &s, sep);
-            gr_seq_ref(b, &s, item);
-            gr_seq_ref(b, &s, opt);
-            gr_add_alt(b, o2, &s);
+            add_item_alts(b, o2, sep, item, opt, starts, n_in);
             gr_seq_clear(&s);
             gr_add_alt(b, o2, &s);
             opt = o2;
@@ -184,20 +218,11 @@ int32_t gr_rule_repeat(gr_builder *b, const char *name, int32_t item, int64_t mi
     }
     for (int64_t k = 0; k < lo; k++) {
         int32_t m = gr_rule(b, name);
-        gr_seq_clear(&s);
-        if (sep >= 0) gr_seq_ref(b, &s, sep);
-        gr_seq_ref(b, &s, item);
-        gr_seq_ref(b, &s, tail);
-        gr_add_alt(b, m, &s);
+        add_item_alts(b, m, sep, item, tail, starts, n_in);
         tail = m;
     }
     int32_t r = gr_rule(b, name);
-    gr_seq_clear(&s);
-    if (max != 0) {
-        gr_seq_ref(b, &s, item);
-        gr_seq_ref(b, &s, tail);
-        gr_add_alt(b, r, &s);
-    }
+    if (max != 0) add_item_alts(b, r, -1, item, tail, starts, n_in);
     if (min == 0) {
         gr_seq_clear(&s);
         gr_add_alt(b, r, &s);

@@ -48,7 +48,7 @@ typedef struct {
     uint64_t *acc_bits;  /* (n_words) context-independent accepts, or NULL when acc_ids used */
     int32_t  *acc_ids;
     int32_t   n_acc;
-    tr_trie   unc;       /* context-dependent tokens */
+    tr_trie   suf;       /* context-dependent tokens, keyed by what follows the frame's end */
 } pos_info;
 
 typedef struct gr_compiled {
@@ -97,14 +97,15 @@ static ll_str tok_str(const gr_compiled *c, int32_t id) {
     return s;
 }
 
-/* Build the trie of ids (already in byte order). */
-static ll_status trie_build(tr_trie *t, const gr_compiled *c, const int32_t *ids, int32_t n,
-                            ll_error *err) {
+/* Build the trie of ids, or of their suffixes from offs[k] when offs is not NULL (already in
+ * byte order of what is indexed). */
+static ll_status trie_build(tr_trie *t, const gr_compiled *c, const int32_t *ids, const int32_t *offs,
+                            int32_t n, ll_error *err) {
     memset(t, 0, sizeof *t);
     if (n == 0) return LL_OK;
     /* node count <= total bytes */
     size_t total = 0;
-    for (int32_t i = 0; i < n; i++) total += tok_str(c, ids[i]).n;
+    for (int32_t i = 0; i < n; i++) total += tok_str(c, ids[i]).n - (offs ? (size_t)offs[i] : 0);
     if (total > INT32_MAX / 2) return ll_fail(err, LL_ERR_LIMIT, "grammar: vocabulary too large for the token trie");
     t->nodes = ll_malloc_array(total ? total : 1, sizeof *t->nodes);
     t->ids = ll_malloc_array((size_t)n, sizeof *t->ids);
@@ -118,6 +119,7 @@ static ll_status trie_build(tr_trie *t, const gr_compiled *c, const int32_t *ids
     ll_str prev = { "", 0 };
     for (int32_t k = 0; k < n; k++) {
         ll_str s = tok_str(c, ids[k]);
+        if (offs) { s.p += offs[k]; s.n -= (size_t)offs[k]; }
         size_t lcp = 0;
         while (lcp < s.n && lcp < prev.n && s.p[lcp] == prev.p[lcp]) lcp++;
         while ((size_t)depth > lcp) t->nodes[path[--depth]].end = t->n_nodes;
@@ -152,17 +154,16 @@ static ll_status levels_reserve(ll_grammar *m, int32_t n, ll_error *err) {
     return LL_OK;
 }
 
-/* Run-time walk: set the bits of the tokens of t that the stack `top` (in m's arena) accepts. */
-static ll_status walk_accept(ll_grammar *m, const tr_trie *t, gr_top top, uint64_t *allow,
+/* Run-time walk: set the bits of the tokens of t that the stacks `from` (in m's arena)
+ * accept. */
+static ll_status walk_accept(ll_grammar *m, const tr_trie *t, const gr_set *from, uint64_t *allow,
                              ll_error *err) {
     const gr_grammar *g = &m->c->g;
     gr_set *lv = m->lv;
     int32_t base = m->arena.len;
-    lv[0].n = 0;
-    lv[0].t[0] = top;   /* levels_reserve + init guarantee room for one */
-    lv[0].n = 1;
+    ll_status st = gr_set_copy(&lv[0], from, err);
+    if (st != LL_OK) return st;
     m->lv_mark[0] = base;
-    ll_status st = LL_OK;
     for (int32_t i = 0; i < t->n_nodes;) {
         const tr_node *nd = &t->nodes[i];
         int d = nd->depth;
@@ -200,34 +201,167 @@ static bool idvec_push(idvec *v, int32_t x) {
     return true;
 }
 
-static ll_status walk_classify(ll_grammar *m, int32_t pos, idvec *acc, idvec *unc, uint8_t *uf,
-                               ll_error *err) {
+/* For a token the frame cannot take alone, each depth j at which a path popped the frame
+ * gives a pair (token, j): at run time the token is allowed when token[j..] continues from
+ * the state after the pop. hd[j]: a pop happened right after byte j on the current path. */
+static bool push_pairs(idvec *pid, idvec *poff, int32_t id, const uint8_t *hd, int upto) {
+    for (int j = 1; j <= upto; j++)
+        if (hd[j] && (!idvec_push(pid, id) || !idvec_push(poff, j))) return false;
+    return true;
+}
+
+/* Transition memo for the compile-time walks. While every stack of a set sits directly on the
+ * sentinel (no continuation nodes: the common case inside a frame, such as a string's character
+ * loop or a repetition chain), the set is just a set of positions and its successor on a byte
+ * depends on nothing else. Such sets are interned once per grammar and their transitions
+ * remembered, shared by the walks of all positions, so most trie nodes cost one table read
+ * instead of an expansion. */
+#define FM_MAX_STATES 8192
+#define FM_MAX_TOPS   64
+
+typedef struct {
+    int32_t  *pos;  int32_t n_pos, cap_pos;   /* sorted position lists back to back */
+    int32_t  *off, *cnt;                      /* (n) */
+    uint64_t *hash;                           /* (n) */
+    int32_t **next;                           /* (n) NULL or 256 entries: -1 unknown, -2 not flat,
+                                               * else (successor << 1) | underflow */
+    int32_t   n, cap;
+    int32_t  *slots;  int32_t n_slots;        /* open addressing, state + 1 */
+} flat_memo;
+
+static void fm_free(flat_memo *f) {
+    for (int32_t i = 0; i < f->n; i++) ll_free(f->next[i]);
+    ll_free(f->pos); ll_free(f->off); ll_free(f->cnt); ll_free(f->hash); ll_free(f->next);
+    ll_free(f->slots);
+    memset(f, 0, sizeof *f);
+}
+
+/* State id of s, or -1 when s is not a plain position set (or the memo is full). */
+static int32_t fm_intern(flat_memo *f, const gr_set *s) {
+    if (s->n > FM_MAX_TOPS || s->complete) return -1;
+    int32_t tmp[FM_MAX_TOPS];
+    for (int32_t i = 0; i < s->n; i++) {
+        if (s->t[i].parent != GR_SENT) return -1;
+        int32_t v = s->t[i].pos, j = i;
+        while (j > 0 && tmp[j - 1] > v) { tmp[j] = tmp[j - 1]; j--; }
+        tmp[j] = v;
+    }
+    uint64_t h = 1469598103934665603ull;
+    for (int32_t i = 0; i < s->n; i++) h = (h ^ (uint64_t)(uint32_t)tmp[i]) * 1099511628211ull;
+    if (f->n_slots == 0 || 2 * (f->n + 1) > f->n_slots) {
+        if (f->n >= FM_MAX_STATES) return -1;
+        int32_t ns = f->n_slots ? f->n_slots * 2 : 1024;
+        int32_t *sl = ll_calloc((size_t)ns, sizeof *sl);
+        if (!sl) return -1;
+        for (int32_t i = 0; i < f->n; i++) {
+            size_t k = (size_t)f->hash[i] & (size_t)(ns - 1);
+            while (sl[k]) k = (k + 1) & (size_t)(ns - 1);
+            sl[k] = i + 1;
+        }
+        ll_free(f->slots);
+        f->slots = sl;
+        f->n_slots = ns;
+    }
+    size_t k = (size_t)h & (size_t)(f->n_slots - 1);
+    for (; f->slots[k]; k = (k + 1) & (size_t)(f->n_slots - 1)) {
+        int32_t id = f->slots[k] - 1;
+        if (f->hash[id] == h && f->cnt[id] == s->n &&
+            (s->n == 0 || !memcmp(f->pos + f->off[id], tmp, (size_t)s->n * sizeof *tmp)))
+            return id;
+    }
+    if (f->n >= FM_MAX_STATES) return -1;
+    if (f->n == f->cap) {
+        int32_t nc = f->cap ? f->cap * 2 : 256;
+        int32_t *o = ll_realloc(f->off, (size_t)nc * sizeof *o);
+        if (o) f->off = o;
+        int32_t *c = o ? ll_realloc(f->cnt, (size_t)nc * sizeof *c) : NULL;
+        if (c) f->cnt = c;
+        uint64_t *hh = c ? ll_realloc(f->hash, (size_t)nc * sizeof *hh) : NULL;
+        if (hh) f->hash = hh;
+        int32_t **nx = hh ? ll_realloc(f->next, (size_t)nc * sizeof *nx) : NULL;
+        if (nx) f->next = nx;
+        if (!nx) return -1;
+        f->cap = nc;
+    }
+    if (f->n_pos + s->n > f->cap_pos) {
+        int32_t nc = (f->cap_pos + s->n) * 2;
+        int32_t *q = ll_realloc(f->pos, (size_t)nc * sizeof *q);
+        if (!q) return -1;
+        f->pos = q;
+        f->cap_pos = nc;
+    }
+    int32_t id = f->n++;
+    f->off[id] = f->n_pos;
+    f->cnt[id] = s->n;
+    f->hash[id] = h;
+    f->next[id] = NULL;
+    memcpy(f->pos + f->n_pos, tmp, (size_t)s->n * sizeof *tmp);
+    f->n_pos += s->n;
+    f->slots[k] = id + 1;
+    return id;
+}
+
+/* Successor of state sid on byte c into out, from the memo or by gr_advance (then
+ * remembered). Returns the successor's id or -1. */
+static int32_t fm_step(flat_memo *f, ll_grammar *m, int32_t sid, const gr_set *in, unsigned char c,
+                       gr_set *out, ll_status *st, ll_error *err) {
+    *st = LL_OK;
+    if (sid >= 0 && f->next[sid] && f->next[sid][c] >= 0) {
+        int32_t e = f->next[sid][c], to = e >> 1;
+        *st = gr_set_reserve(out, f->cnt[to], err);
+        if (*st != LL_OK) return -1;
+        for (int32_t i = 0; i < f->cnt[to]; i++) out->t[i] = (gr_top){ f->pos[f->off[to] + i], GR_SENT };
+        out->n = f->cnt[to];
+        out->complete = false;
+        out->underflow = e & 1;
+        return to;
+    }
+    *st = gr_advance(&m->c->g, &m->arena, in, c, out, err);
+    if (*st != LL_OK) return -1;
+    int32_t to = fm_intern(f, out);
+    if (sid >= 0 && (!f->next[sid] || f->next[sid][c] == -1)) {
+        if (!f->next[sid]) {
+            f->next[sid] = ll_malloc(256 * sizeof *f->next[sid]);
+            if (f->next[sid]) for (int i = 0; i < 256; i++) f->next[sid][i] = -1;
+        }
+        if (f->next[sid]) f->next[sid][c] = to >= 0 ? (to << 1) | (out->underflow ? 1 : 0) : -2;
+    }
+    return to;
+}
+
+static ll_status walk_classify(ll_grammar *m, flat_memo *fm, int32_t *sid, int32_t pos, idvec *acc,
+                               idvec *pid, idvec *poff, uint8_t *uf, uint8_t *hd, ll_error *err) {
     const gr_compiled *c = m->c;
     const tr_trie *t = &c->trie;
     gr_set *lv = m->lv;
     m->arena.len = 0;
     lv[0].t[0] = (gr_top){ pos, GR_SENT };
     lv[0].n = 1;
+    lv[0].complete = lv[0].underflow = false;
     m->lv_mark[0] = 0;
-    uf[0] = 0;
+    uf[0] = hd[0] = 0;
+    sid[0] = fm_intern(fm, &lv[0]);
     for (int32_t i = 0; i < t->n_nodes;) {
         const tr_node *nd = &t->nodes[i];
         int d = nd->depth;
         m->arena.len = m->lv_mark[d - 1];
-        ll_status st = gr_advance(&c->g, &m->arena, &lv[d - 1], nd->byte, &lv[d], err);
+        ll_status st;
+        sid[d] = fm_step(fm, m, sid[d - 1], &lv[d - 1], nd->byte, &lv[d], &st, err);
         if (st != LL_OK) return st;
         m->lv_mark[d] = m->arena.len;
         bool here = lv[d].underflow;
+        hd[d] = here;
         uf[d] = uf[d - 1] || here;
         if (lv[d].n == 0 && !uf[d]) { i = nd->end; continue; }
-        idvec *dst = (lv[d].n || here) ? acc : unc;
-        for (int32_t k = nd->tok_lo; k < nd->tok_hi; k++)
-            if (!idvec_push(dst, t->ids[k])) return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
+        for (int32_t k = nd->tok_lo; k < nd->tok_hi; k++) {
+            bool ok = (lv[d].n || here) ? idvec_push(acc, t->ids[k]) : push_pairs(pid, poff, t->ids[k], hd, d - 1);
+            if (!ok) return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
+        }
         if (lv[d].n == 0) {
             /* only the context can decide anything below */
             int32_t hi = nd->end < t->n_nodes ? t->nodes[nd->end].tok_lo : t->n_ids;
             for (int32_t k = nd->tok_hi; k < hi; k++)
-                if (!idvec_push(unc, t->ids[k])) return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
+                if (!push_pairs(pid, poff, t->ids[k], hd, d)) return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
             i = nd->end;
             continue;
         }
@@ -235,6 +369,32 @@ static ll_status walk_classify(ll_grammar *m, int32_t pos, idvec *acc, idvec *un
     }
     m->arena.len = 0;
     return LL_OK;
+}
+
+/* Sort (id, off) pairs by the bytes of token id from off (merge sort; tmp holds n pairs). */
+static int pair_cmp(const gr_compiled *c, int32_t ia, int32_t oa, int32_t ib, int32_t ob) {
+    ll_str x = tok_str(c, ia), y = tok_str(c, ib);
+    x.p += oa; x.n -= (size_t)oa; y.p += ob; y.n -= (size_t)ob;
+    size_t mn = x.n < y.n ? x.n : y.n;
+    int r = mn ? memcmp(x.p, y.p, mn) : 0;
+    if (r) return r;
+    return x.n < y.n ? -1 : x.n > y.n ? 1 : ia - ib;
+}
+
+static void sort_pairs(const gr_compiled *c, int32_t *id, int32_t *off, int32_t *tid, int32_t *toff, int32_t n) {
+    if (n < 2) return;
+    int32_t h = n / 2;
+    sort_pairs(c, id, off, tid, toff, h);
+    sort_pairs(c, id + h, off + h, tid, toff, n - h);
+    int32_t i = 0, j = h, k = 0;
+    while (i < h && j < n) {
+        if (pair_cmp(c, id[i], off[i], id[j], off[j]) <= 0) { tid[k] = id[i]; toff[k++] = off[i++]; }
+        else { tid[k] = id[j]; toff[k++] = off[j++]; }
+    }
+    while (i < h) { tid[k] = id[i]; toff[k++] = off[i++]; }
+    while (j < n) { tid[k] = id[j]; toff[k++] = off[j++]; }
+    memcpy(id, tid, (size_t)n * sizeof *id);
+    memcpy(off, toff, (size_t)n * sizeof *off);
 }
 
 /* ---- compile -------------------------------------------------------------------------------- */
@@ -268,7 +428,7 @@ static void compiled_free(gr_compiled *c) {
     for (int32_t i = 0; i < c->n_pinfo; i++) {
         ll_free(c->pinfo[i].acc_bits);
         ll_free(c->pinfo[i].acc_ids);
-        trie_free(&c->pinfo[i].unc);
+        trie_free(&c->pinfo[i].suf);
     }
     ll_free(c->pinfo);
     ll_free(c->pinfo_of);
@@ -283,8 +443,10 @@ static ll_status compiled_init(gr_compiled **out, gr_grammar *g, const ll_vocab 
     gr_compiled *c = ll_calloc(1, sizeof *c);
     int32_t *ids = NULL, *tmp = NULL;
     ll_grammar *scratch = NULL;
-    idvec acc = {0}, unc = {0};
-    uint8_t *uf = NULL;
+    idvec acc = {0}, pid = {0}, poff = {0}, tid = {0}, toff = {0};
+    uint8_t *uf = NULL, *hd = NULL;
+    int32_t *sid = NULL;
+    flat_memo fm = {0};
     ll_status st = LL_OK;
     if (!c) { gr_grammar_free(g); return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); }
     atomic_init(&c->refs, 1);
@@ -337,7 +499,7 @@ static ll_status compiled_init(gr_compiled **out, gr_grammar *g, const ll_vocab 
     }
     c->tok_off[nv] = (uint32_t)off;
     sort_tokens(c, ids, tmp, n_ids);
-    st = trie_build(&c->trie, c, ids, n_ids, err);
+    st = trie_build(&c->trie, c, ids, NULL, n_ids, err);
     if (st != LL_OK) goto fail;
 
     /* per-position classes */
@@ -347,7 +509,9 @@ static ll_status compiled_init(gr_compiled **out, gr_grammar *g, const ll_vocab 
     for (int32_t p = 0; p < c->g.n_elems; p++) c->pinfo_of[p] = c->g.elems[p].type == GR_CHAR ? np++ : -1;
     c->pinfo = ll_calloc((size_t)np ? (size_t)np : 1, sizeof *c->pinfo);
     uf = ll_malloc((size_t)c->max_tok_len + 2);
-    if (!c->pinfo || !uf) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
+    hd = ll_malloc((size_t)c->max_tok_len + 2);
+    sid = ll_malloc_array((size_t)c->max_tok_len + 2, sizeof *sid);
+    if (!c->pinfo || !uf || !hd || !sid) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
     c->n_pinfo = np;
     st = matcher_new(&scratch, c, err);
     if (st != LL_OK) goto fail;
@@ -355,8 +519,8 @@ static ll_status compiled_init(gr_compiled **out, gr_grammar *g, const ll_vocab 
     for (int32_t p = 0; p < c->g.n_elems; p++) {
         if (c->pinfo_of[p] < 0) continue;
         pos_info *pi = &c->pinfo[c->pinfo_of[p]];
-        acc.n = unc.n = 0;
-        st = walk_classify(scratch, p, &acc, &unc, uf, err);
+        acc.n = pid.n = poff.n = 0;
+        st = walk_classify(scratch, &fm, sid, p, &acc, &pid, &poff, uf, hd, err);
         if (st != LL_OK) goto fail;
         pi->n_acc = acc.n;
         if (acc.n > 2048) {
@@ -368,16 +532,28 @@ static ll_status compiled_init(gr_compiled **out, gr_grammar *g, const ll_vocab 
             if (!pi->acc_ids) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
             memcpy(pi->acc_ids, acc.a, (size_t)acc.n * sizeof *acc.a);
         }
-        st = trie_build(&pi->unc, c, unc.a, unc.n, err);   /* unc is in trie order already */
+        if (pid.n > tid.cap) {
+            int32_t *a1 = ll_realloc(tid.a, (size_t)pid.n * sizeof *a1);
+            if (a1) { tid.a = a1; tid.cap = pid.n; }
+            int32_t *a2 = a1 ? ll_realloc(toff.a, (size_t)pid.n * sizeof *a2) : NULL;
+            if (a2) { toff.a = a2; toff.cap = pid.n; }
+            if (!a1 || !a2) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
+        }
+        sort_pairs(c, pid.a, poff.a, tid.a, toff.a, pid.n);
+        st = trie_build(&pi->suf, c, pid.a, poff.a, pid.n, err);
         if (st != LL_OK) goto fail;
     }
     ll_grammar_free(scratch);
-    ll_free(ids); ll_free(tmp); ll_free(acc.a); ll_free(unc.a); ll_free(uf);
+    ll_free(ids); ll_free(tmp); ll_free(acc.a); ll_free(pid.a); ll_free(poff.a); ll_free(tid.a);
+    ll_free(toff.a); ll_free(uf); ll_free(hd); ll_free(sid);
+    fm_free(&fm);
     *out = c;
     return LL_OK;
 fail:
     if (scratch) ll_grammar_free(scratch);   /* drops its reference */
-    ll_free(ids); ll_free(tmp); ll_free(acc.a); ll_free(unc.a); ll_free(uf);
+    ll_free(ids); ll_free(tmp); ll_free(acc.a); ll_free(pid.a); ll_free(poff.a); ll_free(tid.a);
+    ll_free(toff.a); ll_free(uf); ll_free(hd); ll_free(sid);
+    fm_free(&fm);
     compiled_free(c);
     return st;
 }
@@ -624,10 +800,28 @@ ll_status ll_grammar_mask(ll_grammar *m, uint64_t *allow, size_t n_words, ll_err
         if (pi->acc_bits) for (int32_t w = 0; w < c->n_words; w++) allow[w] |= pi->acc_bits[w];
         else for (int32_t k = 0; k < pi->n_acc; k++) allow[pi->acc_ids[k] >> 6] |= 1ull << (pi->acc_ids[k] & 63);
     }
+    /* context-dependent tokens: from the state after each top's frame pops, walk what
+     * follows the pop; tops sharing a parent share that state */
     for (int32_t i = 0; i < m->cur.n; i++) {
-        const pos_info *pi = &c->pinfo[c->pinfo_of[m->cur.t[i].pos]];
-        if (!pi->unc.n_nodes) continue;
-        ll_status st = walk_accept(m, &pi->unc, m->cur.t[i], allow, err);
+        int32_t parent = m->cur.t[i].parent;
+        bool seen = false, any = false;
+        for (int32_t j = 0; j < i && !seen; j++) seen = m->cur.t[j].parent == parent;
+        if (seen || parent < 0) continue;   /* a popped root takes no more bytes */
+        for (int32_t j = i; j < m->cur.n && !any; j++)
+            any = m->cur.t[j].parent == parent && c->pinfo[c->pinfo_of[m->cur.t[j].pos]].suf.n_nodes;
+        if (!any) continue;
+        int32_t base = m->arena.len;
+        gr_set *popped = &m->tmp[0];
+        popped->n = 0;
+        popped->complete = popped->underflow = false;
+        const gr_node *pn = &m->arena.n[parent];
+        ll_status st = gr_expand(&c->g, &m->arena, pn->pos, pn->parent, popped, err);
+        for (int32_t j = i; j < m->cur.n && st == LL_OK; j++) {
+            if (m->cur.t[j].parent != parent) continue;
+            const pos_info *pi = &c->pinfo[c->pinfo_of[m->cur.t[j].pos]];
+            if (pi->suf.n_nodes && popped->n) st = walk_accept(m, &pi->suf, popped, allow, err);
+        }
+        m->arena.len = base;
         if (st != LL_OK) return st;
     }
     if (m->cur.complete)
