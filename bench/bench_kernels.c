@@ -1,5 +1,5 @@
 /* bench_kernels: one matrix-vector product per weight type, 2048 rows x 8192 inputs, with the
- * scalar reference kernels and with the AVX2 ones. Prints weight bandwidth (GB/s) and time
+ * scalar reference kernels and with the dispatched ones (LOCALLAMA_ISA=avx2 or avx512 picks). Prints weight bandwidth (GB/s) and time
  * per row; the best of a few repetitions counts, timed in this thread's CPU time. A
  * micro-benchmark, not a test.
  *
@@ -131,9 +131,9 @@ int main(int argc, char **argv) {
     int64_t rows = argc > 1 ? atoll(argv[1]) : 2048, n_in = argc > 2 ? atoll(argv[2]) : 8192;
     bool batch_only = argc > 3 && strcmp(argv[3], "batch") == 0;
     if (rows <= 0 || n_in <= 0 || n_in % 256) { fprintf(stderr, "n_in must be a multiple of 256\n"); return 2; }
-    struct ll_kernels k_ref, k_simd;
+    struct ll_kernels k_ref, k_simd = *ll_kernels_get();    /* the dispatched table (LOCALLAMA_ISA) */
     ll_kernels_init_isa(&k_ref, "scalar");
-    bool have_simd = ll_kernels_init_isa(&k_simd, "avx2");
+    bool have_simd = strcmp(k_simd.isa, "scalar") != 0;
     if (batch_only) {
         bench_batched(have_simd ? &k_simd : &k_ref, rows, n_in, argc > 4 ? argv[4] : NULL,
                       argc > 5 ? atoll(argv[5]) : 0);
@@ -147,7 +147,7 @@ int main(int argc, char **argv) {
     if (!x || !y || !xq) return 1;
     for (int64_t i = 0; i < n_in; i++) x[i] = (float)((int64_t)(next_u64() % 2001) - 1000) * 1e-3f;
     printf("matrix %lld x %lld, one token, single thread; kernels: scalar vs %s\n",
-           (long long)rows, (long long)n_in, have_simd ? "avx2" : "(none)");
+           (long long)rows, (long long)n_in, have_simd ? k_simd.isa : "(none)");
     printf("%-5s %10s %9s %9s %9s %9s %8s\n", "type", "MB", "ref GB/s", "ref ns/r", "simd GB/s", "simd ns/r", "speedup");
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         uint32_t type = types[ti];

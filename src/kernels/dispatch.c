@@ -13,6 +13,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #define LL_X86 1
 #include "kernels/x86/avx2.h"
+#include "kernels/x86/avx512.h"
 #include <cpuid.h>
 #else
 #define LL_X86 0
@@ -56,6 +57,12 @@ static bool cpu_has_avx2(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
 }
 
+/* AVX-512 F, BW, DQ and VL (what the avx512 files are compiled for), on top of AVX2. */
+static bool cpu_has_avx512(void) {
+    return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+}
+
 static void kernels_fill_avx2(struct ll_kernels *k) {
     k->dot[LL_TYPE_F32]  = ll_dot_f32_avx2;
     k->dot[LL_TYPE_F16]  = ll_dot_f16_avx2;
@@ -87,6 +94,14 @@ static void kernels_fill_avx2(struct ll_kernels *k) {
     k->quantize_act[LL_TYPE_Q8_K] = ll_quantize_q8_k_avx2;
     k->isa = "avx2";
 }
+
+/* The AVX2 table with the AVX-512 kernels where they exist. */
+static void kernels_fill_avx512(struct ll_kernels *k) {
+    kernels_fill_avx2(k);
+    k->dot[LL_TYPE_Q6_K]       = ll_dot_q6_k_avx512;
+    k->dot_multi[LL_TYPE_Q6_K] = ll_dot_multi_q6_k_avx512;
+    k->isa = "avx512";
+}
 #endif
 
 bool ll_kernels_init_isa(struct ll_kernels *k, const char *isa) {
@@ -95,6 +110,10 @@ bool ll_kernels_init_isa(struct ll_kernels *k, const char *isa) {
 #if LL_X86
     if (strcmp(isa, "avx2") == 0 && cpu_has_avx2()) {
         kernels_fill_avx2(k);
+        return true;
+    }
+    if (strcmp(isa, "avx512") == 0 && cpu_has_avx512()) {
+        kernels_fill_avx512(k);
         return true;
     }
 #endif
@@ -111,7 +130,8 @@ static void kernels_pick(void) {
         if (ll_kernels_init_isa(&kernels_table, want)) return;
         LL_WARN("LOCALLAMA_ISA=%s is not available on this CPU; choosing automatically", want);
     }
-    if (!ll_kernels_init_isa(&kernels_table, "avx2")) kernels_fill_scalar(&kernels_table);
+    if (!ll_kernels_init_isa(&kernels_table, "avx512") && !ll_kernels_init_isa(&kernels_table, "avx2"))
+        kernels_fill_scalar(&kernels_table);
 }
 
 const struct ll_kernels *ll_kernels_get(void) {

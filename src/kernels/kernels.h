@@ -1,9 +1,10 @@
 /* kernels: dot products and matrix products with runtime CPU dispatch.
  *
- * The table is filled once (first call of ll_kernels_get) from the CPU's features: AVX2+FMA
- * versions where we have them, the scalar _ref definitions from quant/ everywhere else. A CPU
- * without an ISA never gets its kernels (fault R16: never SIGILL). LOCALLAMA_ISA=scalar forces
- * the reference kernels (for tests and debugging). */
+ * The table is filled once (first call of ll_kernels_get) from the CPU's features: AVX-512
+ * (F/BW/DQ/VL) versions where they pay, AVX2+FMA versions elsewhere, the scalar _ref
+ * definitions from quant/ where neither exists. A CPU without an ISA never gets its kernels
+ * (fault R16: never SIGILL). LOCALLAMA_ISA=scalar|avx2|avx512 forces a level (for tests,
+ * benchmarks and debugging; a level the CPU lacks falls back to the automatic choice). */
 #ifndef LL_KERNELS_H
 #define LL_KERNELS_H
 
@@ -26,7 +27,7 @@ struct ll_kernels {
     ll_dot_fn          dot[LL_TYPE_COUNT];           /* by weight type; NULL if unsupported */
     ll_dot_multi_fn    dot_multi[LL_TYPE_COUNT];     /* by weight type; NULL: loop over dot */
     ll_quantize_act_fn quantize_act[LL_TYPE_COUNT];  /* by activation (dot) type */
-    const char        *isa;                          /* "avx2", "scalar" */
+    const char        *isa;                          /* "avx512", "avx2", "scalar" */
 };
 
 const struct ll_kernels *ll_kernels_get(void);
@@ -34,7 +35,7 @@ const struct ll_kernels *ll_kernels_get(void);
 /* Fill k for one named ISA ("scalar" or "avx2") regardless of LOCALLAMA_ISA, for tests and
  * benchmarks that compare variants. Returns false, leaving the scalar table in k, when the
  * name is unknown or this CPU cannot run it. Entries without a SIMD version keep the _ref. */
-bool ll_kernels_init_isa(struct ll_kernels *k, const char *isa);
+bool ll_kernels_init_isa(struct ll_kernels *k, const char *isa);   /* "scalar", "avx2", "avx512" */
 
 /* Rows [r0, r1) of a matrix product, for one thread's share:
  *   y[t * y_stride + r] = dot(row r of W, x_t)  for t < n_tok, r0 <= r < r1.

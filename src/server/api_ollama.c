@@ -114,8 +114,11 @@ typedef struct {
     json_t         *lp;            /* logprob objects not yet sent (all of them when not streamed) */
     bool            stop_hit;      /* a stop string ended it */
     size_t          stop_which;    /* stop_hit: which of o.stop */
+    bool            repeat_stop;   /* the repeat guard ended it */
     bool            zero_predict;  /* num_predict 0: nothing is generated */
     bool            client_gone;
+    char            last_piece[64];  /* trimmed text of the previous token (repeat guard) */
+    int32_t         n_repeat;        /* how many tokens in a row repeated it */
     uint64_t        t_req, t_loaded;
     ll_sched_result res;
     bool            done;          /* guarded by mu */
@@ -257,6 +260,8 @@ static json_t *logprob_obj(gen *g, int32_t id, float lp) {
     return o;
 }
 
+static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
 static bool gen_on_token(void *user, int32_t id, const ll_sched_token_info *info) {
     gen *g = user;
     if (g->o.num_predict == 0) { g->zero_predict = true; return false; }
@@ -274,6 +279,20 @@ static bool gen_on_token(void *user, int32_t id, const ll_sched_token_info *info
     char piece[512];
     size_t k = ll_tok_piece(g->vocab, id, true, piece, sizeof piece);
     if (k > sizeof piece) k = sizeof piece;
+    /* §1.2.8: a generation that produces the same text (ignoring surrounding white space) more
+     * than 30 times in a row is stuck; it ends as a normal stop, with its final chunk (§5 D6). */
+    size_t b0 = 0, b1 = k;
+    while (b0 < b1 && is_space(piece[b0])) b0++;
+    while (b1 > b0 && is_space(piece[b1 - 1])) b1--;
+    if (b1 - b0 < sizeof g->last_piece && strlen(g->last_piece) == b1 - b0 &&
+        !memcmp(g->last_piece, piece + b0, b1 - b0)) {
+        if (++g->n_repeat > 30) { g->repeat_stop = true; return false; }
+    } else {
+        size_t n = b1 - b0 < sizeof g->last_piece ? b1 - b0 : 0;
+        memcpy(g->last_piece, piece + b0, n);
+        g->last_piece[n] = 0;
+        g->n_repeat = 0;
+    }
     if (!gbuf_add(&g->hold, piece, k)) return false;
     /* A complete stop string ends the answer before it (§0.9: the stop text is not returned). */
     size_t cut = SIZE_MAX, keep = 0, which = 0;
@@ -501,7 +520,7 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
     json_t *values = NULL, *mmsgs = NULL, *msgs = NULL, *ctx_ids = NULL;
     char *model = NULL, *text = NULL, *prefix = NULL;
     int32_t *ids = NULL;
-    size_t n_ids = 0, n_prefix = 0;
+    size_t n_ids = 0, n_prefix = 0, n_dropped = 0;
     api_model m;
     memset(&m, 0, sizeof m);
     api_opts o;
@@ -602,8 +621,22 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
         goto out;
     }
     if (m.embedding_only) { ll_http_resp_error(resp, 400, "\"%s\" does not support %s", model, endpoint); goto out; }
+    /* §5 D21: images for a text model are refused when the newest user turn carries them; in
+     * older turns (a conversation that switched models) they are dropped with a warning. */
     bool images = !chat && has_images(body);
-    for (size_t i = 0; chat && i < json_array_size(msgs); i++) images |= has_images(json_array_get(msgs, i));
+    if (chat) {
+        size_t last_user = SIZE_MAX, n_old = 0;
+        for (size_t i = 0; i < json_array_size(msgs); i++) {
+            const char *role = json_string_value(json_object_get(json_array_get(msgs, i), "role"));
+            if (role && !strcmp(role, "user")) last_user = i;
+        }
+        for (size_t i = 0; i < json_array_size(msgs); i++)
+            if (has_images(json_array_get(msgs, i))) {
+                if (i == last_user) images = true;
+                else n_old++;
+            }
+        if (!images && n_old) LL_WARN("%s: dropping the images of %zu earlier message(s): the model does not support image input", model, n_old);
+    }
     if (images) { ll_http_resp_error(resp, 400, "this model does not support image input"); goto out; }
 
     if (!raw) {
@@ -672,9 +705,15 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
             ll_http_resp_error(resp, err.code == LL_ERR_NOMEM ? 500 : 500, "%s", err.msg);
             goto out;
         }
+        size_t n_rendered = n_ids;
         if (chat && truncate && fit_messages(t, values, vocab, n_ctx, &ids, &n_ids, &err) != LL_OK) {
             ll_http_resp_error(resp, 500, "%s", err.msg);
             goto out;
+        }
+        if (n_ids < n_rendered) {
+            LL_WARN("%s: the prompt of %zu tokens exceeds the context of %d: dropped the oldest messages, %zu tokens remain",
+                    model, n_rendered, (int)n_ctx, n_ids);
+            n_dropped += n_rendered - n_ids;
         }
     }
     if (n_ids == 0) {
@@ -687,7 +726,7 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
     }
     /* R1: keep BOS + num_keep tokens and the newest, so that the prompt and one more fit. */
     if (n_ids >= (size_t)n_ctx) {
-        if (!truncate) { ll_http_resp_error(resp, 400, "input length %zu exceeds context length %d", n_ids, (int)n_ctx); goto out; }
+        if (!truncate) { ll_http_resp_error(resp, 400, "the input length exceeds the context length"); goto out; }
         if (!shift) {
             ll_http_resp_error(resp, 400, "the prompt is longer than the context length currently available to the model; "
                                           "shorten the prompt, adjust the context length in settings, or use a model with a longer context length");
@@ -697,9 +736,16 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
         if (ll_vocab_add_bos(vocab) && ids[0] == ll_vocab_bos(vocab)) keep++;
         if (keep > n_ctx / 2) keep = n_ctx / 2;
         size_t target = (size_t)n_ctx - 1, tail = target - (size_t)keep;
-        LL_WARN("truncating prompt from %zu to %zu tokens", n_ids, target);
+        LL_WARN("%s: truncating the prompt from %zu to %zu tokens (context %d)", model, n_ids, target, (int)n_ctx);
         memmove(ids + keep, ids + (n_ids - tail), tail * sizeof *ids);
+        n_dropped += n_ids - target;
         n_ids = target;
+    }
+    /* §5 D4: the client learns that its prompt was cut, before the first byte of the body. */
+    if (n_dropped) {
+        char hv[32];
+        snprintf(hv, sizeof hv, "%zu", n_dropped);
+        ll_http_resp_header(resp, "X-Locallama-Prompt-Truncated", hv);
     }
 
     if (!(g = ll_calloc(1, sizeof *g))) { ll_http_resp_error(resp, 500, "out of memory"); goto out; }

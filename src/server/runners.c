@@ -138,7 +138,11 @@ static ll_status runner_load(ll_runners *rs, ll_runner *r, ll_error *err) {
     if (st != LL_OK) return st;
     ll_sched_params sp = { .n_parallel = rs->p.n_parallel, .n_ctx = r->n_ctx_req,
                            .type_k = rs->p.type_k, .type_v = rs->p.type_v, .pool = rs->p.pool };
-    return ll_sched_init(&r->s, r->m, &sp, err);
+    if ((st = ll_sched_init(&r->s, r->m, &sp, err)) != LL_OK) return st;
+    /* §5 D4: the chosen context is reported, not left for the user to guess. */
+    LL_INFO("loaded %s: context %d tokens per slot, %d slots, KV cache %.1f MiB", r->key,
+            (int)ll_sched_n_ctx(r->s), (int)ll_sched_n_parallel(r->s), (double)ll_sched_kv_bytes(r->s) / (1 << 20));
+    return LL_OK;
 }
 
 ll_status ll_runners_acquire(ll_runners *rs, const char *key, const char *path, int32_t n_ctx,

@@ -189,7 +189,11 @@ static void test_quantize_act_bit_identical(void) {
 static void test_dispatch_table_complete(void) {
     const struct ll_kernels *k = ll_kernels_get();
     CHECK(k != NULL && k == ll_kernels_get());
-    if (!getenv("LOCALLAMA_ISA")) CHECK(strcmp(k->isa, have_simd ? "avx2" : "scalar") == 0);
+    if (!getenv("LOCALLAMA_ISA")) {
+        struct ll_kernels best;
+        const char *want = ll_kernels_init_isa(&best, "avx512") ? "avx512" : ll_kernels_init_isa(&best, "avx2") ? "avx2" : "scalar";
+        CHECK_MSG(strcmp(k->isa, want) == 0, "picked %s, expected %s", k->isa, want);
+    }
     for (uint32_t t = 0; t < LL_TYPE_COUNT; t++) {
         const ll_type_traits *tt = ll_type_traits_of(t);
         if (!tt || !tt->supported) continue;
@@ -323,15 +327,60 @@ static void test_matmul_rows_matches_dots(void) {
     }
 }
 
+/* The K-quant dots of every SIMD table compute the same integer sums and scale them in the
+ * same f32 expression: on random data an AVX-512 output equals the AVX2 output bit for bit,
+ * single and multi-column. */
+static void test_avx512_equals_avx2_bitwise(void) {
+    struct ll_kernels k2;
+    if (!ll_kernels_init_isa(&k2, "avx2") || strcmp(k_simd.isa, "avx512") != 0) {
+        fprintf(stderr, "note %s: no AVX-512 on this CPU, skipped\n", test_cur_name);
+        return;
+    }
+    for (int t = 0; t < N_WTYPES; t++) {
+        uint32_t wt = wtypes[t].type;
+        const ll_type_traits *tt = ll_type_traits_of(wt);
+        if (tt->blck != QK_K) continue;
+        for (int64_t n = QK_K; n <= 16 * QK_K; n += 5 * QK_K) {
+            size_t stride = (size_t)ll_type_traits_of(tt->dot_type)->bytes * (size_t)(n / QK_K) + 5;
+            random_weights(&wtypes[t], wbuf + 1, n, 0);
+            for (int c = 0; c < 3; c++) {
+                for (int64_t k = 0; k < n; k++) xbuf[k] = rng_uniform(-4.0f, 4.0f);
+                k_simd.quantize_act[tt->dot_type](xbuf, abuf + 2 + c * stride, n);
+            }
+            float o2[3], o5[3];
+            k2.dot_multi[wt](n, wbuf + 1, abuf + 2, stride, 3, o2);
+            k_simd.dot_multi[wt](n, wbuf + 1, abuf + 2, stride, 3, o5);
+            for (int c = 0; c < 3; c++) {
+                float s2 = k2.dot[wt](n, wbuf + 1, abuf + 2 + c * stride);
+                float s5 = k_simd.dot[wt](n, wbuf + 1, abuf + 2 + c * stride);
+                CHECK_MSG(same_bits(s2, s5) && same_bits(o2[c], o5[c]) && same_bits(s5, o5[c]),
+                          "%s n=%lld col %d: avx2 %.9g/%.9g avx512 %.9g/%.9g", tt->name, (long long)n, c,
+                          s2, o2[c], s5, o5[c]);
+            }
+        }
+    }
+}
+
 int main(void) {
     ll_kernels_init_isa(&k_ref, "scalar");
-    have_simd = ll_kernels_init_isa(&k_simd, "avx2");
     RUN(test_dispatch_env_forces_scalar);      /* first: before this process fills its table */
-    RUN(test_dispatch_table_complete);
-    RUN(test_dot_simd_vs_ref_random);
-    RUN(test_dot_simd_integer_sums_exact);
-    RUN(test_quantize_act_bit_identical);
-    RUN(test_dot_multi_bit_identical);
-    RUN(test_matmul_rows_matches_dots);
+    /* Every SIMD table this CPU can run goes through the same checks (LOCALLAMA_ISA picks one
+     * for the whole program; here each is filled directly). */
+    static const char *const isas[] = { "avx2", "avx512" };
+    for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
+        have_simd = ll_kernels_init_isa(&k_simd, isas[i]);
+        if (i > 0 && !have_simd) {
+            fprintf(stderr, "note: no %s on this CPU; its kernels were not run\n", isas[i]);
+            continue;
+        }
+        fprintf(stderr, "== kernels: %s table\n", have_simd ? isas[i] : "no SIMD");
+        RUN(test_dispatch_table_complete);
+        RUN(test_dot_simd_vs_ref_random);
+        RUN(test_dot_simd_integer_sums_exact);
+        RUN(test_quantize_act_bit_identical);
+        RUN(test_dot_multi_bit_identical);
+        RUN(test_matmul_rows_matches_dots);
+    }
+    RUN(test_avx512_equals_avx2_bitwise);
     return test_summary();
 }

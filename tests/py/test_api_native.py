@@ -295,7 +295,74 @@ def test_R1_prompt_truncated_to_num_ctx(srv):
     assert one["prompt_eval_count"] <= 63 and one["eval_count"] == 4
     st, err = srv.json("POST", "/api/generate", {"model": "tiny", "prompt": prompt, "truncate": False,
                                                  "options": {"num_ctx": 64}})
-    assert st == 400 and "exceeds context length 64" in err["error"]
+    assert st == 400 and err["error"] == "the input length exceeds the context length"
+
+
+def test_D4_truncation_is_reported_in_a_header(srv):
+    """§5 D4: a cut prompt is still answered (clients rely on it), and the response says how
+    many tokens were dropped before its first byte; an uncut one has no such header."""
+    prompt = " ".join(["word"] * 400)
+    body = {"model": "tiny", "prompt": prompt, "options": {"num_ctx": 64, "num_predict": 2, "temperature": 0}}
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+    c.request("POST", "/api/generate", body=json.dumps(body))
+    r = c.getresponse()
+    dropped = r.getheader("X-Locallama-Prompt-Truncated")
+    lines = [json.loads(l) for l in r.read().splitlines()]
+    c.close()
+    assert r.status == 200 and lines[-1]["done"] is True
+    assert dropped is not None and int(dropped) > 0
+    assert int(dropped) + lines[-1]["prompt_eval_count"] > 400
+    # chat: the oldest messages are dropped, the last kept, and the header counts the tokens
+    msgs = [{"role": "user", "content": " ".join(["old"] * 40)}, {"role": "assistant", "content": "ok"}] * 4
+    msgs.append({"role": "user", "content": "Hi"})
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+    c.request("POST", "/api/chat", body=json.dumps({"model": "tiny", "messages": msgs, "stream": False,
+                                                    "options": {"num_ctx": 64, "num_predict": 2}}))
+    r = c.getresponse()
+    one = json.loads(r.read())
+    c.close()
+    assert r.status == 200 and one["prompt_eval_count"] < 64
+    assert int(r.getheader("X-Locallama-Prompt-Truncated")) > 0
+    st, raw = srv.request("POST", "/api/generate", {"model": "tiny", "prompt": "Hi", "stream": False,
+                                                    "options": {"num_predict": 2}})
+    assert st == 200
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+    c.request("POST", "/api/generate", body=json.dumps({"model": "tiny", "prompt": "Hi", "stream": False,
+                                                        "options": {"num_predict": 2}}))
+    r = c.getresponse()
+    r.read()
+    c.close()
+    assert r.getheader("X-Locallama-Prompt-Truncated") is None
+
+
+def test_D21_images_in_older_turns_are_dropped(srv):
+    """§5 D21: an image in the newest user turn of a text model is a 400; in an older turn (a
+    conversation that switched models) it is dropped and the chat goes on."""
+    img = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    old = [{"role": "user", "content": "What is this?", "images": [img]},
+           {"role": "assistant", "content": "A picture."},
+           {"role": "user", "content": "Thanks"}]
+    st, one = srv.json("POST", "/api/chat", {"model": "tiny", "messages": old, "stream": False,
+                                             "options": {"num_predict": 2}})
+    assert st == 200 and one["done"] is True, one
+    new = old[:2] + [{"role": "user", "content": "And this?", "images": [img]}]
+    st, err = srv.json("POST", "/api/chat", {"model": "tiny", "messages": new, "stream": False})
+    assert st == 400 and err == {"error": "this model does not support image input"}
+
+
+def test_repeating_generation_ends_with_a_final_chunk(srv):
+    """§1.2.8 / §5 D6: a generation stuck on one piece (forced here with a repeat penalty below
+    1, which favours what was already said) is stopped after 30 repeats, and the stream still
+    ends with one done:true object, done_reason "stop"."""
+    body = {"model": "tiny", "prompt": "the the the the the", "raw": True,
+            "options": {"temperature": 0, "repeat_penalty": 0.05, "num_predict": 200}}
+    lines = srv.lines("/api/generate", body)
+    final = lines[-1]
+    assert final["done"] is True and final["done_reason"] == "stop"
+    assert all(not l["done"] for l in lines[:-1])
+    pieces = [l["response"].strip() for l in lines[:-1]]
+    assert final["eval_count"] < 200
+    assert len(pieces) >= 31 and len(set(pieces[-31:])) == 1, pieces[-35:]
 
 
 def test_concurrent_temperature_zero_same_as_alone(srv):

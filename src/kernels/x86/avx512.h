@@ -1,0 +1,16 @@
+/* kernels/x86: the AVX-512 (F, BW, DQ, VL) versions of the dots that gain from the width.
+ * Declarations only, so dispatch.c (built without AVX-512 flags) can take their addresses;
+ * only call them after the CPU check in dispatch.c. The K-quant dots compute the same exact integer sums as their
+ * AVX2 and scalar versions and scale them in the same f32 expression, so every output is
+ * bit-identical to the AVX2 table's (tests/kernels compares them with memcmp). */
+#ifndef LL_KERNELS_X86_AVX512_H
+#define LL_KERNELS_X86_AVX512_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+float ll_dot_q6_k_avx512(int64_t n, const void *w, const void *a);
+
+void ll_dot_multi_q6_k_avx512(int64_t n, const void *w, const void *a, size_t a_stride, int n_cols, float *out);
+
+#endif
