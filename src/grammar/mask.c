@@ -24,6 +24,7 @@
  */
 #include "grammar/grammar.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -45,14 +46,43 @@ typedef struct {
 } tr_trie;
 
 typedef struct {
+    atomic_int ready;    /* computed (compile, or first use under the lazy lock) */
     uint64_t *acc_bits;  /* (n_words) context-independent accepts, or NULL when acc_ids used */
     int32_t  *acc_ids;
     int32_t   n_acc;
     tr_trie   suf;       /* context-dependent tokens, keyed by what follows the frame's end */
+    int32_t  *refs;      /* or, when that trie would be large: (node, depth) pairs, see below */
+    int32_t   n_refs;
 } pos_info;
+
+typedef struct { int32_t *a; int32_t n, cap; } idvec;
+
+#define FM_MAX_STATES 8192
+#define FM_MAX_TOPS   64
+
+typedef struct {
+    int32_t  *pos;  int32_t n_pos, cap_pos;   /* sorted position lists back to back */
+    int32_t  *off, *cnt;                      /* (n) */
+    uint64_t *hash;                           /* (n) */
+    int32_t **next;                           /* (n) NULL or 256 entries: -1 unknown, -2 not flat,
+                                               * else (successor << 1) | underflow */
+    int32_t   n, cap;
+    int32_t  *slots;  int32_t n_slots;        /* open addressing, state + 1 */
+} flat_memo;
+
+/* Compile-time walk state, kept for positions classified on first use. */
+typedef struct {
+    struct ll_grammar *scratch;   /* matcher whose arena and levels the walks use */
+    flat_memo fm;
+    idvec acc, pid, poff, tid, toff;
+    uint8_t *uf, *hd;
+    int32_t *sid;
+} pos_lazy;
 
 typedef struct gr_compiled {
     atomic_int refs;
+    pthread_mutex_t lazy_lock;   /* guards lazy and the ready flags' first writes */
+    pos_lazy lazy;
     gr_grammar g;
     int32_t  n_vocab;        /* 0 when built without a vocabulary (byte-level use only) */
     int32_t  n_words;
@@ -67,6 +97,7 @@ typedef struct gr_compiled {
     int32_t  n_pinfo;
 } gr_compiled;
 
+#define GR_EAGER_NS (60ull * 1000 * 1000)   /* compile-time budget for the eager precompute */
 #define GR_HIST 32           /* tokens ll_grammar_rollback can undo */
 
 struct ll_grammar {
@@ -82,7 +113,7 @@ struct ll_grammar {
     gr_set   *lv;            /* (n_lv) one set per trie depth */
     int32_t  *lv_mark;       /* (n_lv) arena length at each depth */
     int32_t   n_lv;
-    gr_set    tmp[2];
+    gr_set    tmp[3];
     int32_t  *gc_buf; int32_t gc_cap;
 };
 
@@ -154,19 +185,19 @@ static ll_status levels_reserve(ll_grammar *m, int32_t n, ll_error *err) {
     return LL_OK;
 }
 
-/* Run-time walk: set the bits of the tokens of t that the stacks `from` (in m's arena)
- * accept. */
-static ll_status walk_accept(ll_grammar *m, const tr_trie *t, const gr_set *from, uint64_t *allow,
-                             ll_error *err) {
+/* Run-time walk over trie nodes [lo, hi) whose depths start at base + 1: set the bits of the
+ * tokens that the stacks `from` (in m's arena) accept. */
+static ll_status walk_range(ll_grammar *m, const tr_trie *t, int32_t lo, int32_t hi, int base_depth,
+                            const gr_set *from, uint64_t *allow, ll_error *err) {
     const gr_grammar *g = &m->c->g;
     gr_set *lv = m->lv;
     int32_t base = m->arena.len;
     ll_status st = gr_set_copy(&lv[0], from, err);
     if (st != LL_OK) return st;
     m->lv_mark[0] = base;
-    for (int32_t i = 0; i < t->n_nodes;) {
+    for (int32_t i = lo; i < hi;) {
         const tr_node *nd = &t->nodes[i];
-        int d = nd->depth;
+        int d = nd->depth - base_depth;
         m->arena.len = m->lv_mark[d - 1];
         st = gr_advance(g, &m->arena, &lv[d - 1], nd->byte, &lv[d], err);
         if (st != LL_OK) break;
@@ -186,8 +217,40 @@ static ll_status walk_accept(ll_grammar *m, const tr_trie *t, const gr_set *from
     return st;
 }
 
+static ll_status walk_accept(ll_grammar *m, const tr_trie *t, const gr_set *from, uint64_t *allow,
+                             ll_error *err) {
+    return walk_range(m, t, 0, t->n_nodes, 0, from, allow, err);
+}
+
+/* A (node, j) reference: every token below main-trie node x (depth d) popped the frame after
+ * its first j bytes; from the popped state, match the path bytes j..d, then x's subtree. */
+static ll_status walk_ref(ll_grammar *m, int32_t x, int j, const gr_set *popped, uint64_t *allow,
+                          ll_error *err) {
+    const gr_compiled *c = m->c;
+    const tr_trie *t = &c->trie;
+    const tr_node *nd = &t->nodes[x];
+    int d = nd->depth;
+    ll_str path = tok_str(c, t->ids[nd->tok_lo]);   /* the first token below x spells the path */
+    int32_t base = m->arena.len;
+    const gr_set *cur = popped;
+    ll_status st = LL_OK;
+    int which = 0;
+    for (int k = j; k < d; k++) {
+        gr_set *nx = &m->tmp[1 + which];
+        st = gr_advance(&c->g, &m->arena, cur, (unsigned char)path.p[k], nx, err);
+        if (st != LL_OK || (nx->n == 0 && !(k + 1 == d && nx->complete))) { m->arena.len = base; return st; }
+        cur = nx;
+        which ^= 1;
+    }
+    if (d > j)
+        for (int32_t k = nd->tok_lo; k < nd->tok_hi; k++)
+            allow[t->ids[k] >> 6] |= 1ull << (t->ids[k] & 63);
+    if (cur->n) st = walk_range(m, t, x + 1, nd->end, d, cur, allow, err);
+    m->arena.len = base;
+    return st;
+}
+
 /* Compile-time walk for one position: sort every token into accept / depends / reject. */
-typedef struct { int32_t *a; int32_t n, cap; } idvec;
 
 static bool idvec_push(idvec *v, int32_t x) {
     if (v->n == v->cap) {
@@ -202,13 +265,10 @@ static bool idvec_push(idvec *v, int32_t x) {
 }
 
 /* For a token the frame cannot take alone, each depth j at which a path popped the frame
- * gives a pair (token, j): at run time the token is allowed when token[j..] continues from
- * the state after the pop. hd[j]: a pop happened right after byte j on the current path. */
-static bool push_pairs(idvec *pid, idvec *poff, int32_t id, const uint8_t *hd, int upto) {
-    for (int j = 1; j <= upto; j++)
-        if (hd[j] && (!idvec_push(pid, id) || !idvec_push(poff, j))) return false;
-    return true;
-}
+ * gives a pair (token, j): at run time the token is allowed when token[j..] continues from the
+ * state after the pop. The walk records them compactly as (trie node x, j): all tokens below x
+ * (x included when longer than j). hd[j]: a pop happened right after byte j on the current
+ * path. */
 
 /* Transition memo for the compile-time walks. While every stack of a set sits directly on the
  * sentinel (no continuation nodes: the common case inside a frame, such as a string's character
@@ -216,19 +276,6 @@ static bool push_pairs(idvec *pid, idvec *poff, int32_t id, const uint8_t *hd, i
  * depends on nothing else. Such sets are interned once per grammar and their transitions
  * remembered, shared by the walks of all positions, so most trie nodes cost one table read
  * instead of an expansion. */
-#define FM_MAX_STATES 8192
-#define FM_MAX_TOPS   64
-
-typedef struct {
-    int32_t  *pos;  int32_t n_pos, cap_pos;   /* sorted position lists back to back */
-    int32_t  *off, *cnt;                      /* (n) */
-    uint64_t *hash;                           /* (n) */
-    int32_t **next;                           /* (n) NULL or 256 entries: -1 unknown, -2 not flat,
-                                               * else (successor << 1) | underflow */
-    int32_t   n, cap;
-    int32_t  *slots;  int32_t n_slots;        /* open addressing, state + 1 */
-} flat_memo;
-
 static void fm_free(flat_memo *f) {
     for (int32_t i = 0; i < f->n; i++) ll_free(f->next[i]);
     ll_free(f->pos); ll_free(f->off); ll_free(f->cnt); ll_free(f->hash); ll_free(f->next);
@@ -353,15 +400,15 @@ static ll_status walk_classify(ll_grammar *m, flat_memo *fm, int32_t *sid, int32
         hd[d] = here;
         uf[d] = uf[d - 1] || here;
         if (lv[d].n == 0 && !uf[d]) { i = nd->end; continue; }
-        for (int32_t k = nd->tok_lo; k < nd->tok_hi; k++) {
-            bool ok = (lv[d].n || here) ? idvec_push(acc, t->ids[k]) : push_pairs(pid, poff, t->ids[k], hd, d - 1);
-            if (!ok) return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
-        }
+        if (lv[d].n || here)
+            for (int32_t k = nd->tok_lo; k < nd->tok_hi; k++)
+                if (!idvec_push(acc, t->ids[k])) return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
         if (lv[d].n == 0) {
-            /* only the context can decide anything below */
-            int32_t hi = nd->end < t->n_nodes ? t->nodes[nd->end].tok_lo : t->n_ids;
-            for (int32_t k = nd->tok_hi; k < hi; k++)
-                if (!push_pairs(pid, poff, t->ids[k], hd, d)) return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
+            /* only the context can decide this node's tokens (unless accepted just above) and
+             * everything below: one reference per depth at which the frame popped */
+            for (int j = 1; j <= d; j++)
+                if (hd[j] && (!idvec_push(pid, i) || !idvec_push(poff, j)))
+                    return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
             i = nd->end;
             continue;
         }
@@ -420,6 +467,12 @@ static void sort_tokens(const gr_compiled *c, int32_t *a, int32_t *tmp, int32_t 
 
 static void compiled_free(gr_compiled *c) {
     if (!c) return;
+    pos_lazy *z = &c->lazy;
+    if (z->scratch) { z->scratch->c = NULL; ll_grammar_free(z->scratch); }
+    fm_free(&z->fm);
+    ll_free(z->acc.a); ll_free(z->pid.a); ll_free(z->poff.a); ll_free(z->tid.a); ll_free(z->toff.a);
+    ll_free(z->uf); ll_free(z->hd); ll_free(z->sid);
+    pthread_mutex_destroy(&c->lazy_lock);
     gr_grammar_free(&c->g);
     ll_free(c->tok_bytes);
     ll_free(c->tok_off);
@@ -429,6 +482,7 @@ static void compiled_free(gr_compiled *c) {
         ll_free(c->pinfo[i].acc_bits);
         ll_free(c->pinfo[i].acc_ids);
         trie_free(&c->pinfo[i].suf);
+        ll_free(c->pinfo[i].refs);
     }
     ll_free(c->pinfo);
     ll_free(c->pinfo_of);
@@ -437,19 +491,101 @@ static void compiled_free(gr_compiled *c) {
 
 static ll_status matcher_new(ll_grammar **out, gr_compiled *c, ll_error *err);
 
+/* Classify every token for position p (see the file comment); called once per position,
+ * under c->lazy_lock unless from compiled_init. */
+static ll_status pos_compute(gr_compiled *c, int32_t p, ll_error *err) {
+    pos_lazy *z = &c->lazy;
+    idvec *acc = &z->acc, *pid = &z->pid, *poff = &z->poff, *tid = &z->tid, *toff = &z->toff;
+    ll_status st;
+    pos_info *pi = &c->pinfo[c->pinfo_of[p]];
+    acc->n = pid->n = poff->n = 0;
+    st = walk_classify(z->scratch, &z->fm, z->sid, p, acc, pid, poff, z->uf, z->hd, err);
+    if (st != LL_OK) return st;
+    pi->n_acc = acc->n;
+    if (acc->n > 2048) {
+        pi->acc_bits = ll_calloc((size_t)c->n_words, sizeof *pi->acc_bits);
+        if (!pi->acc_bits) { return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); }
+        for (int32_t k = 0; k < acc->n; k++) pi->acc_bits[acc->a[k] >> 6] |= 1ull << (acc->a[k] & 63);
+    } else if (acc->n) {
+        pi->acc_ids = ll_malloc_array((size_t)acc->n, sizeof *pi->acc_ids);
+        if (!pi->acc_ids) { return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); }
+        memcpy(pi->acc_ids, acc->a, (size_t)acc->n * sizeof *acc->a);
+    }
+    /* few pairs: expand them into a trie of suffixes (shared suffixes are walked once at
+     * run time); many (a whitespace position: every token starting with a space): keep
+     * the references, whose walks die at the first byte after the pop */
+    size_t n_pairs = 0;
+    for (int32_t r = 0; r < pid->n; r++) {
+        const tr_node *x = &c->trie.nodes[pid->a[r]];
+        int32_t hi = x->end < c->trie.n_nodes ? c->trie.nodes[x->end].tok_lo : c->trie.n_ids;
+        n_pairs += (size_t)(hi - x->tok_lo);
+    }
+    if (n_pairs > 16384) {
+        pi->refs = ll_malloc_array((size_t)pid->n * 2, sizeof *pi->refs);
+        if (!pi->refs) { return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); }
+        for (int32_t r = 0; r < pid->n; r++) { pi->refs[2 * r] = pid->a[r]; pi->refs[2 * r + 1] = poff->a[r]; }
+        pi->n_refs = pid->n;
+        return LL_OK;
+    }
+    {
+        int32_t n_ref = pid->n;
+        int32_t *xs = tid->a, *js = toff->a;   /* reuse as scratch: copy the refs out first */
+        if ((size_t)n_ref > (size_t)tid->cap || (size_t)n_ref > (size_t)toff->cap) {
+            int32_t *a1 = ll_realloc(tid->a, (size_t)(n_ref ? n_ref : 1) * sizeof *a1);
+            if (a1) { tid->a = a1; tid->cap = n_ref; }
+            int32_t *a2 = a1 ? ll_realloc(toff->a, (size_t)(n_ref ? n_ref : 1) * sizeof *a2) : NULL;
+            if (a2) { toff->a = a2; toff->cap = n_ref; }
+            if (!a1 || !a2) { return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); }
+            xs = tid->a; js = toff->a;
+        }
+        memcpy(xs, pid->a, (size_t)n_ref * sizeof *xs);
+        memcpy(js, poff->a, (size_t)n_ref * sizeof *js);
+        pid->n = poff->n = 0;
+        for (int32_t r = 0; r < n_ref; r++) {
+            const tr_node *x = &c->trie.nodes[xs[r]];
+            int32_t hi = x->end < c->trie.n_nodes ? c->trie.nodes[x->end].tok_lo : c->trie.n_ids;
+            for (int32_t k = x->tok_lo; k < hi; k++) {
+                int32_t id = c->trie.ids[k];
+                if ((int32_t)tok_str(c, id).n <= js[r]) continue;   /* ends at the pop: accepted */
+                if (!idvec_push(pid, id) || !idvec_push(poff, js[r])) { return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); }
+            }
+        }
+    }
+    if (pid->n > tid->cap) {
+        int32_t *a1 = ll_realloc(tid->a, (size_t)pid->n * sizeof *a1);
+        if (a1) { tid->a = a1; tid->cap = pid->n; }
+        int32_t *a2 = a1 ? ll_realloc(toff->a, (size_t)pid->n * sizeof *a2) : NULL;
+        if (a2) { toff->a = a2; toff->cap = pid->n; }
+        if (!a1 || !a2) { return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); }
+    }
+    sort_pairs(c, pid->a, poff->a, tid->a, toff->a, pid->n);
+    st = trie_build(&pi->suf, c, pid->a, poff->a, pid->n, err);
+    if (st != LL_OK) return st;
+    return LL_OK;
+}
+
+static ll_status pos_ready(gr_compiled *c, int32_t p, ll_error *err) {
+    pos_info *pi = &c->pinfo[c->pinfo_of[p]];
+    if (atomic_load_explicit(&pi->ready, memory_order_acquire)) return LL_OK;
+    pthread_mutex_lock(&c->lazy_lock);
+    ll_status st = LL_OK;
+    if (!atomic_load_explicit(&pi->ready, memory_order_relaxed)) {
+        st = pos_compute(c, p, err);
+        if (st == LL_OK) atomic_store_explicit(&pi->ready, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&c->lazy_lock);
+    return st;
+}
+
 /* Token tables and per-position classes. Takes ownership of g. */
 static ll_status compiled_init(gr_compiled **out, gr_grammar *g, const ll_vocab *v, ll_error *err) {
     *out = NULL;
     gr_compiled *c = ll_calloc(1, sizeof *c);
     int32_t *ids = NULL, *tmp = NULL;
-    ll_grammar *scratch = NULL;
-    idvec acc = {0}, pid = {0}, poff = {0}, tid = {0}, toff = {0};
-    uint8_t *uf = NULL, *hd = NULL;
-    int32_t *sid = NULL;
-    flat_memo fm = {0};
     ll_status st = LL_OK;
     if (!c) { gr_grammar_free(g); return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); }
     atomic_init(&c->refs, 1);
+    pthread_mutex_init(&c->lazy_lock, NULL);
     c->g = *g;
     memset(g, 0, sizeof *g);
     if (!v) { *out = c; return LL_OK; }
@@ -502,58 +638,33 @@ static ll_status compiled_init(gr_compiled **out, gr_grammar *g, const ll_vocab 
     st = trie_build(&c->trie, c, ids, NULL, n_ids, err);
     if (st != LL_OK) goto fail;
 
-    /* per-position classes */
+    /* per-position classes: as many as fit in the compile budget now, the rest on first use */
     c->pinfo_of = ll_malloc_array((size_t)c->g.n_elems, sizeof *c->pinfo_of);
     if (!c->pinfo_of) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
     int32_t np = 0;
     for (int32_t p = 0; p < c->g.n_elems; p++) c->pinfo_of[p] = c->g.elems[p].type == GR_CHAR ? np++ : -1;
     c->pinfo = ll_calloc((size_t)np ? (size_t)np : 1, sizeof *c->pinfo);
-    uf = ll_malloc((size_t)c->max_tok_len + 2);
-    hd = ll_malloc((size_t)c->max_tok_len + 2);
-    sid = ll_malloc_array((size_t)c->max_tok_len + 2, sizeof *sid);
-    if (!c->pinfo || !uf || !hd || !sid) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
+    pos_lazy *z = &c->lazy;
+    z->uf = ll_malloc((size_t)c->max_tok_len + 2);
+    z->hd = ll_malloc((size_t)c->max_tok_len + 2);
+    z->sid = ll_malloc_array((size_t)c->max_tok_len + 2, sizeof *z->sid);
+    if (!c->pinfo || !z->uf || !z->hd || !z->sid) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
     c->n_pinfo = np;
-    st = matcher_new(&scratch, c, err);
+    st = matcher_new(&z->scratch, c, err);   /* borrows c: no reference, see compiled_free */
     if (st != LL_OK) goto fail;
-    atomic_fetch_add(&c->refs, 1);   /* scratch holds a reference; dropped below */
+    uint64_t t0 = ll_time_ns();
     for (int32_t p = 0; p < c->g.n_elems; p++) {
         if (c->pinfo_of[p] < 0) continue;
-        pos_info *pi = &c->pinfo[c->pinfo_of[p]];
-        acc.n = pid.n = poff.n = 0;
-        st = walk_classify(scratch, &fm, sid, p, &acc, &pid, &poff, uf, hd, err);
+        if (ll_time_ns() - t0 > GR_EAGER_NS) break;
+        st = pos_compute(c, p, err);
         if (st != LL_OK) goto fail;
-        pi->n_acc = acc.n;
-        if (acc.n > 2048) {
-            pi->acc_bits = ll_calloc((size_t)c->n_words, sizeof *pi->acc_bits);
-            if (!pi->acc_bits) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
-            for (int32_t k = 0; k < acc.n; k++) pi->acc_bits[acc.a[k] >> 6] |= 1ull << (acc.a[k] & 63);
-        } else if (acc.n) {
-            pi->acc_ids = ll_malloc_array((size_t)acc.n, sizeof *pi->acc_ids);
-            if (!pi->acc_ids) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
-            memcpy(pi->acc_ids, acc.a, (size_t)acc.n * sizeof *acc.a);
-        }
-        if (pid.n > tid.cap) {
-            int32_t *a1 = ll_realloc(tid.a, (size_t)pid.n * sizeof *a1);
-            if (a1) { tid.a = a1; tid.cap = pid.n; }
-            int32_t *a2 = a1 ? ll_realloc(toff.a, (size_t)pid.n * sizeof *a2) : NULL;
-            if (a2) { toff.a = a2; toff.cap = pid.n; }
-            if (!a1 || !a2) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
-        }
-        sort_pairs(c, pid.a, poff.a, tid.a, toff.a, pid.n);
-        st = trie_build(&pi->suf, c, pid.a, poff.a, pid.n, err);
-        if (st != LL_OK) goto fail;
+        atomic_store_explicit(&c->pinfo[c->pinfo_of[p]].ready, 1, memory_order_relaxed);
     }
-    ll_grammar_free(scratch);
-    ll_free(ids); ll_free(tmp); ll_free(acc.a); ll_free(pid.a); ll_free(poff.a); ll_free(tid.a);
-    ll_free(toff.a); ll_free(uf); ll_free(hd); ll_free(sid);
-    fm_free(&fm);
+    ll_free(ids); ll_free(tmp);
     *out = c;
     return LL_OK;
 fail:
-    if (scratch) ll_grammar_free(scratch);   /* drops its reference */
-    ll_free(ids); ll_free(tmp); ll_free(acc.a); ll_free(pid.a); ll_free(poff.a); ll_free(tid.a);
-    ll_free(toff.a); ll_free(uf); ll_free(hd); ll_free(sid);
-    fm_free(&fm);
+    ll_free(ids); ll_free(tmp);
     compiled_free(c);
     return st;
 }
@@ -617,8 +728,7 @@ void ll_grammar_free(ll_grammar *m) {
     for (int32_t i = 0; i < m->n_lv; i++) gr_set_free(&m->lv[i]);
     ll_free(m->lv);
     ll_free(m->lv_mark);
-    gr_set_free(&m->tmp[0]);
-    gr_set_free(&m->tmp[1]);
+    for (int i = 0; i < 3; i++) gr_set_free(&m->tmp[i]);
     ll_free(m->gc_buf);
     ll_free(m);
 }
@@ -792,6 +902,10 @@ ll_status ll_grammar_mask(ll_grammar *m, uint64_t *allow, size_t n_words, ll_err
     memset(allow, 0, n_words * sizeof *allow);
     if (m->ended) return LL_OK;
     for (int32_t i = 0; i < m->cur.n; i++) {
+        ll_status st = pos_ready((gr_compiled *)c, m->cur.t[i].pos, err);
+        if (st != LL_OK) return st;
+    }
+    for (int32_t i = 0; i < m->cur.n; i++) {
         int32_t pos = m->cur.t[i].pos;
         bool seen = false;
         for (int32_t j = 0; j < i && !seen; j++) seen = m->cur.t[j].pos == pos;
@@ -808,7 +922,8 @@ ll_status ll_grammar_mask(ll_grammar *m, uint64_t *allow, size_t n_words, ll_err
         for (int32_t j = 0; j < i && !seen; j++) seen = m->cur.t[j].parent == parent;
         if (seen || parent < 0) continue;   /* a popped root takes no more bytes */
         for (int32_t j = i; j < m->cur.n && !any; j++)
-            any = m->cur.t[j].parent == parent && c->pinfo[c->pinfo_of[m->cur.t[j].pos]].suf.n_nodes;
+            any = m->cur.t[j].parent == parent && (c->pinfo[c->pinfo_of[m->cur.t[j].pos]].suf.n_nodes ||
+                                                   c->pinfo[c->pinfo_of[m->cur.t[j].pos]].n_refs);
         if (!any) continue;
         int32_t base = m->arena.len;
         gr_set *popped = &m->tmp[0];
@@ -819,7 +934,10 @@ ll_status ll_grammar_mask(ll_grammar *m, uint64_t *allow, size_t n_words, ll_err
         for (int32_t j = i; j < m->cur.n && st == LL_OK; j++) {
             if (m->cur.t[j].parent != parent) continue;
             const pos_info *pi = &c->pinfo[c->pinfo_of[m->cur.t[j].pos]];
-            if (pi->suf.n_nodes && popped->n) st = walk_accept(m, &pi->suf, popped, allow, err);
+            if (!popped->n) continue;
+            if (pi->suf.n_nodes) st = walk_accept(m, &pi->suf, popped, allow, err);
+            for (int32_t r = 0; r < pi->n_refs && st == LL_OK; r++)
+                st = walk_ref(m, pi->refs[2 * r], pi->refs[2 * r + 1], popped, allow, err);
         }
         m->arena.len = base;
         if (st != LL_OK) return st;
