@@ -1,0 +1,54 @@
+/* libFuzzer target for the JSON Schema compiler and the byte matcher (src/grammar/; issue 11).
+ *
+ * The input is a schema. Checks: no crash, no hang, bounded memory (the compiler's caps); a
+ * refused schema has a message; an accepted one yields sentences (gr_sample) that the matcher
+ * accepts byte by byte, that are complete at their end, and that parse as JSON: the grammar
+ * never allows invalid JSON whatever the schema. The input is also fed as output text to the
+ * format-"json" grammar, which must stop at the first bad byte without error codes other than
+ * LL_ERR_ARG (a rejected byte) or LL_ERR_LIMIT. */
+#include "grammar/grammar.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+
+static void check_matcher(ll_grammar *g, const char *p, size_t n, bool must_complete) {
+    ll_error err = { 0 };
+    ll_grammar_reset(g);
+    for (size_t i = 0; i < n; i++) {
+        ll_status st = ll_grammar_accept_bytes(g, p + i, 1, &err);
+        if (st != LL_OK) {
+            if (must_complete || (st != LL_ERR_ARG && st != LL_ERR_LIMIT)) abort();
+            return;
+        }
+    }
+    if (must_complete && !ll_grammar_can_end(g)) abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    static ll_grammar *json_any;
+    ll_error err = { 0 };
+    if (!json_any && ll_grammar_init_json(&json_any, NULL, false, &err) != LL_OK) abort();
+    check_matcher(json_any, (const char *)data, size, false);
+
+    ll_grammar *g = NULL;
+    err = (ll_error){ 0 };
+    ll_status st = ll_grammar_init_schema(&g, NULL, (const char *)data, size, &err);
+    if (st != LL_OK) {
+        if (err.msg[0] == 0 || g) abort();
+        return 0;
+    }
+    static char buf[1 << 16];
+    for (uint64_t k = 0; k < 3; k++) {
+        uint64_t rng = k * 7919 + size;
+        size_t n;
+        err = (ll_error){ 0 };
+        if (gr_sample(gr_of(g), &rng, 64, buf, sizeof buf, &n, &err) != LL_OK) continue;   /* too long: fine */
+        check_matcher(g, buf, n, true);
+        json_error_t je;
+        json_t *j = json_loadb(buf, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+        if (!j) abort();
+        json_decref(j);
+    }
+    ll_grammar_free(g);
+    return 0;
+}
