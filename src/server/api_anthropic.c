@@ -25,13 +25,6 @@
 #include <strings.h>
 #include <sys/random.h>
 
-/* Exposed for tests/server/test_api_anthropic.c (their place is api_internal.h):
- * the /v1/messages output adapter for a native chat body (its model and stream), the request's
- * stop_sequences (borrowed, NULL for none) and message_start's input token estimate; and the
- * tool_use block of one native tool call (a new reference). */
-api_adapter *api_anthropic_adapter_new(const json_t *native, const json_t *stops, json_int_t est_input);
-json_t      *api_anthropic_tool_use(const json_t *call);
-
 /* Where the native final object of an adapter run names the stop string that ended generation
  * (api_gen_run; absent when the end-of-turn token or the length limit ended it). */
 #define ANTH_STOP_KEY "_stop_sequence"

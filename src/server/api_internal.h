@@ -85,6 +85,11 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
 ll_status api_openai_register(ll_router *r, ll_api_ctx *ctx, ll_error *err);
 /* POST /v1/messages, Anthropic's Messages API (§3) as an adapter (api_anthropic.c). */
 ll_status api_anthropic_register(ll_router *r, ll_api_ctx *ctx, ll_error *err);
+/* The /v1/messages adapter over a native chat body (its stop list, for D20) and an input-token
+ * estimate for message_start; one native tool call as an Anthropic tool_use block. Exposed for
+ * tests/server/test_api_anthropic.c. */
+api_adapter *api_anthropic_adapter_new(const json_t *native, const json_t *stops, json_int_t est_input);
+json_t      *api_anthropic_tool_use(const json_t *call);
 void api_embed_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, json_t *body, api_adapter *ad);
 
 #endif

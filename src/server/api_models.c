@@ -11,6 +11,7 @@
  * template writes (SmolLM2's), so the prompt equals what that Jinja template renders. A model
  * stored without a template layer gets the same choice at request time. */
 #include "server/api_internal.h"
+#include "server/thinking.h"
 
 #include "gguf/gguf.h"
 #include "quant/quant.h"
@@ -166,6 +167,10 @@ static json_t *model_capabilities(const api_model *m) {
     if (ll_tmpl_parse(&t, m->template_text, strlen(m->template_text), &e) == LL_OK) {
         if (ll_tmpl_uses(t, "tools")) json_array_append_new(caps, json_string("tools"));
         if (ll_tmpl_uses(t, "suffix")) json_array_append_new(caps, json_string("insert"));
+        char *open_tag = NULL, *close_tag = NULL;          /* §4.7.1 step 5 */
+        if (ll_think_tags(t, &open_tag, &close_tag)) json_array_append_new(caps, json_string("thinking"));
+        ll_free(open_tag);
+        ll_free(close_tag);
         ll_tmpl_free(t);
     }
     return caps;

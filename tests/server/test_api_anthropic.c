@@ -14,10 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* from api_anthropic.c (exposed for these tests) */
-api_adapter *api_anthropic_adapter_new(const json_t *native, const json_t *stops, json_int_t est_input);
-json_t      *api_anthropic_tool_use(const json_t *call);
-
 static json_t *js(const char *text) {
     json_t *v = NULL;
     ll_error e = { 0 };
