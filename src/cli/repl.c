@@ -216,7 +216,7 @@ int repl_read(repl *r, const char *prompt, char **line) {
 }
 
 void repl_history_add(repl *r, const char *line) {
-    if (!line[0]) return;
+    if (!line[0] || !r->save) return;   /* /set nohistory: not kept at all, as in Ollama */
     HistEvent ev;
     history(r->hist, &ev, H_ENTER, line);
     if (!r->path) return;

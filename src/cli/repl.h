@@ -30,7 +30,7 @@ enum { REPL_LINE, REPL_EOF, REPL_INTERRUPTED, REPL_ERROR };
  * REPL_INTERRUPTED: Ctrl-C, the input is dropped. */
 int repl_read(repl *r, const char *prompt, char **line);
 
-/* Remember a submitted line (up and down arrows) and, while saving is on, rewrite the file:
+/* While history is on: remember a submitted line (up and down arrows) and rewrite the file:
  * the last 100 lines, one per line, mode 0600, through a .tmp file and a rename (§6.8). */
 void repl_history_add(repl *r, const char *line);
 void repl_history_save(repl *r, bool on);   /* /set history, /set nohistory */

@@ -221,10 +221,10 @@ def test_ctrl_c_in_one_shot_exits_130(srv):
 class Term:
     """`run` on a pseudo-terminal: stdin, stdout and stderr are the terminal."""
 
-    def __init__(self, args, host, home):
+    def __init__(self, args, host, home, extra_env=None):
         self.pid, self.fd = pty.fork()
         if self.pid == 0:
-            os.execve(BIN, [BIN, "run"] + args, env_for(host, home))
+            os.execve(BIN, [BIN, "run"] + args, dict(env_for(host, home), **(extra_env or {})))
         self.buf = b""
 
     def read_until(self, pattern, seconds=30, min_bytes=None):
@@ -445,6 +445,36 @@ def test_repl_word_wrap_and_model_messages(srv, tmp_path):
     finally:
         t.close()
         srv.json("DELETE", "/api/delete", {"model": "plain-msgs"})
+
+
+def test_repl_history_switches(srv, tmp_path):
+    """/set nohistory stops saving (§6.8); LOCALLAMA_NOHISTORY keeps no file at all."""
+    t = Term(["tiny"], srv.host, tmp_path)
+    try:
+        t.read_until(b">>> ")
+        t.turn(b"/? set")
+        assert t.turn(b"/set nohistory") == b""
+        t.turn(b"/? secret")
+        assert t.turn(b"/set history") == b""
+        t.send(b"/bye")
+        t.wait()
+    finally:
+        t.close()
+    hist = (tmp_path / ".locallama" / "history").read_text().splitlines()
+    # lines are kept as they are submitted: "/set history" itself came while saving was off
+    assert hist == ["/? set", "/set nohistory", "/bye"], hist
+
+    home2 = tmp_path / "other"
+    home2.mkdir()
+    t = Term(["tiny"], srv.host, home2, {"LOCALLAMA_NOHISTORY": "1"})
+    try:
+        t.read_until(b">>> ")
+        t.turn(b"/?")
+        t.send(b"/bye")
+        t.wait()
+    finally:
+        t.close()
+    assert not (home2 / ".locallama" / "history").exists()
 
 
 def test_repl_needs_a_server(tmp_path):
