@@ -7,20 +7,25 @@
  * subtree with one assignment, and the walk reads the node array front to back.
  *
  * Precompute (the XGrammar / llguidance idea, simplified). A stack's future depends on its top
- * position and on what lies under it. For every byte-class position p we walk the whole trie
- * once with the stack {p over a sentinel}: a token that some path consumes without popping the
- * sentinel is allowed whatever lies under p (context-independent accept); one that every path
- * rejects before popping it is rejected whatever lies under p; the rest popped the sentinel
- * mid-token and depend on the context. Accepted tokens are stored as a bitset (or an id list
- * when few); the context-dependent ones as a small trie of their own. At run time the mask for
- * a stack set is the OR of its tops' accept sets plus a walk of each top's small trie with the
- * real stack. Inside a JSON string the small trie holds only tokens that close the string and
- * go on (`",`, `"}` ...), so a step costs a few bitset ORs and a short walk instead of a walk
- * over 128K tokens.
+ * position and on what lies under it. For every byte-class position p we walk the trie once
+ * with the stack {p over a sentinel} (the "frame" of p: p's alternative and whatever it calls):
+ *   - a token some path consumes without popping the sentinel is allowed whatever lies under
+ *     p: context-independent, stored as a bitset (or an id list when few);
+ *   - a token every path rejects before popping is rejected whatever lies under p;
+ *   - the rest popped the frame after j of their bytes: allowed iff token[j..] continues from
+ *     the state after the pop. Stored as a trie of those suffixes (a JSON string's loop: `",`,
+ *     `"}` ... share a handful of suffixes), or, when that would be large (after a whitespace
+ *     position, every token that starts with a space), as references (trie node, j) into the
+ *     main trie.
+ * At run time the mask of a stack set is the OR of its tops' accept sets, plus, per distinct
+ * parent, one expansion of the popped state and short walks of the suffix tries/references
+ * from it: walks that die at the first byte after a pop for almost every token.
  *
- * Costs: compile walks the trie once per position; positions inside literals prune at the
- * first byte, positions inside free text visit most of the trie (tens of ms on 128K tokens).
- * bench/bench_grammar.c measures both.
+ * Compile cost: the walks reuse a memo of transitions between plain position sets (a frame's
+ * inner loop is a handful of such sets), and positions not classified within GR_EAGER_NS are
+ * classified on first use under a lock, so compile time is bounded and the first mask that
+ * meets a new position pays for it (a few ms for positions inside long counted repetitions,
+ * e.g. maxLength chains, which are the expensive case). bench/bench_grammar.c measures it.
  */
 #include "grammar/grammar.h"
 
@@ -511,16 +516,17 @@ static ll_status pos_compute(gr_compiled *c, int32_t p, ll_error *err) {
         if (!pi->acc_ids) { return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); }
         memcpy(pi->acc_ids, acc->a, (size_t)acc->n * sizeof *acc->a);
     }
-    /* few pairs: expand them into a trie of suffixes (shared suffixes are walked once at
-     * run time); many (a whitespace position: every token starting with a space): keep
-     * the references, whose walks die at the first byte after the pop */
+    /* Walk cost at run time: a suffix trie costs about its distinct suffixes, references
+     * about their count (each one's path at least). Few references covering many tokens (a
+     * whitespace position: every token that starts with a space) stay references; otherwise
+     * the pairs become a suffix trie, where `.com`, `",` ... are walked once. */
     size_t n_pairs = 0;
     for (int32_t r = 0; r < pid->n; r++) {
         const tr_node *x = &c->trie.nodes[pid->a[r]];
         int32_t hi = x->end < c->trie.n_nodes ? c->trie.nodes[x->end].tok_lo : c->trie.n_ids;
         n_pairs += (size_t)(hi - x->tok_lo);
     }
-    if (n_pairs > 16384) {
+    if (n_pairs > 4096 && (pid->n <= 256 || n_pairs > 500000)) {
         pi->refs = ll_malloc_array((size_t)pid->n * 2, sizeof *pi->refs);
         if (!pi->refs) { return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); }
         for (int32_t r = 0; r < pid->n; r++) { pi->refs[2 * r] = pid->a[r]; pi->refs[2 * r + 1] = poff->a[r]; }

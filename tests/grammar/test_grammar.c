@@ -11,6 +11,7 @@
 #include "../test.h"
 
 #include <jansson.h>
+#include <pthread.h>
 
 #define LLAMA3 LL_SHARED_DIR "/tokenizer/llama3.gguf"
 
@@ -458,6 +459,46 @@ static void test_long_generation_stays_bounded(void) {
     ll_grammar_free(g);
 }
 
+/* Clones share the compiled tables, whose positions may be classified on first use: two
+ * threads masking from fresh clones of a fresh schema grammar must agree with one thread. */
+typedef struct { ll_grammar *g; const int32_t *ids; size_t n; uint64_t *out; int ok; } mask_job;
+
+static void *mask_thread(void *arg) {
+    mask_job *j = arg;
+    ll_error err = {0};
+    j->ok = 1;
+    for (size_t t = 0; t < j->n; t++) {
+        if (ll_grammar_mask(j->g, j->out + t * n_words, n_words, &err) != LL_OK ||
+            ll_grammar_accept(j->g, j->ids[t], &err) != LL_OK) { j->ok = 0; break; }
+    }
+    return NULL;
+}
+
+static void test_clones_mask_concurrently(void) {
+    ll_error err = {0};
+    const char *schema = "{\"type\":\"object\",\"properties\":{\"title\":{\"type\":\"string\",\"maxLength\":30},"
+                         "\"n\":{\"type\":\"integer\",\"minimum\":3,\"maximum\":700}},\"required\":[\"title\",\"n\"]}";
+    const char *doc = "{\"title\": \"Structured output, at last\", \"n\": 512}";
+    ll_grammar *base;
+    CHECK(ll_grammar_init_schema(&base, vocab, schema, strlen(schema), &err) == LL_OK);
+    int32_t ids[64];
+    size_t nt;
+    CHECK(ll_tok_encode(vocab, doc, strlen(doc), false, false, ids, 64, &nt, &err) == LL_OK);
+    mask_job jobs[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        jobs[i] = (mask_job){ NULL, ids, nt, calloc(nt * n_words, 8), 0 };
+        CHECK(ll_grammar_clone(&jobs[i].g, base, &err) == LL_OK);
+    }
+    for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, mask_thread, &jobs[i]);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    CHECK(jobs[0].ok && jobs[1].ok);
+    CHECK(memcmp(jobs[0].out, jobs[1].out, nt * n_words * 8) == 0);
+    CHECK(ll_grammar_can_end(jobs[0].g));
+    for (int i = 0; i < 2; i++) { ll_grammar_free(jobs[i].g); free(jobs[i].out); }
+    ll_grammar_free(base);
+}
+
 int main(void) {
     RUN(test_build_rejects_left_recursion);
     RUN(test_build_rejects_rule_without_base_case);
@@ -485,6 +526,7 @@ int main(void) {
     RUN(test_mask_multi_symbol_and_split_utf8_tokens);
     RUN(test_accept_rejects_bad_tokens_and_keeps_state);
     RUN(test_clone_and_rollback);
+    RUN(test_clones_mask_concurrently);
     ll_grammar_free(g_json);
     ll_grammar_free(g_obj);
     ll_vocab_free(vocab);
