@@ -1055,6 +1055,79 @@ static int32_t sc_array(sc *x, json_t *s, const char *path) {
     return r;
 }
 
+/* ---- oneOf: only branches that cannot both match ------------------------------------------ */
+
+/* Types a (dereferenced) branch admits; integers are numbers too. */
+static int branch_types(sc *x, json_t *s, const char *path) {
+    if (json_is_true(s)) return T_ALL;
+    if (!json_is_object(s)) return 0;
+    json_t *en = json_object_get(s, "enum"), *cn = json_object_get(s, "const");
+    int m = 0;
+    if (cn) m = value_has_type(cn, T_NULL) ? T_NULL : value_has_type(cn, T_BOOL) ? T_BOOL :
+                value_has_type(cn, T_OBJ) ? T_OBJ : value_has_type(cn, T_ARR) ? T_ARR :
+                value_has_type(cn, T_STR) ? T_STR : (T_NUM | T_INT);
+    else if (json_is_array(en)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(en, i, v) {
+            json_t *one = json_pack("{sO}", "const", v);
+            if (one) m |= branch_types(x, one, path);
+            json_decref(one);
+        }
+    } else if (json_object_get(s, "anyOf") || json_object_get(s, "oneOf")) m = T_ALL;
+    else m = sc_types(x, s, path);
+    if (m & (T_NUM | T_INT)) m |= T_NUM | T_INT;
+    return m;
+}
+
+/* The values of const/enum of s as an array (new reference), NULL when neither is given. */
+static json_t *value_set(json_t *s) {
+    json_t *cn = json_object_get(s, "const"), *en = json_object_get(s, "enum");
+    if (cn) return json_pack("[O]", cn);
+    if (json_is_array(en)) return json_incref(en);
+    return NULL;
+}
+
+static bool values_disjoint(json_t *a, json_t *b) {
+    json_t *va = value_set(a), *vb = value_set(b);
+    bool dis = va && vb;
+    size_t i, j;
+    json_t *p, *q;
+    if (dis) json_array_foreach(va, i, p) json_array_foreach(vb, j, q) if (json_equal(p, q)) dis = false;
+    json_decref(va);
+    json_decref(vb);
+    return dis;
+}
+
+static bool in_required(json_t *s, const char *k) {
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(s, "required"), i, v) if (json_is_string(v) && !strcmp(json_string_value(v), k)) return true;
+    return false;
+}
+
+/* Conservative: true only when no instance can match both (different types, different
+ * const/enum values, or objects whose required tag property has different const values). */
+static bool branches_disjoint(sc *x, json_t *a, json_t *b, const char *path) {
+    a = deref(x, a, path);
+    b = deref(x, b, path);
+    if (!a || !b) return true;   /* the error is already recorded */
+    if (!(branch_types(x, a, path) & branch_types(x, b, path))) return true;
+    if (!json_is_object(a) || !json_is_object(b)) return false;
+    if (values_disjoint(a, b)) return true;
+    json_t *pa = json_object_get(a, "properties"), *pb = json_object_get(b, "properties");
+    const char *k;
+    json_t *v;
+    if (json_is_object(pa) && json_is_object(pb))
+        json_object_foreach(pa, k, v) {
+            json_t *w = json_object_get(pb, k);
+            if (!w || !in_required(a, k) || !in_required(b, k)) continue;
+            json_t *dv = deref(x, v, path), *dw = deref(x, w, path);
+            if (dv && dw && json_is_object(dv) && json_is_object(dw) && values_disjoint(dv, dw)) return true;
+        }
+    return false;
+}
+
 /* ---- one schema ------------------------------------------------------------------------------ */
 
 static int32_t sc_literal(sc *x, json_t *v) {
@@ -1114,7 +1187,15 @@ static int32_t sc_schema(sc *x, json_t *s, const char *path) {
             json_t *rest = without(x, s, kw);
             bool with_rest = rest && has_assertions(rest, NULL);
             size_t i;
+            /* oneOf compiles as a union, which is exact only when no value matches two
+             * branches; otherwise refuse rather than allow an instance that fails oneOf */
+            for (size_t a1 = 0; one && a1 < json_array_size(list) && !failed(x); a1++)
+                for (size_t a2 = a1 + 1; a2 < json_array_size(list) && !failed(x); a2++)
+                    if (!branches_disjoint(x, json_array_get(list, a1), json_array_get(list, a2), path))
+                        gr_builder_fail(x->b, LL_ERR_UNSUPPORTED, "schema: oneOf at %s: branches %zu and %zu may "
+                                        "both match (we enforce oneOf only for disjoint branches; use anyOf)", path, a1, a2);
             json_array_foreach(list, i, v) {
+                if (failed(x)) break;
                 char sub[512];
                 snprintf(sub, sizeof sub, "%.400s/%s/%zu", path, kw, i);
                 json_t *br = with_rest ? merge(x, rest, v, sub) : v;

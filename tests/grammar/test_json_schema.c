@@ -132,6 +132,13 @@ static void test_anyof_oneof_allof(void) {
     VALID(any, "5");
     REJECT_AT(any, "-5", 0);
     VALID("{\"oneOf\":[{\"type\":\"boolean\"},{\"type\":\"null\"}]}", "null");
+    /* oneOf is a union only when branches cannot overlap: types, values, or a required tag */
+    const char *tagged = "{\"oneOf\":[{\"type\":\"object\",\"properties\":{\"k\":{\"const\":\"a\"},\"x\":{\"type\":\"integer\"}},\"required\":[\"k\"]},"
+                         "{\"type\":\"object\",\"properties\":{\"k\":{\"const\":\"b\"}},\"required\":[\"k\"]}]}";
+    VALID(tagged, "{\"k\":\"b\"}");
+    VALID("{\"oneOf\":[{\"enum\":[1,2]},{\"enum\":[3]}]}", "3");
+    refuse("{\"oneOf\":[{\"type\":\"integer\"},{\"type\":\"number\"}]}", LL_ERR_UNSUPPORTED, "both match");
+    refuse("{\"oneOf\":[{\"type\":\"object\"},{\"type\":\"object\",\"required\":[\"a\"]}]}", LL_ERR_UNSUPPORTED, "anyOf");
     const char *all = "{\"allOf\":[{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}}},"
                       "{\"properties\":{\"b\":{\"type\":\"string\"}},\"required\":[\"b\"]}]}";
     VALID(all, "{\"a\":1,\"b\":\"x\"}");

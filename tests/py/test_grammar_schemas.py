@@ -74,6 +74,8 @@ SCHEMAS = {
     "all_of_merge": {"allOf": [obj({"a": I}), {"properties": {"b": S}, "required": ["b"]}]},
     "tagged_union": {"anyOf": [obj({"kind": {"const": "circle"}, "r": N}, ["kind", "r"], additionalProperties=False),
                                obj({"kind": {"const": "rect"}, "w": N, "h": N}, ["kind", "w", "h"], additionalProperties=False)]},
+    "one_of_tagged": {"oneOf": [obj({"type": {"const": "user"}, "name": S}, ["type", "name"]),
+                                 obj({"type": {"const": "bot"}, "model": S}, ["type"])]},
     "anyof_with_siblings": {"type": "object", "required": ["t"], "anyOf": [{"properties": {"t": {"const": 1}}}, {"properties": {"t": {"const": "x"}}}]},
     # references and recursion
     "defs_ref": {"$defs": {"addr": obj({"street": S, "zip": {"type": "string", "pattern": "^[0-9]{5}$"}}, ["street", "zip"])},
@@ -145,6 +147,7 @@ REFUSED = {
     "no_base_case": ({"type": "object", "properties": {"n": {"$ref": "#"}}, "required": ["n"]}, "never complete"),
     "contradiction": ({"type": "integer", "minimum": 3, "maximum": 2}, "minimum"),
     "remote_ref": ({"$ref": "http://example.com/x.json"}, "local"),
+    "overlapping_one_of": ({"oneOf": [{"type": "string"}, {"type": "string", "maxLength": 3}]}, "both match"),
 }
 
 
