@@ -166,6 +166,37 @@ def test_server_errors_are_printed(srv):
     assert rc == 0, err
 
 
+THINK_TEMPLATE = ('{{- range .Messages }}{{ if eq .Role "assistant" }}{{ if .Thinking }}<think>{{ .Thinking }}'
+                  '</think>{{ end }}{{ .Content }}{{ else }}{{ .Content }}{{ end }}{{ end }}'
+                  '{{ if .Think }}<think>{{ end }}')
+
+
+def test_thinking_output(srv):
+    """§5.2/§5.3: a model with the thinking capability gets "think": true unless --think says
+    otherwise; its reasoning is framed by "Thinking..." and "...done thinking." (plain into a
+    pipe); --hidethinking leaves it out. The template opens <think> itself, so everything the
+    tiny model writes is reasoning."""
+    st, body = srv.json("POST", "/api/create", {"model": "thinker", "from": TINY, "stream": False,
+                                                "template": THINK_TEMPLATE})
+    assert st == 200, body
+    st, show = srv.json("POST", "/api/show", {"model": "thinker"})
+    if "thinking" not in show.get("capabilities", []):
+        pytest.skip("the server does not detect thinking templates")
+    st, want = srv.json("POST", "/api/generate", {"model": "thinker", "prompt": "The", "options": GREEDY,
+                                                  "think": True, "stream": False})
+    assert st == 200 and want["thinking"] and want["response"] == "", want
+    rc, out, err = cli(["run", "thinker", "The"] + GREEDY_FLAGS, srv.host)
+    assert rc == 0, err
+    nl = "" if want["thinking"].endswith("\n") else "\n"
+    assert out == "Thinking...\n" + want["thinking"] + nl + "...done thinking.\n\n" + "\n\n"
+    rc, out, err = cli(["run", "thinker", "The", "--hidethinking"] + GREEDY_FLAGS, srv.host)
+    assert (rc, out) == (0, "\n\n"), err
+    st, plain = srv.json("POST", "/api/generate", {"model": "thinker", "prompt": "The", "options": GREEDY,
+                                                   "think": False, "stream": False})
+    rc, out, err = cli(["run", "thinker", "The", "--think=false"] + GREEDY_FLAGS, srv.host)
+    assert rc == 0 and out == plain["response"] + "\n\n" and "Thinking..." not in out, (out, err)
+
+
 def test_model_not_found(srv):
     rc, out, err = cli(["run", "nope", "Hi"], srv.host)
     assert (rc, out, err) == (1, "", "Error: model 'nope:latest' not found\n")
