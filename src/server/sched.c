@@ -39,6 +39,7 @@ typedef struct {
     int32_t     take;           /* prompt tokens in the current step */
     int32_t     next_tok;       /* SLOT_GEN: the token to decode next */
     int32_t     out_idx;        /* batch entry whose logits this slot reads, or -1 */
+    uint64_t   *allow;          /* a grammar's token mask, (n_vocab + 63) / 64 words; lazily */
     uint64_t    last_used;      /* step of the last use, to pick which free cache to reuse */
 } slot;
 
@@ -78,6 +79,7 @@ static void job_finish(ll_sched *s, job *j, ll_done_reason why, const ll_error *
     if (!j->res.t_start_ns) j->res.t_start_ns = j->res.t_end_ns;
     atomic_fetch_sub(&s->n_busy, 1);       /* before on_done: a waiter then sees it gone */
     if (j->r.on_done) j->r.on_done(j->r.user, &j->res);
+    ll_grammar_free(j->r.grammar);
     free(j->prompt);
     free(j);
 }
@@ -198,7 +200,22 @@ static void emit(ll_sched *s, slot *sl) {
         slot_finish(s, sl, LL_DONE_ERROR, &err);
         return;
     }
-    if (ll_sampler_sample(sl->smp, logits, &id, &err) != LL_OK) {
+    if (j->r.grammar) {                                /* format: only what the grammar allows */
+        const size_t words = ((size_t)ll_model_n_vocab(s->m) + 63) / 64;
+        if (!sl->allow && !(sl->allow = malloc(words * sizeof *sl->allow))) {
+            ll_fail(&err, LL_ERR_NOMEM, "out of memory for a token mask");
+            slot_finish(s, sl, LL_DONE_ERROR, &err);
+            return;
+        }
+        if (ll_grammar_mask(j->r.grammar, sl->allow, words, &err) != LL_OK ||
+            ll_sampler_sample_masked(sl->smp, logits, sl->allow, &id, &err) != LL_OK ||
+            ll_grammar_accept(j->r.grammar, id, &err) != LL_OK) {
+            if (err.code == LL_ERR_MASKED)
+                ll_fail(&err, LL_ERR_MASKED, "the output format allows no token the model can produce here");
+            slot_finish(s, sl, LL_DONE_ERROR, &err);
+            return;
+        }
+    } else if (ll_sampler_sample(sl->smp, logits, &id, &err) != LL_OK) {
         slot_finish(s, sl, LL_DONE_ERROR, &err);       /* R17: numerical error */
         return;
     }
@@ -213,6 +230,8 @@ static void emit(ll_sched *s, slot *sl) {
         go_on = j->r.on_token(j->r.user, id);
     }
     if (!go_on) { slot_finish(s, sl, LL_DONE_STOP, NULL); return; }
+    /* A complete value that nothing may extend: done, without waiting for the model's EOG. */
+    if (j->r.grammar && ll_grammar_is_done(j->r.grammar)) { slot_finish(s, sl, LL_DONE_STOP, NULL); return; }
     const int64_t cap = j->r.num_predict >= 0 ? j->r.num_predict : 10 * (int64_t)s->n_ctx;   /* R4 */
     if (j->res.n_gen >= cap) { slot_finish(s, sl, LL_DONE_LENGTH, NULL); return; }
     const int32_t si = (int32_t)(sl - s->slots);
@@ -426,6 +445,7 @@ void ll_sched_free(ll_sched *s) {
     }
     ll_batch_free(&s->batch);
     ll_ctx_free(s->ctx);
+    for (int i = 0; s->slots && i < s->n_par; i++) free(s->slots[i].allow);
     free(s->slots);
     free(s->toks);
     pthread_cond_destroy(&s->cv);

@@ -82,6 +82,11 @@ typedef struct {
     bool           want_logprobs;
     int32_t        top_logprobs;
     bool           reserved;      /* the queue place was taken by ll_sched_reserve */
+    /* Constrained output (format, §1.0.6): each token is sampled among those the grammar
+     * allows, end of generation only where it may end, and the request stops once the grammar
+     * is done. Taken by a successful submit (freed when the request ends); the caller keeps it
+     * when submit fails. Built for this model's vocabulary. NULL: unconstrained. */
+    ll_grammar    *grammar;
 } ll_sched_req;
 
 ll_status ll_sched_init(ll_sched **out, const ll_model *m, const ll_sched_params *p, ll_error *err);
