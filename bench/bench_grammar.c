@@ -12,7 +12,9 @@
  *           steps, end-of-generation taken as soon as it is allowed);
  *   warm:   the replay documents again, once every position they meet has been classified
  *           (positions past the compile budget are classified on first use, see mask.c).
- * Median and p99 over all masks of all runs; ll_time_ns (monotonic) around each call. */
+ * Each document runs on its own ll_grammar_clone of the compiled grammar (as a server would per
+ * request: shared tables, a fresh parse state and mask cache). Median and p99 over all masks of
+ * all runs; ll_time_ns (monotonic) around each call. */
 #include "grammar/grammar.h"
 
 #include <stdio.h>
@@ -97,24 +99,27 @@ int main(int argc, char **argv) {
             if (gr_sample(gr_of(g), &rng, 300, doc, 1 << 20, &n, &err) != LL_OK) { fprintf(stderr, "%s\n", err.msg); return 1; }
             size_t nt;
             if (ll_tok_encode(v, doc, n, false, false, ids, 65536, &nt, &err) != LL_OK || nt > 65536) { fprintf(stderr, "encode failed\n"); return 1; }
-            ll_grammar_reset(g);
+            ll_grammar *q;   /* one clone per document, as a server would per request */
+            if (ll_grammar_clone(&q, g, &err) != LL_OK) { fprintf(stderr, "clone: %s\n", err.msg); return 1; }
             for (size_t k = 0; k <= nt; k++) {
                 uint64_t a = ll_time_ns();
-                if (ll_grammar_mask(g, allow, nw, &err) != LL_OK) { fprintf(stderr, "mask: %s\n", err.msg); return 1; }
+                if (ll_grammar_mask(q, allow, nw, &err) != LL_OK) { fprintf(stderr, "mask: %s\n", err.msg); return 1; }
                 push(into, ll_time_ns() - a);
                 int32_t id = k < nt ? ids[k] : ll_vocab_eos(v);
                 if (k == nt) { for (int32_t e = 0; e < nv; e++) if (ll_vocab_is_eog(v, e) && (allow[e >> 6] >> (e & 63) & 1)) { id = e; break; } }
                 if (!(allow[id >> 6] >> (id & 63) & 1)) { fprintf(stderr, "%s: replayed token %d not allowed at %zu\n", grammars[gi].name, id, k); return 1; }
-                if (ll_grammar_accept(g, id, &err) != LL_OK) { fprintf(stderr, "accept: %s\n", err.msg); return 1; }
+                if (ll_grammar_accept(q, id, &err) != LL_OK) { fprintf(stderr, "accept: %s\n", err.msg); return 1; }
             }
+            ll_grammar_free(q);
         }
         /* random allowed tokens */
         for (int r = 0; r < runs; r++) {
             uint64_t rng = 99 + (uint64_t)r;
-            ll_grammar_reset(g);
+            ll_grammar *q;
+            if (ll_grammar_clone(&q, g, &err) != LL_OK) { fprintf(stderr, "clone: %s\n", err.msg); return 1; }
             for (int step = 0; step < 256; step++) {
                 uint64_t a = ll_time_ns();
-                if (ll_grammar_mask(g, allow, nw, &err) != LL_OK) { fprintf(stderr, "mask: %s\n", err.msg); return 1; }
+                if (ll_grammar_mask(q, allow, nw, &err) != LL_OK) { fprintf(stderr, "mask: %s\n", err.msg); return 1; }
                 push(&rnd, ll_time_ns() - a);
                 int32_t pick = -1, cnt = 0;
                 for (int32_t e = 0; e < nv; e++) if (allow[e >> 6] >> (e & 63) & 1) {
@@ -122,9 +127,10 @@ int main(int argc, char **argv) {
                     if (rng_next(&rng) % (uint64_t)++cnt == 0) pick = e;   /* reservoir */
                 }
                 if (pick < 0) { fprintf(stderr, "%s: empty mask\n", grammars[gi].name); return 1; }
-                if (ll_grammar_accept(g, pick, &err) != LL_OK) { fprintf(stderr, "accept: %s\n", err.msg); return 1; }
-                if (ll_grammar_is_done(g)) break;
+                if (ll_grammar_accept(q, pick, &err) != LL_OK) { fprintf(stderr, "accept: %s\n", err.msg); return 1; }
+                if (ll_grammar_is_done(q)) break;
             }
+            ll_grammar_free(q);
         }
         report(grammars[gi].name, "replay", &rep);
         report(grammars[gi].name, "random", &rnd);

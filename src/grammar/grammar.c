@@ -523,7 +523,8 @@ static ll_status arena_push(gr_arena *a, int32_t pos, int32_t parent, int32_t *i
         a->cap = nc;
     }
     int32_t depth = parent >= 0 ? a->n[parent].depth + 1 : 1;
-    a->n[a->len] = (gr_node){ pos, parent, depth };
+    a->n[a->len] = (gr_node){ pos, parent, depth, 0 };
+    a->n[a->len].hash = gr_top_hash(a, pos, parent);
     *id = a->len++;
     return LL_OK;
 }

@@ -136,12 +136,27 @@ int32_t gr_rule_codepoints(gr_builder *b, const char *name, const uint32_t (*ran
 #define GR_SENT  (-2)   /* popping this leaves the sub-grammar (precompute: context needed) */
 
 typedef struct { int32_t pos, parent; } gr_top;
-typedef struct { int32_t pos, parent, depth; } gr_node;
+typedef struct {
+    int32_t  pos, parent, depth;
+    uint64_t hash;      /* of the whole chain (pos and every ancestor's pos): equal stacks hash equal */
+} gr_node;
 
+static inline uint64_t gr_mix(uint64_t h, uint64_t v) {   /* splitmix64-style step */
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    h ^= h >> 31; h *= 0xbf58476d1ce4e5b9ull; h ^= h >> 29;
+    return h;
+}
 typedef struct {
     gr_node *n;
     int32_t  len, cap;
 } gr_arena;
+
+/* Content hash of the stack (pos, parent) in arena a. */
+static inline uint64_t gr_top_hash(const gr_arena *a, int32_t pos, int32_t parent) {
+    uint64_t ph = parent >= 0 ? a->n[parent].hash : (uint64_t)(uint32_t)parent * 0x100000001b3ull;
+    return gr_mix(ph, (uint64_t)(uint32_t)pos);
+}
+
 
 typedef struct {
     gr_top  *t;

@@ -103,6 +103,7 @@ typedef struct gr_compiled {
 } gr_compiled;
 
 #define GR_EAGER_NS (60ull * 1000 * 1000)   /* compile-time budget for the eager precompute */
+#define GR_MCACHE 8       /* remembered masks per matcher */
 #define GR_HIST 32           /* tokens ll_grammar_rollback can undo */
 
 struct ll_grammar {
@@ -119,6 +120,11 @@ struct ll_grammar {
     int32_t  *lv_mark;       /* (n_lv) arena length at each depth */
     int32_t   n_lv;
     gr_set    tmp[3];
+    /* Masks of recent stack sets by content hash: inside a string or a repeated run, token
+     * after token leaves the same stacks, and the mask is then a copy. */
+    uint64_t *mcache;                    /* (GR_MCACHE * n_words), NULL until first use */
+    uint64_t  mcache_key[GR_MCACHE];     /* 0: empty */
+    int32_t   mcache_next;
     int32_t  *gc_buf; int32_t gc_cap;
 };
 
@@ -736,6 +742,7 @@ void ll_grammar_free(ll_grammar *m) {
     ll_free(m->lv_mark);
     for (int i = 0; i < 3; i++) gr_set_free(&m->tmp[i]);
     ll_free(m->gc_buf);
+    ll_free(m->mcache);
     ll_free(m);
 }
 
@@ -907,6 +914,15 @@ ll_status ll_grammar_mask(ll_grammar *m, uint64_t *allow, size_t n_words, ll_err
         return ll_fail(err, LL_ERR_ARG, "grammar: mask has %zu words, vocabulary needs %d", n_words, c->n_words);
     memset(allow, 0, n_words * sizeof *allow);
     if (m->ended) return LL_OK;
+    uint64_t key = m->cur.complete ? 0x5bd1e995ull : 0x27d4eb2full;
+    for (int32_t i = 0; i < m->cur.n; i++) key += gr_top_hash(&m->arena, m->cur.t[i].pos, m->cur.t[i].parent);
+    key = gr_mix(key, (uint64_t)m->cur.n) | 1;   /* never 0 (the empty-slot mark) */
+    if (!m->mcache) m->mcache = ll_calloc((size_t)GR_MCACHE * (size_t)c->n_words, sizeof *m->mcache);
+    for (int k = 0; m->mcache && k < GR_MCACHE; k++)
+        if (m->mcache_key[k] == key) {
+            memcpy(allow, m->mcache + (size_t)k * (size_t)c->n_words, (size_t)c->n_words * sizeof *allow);
+            return LL_OK;
+        }
     for (int32_t i = 0; i < m->cur.n; i++) {
         ll_status st = pos_ready((gr_compiled *)c, m->cur.t[i].pos, err);
         if (st != LL_OK) return st;
@@ -950,6 +966,12 @@ ll_status ll_grammar_mask(ll_grammar *m, uint64_t *allow, size_t n_words, ll_err
     }
     if (m->cur.complete)
         for (int32_t k = 0; k < c->n_eog; k++) allow[c->eog_ids[k] >> 6] |= 1ull << (c->eog_ids[k] & 63);
+    if (m->mcache) {
+        int k = m->mcache_next;
+        m->mcache_next = (k + 1) % GR_MCACHE;
+        m->mcache_key[k] = key;
+        memcpy(m->mcache + (size_t)k * (size_t)c->n_words, allow, (size_t)c->n_words * sizeof *allow);
+    }
     return LL_OK;
 }
 
