@@ -154,10 +154,11 @@ def test_keepalive_is_sent(srv):
 
 def test_server_errors_are_printed(srv):
     """--format json and --think reach the server; its 400 is the command's error (exit 1)."""
-    rc, out, err = cli(["run", "tiny", "Hi", "--format", "json"], srv.host)
-    st, body = srv.json("POST", "/api/generate", {"model": "tiny", "prompt": "Hi", "format": "json"})
-    if st == 200:                      # the server learnt JSON mode: then the run must succeed
-        assert rc == 0, err
+    rc, out, err = cli(["run", "tiny", "Hi", "--format", "json"] + GREEDY_FLAGS, srv.host)
+    st, body = srv.json("POST", "/api/generate", {"model": "tiny", "prompt": "Hi", "format": "json",
+                                                  "options": GREEDY, "stream": False})
+    if st == 200:                      # the server does JSON mode: the run prints its answer
+        assert (rc, out) == (0, body["response"] + "\n\n"), err
     else:
         assert (rc, out, err) == (1, "", f"Error: {body['error']}\n")
     rc, out, err = cli(["run", "tiny", "Hi", "--think"], srv.host)
