@@ -56,7 +56,7 @@ void gobuf_printf(gobuf *b, const char *fmt, ...) {
 }
 
 char *gobuf_take(gobuf *b, size_t *n) {
-    if (!b->oom && !b->p) gobuf_reserve(b, 0);
+    if (!b->oom && !b->p && gobuf_reserve(b, 0)) b->p[0] = 0;   /* never written: an empty string */
     if (b->oom) { gobuf_free(b); if (n) *n = 0; return NULL; }
     char *p = b->p;
     if (n) *n = b->n;
