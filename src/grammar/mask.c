@@ -102,7 +102,7 @@ typedef struct gr_compiled {
     int32_t  n_pinfo;
 } gr_compiled;
 
-#define GR_EAGER_NS (60ull * 1000 * 1000)   /* compile-time budget for the eager precompute */
+#define GR_EAGER_NS (40ull * 1000 * 1000)   /* compile-time budget for the eager precompute */
 #define GR_MCACHE 8       /* remembered masks per matcher */
 #define GR_HIST 32           /* tokens ll_grammar_rollback can undo */
 
