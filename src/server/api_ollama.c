@@ -798,15 +798,11 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
             ll_http_resp_error(resp, 400, "format is not supported together with thinking yet; set \"think\": false");
             goto out;
         }
-        ll_status gst;
-        if (json_is_string(format)) {
-            gst = ll_grammar_init_json(&grammar, vocab, true, &err);     /* Ollama's "json": an object */
-        } else {
-            char *schema = json_dumps(format, JSON_COMPACT);
-            gst = schema ? ll_grammar_init_schema(&grammar, vocab, schema, strlen(schema), &err)
-                         : ll_fail(&err, LL_ERR_NOMEM, "out of memory");
-            free(schema);
-        }
+        /* "json" is Ollama's: an object. A schema is keyed by its compact text (the runner's
+         * cache of compiled grammars, runners.h). */
+        char *key = json_is_string(format) ? strdup("json") : json_dumps(format, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        ll_status gst = key ? ll_runner_grammar(runner, key, &grammar, &err) : ll_fail(&err, LL_ERR_NOMEM, "out of memory");
+        free(key);
         if (gst != LL_OK) {
             ll_http_resp_error(resp, gst == LL_ERR_NOMEM ? 500 : 400, "invalid format: %s", err.msg);
             goto out;

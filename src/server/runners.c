@@ -11,7 +11,10 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+
+enum { RUNNER_GRAMMARS = 16 };   /* compiled format grammars kept per loaded model */
 
 struct ll_runner {
     char        key[512];
@@ -25,6 +28,10 @@ struct ll_runner {
     int64_t     expires_ns;       /* 0 while in use; INT64_MAX never */
     uint64_t    last_used;
     ll_runner  *next;
+    /* compiled format grammars, most recently used first (gmu) */
+    pthread_mutex_t gmu;
+    struct gcache { char *key; ll_grammar *g; } grammars[RUNNER_GRAMMARS];
+    int32_t     n_grammars;
 };
 
 struct ll_runners {
@@ -48,8 +55,51 @@ static int64_t now_real_ns(void) {
 static void runner_destroy(ll_runner *r) {
     if (!r) return;
     ll_sched_free(r->s);          /* cancels anything left, joins its thread */
+    for (int32_t i = 0; i < r->n_grammars; i++) {
+        ll_grammar_free(r->grammars[i].g);
+        free(r->grammars[i].key);
+    }
+    pthread_mutex_destroy(&r->gmu);
     ll_model_free(r->m);
     free(r);
+}
+
+ll_status ll_runner_grammar(ll_runner *r, const char *key, ll_grammar **out, ll_error *err) {
+    *out = NULL;
+    pthread_mutex_lock(&r->gmu);
+    for (int32_t i = 0; i < r->n_grammars; i++) {
+        if (strcmp(r->grammars[i].key, key) != 0) continue;
+        struct gcache hit = r->grammars[i];
+        memmove(&r->grammars[1], &r->grammars[0], (size_t)i * sizeof hit);
+        r->grammars[0] = hit;
+        ll_status st = ll_grammar_clone(out, hit.g, err);
+        pthread_mutex_unlock(&r->gmu);
+        return st;
+    }
+    pthread_mutex_unlock(&r->gmu);
+    /* Compiled outside the lock: other requests of this model go on meanwhile. */
+    const ll_vocab *v = ll_model_vocab(r->m);
+    ll_grammar *g = NULL;
+    ll_status st = !strcmp(key, "json") ? ll_grammar_init_json(&g, v, true, err)
+                                        : ll_grammar_init_schema(&g, v, key, strlen(key), err);
+    if (st != LL_OK) return st;
+    char *k = strdup(key);
+    if (!k || (st = ll_grammar_clone(out, g, err)) != LL_OK) {
+        free(k);
+        ll_grammar_free(g);
+        return k ? st : ll_fail(err, LL_ERR_NOMEM, "out of memory");
+    }
+    pthread_mutex_lock(&r->gmu);
+    if (r->n_grammars == RUNNER_GRAMMARS) {
+        r->n_grammars--;
+        ll_grammar_free(r->grammars[r->n_grammars].g);
+        free(r->grammars[r->n_grammars].key);
+    }
+    memmove(&r->grammars[1], &r->grammars[0], (size_t)r->n_grammars * sizeof r->grammars[0]);
+    r->grammars[0] = (struct gcache){ k, g };
+    r->n_grammars++;
+    pthread_mutex_unlock(&r->gmu);
+    return LL_OK;
 }
 
 static void list_remove(ll_runners *rs, ll_runner *r) {
@@ -198,6 +248,7 @@ ll_status ll_runners_acquire(ll_runners *rs, const char *key, const char *path, 
             pthread_mutex_unlock(&rs->mu);
             return ll_fail(err, LL_ERR_NOMEM, "out of memory loading '%s'", key);
         }
+        pthread_mutex_init(&r->gmu, NULL);
         snprintf(r->key, sizeof r->key, "%s", key);
         snprintf(r->path, sizeof r->path, "%s", path);
         r->n_ctx_req = n_ctx;
