@@ -353,7 +353,7 @@ static int32_t fm_intern(flat_memo *f, const gr_set *s) {
     f->cnt[id] = s->n;
     f->hash[id] = h;
     f->next[id] = NULL;
-    memcpy(f->pos + f->n_pos, tmp, (size_t)s->n * sizeof *tmp);
+    if (s->n) memcpy(f->pos + f->n_pos, tmp, (size_t)s->n * sizeof *tmp);
     f->n_pos += s->n;
     f->slots[k] = id + 1;
     return id;
@@ -550,8 +550,10 @@ static ll_status pos_compute(gr_compiled *c, int32_t p, ll_error *err) {
             if (!a1 || !a2) { return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); }
             xs = tid->a; js = toff->a;
         }
-        memcpy(xs, pid->a, (size_t)n_ref * sizeof *xs);
-        memcpy(js, poff->a, (size_t)n_ref * sizeof *js);
+        if (n_ref) {   /* (no memcpy from a NULL vector) */
+            memcpy(xs, pid->a, (size_t)n_ref * sizeof *xs);
+            memcpy(js, poff->a, (size_t)n_ref * sizeof *js);
+        }
         pid->n = poff->n = 0;
         for (int32_t r = 0; r < n_ref; r++) {
             const tr_node *x = &c->trie.nodes[xs[r]];
