@@ -1,0 +1,147 @@
+/* quantize: rewrite a GGUF model in another weight type, as llama-quantize does (issue 10).
+ *
+ *   locallama quantize [options] IN.gguf OUT.gguf TYPE
+ *
+ * TYPE is a llama.cpp file type (F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S Q3_K_M
+ * Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K; Q3_K/Q4_K/Q5_K mean the _M mixes) or its number.
+ * Prints one line per tensor on stdout and a summary; errors go to stderr as "Error: ..."
+ * with exit status 1 (2 for a usage error). OUT appears only when complete. */
+#include "cli/cli.h"
+#include "model/quantize.h"
+#include "quant/quant.h"
+#include "quant/quantize.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char quantize_usage[] =
+    "usage: locallama quantize [--pure] [--allow-requantize] [--leave-output-tensor]\n"
+    "                          [--output-tensor-type TYPE] [--token-embedding-type TYPE]\n"
+    "                          [--threads N] [--stats] IN.gguf OUT.gguf TYPE\n";
+
+static int usage_error(const char *fmt, const char *arg) {
+    fputs("Error: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputc('\n', stderr);
+    fputs(quantize_usage, stderr);
+    size_t n;
+    const ll_ftype_info *ft = ll_ftype_list(&n);
+    fputs("types:", stderr);
+    for (size_t i = 0; i < n; i++) fprintf(stderr, " %s", ft[i].name);
+    fputs(" (Q3_K, Q4_K, Q5_K: the _M mixes)\n", stderr);
+    return 2;
+}
+
+/* A ggml tensor type by name, for the two override options; -1 when not one we write. */
+static int32_t parse_tensor_type(const char *s) {
+    for (uint32_t t = 0; t < LL_TYPE_COUNT; t++) {
+        const ll_type_traits *tt = ll_type_traits_of(t);
+        if (tt && !strcasecmp(tt->name, s) && ll_quantize_supported(t)) return (int32_t)t;
+    }
+    return -1;
+}
+
+/* per destination type: the error sums over the tensors converted to it */
+typedef struct {
+    bool   stats;
+    double err2[LL_TYPE_COUNT], ref2[LL_TYPE_COUNT];
+    int64_t n_elem[LL_TYPE_COUNT];
+} progress_state;
+
+static void on_tensor(void *ud, const ll_quantize_tensor_info *t) {
+    progress_state *ps = ud;
+    char shape[64];
+    int nd = 4;
+    while (nd > 1 && t->ne[nd - 1] == 1) nd--;
+    int o = snprintf(shape, sizeof shape, "[%lld", (long long)t->ne[0]);
+    for (int d = 1; d < nd && o < (int)sizeof shape; d++) o += snprintf(shape + o, sizeof shape - (size_t)o, ", %lld", (long long)t->ne[d]);
+    if (o < (int)sizeof shape) snprintf(shape + o, sizeof shape - (size_t)o, "]");
+    const char *sn = ll_type_traits_of(t->src_type) ? ll_type_traits_of(t->src_type)->name : "?";
+    const char *dn = ll_type_traits_of(t->dst_type) ? ll_type_traits_of(t->dst_type)->name : "?";
+    printf("[%4zu/%4zu] %-36s %-16s %5s -> %-5s %9.3f MiB -> %9.3f MiB", t->index + 1, t->count,
+           t->name, shape, sn, dn, t->src_bytes / 1048576.0, t->dst_bytes / 1048576.0);
+    if (t->fallback) printf("  (row length: fallback type)");
+    if (ps->stats && t->converted && t->ref2 > 0) {
+        printf("  nrmse %.6f", sqrt(t->err2 / t->ref2));
+        ps->err2[t->dst_type] += t->err2;
+        ps->ref2[t->dst_type] += t->ref2;
+        ps->n_elem[t->dst_type] += t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+    }
+    putchar('\n');
+    fflush(stdout);
+}
+
+int cmd_quantize(int argc, char **argv) {
+    ll_quantize_params p;
+    ll_quantize_params_default(&p);
+    const char *pos[3];
+    int n_pos = 0;
+    bool stats = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--pure")) p.pure = true;
+        else if (!strcmp(a, "--allow-requantize")) p.allow_requantize = true;
+        else if (!strcmp(a, "--leave-output-tensor")) p.leave_output = true;
+        else if (!strcmp(a, "--stats")) stats = true;
+        else if (!strcmp(a, "--threads") || !strcmp(a, "-t")) {
+            if (++i >= argc) return usage_error("%s needs a value", a);
+            char *end;
+            errno = 0;
+            long n = strtol(argv[i], &end, 10);
+            if (errno || *end || end == argv[i] || n < 1 || n > 1024)
+                return usage_error("--threads wants a number from 1 to 1024, not '%s'", argv[i]);
+            p.n_threads = (int)n;
+        } else if (!strcmp(a, "--output-tensor-type") || !strcmp(a, "--token-embedding-type")) {
+            if (++i >= argc) return usage_error("%s needs a value", a);
+            int32_t t = parse_tensor_type(argv[i]);
+            if (t < 0) return usage_error("unknown or unsupported tensor type '%s'", argv[i]);
+            if (a[2] == 'o') p.output_type = t; else p.token_embd_type = t;
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(quantize_usage, stdout);
+            return 0;
+        } else if (a[0] == '-' && a[1] == '-') {
+            return usage_error("unknown option '%s'", a);
+        } else {
+            if (n_pos == 3) return usage_error("unexpected argument '%s'", a);
+            pos[n_pos++] = a;
+        }
+    }
+    if (n_pos < 3) return usage_error("%s", n_pos == 0 ? "missing IN.gguf OUT.gguf TYPE" :
+                                            n_pos == 1 ? "missing OUT.gguf and TYPE" : "missing TYPE");
+    const ll_ftype_info *fi = ll_ftype_find(pos[2]);
+    if (!fi) return usage_error("unknown type '%s'", pos[2]);
+
+    progress_state ps = { .stats = stats };
+    p.ftype = fi->ftype;
+    p.stats = stats;
+    p.progress = on_tensor;
+    p.progress_ud = &ps;
+    printf("quantizing '%s' to '%s' as %s%s\n", pos[0], pos[1], fi->name, p.pure ? " (pure)" : "");
+    ll_quantize_result res;
+    ll_error err = {0};
+    if (ll_quantize_file(pos[0], pos[1], &p, &res, &err) != LL_OK) return cli_fail_err(&err);
+    printf("model size:  %10.2f MiB (%.2f bits per weight)\n", res.src_bytes / 1048576.0,
+           res.n_elements ? res.src_bytes * 8.0 / (double)res.n_elements : 0.0);
+    printf("quant size:  %10.2f MiB (%.2f bits per weight)\n", res.dst_bytes / 1048576.0,
+           res.n_elements ? res.dst_bytes * 8.0 / (double)res.n_elements : 0.0);
+    printf("tensors: %zu, converted %zu", res.n_tensors, res.n_converted);
+    if (res.n_fallback) printf(", %zu with a fallback type", res.n_fallback);
+    putchar('\n');
+    if (stats) {
+        /* NRMSE = sqrt(sum (dequantized - original)^2 / sum original^2) over each type's tensors */
+        double e = 0, r = 0;
+        for (uint32_t t = 0; t < LL_TYPE_COUNT; t++) {
+            if (ps.ref2[t] <= 0) continue;
+            printf("nrmse %-5s %.6f  (%lld weights)\n", ll_type_traits_of(t)->name,
+                   sqrt(ps.err2[t] / ps.ref2[t]), (long long)ps.n_elem[t]);
+            e += ps.err2[t];
+            r += ps.ref2[t];
+        }
+        if (r > 0) printf("nrmse all   %.6f\n", sqrt(e / r));
+    }
+    return 0;
+}
