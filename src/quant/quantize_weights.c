@@ -11,9 +11,18 @@
 #include "quant/blocks.h"
 
 #include <float.h>
+#include <stdint.h>
 #include <math.h>
 
 static inline void put_f16(uint8_t *p, float f) { blk_put_u16(p, ll_fp32_to_fp16(f)); }
+
+/* Float to int, truncating, as x86's cvttss2si does: a value outside the int range (or NaN)
+ * gives INT32_MIN. The reference converts float straight to int8_t / uint8_t, which compiles
+ * to that instruction; this gives the same bits without undefined behaviour when a block of
+ * denormals makes 1/d infinite (such a block has d = 0 in F16, so its codes decode to 0). */
+static inline int trunc_to_int(float f) {
+    return f > -2147483648.0f && f < 2147483648.0f ? (int)f : INT32_MIN;
+}
 
 /* Symmetric 4/5-bit: largest magnitude keeps its sign; nmax = 8 or 16. */
 static void find_signed_max(const float *x, float *max_out) {
@@ -45,7 +54,7 @@ void ll_quantize_w_q4_0(const float *x, void *vy, int64_t k) {
         put_f16(b + Q4_0_D, d);
         for (int j = 0; j < QK / 2; j++) {
             const float x0 = x[j] * id, x1 = x[j + QK / 2] * id;
-            int q0 = (int8_t)(x0 + 8.5f), q1 = (int8_t)(x1 + 8.5f);
+            int q0 = (int8_t)trunc_to_int(x0 + 8.5f), q1 = (int8_t)trunc_to_int(x1 + 8.5f);
             if (q0 > 15) q0 = 15;
             if (q1 > 15) q1 = 15;
             b[Q4_0_QS + j] = (uint8_t)((q0 & 0xFF) | (q1 & 0xFF) << 4);
@@ -64,7 +73,7 @@ void ll_quantize_w_q4_1(const float *x, void *vy, int64_t k) {
         put_f16(b + Q4_1_M, min);
         for (int j = 0; j < QK / 2; j++) {
             const float x0 = (x[j] - min) * id, x1 = (x[j + QK / 2] - min) * id;
-            int q0 = (int8_t)(x0 + 0.5f), q1 = (int8_t)(x1 + 0.5f);
+            int q0 = (int8_t)trunc_to_int(x0 + 0.5f), q1 = (int8_t)trunc_to_int(x1 + 0.5f);
             if (q0 > 15) q0 = 15;
             if (q1 > 15) q1 = 15;
             b[Q4_1_QS + j] = (uint8_t)((q0 & 0xFF) | (q1 & 0xFF) << 4);
@@ -84,7 +93,7 @@ void ll_quantize_w_q5_0(const float *x, void *vy, int64_t k) {
         uint32_t qh = 0;
         for (int j = 0; j < QK / 2; j++) {
             const float x0 = x[j] * id, x1 = x[j + QK / 2] * id;
-            int q0 = (int8_t)(x0 + 16.5f), q1 = (int8_t)(x1 + 16.5f);
+            int q0 = (int8_t)trunc_to_int(x0 + 16.5f), q1 = (int8_t)trunc_to_int(x1 + 16.5f);
             if (q0 > 31) q0 = 31;
             if (q1 > 31) q1 = 31;
             uint8_t u0 = (uint8_t)q0, u1 = (uint8_t)q1;
@@ -109,7 +118,7 @@ void ll_quantize_w_q5_1(const float *x, void *vy, int64_t k) {
         for (int j = 0; j < QK / 2; j++) {
             const float x0 = (x[j] - min) * id, x1 = (x[j + QK / 2] - min) * id;
             /* no clamp here in the reference: (max - min) * id rounds to at most 31.000004 */
-            uint8_t u0 = (uint8_t)(int)(x0 + 0.5f), u1 = (uint8_t)(int)(x1 + 0.5f);
+            uint8_t u0 = (uint8_t)trunc_to_int(x0 + 0.5f), u1 = (uint8_t)trunc_to_int(x1 + 0.5f);
             b[Q5_1_QS + j] = (uint8_t)((u0 & 0x0F) | (u1 & 0x0F) << 4);
             qh |= (uint32_t)((u0 & 0x10u) >> 4) << j;
             qh |= (uint32_t)((u1 & 0x10u) >> 4) << (j + QK / 2);
@@ -130,7 +139,7 @@ void ll_quantize_w_q8_0(const float *x, void *vy, int64_t k) {
         const float id = d ? 1.0f / d : 0.0f;
         put_f16(b + Q8_0_D, d);
         for (int j = 0; j < QK; j++)
-            b[Q8_0_QS + j] = (uint8_t)(int8_t)roundf(x[j] * id);
+            b[Q8_0_QS + j] = (uint8_t)trunc_to_int(roundf(x[j] * id));
     }
 }
 
