@@ -1,0 +1,412 @@
+"""`locallama quantize` through the real binary (issue 10): the llama3.2-tiny model quantized
+from its F32 original must give exactly the files llama.cpp's llama-quantize (0c1e570) wrote
+(reference.json has their arguments and SHA-256), whatever the thread count; the per-tensor
+type policy (mixes, tied and untied output, fallbacks for row lengths, 1-D tensors) on small
+models built here; and the failure contract: usage errors exit 2, other errors exit 1 with
+"Error: ...", and no OUT (nor a temporary file) is left behind.
+"""
+import hashlib
+import json
+import math
+import os
+import re
+import struct
+import subprocess
+
+import pytest
+
+from conftest import BIN, SHARED
+
+TINY_DIR = os.path.join(SHARED, "reference", "llama3.2-tiny")
+F32 = os.path.join(TINY_DIR, "llama3.2-tiny-v2k-F32.gguf")
+TIMEOUT = 300
+
+GGML = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q5_0": 6, "Q5_1": 7, "Q8_0": 8,
+        "Q2_K": 10, "Q3_K": 11, "Q4_K": 12, "Q5_K": 13, "Q6_K": 14, "BF16": 30}
+GGML_NAME = {v: k for k, v in GGML.items()}
+
+
+def run(args, timeout=TIMEOUT):
+    p = subprocess.run([BIN] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=timeout)
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def reference():
+    with open(os.path.join(TINY_DIR, "reference.json")) as f:
+        return json.load(f)
+
+
+# ---- a minimal GGUF v3 reader and writer (enough for these tests) ----------------------------
+
+_SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
+           10: "<Q", 11: "<q", 12: "<d"}
+_BLOCK = {0: (1, 4), 1: (1, 2), 30: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24),
+          8: (32, 34), 10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176),
+          14: (256, 210)}
+
+
+def read_gguf(path):
+    """(kv keys in order, {key: value} for scalars and strings, [tensor dicts], data_offset)."""
+    b = open(path, "rb").read()
+    assert b[:4] == b"GGUF"
+    pos = 4
+    version, n_t, n_kv = struct.unpack_from("<IQQ", b, pos)
+    pos += 20
+
+    def rd_str():
+        nonlocal pos
+        (n,) = struct.unpack_from("<Q", b, pos)
+        s = b[pos + 8:pos + 8 + n].decode("utf-8", "replace")
+        pos += 8 + n
+        return s
+
+    def rd_val(t):
+        nonlocal pos
+        if t == 8:
+            return rd_str()
+        if t == 9:
+            et, n = struct.unpack_from("<IQ", b, pos)
+            pos += 12
+            return [rd_val(et) for _ in range(n)]
+        fmt = _SCALAR[t]
+        (v,) = struct.unpack_from(fmt, b, pos)
+        pos += struct.calcsize(fmt)
+        return v
+
+    keys, kv = [], {}
+    for _ in range(n_kv):
+        k = rd_str()
+        (t,) = struct.unpack_from("<I", b, pos)
+        pos += 4
+        v = rd_val(t)
+        keys.append(k)
+        kv[k] = v if t != 9 else None
+        if k == "general.alignment":
+            kv[k] = v
+    tensors = []
+    for _ in range(n_t):
+        name = rd_str()
+        (nd,) = struct.unpack_from("<I", b, pos)
+        pos += 4
+        ne = list(struct.unpack_from("<%dQ" % nd, b, pos))
+        pos += 8 * nd
+        t, off = struct.unpack_from("<IQ", b, pos)
+        pos += 12
+        tensors.append({"name": name, "ne": ne, "type": t, "offset": off})
+    align = kv.get("general.alignment", 32)
+    data = (pos + align - 1) // align * align
+    for t in tensors:
+        blck, bytes_ = _BLOCK[t["type"]]
+        n = 1
+        for d in t["ne"]:
+            n *= d
+        t["nbytes"] = n // blck * bytes_
+        t["data"] = b[data + t["offset"]:data + t["offset"] + t["nbytes"]]
+    return keys, kv, tensors, data, len(b)
+
+
+def write_gguf(path, arch, hparams, tensors):
+    """tensors: [(name, ne list, list of floats)], all F32; hparams: {suffix: u32}."""
+    def s(x):
+        x = x.encode()
+        return struct.pack("<Q", len(x)) + x
+    kvs = [s("general.architecture") + struct.pack("<I", 8) + s(arch)]
+    for k, v in hparams.items():
+        kvs.append(s(f"{arch}.{k}") + struct.pack("<II", 4, v))
+    kvs.append(s("general.file_type") + struct.pack("<II", 4, 0))
+    info, data = b"", b""
+    for name, ne, vals in tensors:
+        n = 1
+        for d in ne:
+            n *= d
+        assert len(vals) == n
+        pad = (-len(data)) % 32
+        data += b"\0" * pad
+        info += s(name) + struct.pack("<I", len(ne)) + struct.pack("<%dQ" % len(ne), *ne)
+        info += struct.pack("<IQ", 0, len(data))
+        data += struct.pack("<%df" % n, *vals)
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs)) + b"".join(kvs) + info
+    head += b"\0" * ((-len(head)) % 32)
+    with open(path, "wb") as f:
+        f.write(head + data + b"\0" * ((-len(data)) % 32))
+
+
+def gauss(n, seed, sigma=0.05):
+    """Deterministic roughly-normal values (sum of 4 LCG uniforms)."""
+    x, out = seed & 0xFFFFFFFF, []
+    for _ in range(n):
+        acc = 0.0
+        for _ in range(4):
+            x = (1103515245 * x + 12345) & 0x7FFFFFFF
+            acc += x / 0x7FFFFFFF - 0.5
+        out.append(acc * sigma * 1.73)
+    return out
+
+
+def dir_listing(d):
+    return sorted(os.listdir(d))
+
+
+# ---- the golden files ------------------------------------------------------------------------
+
+GOLDEN = [("F16", True), ("BF16", True), ("Q8_0", True), ("Q4_0", True), ("Q4_1", True),
+          ("Q5_0", True), ("Q5_1", True), ("Q2_K", True), ("Q6_K", True),
+          ("Q3_K_M", False), ("Q4_K_M", False), ("Q5_K_M", False)]
+
+
+@pytest.mark.parametrize("ftype,pure", GOLDEN, ids=[g[0] for g in GOLDEN])
+def test_golden_file_byte_identical(tmp_path, ftype, pure):
+    name = f"llama3.2-tiny-v2k-{ftype}.gguf"
+    ref = reference()["models"][name]
+    assert ("--pure" in ref["quantize_args"]) == pure, ref["quantize_args"]
+    out = str(tmp_path / name)
+    args = ["quantize"] + (["--pure"] if pure else []) + [F32, out, ftype]
+    code, so, se = run(args)
+    assert code == 0, se
+    if sha256(out) == ref["sha256"]:
+        assert os.path.getsize(out) == ref["bytes"]
+        return
+    # say where it differs: metadata, or which tensors
+    gk, gkv, gt, gdata, _ = read_gguf(os.path.join(TINY_DIR, name))
+    ok, okv, ot, odata, _ = read_gguf(out)
+    assert ok == gk, "key order differs"
+    assert [(t["name"], GGML_NAME.get(t["type"])) for t in ot] == \
+           [(t["name"], GGML_NAME.get(t["type"])) for t in gt], "tensor order or types differ"
+    bad = [t["name"] for t, g in zip(ot, gt) if t["data"] != g["data"]]
+    pytest.fail(f"{ftype}: file differs; tensors with different data: {bad}")
+
+
+def test_golden_types_match_reference_json(tmp_path):
+    """The mixes' per-tensor choices, as listed in reference.json (attn_v / ffn_down bumps,
+    Q6_K tied embedding)."""
+    ref = reference()["models"]
+    for ftype in ("Q3_K_M", "Q4_K_M", "Q5_K_M"):
+        out = str(tmp_path / f"{ftype}.gguf")
+        code, _, se = run(["quantize", F32, out, ftype])
+        assert code == 0, se
+        _, kv, tensors, _, _ = read_gguf(out)
+        want = ref[f"llama3.2-tiny-v2k-{ftype}.gguf"]["tensor_types"]
+        got = {t["name"]: GGML_NAME[t["type"]] for t in tensors}
+        assert got == want
+        assert kv["general.file_type"] == {"Q3_K_M": 12, "Q4_K_M": 15, "Q5_K_M": 17}[ftype]
+        assert kv["general.quantization_version"] == 2
+
+
+def test_threads_do_not_change_bytes(tmp_path):
+    outs = []
+    for n in ("1", "2", "3"):
+        out = str(tmp_path / f"t{n}.gguf")
+        code, _, se = run(["quantize", "--threads", n, F32, out, "Q3_K_M"])
+        assert code == 0, se
+        outs.append(sha256(out))
+    assert outs[0] == outs[1] == outs[2]
+    assert outs[0] == reference()["models"]["llama3.2-tiny-v2k-Q3_K_M.gguf"]["sha256"]
+
+
+def test_stats_nrmse(tmp_path):
+    """--stats prints each converted tensor's NRMSE and one line per type; finer types lose
+    less, and the numbers agree with an independent dequantization here for Q8_0."""
+    code, so, se = run(["quantize", "--stats", F32, str(tmp_path / "m.gguf"), "Q4_K_M"])
+    assert code == 0, se
+    per_type = dict(re.findall(r"^nrmse (\w+)\s+([0-9.]+)", so, re.M))
+    assert set(per_type) == {"Q4_K", "Q6_K", "all"}
+    q4, q6 = float(per_type["Q4_K"]), float(per_type["Q6_K"])
+    assert 0.03 < q4 < 0.12 and 0.005 < q6 < 0.03 and q6 < q4
+    assert len(re.findall(r"nrmse 0\.\d+$", so, re.M)) == 15   # one per converted tensor
+
+    code, so, se = run(["quantize", "--pure", "--stats", F32, str(tmp_path / "q8.gguf"), "Q8_0"])
+    assert code == 0, se
+    got = float(re.search(r"^nrmse Q8_0\s+([0-9.]+)", so, re.M).group(1))
+    # independent check: decode the Q8_0 file and compare with the F32 weights
+    _, _, src, _, _ = read_gguf(F32)
+    _, _, q8, _, _ = read_gguf(str(tmp_path / "q8.gguf"))
+    srcd = {t["name"]: t for t in src}
+    e = r = 0.0
+    for t in q8:
+        if t["type"] != GGML["Q8_0"]:
+            continue
+        x = struct.unpack("<%df" % (len(srcd[t["name"]]["data"]) // 4), srcd[t["name"]]["data"])
+        d = t["data"]
+        for bi in range(len(d) // 34):
+            (h,) = struct.unpack_from("<e", d, bi * 34)
+            qs = struct.unpack_from("<32b", d, bi * 34 + 2)
+            for j in range(32):
+                v = x[bi * 32 + j]
+                e += (h * qs[j] - v) ** 2
+                r += v * v
+    assert abs(got - math.sqrt(e / r)) < 1e-5
+
+
+# ---- type policy on small models built here ---------------------------------------------------
+
+def small_model(path, untied=False, odd_rows=True):
+    hp = {"block_count": 1, "attention.head_count": 2, "attention.head_count_kv": 2,
+          "embedding_length": 256}
+    t = [("token_embd.weight", [256, 64], gauss(256 * 64, 1)),
+         ("blk.0.attn_norm.weight", [256], [1.0] * 256),
+         ("blk.0.attn_v.weight", [256, 32], gauss(256 * 32, 2)),
+         ("blk.0.ffn_down.weight", [256, 32], gauss(256 * 32, 3)),
+         ("blk.0.ffn_up.weight", [256, 32], gauss(256 * 32, 4)),
+         ("blk.0.flat.weight", [256, 1], gauss(256, 5))]
+    if odd_rows:
+        t += [("blk.0.attn_q.weight", [96, 32], gauss(96 * 32, 6)),     # 96 = 3 x 32
+              ("blk.0.attn_k.weight", [48, 32], gauss(48 * 32, 7))]     # 48: not even 32
+    if untied:
+        t.append(("output.weight", [256, 64], gauss(256 * 64, 8)))
+    write_gguf(path, "llama", hp, t)
+
+
+def types_of(path):
+    return {t["name"]: GGML_NAME.get(t["type"], t["type"]) for t in read_gguf(path)[2]}
+
+
+def test_policy_fallbacks_and_untied_output(tmp_path):
+    src, out = str(tmp_path / "s.gguf"), str(tmp_path / "o.gguf")
+    small_model(src, untied=True)
+    code, so, se = run(["quantize", src, out, "Q4_K_M"])
+    assert code == 0, se
+    assert types_of(out) == {
+        "token_embd.weight": "Q4_K",          # untied: the embedding keeps the base type
+        "output.weight": "Q6_K",              # ... and the output projection gets Q6_K
+        "blk.0.attn_norm.weight": "F32",      # 1-D: never quantized
+        "blk.0.flat.weight": "F32",           # [256, 1] counts as 1-D (ggml_n_dims)
+        "blk.0.attn_v.weight": "Q6_K",        # use_more_bits(0, 1): last layer
+        "blk.0.ffn_down.weight": "Q6_K",
+        "blk.0.ffn_up.weight": "Q4_K",
+        "blk.0.attn_q.weight": "Q5_0",        # 96 % 256 != 0: Q4_K falls back to Q5_0
+        "blk.0.attn_k.weight": "F16",         # 48 % 32 != 0: F16
+    }
+    assert "fallback" in so
+    assert re.search(r"converted 7, 2 with a fallback type", so)
+
+
+def test_policy_tied_embedding_q4_0_mix(tmp_path):
+    """Without --pure a legacy type still gives the tied embedding Q6_K; with a Q8_0 file
+    type the embedding stays Q8_0."""
+    out = str(tmp_path / "o.gguf")
+    code, _, se = run(["quantize", F32, out, "Q4_0"])
+    assert code == 0, se
+    t = types_of(out)
+    assert t["token_embd.weight"] == "Q6_K" and t["blk.1.ffn_down.weight"] == "Q4_0"
+    code, _, se = run(["quantize", F32, out, "Q8_0"])
+    assert code == 0, se
+    assert set(v for k, v in types_of(out).items() if "norm" not in k and "rope" not in k) == {"Q8_0"}
+
+
+def test_policy_overrides(tmp_path):
+    out = str(tmp_path / "o.gguf")
+    code, _, se = run(["quantize", "--token-embedding-type", "q4_0", F32, out, "F16"])
+    assert code == 0, se
+    t = types_of(out)
+    assert t["token_embd.weight"] == "Q4_0" and t["blk.0.attn_q.weight"] == "F16"
+    assert t["output_norm.weight"] == "F32"
+
+
+def test_policy_q3_k_m_small_model(tmp_path):
+    src, out = str(tmp_path / "s.gguf"), str(tmp_path / "o.gguf")
+    small_model(src, odd_rows=False)
+    code, _, se = run(["quantize", src, out, "Q3_K_M"])
+    assert code == 0, se
+    t = types_of(out)
+    assert t["blk.0.attn_v.weight"] == "Q5_K"      # first two attn_v
+    assert t["blk.0.ffn_down.weight"] == "Q4_K"
+    assert t["blk.0.ffn_up.weight"] == "Q3_K"
+    assert t["token_embd.weight"] == "Q6_K"         # tied
+
+
+# ---- requantizing and copying ----------------------------------------------------------------
+
+def test_same_type_is_a_copy(tmp_path):
+    """A Q4_0 file 'quantized' to Q4_0 --pure copies every tensor; its keys are already in
+    llama-quantize's order, so the output is the input, byte for byte."""
+    src = os.path.join(TINY_DIR, "llama3.2-tiny-v2k-Q4_0.gguf")
+    out = str(tmp_path / "o.gguf")
+    code, so, se = run(["quantize", "--pure", src, out, "Q4_0"])
+    assert code == 0, se
+    assert sha256(out) == sha256(src)
+    assert "converted 0" in so
+
+
+def test_requantize_needs_the_flag(tmp_path):
+    src = os.path.join(TINY_DIR, "llama3.2-tiny-v2k-Q4_0.gguf")
+    out = str(tmp_path / "o.gguf")
+    code, _, se = run(["quantize", "--pure", src, out, "Q8_0"])
+    assert code == 1 and se.startswith("Error: ") and "--allow-requantize" in se
+    assert not os.path.exists(out) and dir_listing(tmp_path) == []
+    code, _, se = run(["quantize", "--pure", "--allow-requantize", src, out, "Q8_0"])
+    assert code == 0, se
+    assert set(v for k, v in types_of(out).items() if "norm" not in k and "rope" not in k) == {"Q8_0"}
+
+
+# ---- failures ---------------------------------------------------------------------------------
+
+def test_usage_errors():
+    for args in ([], [F32], [F32, "/tmp/x.gguf"], [F32, "/tmp/x.gguf", "Q9_9"],
+                 ["--threads", "0", F32, "/tmp/x.gguf", "Q4_0"],
+                 ["--threads", F32, "/tmp/x.gguf", "Q4_0"],
+                 ["--bogus", F32, "/tmp/x.gguf", "Q4_0"],
+                 [F32, "/tmp/x.gguf", "Q4_0", "extra"],
+                 ["--output-tensor-type", "IQ4_NL", F32, "/tmp/x.gguf", "Q4_0"]):
+        code, so, se = run(["quantize"] + args)
+        assert code == 2, (args, se)
+        assert se.startswith("Error: ") and "usage: locallama quantize" in se, se
+    assert not os.path.exists("/tmp/x.gguf")
+
+
+def test_errors_leave_nothing(tmp_path):
+    out = str(tmp_path / "o.gguf")
+    code, _, se = run(["quantize", str(tmp_path / "missing.gguf"), out, "Q4_0"])
+    assert code == 1 and se.startswith("Error: ")
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a gguf file at all")
+    code, _, se = run(["quantize", str(bad), out, "Q4_0"])
+    assert code == 1 and se.startswith("Error: ")
+    code, _, se = run(["quantize", F32, str(tmp_path / "no" / "such" / "dir.gguf"), "Q4_0"])
+    assert code == 1 and se.startswith("Error: ")
+    code, _, se = run(["quantize", F32, out, "Q2_K_S"])
+    assert code == 1 and "importance matrix" in se
+    assert dir_listing(tmp_path) == ["bad.gguf"]
+
+
+def test_refuses_to_overwrite_input(tmp_path):
+    src = str(tmp_path / "in.gguf")
+    with open(F32, "rb") as f, open(src, "wb") as g:
+        g.write(f.read())
+    before = sha256(src)
+    link = str(tmp_path / "link.gguf")
+    os.symlink(src, link)
+    for target in (src, link, str(tmp_path / "." / "in.gguf")):
+        code, _, se = run(["quantize", src, target, "Q4_0"])
+        assert code == 1 and "input" in se, se
+    assert sha256(src) == before
+    assert dir_listing(tmp_path) == ["in.gguf", "link.gguf"]
+
+
+def test_nan_refused_without_partial_output(tmp_path):
+    src, out = str(tmp_path / "s.gguf"), str(tmp_path / "o.gguf")
+    vals = gauss(256 * 32, 9)
+    vals[1000] = float("nan")
+    write_gguf(src, "llama", {"block_count": 1, "attention.head_count": 2},
+               [("token_embd.weight", [256, 64], gauss(256 * 64, 1)),
+                ("blk.0.ffn_down.weight", [256, 32], vals)])
+    code, _, se = run(["quantize", src, out, "Q4_K_M"])
+    assert code == 1 and "blk.0.ffn_down.weight" in se and "NaN" in se, se
+    assert dir_listing(tmp_path) == ["s.gguf"]
+
+
+def test_scale_overflow_refused(tmp_path):
+    """A weight too large for the F16 block scale: llama.cpp's row validation fails, so do we."""
+    src, out = str(tmp_path / "s.gguf"), str(tmp_path / "o.gguf")
+    vals = gauss(256 * 32, 9)
+    vals[5] = 3.0e9
+    write_gguf(src, "llama", {"block_count": 1, "attention.head_count": 2},
+               [("blk.0.ffn_up.weight", [256, 32], vals)])
+    code, _, se = run(["quantize", src, out, "Q8_0"])
+    assert code == 1 and "blk.0.ffn_up.weight" in se, se
+    assert dir_listing(tmp_path) == ["s.gguf"]
