@@ -112,13 +112,16 @@ def read_gguf(path):
 
 
 def write_gguf(path, arch, hparams, tensors):
-    """tensors: [(name, ne list, list of floats)], all F32; hparams: {suffix: u32}."""
+    """tensors: [(name, ne list, list of floats)], all F32; hparams: {suffix: u32 or float}."""
     def s(x):
         x = x.encode()
         return struct.pack("<Q", len(x)) + x
     kvs = [s("general.architecture") + struct.pack("<I", 8) + s(arch)]
     for k, v in hparams.items():
-        kvs.append(s(f"{arch}.{k}") + struct.pack("<II", 4, v))
+        if isinstance(v, float):
+            kvs.append(s(f"{arch}.{k}") + struct.pack("<If", 6, v))
+        else:
+            kvs.append(s(f"{arch}.{k}") + struct.pack("<II", 4, v))
     kvs.append(s("general.file_type") + struct.pack("<II", 4, 0))
     info, data = b"", b""
     for name, ne, vals in tensors:
@@ -146,6 +149,15 @@ def gauss(n, seed, sigma=0.05):
             x = (1103515245 * x + 12345) & 0x7FFFFFFF
             acc += x / 0x7FFFFFFF - 0.5
         out.append(acc * sigma * 1.73)
+    return out
+
+
+def uniform(n, seed, amp=0.1):
+    """Deterministic uniform values in [-amp, amp) (one LCG step each: fast enough for MBs)."""
+    x, out = seed & 0x7FFFFFFF, []
+    for _ in range(n):
+        x = (1103515245 * x + 12345) & 0x7FFFFFFF
+        out.append((x / 0x80000000 - 0.5) * 2 * amp)
     return out
 
 
@@ -410,3 +422,93 @@ def test_scale_overflow_refused(tmp_path):
     code, _, se = run(["quantize", src, out, "Q8_0"])
     assert code == 1 and "blk.0.ffn_up.weight" in se, se
     assert dir_listing(tmp_path) == ["s.gguf"]
+
+
+# ---- every mix against llama-quantize, on generated models ----------------------------------
+
+def mix_model(path, n_layer, n_ff, n_head_kv, untied):
+    """A Llama-shaped model (n_embd 256, 8 heads of 32, vocabulary 64) with uniform weights.
+    n_ff 352 is not a multiple of 256, so every ffn_down row takes the fallback path."""
+    E, V, hd = 256, 64, 32
+    hp = {"context_length": 2048, "embedding_length": E, "block_count": n_layer,
+          "feed_forward_length": n_ff, "attention.head_count": 8,
+          "attention.head_count_kv": n_head_kv, "rope.dimension_count": hd,
+          "attention.layer_norm_rms_epsilon": 1e-5}
+    seed = [1]
+
+    def w(*ne):
+        seed[0] += 1
+        n = 1
+        for d in ne:
+            n *= d
+        return (list(ne), uniform(n, seed[0]))
+    t = [("token_embd.weight",) + w(E, V), ("output_norm.weight", [E], [1.0] * E)]
+    if untied:
+        t.append(("output.weight",) + w(E, V))
+    for i in range(n_layer):
+        p = f"blk.{i}."
+        t += [(p + "attn_norm.weight", [E], [1.0] * E), (p + "attn_q.weight",) + w(E, E),
+              (p + "attn_k.weight",) + w(E, hd * n_head_kv), (p + "attn_v.weight",) + w(E, hd * n_head_kv),
+              (p + "attn_output.weight",) + w(E, E), (p + "ffn_norm.weight", [E], [1.0] * E),
+              (p + "ffn_gate.weight",) + w(E, n_ff), (p + "ffn_up.weight",) + w(E, n_ff),
+              (p + "ffn_down.weight",) + w(n_ff, E)]
+    write_gguf(path, "llama", hp, t)
+
+
+# SHA-256 of the files llama.cpp's llama-quantize (0c1e570, built out of tree, 2 threads)
+# wrote from these generated models: the reference, recorded once, for the mixes and shapes
+# the tiny model's golden files do not cover (Q2_K's mix, the _S and _L mixes, untied output,
+# GQA 4, fallbacks in ffn_down, use_more_bits over 8 layers).
+MIX_MODELS = {
+    "untied8": dict(n_layer=8, n_ff=352, n_head_kv=2, untied=True),
+    "tied4": dict(n_layer=4, n_ff=512, n_head_kv=8, untied=False),
+}
+MIX_SHA256 = {
+    ("untied8", "Q2_K"): "80bfe539af5fb3aac352c43843d459baa11a9a5a2e104f1565e9f42c0831e117",
+    ("untied8", "Q3_K_S"): "f4c1d585a34864f8495f05da170b0cb9721df2970a6ef4f726cf7d21c06382f4",
+    ("untied8", "Q3_K_M"): "56a38f7e0a0f63169fd72c1cebdccc41cfe2a841fe78a698e00ff32c0790d774",
+    ("untied8", "Q3_K_L"): "008aa73ccc73194443e0ec5cb3e4e057b8e7b0ebe5e98f33f50c416aca37cb91",
+    ("untied8", "Q4_K_S"): "ac41771513dbcbaa96ef2afb891b9fea094e50a6e2d23b05d304e6b6b9049926",
+    ("untied8", "Q4_K_M"): "1ac2d0f94af30a4a12513e98db07c4fc75387566c210a38e0d89d07ec120d854",
+    ("untied8", "Q5_K_S"): "e6c6da732f7378db1ef26a0209673b7581b40ab53c1aaf767b660eb6a0275530",
+    ("untied8", "Q5_K_M"): "16557776e8f2415ed9255a1bdf4be9a94f6312b15691aaa1ca8c851ab1e4c776",
+    ("untied8", "Q6_K"): "0c05efac52bbbc3bf97379a2867934b3a3e8a81ec7bb5b388a57409c68ed5bbd",
+    ("untied8", "Q4_0"): "d0df25c047b2f10cbedb928fdf367ed0233b7ef10a9a04384f53ee4346ee0b2e",
+    ("untied8", "Q5_1"): "daf84424eb1b10c38104fe1ce27a1613b56ced898537eb7c9db481662648e3c4",
+    ("untied8", "Q8_0"): "1d0eac93d25bc6a97760b5a5dee17e24a7917de3b7e6f69d21ff6b8e9108ad75",
+    ("tied4", "Q2_K"): "9b46f0d37702cbf48ab1536e05aa4dc3a8bc9fa3a4da8f786c73188bd443cd74",
+    ("tied4", "Q3_K_S"): "f0a2ba38bec54fcaad07a581c7f868585aac727a2e90fa77c7df196a1dbcb220",
+    ("tied4", "Q3_K_M"): "c92c42b950b7cb5810aa85a9cf56709fe7628ca700ba415261acdc98d70e04e2",
+    ("tied4", "Q3_K_L"): "84dfd88af476843972441984fe6945e1d90f74f484bc73a6659d4796ccb269b4",
+    ("tied4", "Q4_K_S"): "4fe47d7c9fbf9e13f90c1364bc369ded39cbe5340a38658489add79a7dce291d",
+    ("tied4", "Q4_K_M"): "85dbdb7ca64cb0014687dff33ff9692e39a37a30dd5d9c4577cf9f1625ba0b3a",
+    ("tied4", "Q5_K_S"): "4af59dc4f9846e33935762189f902d6016bd1f3d2cae0ccd4b388d6a4bd3d912",
+    ("tied4", "Q5_K_M"): "bcf10b9a1b937dbb4c4f1fb2ea473cee7a2545cd1198d65974b6e982cc5a7614",
+    ("tied4", "Q6_K"): "2dce21c9ed5df318ef4f3801ec3c2b7109185592424b6818f684e5bfab3ac260",
+    ("tied4", "Q4_0"): "4c91dde76f6436a9fca6ef4377443d24ea4c8b732052545dc6c38cf72277761d",
+    ("tied4", "Q5_1"): "7a8edb399bc8cdbe2df675c5ea229fc741ada1ada4229386e61bf0fa2f66b214",
+    ("tied4", "Q8_0"): "c0e24cd53aebbccc16487887f19bbd6a88309a8f4b026e08b617d27554302ca7",
+}
+
+
+@pytest.fixture(scope="module")
+def mix_sources(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mix")
+    paths = {}
+    for name, kw in MIX_MODELS.items():
+        paths[name] = str(d / f"{name}.gguf")
+        mix_model(paths[name], **kw)
+    return paths
+
+
+MIX_CASES = [(m, t) for m in MIX_MODELS for t in
+             ("Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M",
+              "Q6_K", "Q4_0", "Q5_1", "Q8_0")]
+
+
+@pytest.mark.parametrize("model,ftype", MIX_CASES, ids=[f"{m}-{t}" for m, t in MIX_CASES])
+def test_mix_matches_llama_quantize(tmp_path, mix_sources, model, ftype):
+    out = str(tmp_path / "o.gguf")
+    code, _, se = run(["quantize", mix_sources[model], out, ftype])
+    assert code == 0, se
+    assert sha256(out) == MIX_SHA256[(model, ftype)]
