@@ -354,6 +354,20 @@ static bool same_file(const char *a, const char *b) {
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+/* mkstemp makes the file 0600; give the result the mode a plain create would (0666 less the
+ * umask). The umask is read from /proc (umask() would change it for every thread). */
+static void chmod_like_create(int fd) {
+    unsigned um = 022;
+    FILE *st = fopen("/proc/self/status", "r");
+    if (st) {
+        char line[128];
+        while (fgets(line, sizeof line, st))
+            if (sscanf(line, "Umask: %o", &um) == 1) break;
+        fclose(st);
+    }
+    (void)fchmod(fd, (mode_t)(0666 & ~um));
+}
+
 static ll_status write_all(FILE *f, const void *p, size_t n, const char *what, ll_error *err) {
     if (n && fwrite(p, 1, n, f) != n)
         return ll_fail(err, LL_ERR_IO, "writing %s: %s", what, strerror(errno));
@@ -514,6 +528,7 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
         tmp = NULL;
         goto done;
     }
+    chmod_like_create(fd);
     f = fdopen(fd, "wb");
     if (!f) { close(fd); st = ll_fail(err, LL_ERR_IO, "cannot open '%s': %s", tmp, strerror(errno)); goto done; }
     if ((st = ll_gguf_writer_write_meta(w, f, err)) != LL_OK) goto done;

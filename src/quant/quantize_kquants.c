@@ -235,7 +235,7 @@ void ll_quantize_w_q2_k(const float *x, void *vy, int64_t k) {
         }
         if (max_min > 0) {
             float iscale = q4scale / max_min;
-            for (int j = 0; j < QK_K / 16; j++) sc[j] |= (uint8_t)(nearest_int(iscale * mins[j]) << 4);
+            for (int j = 0; j < QK_K / 16; j++) sc[j] |= (uint8_t)((unsigned)nearest_int(iscale * mins[j]) << 4);
             put_f16(b + Q2_K_DMIN, max_min / q4scale);
         } else {
             put_f16(b + Q2_K_DMIN, 0.f);

@@ -512,3 +512,15 @@ def test_mix_matches_llama_quantize(tmp_path, mix_sources, model, ftype):
     code, _, se = run(["quantize", mix_sources[model], out, ftype])
     assert code == 0, se
     assert sha256(out) == MIX_SHA256[(model, ftype)]
+
+
+def test_output_mode_follows_umask(tmp_path):
+    """The temporary file is created 0600; the finished file gets 0666 minus the umask."""
+    out = str(tmp_path / "o.gguf")
+    old = os.umask(0o027)
+    try:
+        code, _, se = run(["quantize", F32, out, "Q8_0"])
+    finally:
+        os.umask(old)
+    assert code == 0, se
+    assert os.stat(out).st_mode & 0o777 == 0o640

@@ -24,18 +24,18 @@ static float rng_uniform(float lo, float hi) {       /* xorshift64* */
     return lo + (hi - lo) * (float)(r >> 40) / (float)(1 << 24);
 }
 
-/* Upper bounds on the NRMSE of Gaussian-like rows, about 1.5x what each type reaches (the
- * tiny model's tensors: Q8_0 0.0036, Q6_K 0.018, Q5_K 0.036, Q5_0/Q5_1 0.04, Q4_K 0.071,
- * Q4_0/Q4_1 0.08, Q3_K 0.15, Q2_K 0.33). */
+/* Upper bounds on the NRMSE of Gaussian-like rows, about 1.5x what each type reaches on the
+ * tiny model's weights (locallama quantize --pure --stats: Q8_0 0.0053, Q6_K 0.018, Q5_K
+ * 0.036, Q5_1 0.038, Q5_0 0.043, Q4_K 0.071, Q4_1 0.078, Q4_0 0.086, Q3_K 0.151, Q2_K 0.296). */
 static double nrmse_bound(uint32_t t) {
     switch (t) {
     case LL_TYPE_F32: return 0;
     case LL_TYPE_F16: return 1e-3;
     case LL_TYPE_BF16: return 5e-3;
-    case LL_TYPE_Q8_0: return 0.006;
+    case LL_TYPE_Q8_0: return 0.008;
     case LL_TYPE_Q6_K: return 0.03;
-    case LL_TYPE_Q5_K: case LL_TYPE_Q5_0: case LL_TYPE_Q5_1: return 0.06;
-    case LL_TYPE_Q4_K: case LL_TYPE_Q4_0: case LL_TYPE_Q4_1: return 0.12;
+    case LL_TYPE_Q5_K: case LL_TYPE_Q5_0: case LL_TYPE_Q5_1: return 0.065;
+    case LL_TYPE_Q4_K: case LL_TYPE_Q4_0: case LL_TYPE_Q4_1: return 0.13;
     case LL_TYPE_Q3_K: return 0.22;
     case LL_TYPE_Q2_K: return 0.45;
     default: return 0;
@@ -75,7 +75,6 @@ static void test_round_trip_every_type(void) {
         CHECK(ll_quantize_check(t, q, row_bytes(t, ROW) * 4, NULL));
         double e = nrmse(t, x, ROW * 4, q);
         CHECK_MSG(e <= nrmse_bound(t), "%s nrmse %.5f > %.5f", ll_type_traits_of(t)->name, e, nrmse_bound(t));
-        /* a coarser type must lose more than a finer one of the same family */
         if (t != LL_TYPE_F32) CHECK_MSG(e > 0, "%s reproduced random data exactly", ll_type_traits_of(t)->name);
     }
     CHECK(!ll_quantize_supported(LL_TYPE_Q8_K));
