@@ -524,3 +524,23 @@ def test_output_mode_follows_umask(tmp_path):
         os.umask(old)
     assert code == 0, se
     assert os.stat(out).st_mode & 0o777 == 0o640
+
+
+# Half-precision and quantized inputs: dequantized first (F16/BF16 exactly, Q8_0 with
+# --allow-requantize), then quantized. SHA-256 of llama-quantize 0c1e570's output for the same
+# golden input file and arguments, recorded once.
+FROM_OTHER = [
+    ("F16", "Q4_K_M", "2e8d3276955fa4ff1e1f5fc46e850a98bea39161ec3cb13e6bc8f24744a27ab2"),
+    ("BF16", "Q5_0", "ae949d22508b1219f1ced720043d637699a15e2c845ee03508463df344300a28"),
+    ("F16", "Q3_K_S", "66a77ee2d7d102bde2ad4f5ef8c189c91070d86815249f467e74a6815ce66fa2"),
+    ("Q8_0", "Q4_K_S", "250991415d9d1c90c1379e561d549d76840c5e4f8ffeb8b961f1058651082958"),
+]
+
+
+@pytest.mark.parametrize("src,ftype,want", FROM_OTHER, ids=[f"{s}-{t}" for s, t, _ in FROM_OTHER])
+def test_from_half_and_quantized_input(tmp_path, src, ftype, want):
+    out = str(tmp_path / "o.gguf")
+    code, _, se = run(["quantize", "--allow-requantize",
+                       os.path.join(TINY_DIR, f"llama3.2-tiny-v2k-{src}.gguf"), out, ftype])
+    assert code == 0, se
+    assert sha256(out) == want
