@@ -111,7 +111,7 @@ def read_gguf(path):
     return keys, kv, tensors, data, len(b)
 
 
-def write_gguf(path, arch, hparams, tensors):
+def write_gguf(path, arch, hparams, tensors, alignment=None):
     """tensors: [(name, ne list, list of floats)], all F32; hparams: {suffix: u32 or float}."""
     def s(x):
         x = x.encode()
@@ -123,21 +123,24 @@ def write_gguf(path, arch, hparams, tensors):
         else:
             kvs.append(s(f"{arch}.{k}") + struct.pack("<II", 4, v))
     kvs.append(s("general.file_type") + struct.pack("<II", 4, 0))
+    align = 32
+    if alignment is not None:
+        kvs.append(s("general.alignment") + struct.pack("<II", 4, alignment))
+        align = alignment
     info, data = b"", b""
     for name, ne, vals in tensors:
         n = 1
         for d in ne:
             n *= d
         assert len(vals) == n
-        pad = (-len(data)) % 32
-        data += b"\0" * pad
+        data += b"\0" * ((-len(data)) % align)
         info += s(name) + struct.pack("<I", len(ne)) + struct.pack("<%dQ" % len(ne), *ne)
         info += struct.pack("<IQ", 0, len(data))
         data += struct.pack("<%df" % n, *vals)
     head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs)) + b"".join(kvs) + info
-    head += b"\0" * ((-len(head)) % 32)
+    head += b"\0" * ((-len(head)) % align)
     with open(path, "wb") as f:
-        f.write(head + data + b"\0" * ((-len(data)) % 32))
+        f.write(head + data + b"\0" * ((-len(data)) % align))
 
 
 def gauss(n, seed, sigma=0.05):
@@ -544,3 +547,23 @@ def test_from_half_and_quantized_input(tmp_path, src, ftype, want):
                        os.path.join(TINY_DIR, f"llama3.2-tiny-v2k-{src}.gguf"), out, ftype])
     assert code == 0, se
     assert sha256(out) == want
+
+
+def test_alignment_key_is_honoured(tmp_path):
+    """An input with general.alignment 64 keeps the key, and the output is laid out with it
+    (llama-quantize copies the key but pads to 32: see docs/quantize.md)."""
+    src, out = str(tmp_path / "s.gguf"), str(tmp_path / "o.gguf")
+    write_gguf(src, "llama", {"block_count": 1, "attention.head_count": 2},
+               [("token_embd.weight", [256, 8], gauss(256 * 8, 1)),
+                ("blk.0.attn_norm.weight", [32], [1.0] * 32),
+                ("blk.0.ffn_up.weight", [256, 3], gauss(256 * 3, 2))], alignment=64)
+    _, _, src_t, _, _ = read_gguf(src)
+    code, _, se = run(["quantize", "--pure", src, out, "Q4_0"])
+    assert code == 0, se
+    keys, kv, tensors, data_off, size = read_gguf(out)
+    assert kv["general.alignment"] == 64 and data_off % 64 == 0
+    assert all(t["offset"] % 64 == 0 for t in tensors)
+    assert size == data_off + tensors[-1]["offset"] + 448   # 3 rows of 8 Q4_0 blocks: 432, padded
+    assert [GGML_NAME[t["type"]] for t in tensors] == ["Q4_0", "F32", "Q4_0"]
+    norm = [t for t in tensors if t["name"] == "blk.0.attn_norm.weight"][0]
+    assert norm["data"] == [t for t in src_t if t["name"] == "blk.0.attn_norm.weight"][0]["data"]
