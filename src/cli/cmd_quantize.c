@@ -13,6 +13,8 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,10 @@ static int usage_error(const char *fmt, const char *arg) {
     fputs(" (Q3_K, Q4_K, Q5_K: the _M mixes)\n", stderr);
     return 2;
 }
+
+/* Ctrl-C or SIGTERM: stop between slabs so the temporary file is removed (exit 130). */
+static atomic_bool quantize_cancel;
+static void on_signal(int sig) { (void)sig; atomic_store(&quantize_cancel, true); }
 
 /* A ggml tensor type by name, for the two override options; -1 when not one we write. */
 static int32_t parse_tensor_type(const char *s) {
@@ -121,9 +127,19 @@ int cmd_quantize(int argc, char **argv) {
     p.progress = on_tensor;
     p.progress_ud = &ps;
     printf("quantizing '%s' to '%s' as %s%s\n", pos[0], pos[1], fi->name, p.pure ? " (pure)" : "");
+    p.cancel = &quantize_cancel;
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     ll_quantize_result res;
     ll_error err = {0};
-    if (ll_quantize_file(pos[0], pos[1], &p, &res, &err) != LL_OK) return cli_fail_err(&err);
+    ll_status st = ll_quantize_file(pos[0], pos[1], &p, &res, &err);
+    if (st == LL_ERR_CANCELLED) {
+        fputs("Error: interrupted; no output written\n", stderr);
+        return 130;
+    }
+    if (st != LL_OK) return cli_fail_err(&err);
     printf("model size:  %10.2f MiB (%.2f bits per weight)\n", res.src_bytes / 1048576.0,
            res.n_elements ? res.src_bytes * 8.0 / (double)res.n_elements : 0.0);
     printf("quant size:  %10.2f MiB (%.2f bits per weight)\n", res.dst_bytes / 1048576.0,

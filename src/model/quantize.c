@@ -550,6 +550,10 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
                          qt[i].name, type_is_quantized(t->type) ? "block" : "element", bad_at, stt->name);
             goto done;
         }
+        if (p->cancel && atomic_load(p->cancel)) {
+            st = ll_fail(err, LL_ERR_CANCELLED, "quantization cancelled");
+            goto done;
+        }
         if (dt == t->type) {
             if ((st = write_all(f, t->data, (size_t)t->n_bytes, qt[i].name, err)) != LL_OK) goto done;
         } else {
@@ -558,6 +562,10 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
             size_t dst_row = (size_t)(info.dst_bytes / (uint64_t)nrows);
             int64_t slab = SLAB_FLOATS / n_per_row > 0 ? SLAB_FLOATS / n_per_row : 1;
             for (int64_t r = 0; r < nrows; r += slab) {
+                if (p->cancel && atomic_load(p->cancel)) {
+                    st = ll_fail(err, LL_ERR_CANCELLED, "quantization cancelled");
+                    goto done;
+                }
                 int64_t nr = nrows - r < slab ? nrows - r : slab;
                 ll_dequantize_row(t->type, (const uint8_t *)t->data + (size_t)r * src_row, f32, nr * n_per_row);
                 qjob job = { .type = dt, .src = f32, .dst = qbuf, .nrows = nr, .n_per_row = n_per_row,

@@ -19,6 +19,8 @@
 
 #include "core/core.h"
 
+#include <stdatomic.h>
+
 typedef struct {
     const char *name;        /* "Q4_K_M" */
     uint32_t    ftype;       /* general.file_type */
@@ -55,6 +57,8 @@ typedef struct {
     bool     stats;               /* measure each converted tensor's error */
     void   (*progress)(void *ud, const ll_quantize_tensor_info *t);
     void    *progress_ud;
+    const atomic_bool *cancel;    /* may be NULL; read between slabs of rows: when raised, the
+                                     temporary file is removed and LL_ERR_CANCELLED returned */
 } ll_quantize_params;
 
 void ll_quantize_params_default(ll_quantize_params *p);

@@ -567,3 +567,38 @@ def test_alignment_key_is_honoured(tmp_path):
     assert [GGML_NAME[t["type"]] for t in tensors] == ["Q4_0", "F32", "Q4_0"]
     norm = [t for t in tensors if t["name"] == "blk.0.attn_norm.weight"][0]
     assert norm["data"] == [t for t in src_t if t["name"] == "blk.0.attn_norm.weight"][0]["data"]
+
+
+def test_interrupt_removes_temporary_file(tmp_path):
+    """SIGINT while a large tensor is being quantized: exit 130, no OUT, no temporary file."""
+    import signal
+    src, out = str(tmp_path / "s.gguf"), str(tmp_path / "o.gguf")
+    rows, cols = 16384, 4096                      # 64M floats: about 4 s of Q6_K on 1 thread
+    pattern = struct.pack("<1024f", *uniform(1024, 3))
+    path_data = pattern * (rows * cols // 1024)
+    # write by hand: a small embedding first (written, then progress is printed), then the big one
+    small = gauss(256 * 4, 1)
+    with open(src, "wb") as f:
+        def s(x):
+            x = x.encode()
+            return struct.pack("<Q", len(x)) + x
+        kvs = s("general.architecture") + struct.pack("<I", 8) + s("llama")
+        info = s("token_embd.weight") + struct.pack("<I2QIQ", 2, 256, 4, 0, 0)
+        info += s("blk.0.ffn_up.weight") + struct.pack("<I2QIQ", 2, cols, rows, 0, 4096)
+        head = b"GGUF" + struct.pack("<IQQ", 3, 2, 1) + kvs + info
+        f.write(head + b"\0" * ((-len(head)) % 32))
+        f.write(struct.pack("<1024f", *small))
+        f.write(path_data)
+    del path_data
+    p = subprocess.Popen([BIN, "quantize", "--pure", "--threads", "1", src, out, "Q6_K"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = p.stdout.readline()                   # "quantizing ..." header
+    first = p.stdout.readline()                   # token_embd done: now in the big tensor
+    assert b"token_embd.weight" in first, first
+    p.send_signal(signal.SIGINT)
+    so, se = p.communicate(timeout=TIMEOUT)
+    listing = dir_listing(tmp_path)
+    os.unlink(src)                                # 256 MB: do not leave it to pytest's cleanup
+    assert p.returncode == 130, (p.returncode, se)
+    assert b"interrupted" in se
+    assert listing == ["s.gguf"]
