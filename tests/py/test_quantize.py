@@ -500,13 +500,54 @@ def mix_sources(tmp_path_factory):
     paths = {}
     for name, kw in MIX_MODELS.items():
         paths[name] = str(d / f"{name}.gguf")
-        mix_model(paths[name], **kw)
+        if kw is None:
+            moe_model(paths[name])
+        else:
+            mix_model(paths[name], **kw)
     return paths
 
 
 MIX_CASES = [(m, t) for m in MIX_MODELS for t in
              ("Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M",
               "Q6_K", "Q4_0", "Q5_1", "Q8_0")]
+
+
+def moe_model(path, n_expert=8, n_layer=2):
+    """Llama with n_expert experts per layer: 3-D ffn_*_exps tensors, the F32-kept router
+    ffn_gate_inp, and (for 8 experts) llama.cpp's Q8_0 attn_k/attn_v and Q5_K attn_output."""
+    E, F, V = 256, 256, 64
+    hp = {"context_length": 2048, "embedding_length": E, "block_count": n_layer,
+          "feed_forward_length": F, "attention.head_count": 8, "attention.head_count_kv": 2,
+          "rope.dimension_count": 32, "attention.layer_norm_rms_epsilon": 1e-5,
+          "expert_count": n_expert, "expert_used_count": 2}
+    seed = [100]
+
+    def w(*ne):
+        seed[0] += 1
+        n = 1
+        for d in ne:
+            n *= d
+        return (list(ne), uniform(n, seed[0]))
+    t = [("token_embd.weight",) + w(E, V), ("output_norm.weight", [E], [1.0] * E)]
+    for i in range(n_layer):
+        p = f"blk.{i}."
+        t += [(p + "attn_norm.weight", [E], [1.0] * E), (p + "attn_q.weight",) + w(E, E),
+              (p + "attn_k.weight",) + w(E, 64), (p + "attn_v.weight",) + w(E, 64),
+              (p + "attn_output.weight",) + w(E, E), (p + "ffn_norm.weight", [E], [1.0] * E),
+              (p + "ffn_gate_inp.weight",) + w(E, n_expert),
+              (p + "ffn_gate_exps.weight",) + w(E, F, n_expert),
+              (p + "ffn_up_exps.weight",) + w(E, F, n_expert),
+              (p + "ffn_down_exps.weight",) + w(F, E, n_expert)]
+    write_gguf(path, "llama", hp, t)
+
+
+MIX_MODELS["moe8"] = None          # built by moe_model
+MIX_CASES += [("moe8", t) for t in ("Q3_K_M", "Q4_K_M", "Q2_K")]
+MIX_SHA256.update({
+    ("moe8", "Q3_K_M"): "4d6de06cba375d5df93bb7497930c80675a8f56b6498d2dd76ad77536b6314d6",
+    ("moe8", "Q4_K_M"): "d8255d474424a3a354f0a8b0407510339f2aa36d95efa3129566f49f68d9b234",
+    ("moe8", "Q2_K"): "69d1c677a8f828dfc3a03c7db275605aef86c88d65ed2526bfcfea0a4dec0024",
+})
 
 
 @pytest.mark.parametrize("model,ftype", MIX_CASES, ids=[f"{m}-{t}" for m, t in MIX_CASES])
