@@ -502,6 +502,8 @@ def mix_sources(tmp_path_factory):
         paths[name] = str(d / f"{name}.gguf")
         if kw is None:
             moe_model(paths[name])
+        elif kw == "odd":
+            odd_model(paths[name])
         else:
             mix_model(paths[name], **kw)
     return paths
@@ -547,6 +549,33 @@ MIX_SHA256.update({
     ("moe8", "Q3_K_M"): "4d6de06cba375d5df93bb7497930c80675a8f56b6498d2dd76ad77536b6314d6",
     ("moe8", "Q4_K_M"): "d8255d474424a3a354f0a8b0407510339f2aa36d95efa3129566f49f68d9b234",
     ("moe8", "Q2_K"): "69d1c677a8f828dfc3a03c7db275605aef86c88d65ed2526bfcfea0a4dec0024",
+})
+
+
+def odd_model(path):
+    """Row lengths 80 and 48 (not multiples of 32: F16), 96 (32 but not 256: Q5_0 for Q4_K),
+    and a tied 80-wide embedding (Q8_0 by the output rule, then F16)."""
+    hp = {"context_length": 2048, "embedding_length": 256, "block_count": 2,
+          "feed_forward_length": 80, "attention.head_count": 8, "attention.head_count_kv": 8,
+          "rope.dimension_count": 32, "attention.layer_norm_rms_epsilon": 1e-5}
+    t = [("token_embd.weight", [80, 64], uniform(80 * 64, 1))]
+    for i in range(2):
+        p = f"blk.{i}."
+        t += [(p + "attn_norm.weight", [256], [1.0] * 256),
+              (p + "attn_q.weight", [48, 256], uniform(48 * 256, 2 + i)),
+              (p + "attn_v.weight", [96, 32], uniform(96 * 32, 4 + i)),
+              (p + "ffn_down.weight", [80, 256], uniform(80 * 256, 6 + i)),
+              (p + "ffn_up.weight", [512, 16], uniform(512 * 16, 8 + i))]
+    write_gguf(path, "llama", hp, t)
+
+
+MIX_MODELS["odd"] = "odd"          # built by odd_model
+MIX_CASES += [("odd", t) for t in ("Q2_K", "Q3_K_M", "Q4_K_M", "Q6_K")]
+MIX_SHA256.update({
+    ("odd", "Q2_K"): "908224871d8bf50583497624a64dc8cf20504d8b8024a7a471cde863b9fc2da1",
+    ("odd", "Q3_K_M"): "ee50aa8ea4976c66dc4a273524a33578af28ddd1ca565769d30c624d42a78fa0",
+    ("odd", "Q4_K_M"): "e13565472d9ba6369672134ee3e79a4867c5705de4f6c4d0f42f6b5ae9dd663f",
+    ("odd", "Q6_K"): "15a90a5a776be3b5f4e968b165a77cf024b3f3b22f05d9b08526178f1ca7adcb",
 })
 
 
