@@ -3,7 +3,8 @@
  *   locallama quantize [options] IN.gguf OUT.gguf TYPE
  *
  * TYPE is a llama.cpp file type (F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S Q3_K_M
- * Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K; Q3_K/Q4_K/Q5_K mean the _M mixes) or its number.
+ * Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K, and Q2_K_S with --imatrix; Q3_K/Q4_K/Q5_K mean the
+ * _M mixes) or its number. --imatrix takes llama-imatrix's output (GGUF or the older .dat).
  * Prints one line per tensor on stdout and a summary; errors go to stderr as "Error: ..."
  * with exit status 1 (2 for a usage error). OUT appears only when complete. */
 #include "cli/cli.h"
@@ -23,7 +24,7 @@
 static const char quantize_usage[] =
     "usage: locallama quantize [--pure] [--allow-requantize] [--leave-output-tensor]\n"
     "                          [--output-tensor-type TYPE] [--token-embedding-type TYPE]\n"
-    "                          [--threads N] [--stats] IN.gguf OUT.gguf TYPE\n";
+    "                          [--imatrix FILE] [--threads N] [--stats] IN.gguf OUT.gguf TYPE\n";
 
 static int usage_error(const char *fmt, const char *arg) {
     fputs("Error: ", stderr);
@@ -101,6 +102,9 @@ int cmd_quantize(int argc, char **argv) {
             if (errno || *end || end == argv[i] || n < 1 || n > 1024)
                 return usage_error("--threads wants a number from 1 to 1024, not '%s'", argv[i]);
             p.n_threads = (int)n;
+        } else if (!strcmp(a, "--imatrix")) {
+            if (++i >= argc) return usage_error("%s needs a value", a);
+            p.imatrix_path = argv[i];
         } else if (!strcmp(a, "--output-tensor-type") || !strcmp(a, "--token-embedding-type")) {
             if (++i >= argc) return usage_error("%s needs a value", a);
             int32_t t = parse_tensor_type(argv[i]);

@@ -15,7 +15,7 @@ static const uint8_t type_size[LL_GGUF_TYPE_COUNT] = {
 
 typedef struct {
     ll_gguf_kv kv;      /* views into the source file, or into owned_key */
-    char *owned_key;    /* set for keys made by set_u32 */
+    char *owned_key;    /* set for keys made by set_u32 / set_str (and the string value) */
 } wkv;
 
 typedef struct {
@@ -88,6 +88,18 @@ ll_status ll_gguf_writer_set_u32(ll_gguf_writer *w, const char *key, uint32_t v,
     if (!k) return ll_fail(err, LL_ERR_NOMEM, "gguf writer: out of memory");
     ll_gguf_kv kv = { .key = ll_str_c(k), .type = LL_GGUF_TYPE_UINT32 };
     kv.v.u = v;
+    return push_kv(w, &kv, k, err);
+}
+
+ll_status ll_gguf_writer_set_str(ll_gguf_writer *w, const char *key, const char *v, ll_error *err) {
+    ll_gguf_writer_remove_key(w, key);
+    size_t nk = strlen(key), nv = strlen(v);
+    char *k = ll_malloc(nk + nv + 2);      /* "key\0value\0": one allocation for both */
+    if (!k) return ll_fail(err, LL_ERR_NOMEM, "gguf writer: out of memory");
+    memcpy(k, key, nk + 1);
+    memcpy(k + nk + 1, v, nv + 1);
+    ll_gguf_kv kv = { .key = { k, nk }, .type = LL_GGUF_TYPE_STRING };
+    kv.v.s = (ll_str){ k + nk + 1, nv };
     return push_kv(w, &kv, k, err);
 }
 

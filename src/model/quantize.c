@@ -10,6 +10,7 @@
 #include "threadpool/pool.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,7 @@ static const ll_ftype_info ftypes[] = {
     { "Q5_0",   FT_Q5_0,   LL_TYPE_Q5_0, "5.5 bpw, symmetric" },
     { "Q5_1",   FT_Q5_1,   LL_TYPE_Q5_1, "6.0 bpw, with min" },
     { "Q2_K",   FT_Q2_K,   LL_TYPE_Q2_K, "Q2_K mix (attn_v, ffn_down, attn_output Q3_K)" },
-    { "Q2_K_S", FT_Q2_K_S, LL_TYPE_Q2_K, "needs an importance matrix: refused" },
+    { "Q2_K_S", FT_Q2_K_S, LL_TYPE_Q2_K, "Q2_K, needs --imatrix" },
     { "Q3_K_S", FT_Q3_K_S, LL_TYPE_Q3_K, "Q3_K" },
     { "Q3_K_M", FT_Q3_K_M, LL_TYPE_Q3_K, "Q3_K mix" },
     { "Q3_K_L", FT_Q3_K_L, LL_TYPE_Q3_K, "Q3_K mix, more Q5_K" },
@@ -149,6 +150,7 @@ typedef struct {
     int      n_attention_wv, i_attention_wv;
     int      n_layer, i_ffn_down, i_ffn_gate, i_ffn_up;
     bool     tied;              /* no output.weight: token_embd is also the output */
+    bool     has_imatrix;
 } qstate;
 
 static bool use_more_bits(int i_layer, int n_layers) {
@@ -209,7 +211,10 @@ static ll_status mix_type(qstate *qs, uint32_t t, const char *name, int64_t nx, 
         }
         else if (ft == FT_Q5_K_M && use_more_bits(il, n)) t = LL_TYPE_Q6_K;
         else if (ft == FT_Q4_K_S && !qs->falcon && il < n / 8) t = LL_TYPE_Q5_K;
-        /* (the Q4_0/Q5_0 ffn_down rule applies only with an importance matrix) */
+        /* with an importance matrix, Q4_0/Q5_0 take the _1 type in the first eighth of the
+         * layers (llama.cpp saw those ffn_down go wrong); without one the choice is unchanged */
+        else if ((ft == FT_Q4_0 || ft == FT_Q5_0) && qs->has_imatrix && il < n / 8)
+            t = ft == FT_Q4_0 ? LL_TYPE_Q4_1 : LL_TYPE_Q5_1;
         qs->i_ffn_down++;
     } else if (cat == CAT_ATTN_OUTPUT) {
         if (!qs->falcon) {
@@ -318,6 +323,194 @@ static int qtensor_cmp(const void *a, const void *b) {
     return strcmp(x->name, y->name);
 }
 
+/* ---- importance matrix -------------------------------------------------------------------- */
+
+typedef struct {
+    char    *name;       /* weight name */
+    float   *v;          /* n values: per column (and per expert) mean squared activation */
+    int64_t  n;
+} imat_entry;
+
+typedef struct {
+    imat_entry *e;
+    size_t      n;
+    char       *dataset;      /* first dataset name, or NULL */
+    uint32_t    chunk_count;
+} imatrix;
+
+static void imatrix_free(imatrix *im) {
+    for (size_t i = 0; i < im->n; i++) { ll_free(im->e[i].name); ll_free(im->e[i].v); }
+    ll_free(im->e);
+    ll_free(im->dataset);
+    memset(im, 0, sizeof *im);
+}
+
+static imat_entry *imatrix_find(const imatrix *im, const char *name) {
+    for (size_t i = 0; i < im->n; i++)
+        if (!strcmp(im->e[i].name, name)) return &im->e[i];
+    return NULL;
+}
+
+static ll_status imatrix_add(imatrix *im, const char *name, size_t name_len, int64_t n, imat_entry **out,
+                             ll_error *err) {
+    imat_entry *p = ll_realloc(im->e, (im->n + 1) * sizeof *p);
+    if (!p) return ll_fail(err, LL_ERR_NOMEM, "out of memory for the importance matrix");
+    im->e = p;
+    imat_entry *e = &im->e[im->n];
+    e->name = ll_str_dup((ll_str){ name, name_len });
+    e->v = n > 0 ? ll_malloc_array((size_t)n, sizeof(float)) : NULL;
+    e->n = n;
+    if (!e->name || (n > 0 && !e->v)) {
+        ll_free(e->name);
+        ll_free(e->v);
+        return ll_fail(err, LL_ERR_NOMEM, "out of memory for the importance matrix");
+    }
+    im->n++;
+    *out = e;
+    return LL_OK;
+}
+
+/* llama-imatrix's GGUF: tensors "<weight>.in_sum2" (sums of squared activations, one row per
+ * expert) and "<weight>.counts" (how many were summed per expert), and the keys
+ * imatrix.datasets / chunk_count / chunk_size, which llama-quantize requires. The value used
+ * is sum / count per expert, or 1 where the count is 0. */
+static ll_status imatrix_load_gguf(imatrix *im, const char *path, ll_error *err) {
+    ll_gguf *g = NULL;
+    ll_status st = ll_gguf_open(&g, path, err);
+    if (st != LL_OK) return st;
+    if (ll_gguf_n_tensors(g) < 1) { st = ll_fail(err, LL_ERR_FORMAT, "importance matrix '%s' holds no data", path); goto out; }
+    const ll_gguf_kv *ds = ll_gguf_find(g, "imatrix.datasets");
+    const ll_gguf_kv *cc = ll_gguf_find(g, "imatrix.chunk_count");
+    if (!ds || !cc || !ll_gguf_find(g, "imatrix.chunk_size")) {
+        st = ll_fail(err, LL_ERR_FORMAT, "importance matrix '%s' lacks its imatrix.* metadata", path);
+        goto out;
+    }
+    if (ds->type == LL_GGUF_TYPE_ARRAY && ds->v.arr.type == LL_GGUF_TYPE_STRING && ds->v.arr.n > 0 &&
+        !(im->dataset = ll_str_dup(ds->v.arr.strs[0]))) {
+        st = ll_fail(err, LL_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    bool found;
+    if ((st = ll_gguf_get_u32(g, "imatrix.chunk_count", &im->chunk_count, &found, err)) != LL_OK) goto out;
+    for (size_t i = 0; i < ll_gguf_n_tensors(g); i++) {
+        const ll_gguf_tensor *s = ll_gguf_tensor_at(g, i);
+        static const char sfx[] = ".in_sum2";
+        if (s->name.n <= sizeof sfx - 1 || memcmp(s->name.p + s->name.n - (sizeof sfx - 1), sfx, sizeof sfx - 1))
+            continue;
+        size_t base = s->name.n - (sizeof sfx - 1);
+        char cname[LL_GGUF_MAX_NAME + 16];
+        snprintf(cname, sizeof cname, "%.*s.counts", (int)base, s->name.p);
+        const ll_gguf_tensor *c = ll_gguf_find_tensor(g, cname);
+        if (!c) { st = ll_fail(err, LL_ERR_FORMAT, "importance matrix: '%.*s' has no counts", LL_STR(s->name)); goto out; }
+        if (s->type != LL_TYPE_F32 || c->type != LL_TYPE_F32) {
+            st = ll_fail(err, LL_ERR_FORMAT, "importance matrix: sums and counts of '%.*s' must be F32", (int)base, s->name.p);
+            goto out;
+        }
+        int64_t nval = (int64_t)(s->n_bytes / 4), ncounts = (int64_t)(c->n_bytes / 4);
+        if (ncounts < 1 || nval % ncounts) {
+            st = ll_fail(err, LL_ERR_FORMAT, "importance matrix: '%.*s' has %lld sums for %lld counts",
+                         (int)base, s->name.p, (long long)nval, (long long)ncounts);
+            goto out;
+        }
+        imat_entry *e;
+        if ((st = imatrix_add(im, s->name.p, base, nval, &e, err)) != LL_OK) goto out;
+        int64_t ne0 = nval / ncounts;
+        for (int64_t j = 0; j < ncounts; j++) {
+            float cf;
+            memcpy(&cf, (const uint8_t *)c->data + 4 * j, 4);
+            const float count = (float)lroundf(cf);
+            for (int64_t k = 0; k < ne0; k++) {
+                float sum;
+                memcpy(&sum, (const uint8_t *)s->data + 4 * (j * ne0 + k), 4);
+                e->v[j * ne0 + k] = count > 0.0f ? sum / count : 1;
+            }
+        }
+    }
+    /* a counts tensor without sums is as inconsistent as the reverse */
+    for (size_t i = 0; i < ll_gguf_n_tensors(g); i++) {
+        const ll_gguf_tensor *c = ll_gguf_tensor_at(g, i);
+        static const char sfx[] = ".counts";
+        if (c->name.n <= sizeof sfx - 1 || memcmp(c->name.p + c->name.n - (sizeof sfx - 1), sfx, sizeof sfx - 1))
+            continue;
+        bool paired = false;
+        for (size_t k = 0; k < im->n && !paired; k++)
+            paired = strlen(im->e[k].name) == c->name.n - (sizeof sfx - 1) &&
+                     !memcmp(im->e[k].name, c->name.p, c->name.n - (sizeof sfx - 1));
+        if (!paired) { st = ll_fail(err, LL_ERR_FORMAT, "importance matrix: '%.*s' has no sums", LL_STR(c->name)); goto out; }
+    }
+out:
+    ll_gguf_close(g);
+    return st;
+}
+
+/* The older binary .dat: i32 n_entries, then per entry i32 name length, the name, i32 ncall,
+ * i32 nval, nval floats (already divided by the count and multiplied by ncall); then
+ * optionally i32 chunk count, i32 length and the dataset name. */
+static ll_status imatrix_load_legacy(imatrix *im, const char *path, ll_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return ll_fail(err, LL_ERR_IO, "cannot open importance matrix '%s': %s", path, strerror(errno));
+    ll_status st = LL_OK;
+    int32_t n_entries;
+    char *name = NULL;
+    if (fread(&n_entries, 4, 1, f) != 1 || n_entries < 1 || n_entries > (1 << 20)) {
+        st = ll_fail(err, LL_ERR_FORMAT, "importance matrix '%s': not a GGUF and no entries as a .dat file", path);
+        goto out;
+    }
+    for (int32_t i = 0; i < n_entries; i++) {
+        int32_t len, ncall, nval;
+        if (fread(&len, 4, 1, f) != 1 || len < 1 || len > 4096) goto trunc;
+        name = ll_malloc((size_t)len + 1);
+        if (!name) { st = ll_fail(err, LL_ERR_NOMEM, "out of memory"); goto out; }
+        if (fread(name, 1, (size_t)len, f) != (size_t)len) goto trunc;
+        name[len] = 0;
+        if (fread(&ncall, 4, 1, f) != 1 || fread(&nval, 4, 1, f) != 1 || nval < 1 || nval > (1 << 28)) goto trunc;
+        imat_entry *e = imatrix_find(im, name);
+        if (!e && (st = imatrix_add(im, name, strlen(name), nval, &e, err)) != LL_OK) goto out;
+        if (e->n != nval) { st = ll_fail(err, LL_ERR_FORMAT, "importance matrix: '%s' given twice with different sizes", name); goto out; }
+        if (fread(e->v, 4, (size_t)nval, f) != (size_t)nval) goto trunc;
+        if (ncall > 0)
+            for (int32_t k = 0; k < nval; k++) e->v[k] = e->v[k] / (float)ncall;
+        ll_free(name);
+        name = NULL;
+    }
+    int32_t n_calls, dlen;
+    if (fread(&n_calls, 4, 1, f) == 1) {
+        im->chunk_count = n_calls > 0 ? (uint32_t)n_calls : 0;
+        if (fread(&dlen, 4, 1, f) == 1 && dlen > 0 && dlen < (1 << 16)) {
+            char *d = ll_calloc(1, (size_t)dlen + 1);
+            if (d && fread(d, 1, (size_t)dlen, f) == (size_t)dlen) { im->dataset = ll_str_dup(ll_str_c(d)); }
+            ll_free(d);
+        }
+    }
+    goto out;
+trunc:
+    st = ll_fail(err, LL_ERR_FORMAT, "importance matrix '%s' is truncated or malformed", path);
+out:
+    ll_free(name);
+    fclose(f);
+    return st;
+}
+
+static ll_status imatrix_load(imatrix *im, const char *path, ll_error *err) {
+    char magic[4] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return ll_fail(err, LL_ERR_IO, "cannot open importance matrix '%s': %s", path, strerror(errno));
+    size_t k = fread(magic, 1, 4, f);
+    fclose(f);
+    ll_status st = k == 4 && !memcmp(magic, "GGUF", 4) ? imatrix_load_gguf(im, path, err)
+                                                        : imatrix_load_legacy(im, path, err);
+    if (st == LL_OK) {
+        for (size_t i = 0; i < im->n; i++)
+            for (int64_t j = 0; j < im->e[i].n; j++)
+                if (!isfinite(im->e[i].v[j])) {
+                    st = ll_fail(err, LL_ERR_FORMAT, "importance matrix: '%s' holds a non-finite value", im->e[i].name);
+                    break;
+                }
+    }
+    if (st != LL_OK) imatrix_free(im);
+    return st;
+}
+
 /* ---- parallel conversion ------------------------------------------------------------------- */
 
 typedef struct {
@@ -330,6 +523,9 @@ typedef struct {
     float       *scratch;           /* nth * n_per_row, for the error measure */
     double      *err2, *ref2;       /* one per thread */
     bool        *bad;               /* one per thread: validation failed */
+    const float *imatrix;           /* NULL, or n_per_row values per expert */
+    int64_t      row0;              /* the slab's first row in the tensor */
+    int64_t      rows_per_expert;   /* ne[1]: rows sharing one imatrix row */
 } qjob;
 
 static void qjob_run(void *arg, int ith, int nth) {
@@ -339,7 +535,8 @@ static void qjob_run(void *arg, int ith, int nth) {
     for (int64_t row = r0; row < r1; row++) {
         const float *x = j->src + row * j->n_per_row;
         uint8_t *q = j->dst + (size_t)row * j->row_bytes;
-        ll_quantize_rows(j->type, x, q, 1, j->n_per_row);
+        const float *qw = j->imatrix ? j->imatrix + ((j->row0 + row) / j->rows_per_expert) * j->n_per_row : NULL;
+        ll_quantize_rows_imatrix(j->type, x, q, 1, j->n_per_row, qw);
         if (!ll_quantize_check(j->type, q, j->row_bytes, NULL)) j->bad[ith] = true;
         if (j->stats) ll_quantize_error(j->type, x, q, j->n_per_row, j->scratch + (size_t)ith * j->n_per_row, &e, &r);
     }
@@ -400,16 +597,16 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
     bool *bad = NULL;
     FILE *f = NULL;
     char *tmp = NULL;
+    imatrix im = {0};
     memset(res, 0, sizeof *res);
 
     const ll_ftype_info *fi = NULL;
     for (size_t i = 0; i < sizeof ftypes / sizeof ftypes[0]; i++)
         if (ftypes[i].ftype == p->ftype) fi = &ftypes[i];
     if (!fi) return ll_fail(err, LL_ERR_UNSUPPORTED, "file type %u is not one we can write", p->ftype);
-    if (fi->ftype == FT_Q2_K_S)
+    if (fi->ftype == FT_Q2_K_S && !p->imatrix_path)
         return ll_fail(err, LL_ERR_UNSUPPORTED,
-                       "Q2_K_S needs an importance matrix (llama-quantize refuses it without one), "
-                       "and locallama quantize has none: use Q2_K");
+                       "Q2_K_S needs an importance matrix (--imatrix FILE), as in llama-quantize");
     for (int k = 0; k < 2; k++) {
         int32_t ot = k ? p->token_embd_type : p->output_type;
         if (ot >= 0 && !ll_quantize_supported((uint32_t)ot))
@@ -418,6 +615,12 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
     if (same_file(in_path, out_path))
         return ll_fail(err, LL_ERR_IO, "output '%s' is the input file: refusing to overwrite it", out_path);
 
+    if (p->imatrix_path && (st = imatrix_load(&im, p->imatrix_path, err)) != LL_OK) goto done;
+    if (fi->ftype == FT_Q2_K_S && im.n == 0) {
+        st = ll_fail(err, LL_ERR_UNSUPPORTED, "Q2_K_S needs an importance matrix, and '%s' holds no entries",
+                     p->imatrix_path);
+        goto done;
+    }
     if ((st = ll_gguf_open(&g, in_path, err)) != LL_OK) goto done;
 
     /* hyperparameters */
@@ -435,6 +638,7 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
     qs.n_gqa = n_head_kv ? n_head / n_head_kv : 0;
     qs.n_expert = hparam_u32(g, arch, "expert_count", 0);
     qs.is_70b = !strcmp(arch, "llama") && qs.n_layer == 80 && n_head != n_head_kv;
+    qs.has_imatrix = im.n > 0;
 
     /* tensors in output order, their categories and types */
     size_t nt = ll_gguf_n_tensors(g);
@@ -484,6 +688,19 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
         if ((st = ll_gguf_writer_add_kv(w, ll_gguf_kv_at(g, i), err)) != LL_OK) goto done;
     if ((st = ll_gguf_writer_set_u32(w, "general.quantization_version", 2, err)) != LL_OK) goto done;
     if ((st = ll_gguf_writer_set_u32(w, "general.file_type", fi->ftype, err)) != LL_OK) goto done;
+    if (im.n > 0) {
+        /* what llama-quantize records (as key overrides, strings cut to 127 bytes) */
+        char v[128];
+        snprintf(v, sizeof v, "%s", p->imatrix_path);
+        if ((st = ll_gguf_writer_set_str(w, "quantize.imatrix.file", v, err)) != LL_OK) goto done;
+        if (im.dataset) {
+            snprintf(v, sizeof v, "%s", im.dataset);
+            if ((st = ll_gguf_writer_set_str(w, "quantize.imatrix.dataset", v, err)) != LL_OK) goto done;
+        }
+        if ((st = ll_gguf_writer_set_u32(w, "quantize.imatrix.entries_count", (uint32_t)im.n, err)) != LL_OK) goto done;
+        if (im.chunk_count > 0 &&
+            (st = ll_gguf_writer_set_u32(w, "quantize.imatrix.chunks_count", im.chunk_count, err)) != LL_OK) goto done;
+    }
     ll_gguf_writer_remove_key(w, "split.no");
     ll_gguf_writer_remove_key(w, "split.count");
     ll_gguf_writer_remove_key(w, "split.tensors.count");
@@ -561,6 +778,24 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
             const size_t src_row = (size_t)(t->n_bytes / (uint64_t)nrows);
             size_t dst_row = (size_t)(info.dst_bytes / (uint64_t)nrows);
             int64_t slab = SLAB_FLOATS / n_per_row > 0 ? SLAB_FLOATS / n_per_row : 1;
+            /* the importance values for this weight: one row of n_per_row per expert */
+            const float *qw = NULL;
+            const imat_entry *ie = im.n ? imatrix_find(&im, qt[i].name) : NULL;
+            if (ie) {
+                if (ie->n == n_per_row * t->ne[2]) qw = ie->v;
+                else if (qt[i].cat != CAT_TOKEN_EMBD) {
+                    st = ll_fail(err, LL_ERR_FORMAT, "importance matrix has %lld values for '%s', which needs %lld",
+                                 (long long)ie->n, qt[i].name, (long long)(n_per_row * t->ne[2]));
+                    goto done;
+                }
+            }
+            /* Q2_K in a Q2_K_S file is garbage without one (llama-quant.cpp) */
+            if (!qw && fi->ftype == FT_Q2_K_S && dt == LL_TYPE_Q2_K && qt[i].cat != CAT_TOKEN_EMBD &&
+                qt[i].cat != CAT_OUTPUT) {
+                st = ll_fail(err, LL_ERR_UNSUPPORTED, "no importance matrix entry for '%s', which Q2_K_S needs",
+                             qt[i].name);
+                goto done;
+            }
             for (int64_t r = 0; r < nrows; r += slab) {
                 if (p->cancel && atomic_load(p->cancel)) {
                     st = ll_fail(err, LL_ERR_CANCELLED, "quantization cancelled");
@@ -570,7 +805,8 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
                 ll_dequantize_row(t->type, (const uint8_t *)t->data + (size_t)r * src_row, f32, nr * n_per_row);
                 qjob job = { .type = dt, .src = f32, .dst = qbuf, .nrows = nr, .n_per_row = n_per_row,
                              .row_bytes = dst_row, .stats = p->stats, .scratch = scratch,
-                             .err2 = err2, .ref2 = ref2, .bad = bad };
+                             .err2 = err2, .ref2 = ref2, .bad = bad, .imatrix = qw, .row0 = r,
+                             .rows_per_expert = t->ne[1] };
                 memset(bad, 0, (size_t)nth * sizeof *bad);
                 ll_pool_run(pool, qjob_run, &job);
                 for (int k = 0; k < nth; k++) {
@@ -613,6 +849,7 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
     tmp = NULL;
 
 done:
+    imatrix_free(&im);
     if (f) fclose(f);
     if (tmp) { unlink(tmp); ll_free(tmp); }
     ll_free(bad);

@@ -57,6 +57,7 @@ typedef struct {
     bool     stats;               /* measure each converted tensor's error */
     void   (*progress)(void *ud, const ll_quantize_tensor_info *t);
     void    *progress_ud;
+    const char *imatrix_path;     /* importance matrix (llama-imatrix's GGUF or legacy .dat) */
     const atomic_bool *cancel;    /* may be NULL; read between slabs of rows: when raised, the
                                      temporary file is removed and LL_ERR_CANCELLED returned */
 } ll_quantize_params;

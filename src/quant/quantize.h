@@ -23,6 +23,13 @@ bool ll_quantize_supported(uint32_t type);
  * n_per_row must be a multiple of the type's block size; type must be supported. */
 void ll_quantize_rows(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t n_per_row);
 
+/* The same with an importance matrix: qw holds one non-negative weight per column (n_per_row
+ * values, shared by all nrows rows); NULL means none (ll_quantize_rows). This is ggml's
+ * quantize_row_*_impl path, which llama-quantize takes with --imatrix (quantize_imatrix.c).
+ * Q8_0, F16, BF16 and F32 ignore qw. */
+void ll_quantize_rows_imatrix(uint32_t type, const float *src, void *dst, int64_t nrows,
+                              int64_t n_per_row, const float *qw);
+
 /* One function per type, each taking k elements (a multiple of its block) to k / blck blocks.
  * ll_quantize_rows dispatches to these. */
 void ll_quantize_w_q4_0(const float *x, void *y, int64_t k);

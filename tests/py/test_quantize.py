@@ -672,3 +672,133 @@ def test_interrupt_removes_temporary_file(tmp_path):
     assert p.returncode == 130, (p.returncode, se)
     assert b"interrupted" in se
     assert listing == ["s.gguf"]
+
+
+# ---- importance matrix ----------------------------------------------------------------------
+
+def write_imatrix(path, model_path, legacy=False, skip=("token_embd.weight",)):
+    """An importance matrix for every 2-D weight of model_path (but `skip`), in llama-imatrix's
+    GGUF layout (<name>.in_sum2 per expert, <name>.counts, imatrix.* keys) or the older .dat
+    layout. Values are deterministic: squares of uniform numbers times the count."""
+    _, _, tensors, _, _ = read_gguf(model_path)
+
+    def s(x):
+        x = x.encode()
+        return struct.pack("<Q", len(x)) + x
+    ents, seed = [], 50
+    for t in tensors:
+        if len(t["ne"]) < 2 or t["name"] in skip:
+            continue
+        nexp = t["ne"][2] if len(t["ne"]) > 2 else 1
+        seed += 1
+        vals = [v * v * 2560 * 40 for v in uniform(t["ne"][0] * nexp, seed)]
+        counts = [2560.0 * (k % 3) for k in range(nexp)] if nexp > 1 else [2560.0]
+        ents.append((t["name"], t["ne"][0], nexp, vals, counts))
+    if legacy:
+        out = struct.pack("<i", len(ents))
+        for name, ne0, nexp, vals, counts in ents:
+            out += struct.pack("<i", len(name)) + name.encode()
+            out += struct.pack("<ii", 7, len(vals)) + struct.pack("<%df" % len(vals), *vals)
+        out += struct.pack("<i", 5) + struct.pack("<i", 9) + b"calib.txt"
+        with open(path, "wb") as f:
+            f.write(out)
+        return
+    kvs = [s("imatrix.datasets") + struct.pack("<IIQ", 9, 8, 1) + s("calib.txt"),
+           s("imatrix.chunk_count") + struct.pack("<II", 4, 5),
+           s("imatrix.chunk_size") + struct.pack("<II", 4, 512)]
+    info, data, n = b"", b"", 0
+    for name, ne0, nexp, vals, counts in ents:
+        for suffix, ne, v in ((".in_sum2", [ne0, nexp], vals), (".counts", [1, nexp], counts)):
+            data += b"\0" * ((-len(data)) % 32)
+            info += s(name + suffix) + struct.pack("<I2Q", 2, *ne) + struct.pack("<IQ", 0, len(data))
+            data += struct.pack("<%df" % len(v), *v)
+            n += 1
+    head = b"GGUF" + struct.pack("<IQQ", 3, n, len(kvs)) + b"".join(kvs) + info
+    head += b"\0" * ((-len(head)) % 32)
+    with open(path, "wb") as f:
+        f.write(head + data + b"\0" * ((-len(data)) % 32))
+
+
+def run_in(cwd, args):
+    p = subprocess.run([BIN] + args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=TIMEOUT)
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+# SHA-256 of llama-quantize 0c1e570's output with `--imatrix imatrix.gguf` (or imatrix.dat;
+# the relative path is recorded in the file) on the tiny F32 model, recorded once.
+IMATRIX_SHA256 = {
+    "Q4_0": "34975dca4a80693c51837afd916dac03d0dca8976a6a9576042fda6818ce07a2",
+    "Q4_1": "33020b457170425cd193dafbba95dba612de5b1da3b426c8784d2fa983706edb",
+    "Q5_0": "e48065f3adfac5892c6adb092c55ac2a795b533d46d64d0b14e12ff72219847d",
+    "Q5_1": "ad70139a1acd8dd0d5e4a7876ed3dbf2379e3e3e5177dc326cc6e919a0bb1dc4",
+    "Q2_K": "a2ae99b1fc5be6fb46ea6425ee2340a9c8b35d81e1ef03a701f13202bf8b79cd",
+    "Q2_K_S": "1374829bbac56b013dca2834500a3b6d8630207ba62fc5b0037d34a886c951ee",
+    "Q3_K_S": "b4359203a3e353b3d8a803ff269045e65a892f4e8ba179bafceaf8b96a1dea4f",
+    "Q3_K_M": "e30d15044a00e27630456d281bb674c31b42ede21bcd0d80e9b52639c9ea8ed8",
+    "Q4_K_M": "45ba638762bac7c7106f4b2fe3cd1bd0dd76181256aff0870a961d9e3cf92259",
+    "Q5_K_M": "b8bb9d1d01707f1b802820c602b47333ac9eb717e80cbbbd5500528007f1d910",
+    "Q6_K": "67a719fafa62eceb4048b85514ed355133029579ce038fbed31e9fa2d4e823dd",
+    "dat-Q4_K_M": "ba85a82fe9e1a3c376c705b70930c2d43ca6b83b2b9bf4561739dfcca498a65d",
+}
+IMATRIX_CASES = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q2_K_S", "Q3_K_S", "Q3_K_M",
+                 "Q4_K_M", "Q5_K_M", "Q6_K", "dat-Q4_K_M"]
+
+
+@pytest.mark.parametrize("case", IMATRIX_CASES)
+def test_imatrix_matches_llama_quantize(tmp_path, case):
+    legacy = case.startswith("dat-")
+    ftype = case[4:] if legacy else case
+    im = "imatrix.dat" if legacy else "imatrix.gguf"
+    write_imatrix(str(tmp_path / im), F32, legacy=legacy)
+    code, _, se = run_in(str(tmp_path), ["quantize", "--imatrix", im, F32, "o.gguf", ftype])
+    assert code == 0, se
+    assert sha256(str(tmp_path / "o.gguf")) == IMATRIX_SHA256[case]
+
+
+def test_imatrix_changes_the_weights_and_is_recorded(tmp_path):
+    write_imatrix(str(tmp_path / "imatrix.gguf"), F32)
+    code, _, se = run_in(str(tmp_path), ["quantize", "--imatrix", "imatrix.gguf", F32, "w.gguf", "Q4_K_M"])
+    assert code == 0, se
+    code, _, se = run(["quantize", F32, str(tmp_path / "p.gguf"), "Q4_K_M"])
+    assert code == 0, se
+    _, kv, with_im, _, _ = read_gguf(str(tmp_path / "w.gguf"))
+    _, _, plain, _, _ = read_gguf(str(tmp_path / "p.gguf"))
+    assert kv["quantize.imatrix.file"] == "imatrix.gguf"
+    assert kv["quantize.imatrix.dataset"] == "calib.txt"
+    assert kv["quantize.imatrix.entries_count"] == 14 and kv["quantize.imatrix.chunks_count"] == 5
+    differ = {a["name"] for a, b in zip(with_im, plain) if a["data"] != b["data"]}
+    # every weight with an entry changes; token_embd (no entry) and the norms do not
+    assert "token_embd.weight" not in differ and len(differ) == 14
+
+
+def test_imatrix_errors(tmp_path):
+    out = str(tmp_path / "o.gguf")
+    code, _, se = run(["quantize", F32, out, "Q2_K_S"])
+    assert code == 1 and "--imatrix" in se
+    code, _, se = run(["quantize", "--imatrix", str(tmp_path / "none.gguf"), F32, out, "Q4_K_M"])
+    assert code == 1 and se.startswith("Error: ")
+    # Q2_K_S with an entry missing for a Q2_K tensor: refused, nothing left behind
+    write_imatrix(str(tmp_path / "im.gguf"), F32, skip=("token_embd.weight", "blk.1.attn_q.weight"))
+    code, _, se = run(["quantize", "--imatrix", str(tmp_path / "im.gguf"), F32, out, "Q2_K_S"])
+    assert code == 1 and "blk.1.attn_q.weight" in se, se
+    # a GGUF without the imatrix.* keys is not an importance matrix
+    code, _, se = run(["quantize", "--imatrix", F32, F32, out, "Q4_K_M"])
+    assert code == 1 and "imatrix" in se, se
+    assert dir_listing(tmp_path) == ["im.gguf"]
+
+
+# Mixture of experts: one importance row per expert, some with a zero count (value 1).
+MOE_IMATRIX_SHA256 = {
+    "Q4_K_M": "4bc66116fc8754852de426761f2ccd693fcb6ee4abf20e5a5fdc3ed1e543f5c6",
+    "Q2_K_S": "de2dd8c903d774311b3933e51c0e8768e3a274a6831fbeb960e3a67aad16a4b2",
+}
+
+
+@pytest.mark.parametrize("ftype", sorted(MOE_IMATRIX_SHA256))
+def test_imatrix_per_expert_matches_llama_quantize(tmp_path, ftype):
+    moe_model(str(tmp_path / "moe.gguf"))
+    write_imatrix(str(tmp_path / "imatrix.gguf"), str(tmp_path / "moe.gguf"))
+    code, _, se = run_in(str(tmp_path), ["quantize", "--imatrix", "imatrix.gguf", "moe.gguf", "o.gguf", ftype])
+    assert code == 0, se
+    assert sha256(str(tmp_path / "o.gguf")) == MOE_IMATRIX_SHA256[ftype]

@@ -259,6 +259,37 @@ static void test_golden_tiny_model_bytes(void) {
         CHECK_MSG(n_seen[qtypes[i]] > 0, "no golden tensor of type %s", ll_type_traits_of(qtypes[i])->name);
 }
 
+/* The importance-matrix path: without a matrix it is the plain path; with one it trades error
+ * on unimportant columns for error on important ones, so the error weighted by the matrix
+ * must drop (summed over 16 rows) for every type that uses it, and Q8_0 ignores it. */
+static void test_imatrix_weights_the_error(void) {
+    enum { R = 16 };
+    static float x[R * ROW], y[ROW], qw[ROW];
+    static uint8_t a[R * ROW * 4], b[R * ROW * 4];
+    fill_gauss(x, R * ROW, 0.05f);
+    for (int j = 0; j < ROW; j++) qw[j] = j % 8 == 0 ? 100.f : 0.01f;
+    for (int i = 0; i < N_QTYPES; i++) {
+        uint32_t t = qtypes[i];
+        size_t rb = row_bytes(t, ROW);
+        ll_quantize_rows(t, x, a, R, ROW);
+        ll_quantize_rows_imatrix(t, x, b, R, ROW, NULL);
+        CHECK_MSG(!memcmp(a, b, R * rb), "%s: NULL matrix differs from the plain path", ll_type_traits_of(t)->name);
+        ll_quantize_rows_imatrix(t, x, b, R, ROW, qw);
+        CHECK(ll_quantize_check(t, b, R * rb, NULL));
+        double ea = 0, eb = 0;
+        for (int r = 0; r < R; r++) {
+            const float *xr = x + r * ROW;
+            ll_dequantize_row(t, a + r * rb, y, ROW);
+            for (int j = 0; j < ROW; j++) ea += qw[j] * (y[j] - xr[j]) * (y[j] - xr[j]);
+            ll_dequantize_row(t, b + r * rb, y, ROW);
+            for (int j = 0; j < ROW; j++) eb += qw[j] * (y[j] - xr[j]) * (y[j] - xr[j]);
+        }
+        bool uses = t != LL_TYPE_F32 && t != LL_TYPE_F16 && t != LL_TYPE_BF16 && t != LL_TYPE_Q8_0;
+        if (uses) CHECK_MSG(eb < ea, "%s: weighted error %.4g with the matrix, %.4g without", ll_type_traits_of(t)->name, eb, ea);
+        else CHECK_MSG(!memcmp(a, b, R * rb), "%s should ignore the matrix", ll_type_traits_of(t)->name);
+    }
+}
+
 int main(void) {
     RUN(test_round_trip_every_type);
     RUN(test_scale_invariance);
@@ -269,6 +300,7 @@ int main(void) {
     RUN(test_nan_inf_detected);
     RUN(test_rows_independent);
     RUN(test_legacy_exact_grid);
+    RUN(test_imatrix_weights_the_error);
     RUN(test_golden_tiny_model_bytes);
     return test_summary();
 }
