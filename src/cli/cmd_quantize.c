@@ -24,7 +24,8 @@
 static const char quantize_usage[] =
     "usage: locallama quantize [--pure] [--allow-requantize] [--leave-output-tensor]\n"
     "                          [--output-tensor-type TYPE] [--token-embedding-type TYPE]\n"
-    "                          [--imatrix FILE] [--threads N] [--stats] IN.gguf OUT.gguf TYPE\n";
+    "                          [--imatrix FILE [--include-weights NAME | --exclude-weights NAME]...]\n"
+    "                          [--threads N] [--stats] IN.gguf OUT.gguf TYPE\n";
 
 static int usage_error(const char *fmt, const char *arg) {
     fputs("Error: ", stderr);
@@ -86,6 +87,7 @@ int cmd_quantize(int argc, char **argv) {
     ll_quantize_params p;
     ll_quantize_params_default(&p);
     const char *pos[3];
+    const char *incl[64], *excl[64];
     int n_pos = 0;
     bool stats = false;
     for (int i = 1; i < argc; i++) {
@@ -105,6 +107,12 @@ int cmd_quantize(int argc, char **argv) {
         } else if (!strcmp(a, "--imatrix")) {
             if (++i >= argc) return usage_error("%s needs a value", a);
             p.imatrix_path = argv[i];
+        } else if (!strcmp(a, "--include-weights") || !strcmp(a, "--exclude-weights")) {
+            if (++i >= argc) return usage_error("%s needs a value", a);
+            bool inc = a[2] == 'i';
+            size_t *n = inc ? &p.n_imatrix_include : &p.n_imatrix_exclude;
+            if (*n == 64) return usage_error("too many %s options", a);
+            (inc ? incl : excl)[(*n)++] = argv[i];
         } else if (!strcmp(a, "--output-tensor-type") || !strcmp(a, "--token-embedding-type")) {
             if (++i >= argc) return usage_error("%s needs a value", a);
             int32_t t = parse_tensor_type(argv[i]);
@@ -122,6 +130,10 @@ int cmd_quantize(int argc, char **argv) {
     }
     if (n_pos < 3) return usage_error("%s", n_pos == 0 ? "missing IN.gguf OUT.gguf TYPE" :
                                             n_pos == 1 ? "missing OUT.gguf and TYPE" : "missing TYPE");
+    if (p.n_imatrix_include && p.n_imatrix_exclude)
+        return usage_error("%s", "--include-weights and --exclude-weights exclude each other");
+    p.imatrix_include = incl;
+    p.imatrix_exclude = excl;
     const ll_ftype_info *fi = ll_ftype_find(pos[2]);
     if (!fi) return usage_error("unknown type '%s'", pos[2]);
 

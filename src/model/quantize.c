@@ -491,6 +491,24 @@ out:
     return st;
 }
 
+/* --include-weights / --exclude-weights: substring filters on the entry names. */
+static void imatrix_filter(imatrix *im, const ll_quantize_params *p) {
+    size_t k = 0;
+    for (size_t i = 0; i < im->n; i++) {
+        bool keep = true;
+        for (size_t j = 0; j < p->n_imatrix_exclude && keep; j++)
+            if (strstr(im->e[i].name, p->imatrix_exclude[j])) keep = false;
+        if (keep && p->n_imatrix_include) {
+            keep = false;
+            for (size_t j = 0; j < p->n_imatrix_include && !keep; j++)
+                if (strstr(im->e[i].name, p->imatrix_include[j])) keep = true;
+        }
+        if (keep) im->e[k++] = im->e[i];
+        else { ll_free(im->e[i].name); ll_free(im->e[i].v); }
+    }
+    im->n = k;
+}
+
 static ll_status imatrix_load(imatrix *im, const char *path, ll_error *err) {
     char magic[4] = {0};
     FILE *f = fopen(path, "rb");
@@ -615,7 +633,10 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
     if (same_file(in_path, out_path))
         return ll_fail(err, LL_ERR_IO, "output '%s' is the input file: refusing to overwrite it", out_path);
 
-    if (p->imatrix_path && (st = imatrix_load(&im, p->imatrix_path, err)) != LL_OK) goto done;
+    if (p->imatrix_path) {
+        if ((st = imatrix_load(&im, p->imatrix_path, err)) != LL_OK) goto done;
+        imatrix_filter(&im, p);
+    }
     if (fi->ftype == FT_Q2_K_S && im.n == 0) {
         st = ll_fail(err, LL_ERR_UNSUPPORTED, "Q2_K_S needs an importance matrix, and '%s' holds no entries",
                      p->imatrix_path);

@@ -58,6 +58,10 @@ typedef struct {
     void   (*progress)(void *ud, const ll_quantize_tensor_info *t);
     void    *progress_ud;
     const char *imatrix_path;     /* importance matrix (llama-imatrix's GGUF or legacy .dat) */
+    const char *const *imatrix_include;  /* keep only entries whose name contains one of these */
+    size_t      n_imatrix_include;
+    const char *const *imatrix_exclude;  /* drop entries whose name contains one of these */
+    size_t      n_imatrix_exclude;
     const atomic_bool *cancel;    /* may be NULL; read between slabs of rows: when raised, the
                                      temporary file is removed and LL_ERR_CANCELLED returned */
 } ll_quantize_params;

@@ -802,3 +802,26 @@ def test_imatrix_per_expert_matches_llama_quantize(tmp_path, ftype):
     code, _, se = run_in(str(tmp_path), ["quantize", "--imatrix", "imatrix.gguf", "moe.gguf", "o.gguf", ftype])
     assert code == 0, se
     assert sha256(str(tmp_path / "o.gguf")) == MOE_IMATRIX_SHA256[ftype]
+
+
+# --include-weights / --exclude-weights filter the matrix's entries by substring (llama-quantize
+# 0c1e570's output, Q4_K_M, same synthetic imatrix.gguf).
+FILTER_SHA256 = [
+    (["--include-weights", "attn_v", "--include-weights", "ffn_down"],
+     "afdafe7634349b854103e11e58e3f85b42e90dbb10bf1db540ca5ede5632b3e3"),
+    (["--exclude-weights", "blk.1."], "aa6b61acf742d4ddd9b7fb4176d23a17cce8662de55234688ee62cadfceb6eb8"),
+]
+
+
+@pytest.mark.parametrize("flags,want", FILTER_SHA256, ids=["include", "exclude"])
+def test_imatrix_filters_match_llama_quantize(tmp_path, flags, want):
+    write_imatrix(str(tmp_path / "imatrix.gguf"), F32)
+    code, _, se = run_in(str(tmp_path), ["quantize", "--imatrix", "imatrix.gguf"] + flags + [F32, "o.gguf", "Q4_K_M"])
+    assert code == 0, se
+    assert sha256(str(tmp_path / "o.gguf")) == want
+
+
+def test_imatrix_filter_usage():
+    code, _, se = run(["quantize", "--include-weights", "a", "--exclude-weights", "b", F32, "/tmp/x.gguf", "Q4_0"])
+    assert code == 2 and "exclude each other" in se
+    assert not os.path.exists("/tmp/x.gguf")
