@@ -20,11 +20,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <ctype.h>
 
 static const char quantize_usage[] =
     "usage: locallama quantize [--pure] [--allow-requantize] [--leave-output-tensor]\n"
     "                          [--output-tensor-type TYPE] [--token-embedding-type TYPE]\n"
     "                          [--imatrix FILE [--include-weights NAME | --exclude-weights NAME]...]\n"
+    "                          [--tensor-type REGEX=TYPE]... [--tensor-type-file FILE]\n"
     "                          [--threads N] [--stats] IN.gguf OUT.gguf TYPE\n";
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -51,6 +53,39 @@ static int32_t parse_tensor_type(const char *s) {
         if (tt && !strcasecmp(tt->name, s) && ll_quantize_supported(t)) return (int32_t)t;
     }
     return -1;
+}
+
+/* --tensor-type NAME=TYPE: the pattern lower-cased (as llama-quantize does), the type by name. */
+#define MAX_TT 256
+typedef struct { char *pat[MAX_TT]; int32_t type[MAX_TT]; size_t n; } tt_list;
+
+static int tt_add(tt_list *tt, const char *arg) {
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg || !eq[1]) return usage_error("--tensor-type wants REGEX=TYPE, not '%s'", arg);
+    if (tt->n == MAX_TT) return usage_error("more than 256 tensor types at '%s'", arg);
+    int32_t t = parse_tensor_type(eq + 1);
+    if (t < 0) return usage_error("--tensor-type: unknown or unsupported type in '%s'", arg);
+    char *pat = strndup(arg, (size_t)(eq - arg));
+    if (!pat) return cli_fail("out of memory");
+    for (char *c = pat; *c; c++) *c = (char)tolower((unsigned char)*c);
+    tt->pat[tt->n] = pat;
+    tt->type[tt->n++] = t;
+    return 0;
+}
+
+/* --tensor-type-file: whitespace-separated REGEX=TYPE words. */
+static int tt_add_file(tt_list *tt, const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return usage_error("cannot open the --tensor-type-file '%s'", path);
+    char word[1024];
+    int rc = 0;
+    while (!rc && fscanf(f, "%1023s", word) == 1) rc = tt_add(tt, word);
+    fclose(f);
+    return rc;
+}
+
+static void tt_free(tt_list *tt) {
+    for (size_t i = 0; i < tt->n; i++) free(tt->pat[i]);
 }
 
 /* per destination type: the error sums over the tensors converted to it */
@@ -88,6 +123,7 @@ int cmd_quantize(int argc, char **argv) {
     ll_quantize_params_default(&p);
     const char *pos[3];
     const char *incl[64], *excl[64];
+    static tt_list tt;
     int n_pos = 0;
     bool stats = false;
     for (int i = 1; i < argc; i++) {
@@ -107,6 +143,10 @@ int cmd_quantize(int argc, char **argv) {
         } else if (!strcmp(a, "--imatrix")) {
             if (++i >= argc) return usage_error("%s needs a value", a);
             p.imatrix_path = argv[i];
+        } else if (!strcmp(a, "--tensor-type") || !strcmp(a, "--tensor-type-file")) {
+            if (++i >= argc) return usage_error("%s needs a value", a);
+            int rc = a[13] ? tt_add_file(&tt, argv[i]) : tt_add(&tt, argv[i]);
+            if (rc) { tt_free(&tt); return rc; }
         } else if (!strcmp(a, "--include-weights") || !strcmp(a, "--exclude-weights")) {
             if (++i >= argc) return usage_error("%s needs a value", a);
             bool inc = a[2] == 'i';
@@ -132,6 +172,9 @@ int cmd_quantize(int argc, char **argv) {
                                             n_pos == 1 ? "missing OUT.gguf and TYPE" : "missing TYPE");
     if (p.n_imatrix_include && p.n_imatrix_exclude)
         return usage_error("%s", "--include-weights and --exclude-weights exclude each other");
+    p.tt_patterns = (const char *const *)tt.pat;
+    p.tt_types = tt.type;
+    p.n_tt = tt.n;
     p.imatrix_include = incl;
     p.imatrix_exclude = excl;
     const ll_ftype_info *fi = ll_ftype_find(pos[2]);
@@ -151,6 +194,7 @@ int cmd_quantize(int argc, char **argv) {
     ll_quantize_result res;
     ll_error err = {0};
     ll_status st = ll_quantize_file(pos[0], pos[1], &p, &res, &err);
+    tt_free(&tt);
     if (st == LL_ERR_CANCELLED) {
         fputs("Error: interrupted; no output written\n", stderr);
         return 130;

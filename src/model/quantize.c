@@ -10,6 +10,7 @@
 #include "threadpool/pool.h"
 
 #include <errno.h>
+#include <regex.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,6 +152,7 @@ typedef struct {
     int      n_layer, i_ffn_down, i_ffn_gate, i_ffn_up;
     bool     tied;              /* no output.weight: token_embd is also the output */
     bool     has_imatrix;
+    regex_t *tt_re;             /* compiled p->tt_patterns */
 } qstate;
 
 static bool use_more_bits(int i_layer, int n_layers) {
@@ -269,11 +271,23 @@ static ll_status target_type(qstate *qs, const char *name, const ll_gguf_tensor 
     *fell = false;
     *out = t->type;
     if (!allows_quantization(p, name, t->ne)) return LL_OK;
-    if (p->token_embd_type >= 0 && cat == CAT_TOKEN_EMBD) { *out = (uint32_t)p->token_embd_type; return LL_OK; }
+    if (p->token_embd_type >= 0 && cat == CAT_TOKEN_EMBD) {
+        /* per_layer_token_embd follows --token-embedding-type unless a --tensor-type names it */
+        bool named = false;
+        if (!strcmp(name, "per_layer_token_embd.weight"))
+            for (size_t k = 0; k < p->n_tt && !named; k++) named = !regexec(&qs->tt_re[k], name, 0, NULL, 0);
+        if (!named) { *out = (uint32_t)p->token_embd_type; return LL_OK; }
+    }
     if (p->output_type >= 0 && cat == CAT_OUTPUT) { *out = (uint32_t)p->output_type; return LL_OK; }
     uint32_t nt = qs->base_type;
     if (type_is_quantized(nt)) {
-        if (!p->pure) {
+        bool manual = false;
+        for (size_t k = 0; k < p->n_tt && !manual; k++)
+            if (!regexec(&qs->tt_re[k], name, 0, NULL, 0)) {
+                nt = (uint32_t)p->tt_types[k];
+                manual = true;
+            }
+        if (!manual && !p->pure) {
             ll_status st = mix_type(qs, nt, name, t->ne[0], cat, &nt, err);
             if (st != LL_OK) return st;
         }
@@ -616,6 +630,8 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
     FILE *f = NULL;
     char *tmp = NULL;
     imatrix im = {0};
+    regex_t *tt_re = NULL;
+    size_t n_re = 0;
     memset(res, 0, sizeof *res);
 
     const ll_ftype_info *fi = NULL;
@@ -660,6 +676,26 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
     qs.n_expert = hparam_u32(g, arch, "expert_count", 0);
     qs.is_70b = !strcmp(arch, "llama") && qs.n_layer == 80 && n_head != n_head_kv;
     qs.has_imatrix = im.n > 0;
+    if (p->n_tt) {
+        tt_re = ll_calloc(p->n_tt, sizeof *tt_re);
+        if (!tt_re) { st = ll_fail(err, LL_ERR_NOMEM, "out of memory"); goto done; }
+        for (; n_re < p->n_tt; n_re++) {
+            int rc = regcomp(&tt_re[n_re], p->tt_patterns[n_re], REG_EXTENDED | REG_NOSUB);
+            if (rc) {
+                char msg[128];
+                regerror(rc, &tt_re[n_re], msg, sizeof msg);
+                st = ll_fail(err, LL_ERR_FORMAT, "--tensor-type pattern '%s': %s", p->tt_patterns[n_re], msg);
+                goto done;
+            }
+            if (!ll_quantize_supported((uint32_t)p->tt_types[n_re])) {
+                regfree(&tt_re[n_re]);
+                st = ll_fail(err, LL_ERR_UNSUPPORTED, "--tensor-type '%s': cannot write type %d",
+                             p->tt_patterns[n_re], p->tt_types[n_re]);
+                goto done;
+            }
+        }
+    }
+    qs.tt_re = tt_re;
 
     /* tensors in output order, their categories and types */
     size_t nt = ll_gguf_n_tensors(g);
@@ -870,6 +906,8 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
     tmp = NULL;
 
 done:
+    for (size_t k = 0; k < n_re; k++) regfree(&tt_re[k]);
+    ll_free(tt_re);
     imatrix_free(&im);
     if (f) fclose(f);
     if (tmp) { unlink(tmp); ll_free(tmp); }

@@ -57,6 +57,9 @@ typedef struct {
     bool     stats;               /* measure each converted tensor's error */
     void   (*progress)(void *ud, const ll_quantize_tensor_info *t);
     void    *progress_ud;
+    const char *const *tt_patterns;  /* --tensor-type: POSIX extended regexes, searched in the */
+    const int32_t *tt_types;         /* tensor name (lower-case them as llama-quantize does); */
+    size_t      n_tt;                /* the first match gives the type (before the fallback) */
     const char *imatrix_path;     /* importance matrix (llama-imatrix's GGUF or legacy .dat) */
     const char *const *imatrix_include;  /* keep only entries whose name contains one of these */
     size_t      n_imatrix_include;

@@ -825,3 +825,34 @@ def test_imatrix_filter_usage():
     code, _, se = run(["quantize", "--include-weights", "a", "--exclude-weights", "b", F32, "/tmp/x.gguf", "Q4_0"])
     assert code == 2 and "exclude each other" in se
     assert not os.path.exists("/tmp/x.gguf")
+
+
+# --tensor-type REGEX=TYPE overrides (first match wins, before the fallback; a matched tensor
+# skips the mix and its counters), from the command line and from a file; llama-quantize
+# 0c1e570's output for the tiny model as Q4_K_M.
+TENSOR_TYPE_CASES = [
+    (["--tensor-type", "attn_v=q8_0", "--tensor-type", r"blk\.1\.ffn_.*=Q5_K", "--tensor-type", "ATTN_Q=f16"],
+     "9b6b7af89c60d709d9ff6c64e857baa53ea301e5cd5474acdf30935da594ec78"),
+    (["--tensor-type-file", "tt.txt", "--tensor-type", "output_norm=q4_0"],
+     "c2e6c874c6029bbd20b01071e140a002757750a623fddda9f310dbe652e49411"),
+    (["--pure", "--tensor-type", r"blk\.0\..*=q6_k"],
+     "ca2ca502fde81aaef12f822f0344d988148648540e85630c5a29030146a23283"),
+]
+
+
+@pytest.mark.parametrize("flags,want", TENSOR_TYPE_CASES, ids=["cmdline", "file", "pure"])
+def test_tensor_type_matches_llama_quantize(tmp_path, flags, want):
+    (tmp_path / "tt.txt").write_text("ffn_up=q8_0\n  token_embd=q4_0\n")
+    code, _, se = run_in(str(tmp_path), ["quantize"] + flags + [F32, "o.gguf", "Q4_K_M"])
+    assert code == 0, se
+    assert sha256(str(tmp_path / "o.gguf")) == want
+
+
+def test_tensor_type_usage_errors(tmp_path):
+    for flags in (["--tensor-type", "attn_v"], ["--tensor-type", "=q8_0"], ["--tensor-type", "attn_v="],
+                  ["--tensor-type", "attn_v=iq2_xxs"], ["--tensor-type-file", str(tmp_path / "none.txt")]):
+        code, _, se = run(["quantize"] + flags + [F32, str(tmp_path / "o.gguf"), "Q4_K_M"])
+        assert code == 2, (flags, se)
+    code, _, se = run(["quantize", "--tensor-type", "attn_v(=q8_0", F32, str(tmp_path / "o.gguf"), "Q4_K_M"])
+    assert code == 1 and "pattern" in se, se
+    assert dir_listing(tmp_path) == []
