@@ -27,6 +27,7 @@ static const char quantize_usage[] =
     "                          [--output-tensor-type TYPE] [--token-embedding-type TYPE]\n"
     "                          [--imatrix FILE [--include-weights NAME | --exclude-weights NAME]...]\n"
     "                          [--tensor-type REGEX=TYPE]... [--tensor-type-file FILE]\n"
+    "                          [--override-kv KEY=TYPE:VALUE]... [--dry-run]\n"
     "                          [--threads N] [--stats] IN.gguf OUT.gguf TYPE\n";
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -124,6 +125,8 @@ int cmd_quantize(int argc, char **argv) {
     const char *pos[3];
     const char *incl[64], *excl[64];
     static tt_list tt;
+    static ll_kv_override kvo[64];
+    size_t n_kvo = 0;
     int n_pos = 0;
     bool stats = false;
     for (int i = 1; i < argc; i++) {
@@ -143,6 +146,14 @@ int cmd_quantize(int argc, char **argv) {
         } else if (!strcmp(a, "--imatrix")) {
             if (++i >= argc) return usage_error("%s needs a value", a);
             p.imatrix_path = argv[i];
+        } else if (!strcmp(a, "--dry-run")) {
+            p.dry_run = true;
+        } else if (!strcmp(a, "--override-kv")) {
+            if (++i >= argc) return usage_error("%s needs a value", a);
+            if (n_kvo == 64) return usage_error("too many --override-kv at '%s'", argv[i]);
+            if (!ll_kv_override_parse(argv[i], &kvo[n_kvo]))
+                return usage_error("--override-kv wants KEY=int:N, float:X, bool:true|false or str:TEXT, not '%s'", argv[i]);
+            n_kvo++;
         } else if (!strcmp(a, "--tensor-type") || !strcmp(a, "--tensor-type-file")) {
             if (++i >= argc) return usage_error("%s needs a value", a);
             int rc = a[13] ? tt_add_file(&tt, argv[i]) : tt_add(&tt, argv[i]);
@@ -172,6 +183,8 @@ int cmd_quantize(int argc, char **argv) {
                                             n_pos == 1 ? "missing OUT.gguf and TYPE" : "missing TYPE");
     if (p.n_imatrix_include && p.n_imatrix_exclude)
         return usage_error("%s", "--include-weights and --exclude-weights exclude each other");
+    p.kv_overrides = kvo;
+    p.n_kv_overrides = n_kvo;
     p.tt_patterns = (const char *const *)tt.pat;
     p.tt_types = tt.type;
     p.n_tt = tt.n;
@@ -185,7 +198,8 @@ int cmd_quantize(int argc, char **argv) {
     p.stats = stats;
     p.progress = on_tensor;
     p.progress_ud = &ps;
-    printf("quantizing '%s' to '%s' as %s%s\n", pos[0], pos[1], fi->name, p.pure ? " (pure)" : "");
+    printf("%s '%s' to '%s' as %s%s\n", p.dry_run ? "planning" : "quantizing", pos[0], pos[1], fi->name,
+           p.pure ? " (pure)" : "");
     p.cancel = &quantize_cancel;
     struct sigaction sa = { .sa_handler = on_signal };
     sigemptyset(&sa.sa_mask);
@@ -204,6 +218,8 @@ int cmd_quantize(int argc, char **argv) {
            res.n_elements ? res.src_bytes * 8.0 / (double)res.n_elements : 0.0);
     printf("quant size:  %10.2f MiB (%.2f bits per weight)\n", res.dst_bytes / 1048576.0,
            res.n_elements ? res.dst_bytes * 8.0 / (double)res.n_elements : 0.0);
+    if (p.dry_run) printf("dry run: nothing written\n");
+    if (res.needs_imatrix) printf("warning: the real run needs an importance matrix (--imatrix)\n");
     printf("tensors: %zu, converted %zu", res.n_tensors, res.n_converted);
     if (res.n_fallback) printf(", %zu with a fallback type", res.n_fallback);
     putchar('\n');

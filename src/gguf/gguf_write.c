@@ -82,13 +82,25 @@ ll_status ll_gguf_writer_add_kv(ll_gguf_writer *w, const ll_gguf_kv *kv, ll_erro
     return push_kv(w, kv, NULL, err);
 }
 
-ll_status ll_gguf_writer_set_u32(ll_gguf_writer *w, const char *key, uint32_t v, ll_error *err) {
+/* A scalar key set by name: the old one (if any) removed, the new one appended. */
+static ll_status set_scalar(ll_gguf_writer *w, const char *key, uint32_t type, uint64_t u, double f,
+                            ll_error *err) {
     ll_gguf_writer_remove_key(w, key);
     char *k = ll_str_dup(ll_str_c(key));
     if (!k) return ll_fail(err, LL_ERR_NOMEM, "gguf writer: out of memory");
-    ll_gguf_kv kv = { .key = ll_str_c(k), .type = LL_GGUF_TYPE_UINT32 };
-    kv.v.u = v;
+    ll_gguf_kv kv = { .key = ll_str_c(k), .type = type };
+    if (type == LL_GGUF_TYPE_FLOAT32) kv.v.f = f; else kv.v.u = u;
     return push_kv(w, &kv, k, err);
+}
+
+ll_status ll_gguf_writer_set_u32(ll_gguf_writer *w, const char *key, uint32_t v, ll_error *err) {
+    return set_scalar(w, key, LL_GGUF_TYPE_UINT32, v, 0, err);
+}
+ll_status ll_gguf_writer_set_f32(ll_gguf_writer *w, const char *key, float v, ll_error *err) {
+    return set_scalar(w, key, LL_GGUF_TYPE_FLOAT32, 0, v, err);
+}
+ll_status ll_gguf_writer_set_bool(ll_gguf_writer *w, const char *key, bool v, ll_error *err) {
+    return set_scalar(w, key, LL_GGUF_TYPE_BOOL, v ? 1 : 0, 0, err);
 }
 
 ll_status ll_gguf_writer_set_str(ll_gguf_writer *w, const char *key, const char *v, ll_error *err) {

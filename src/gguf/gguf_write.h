@@ -29,6 +29,8 @@ void      ll_gguf_writer_free(ll_gguf_writer *w);                 /* NULL-safe *
 ll_status ll_gguf_writer_add_kv(ll_gguf_writer *w, const ll_gguf_kv *kv, ll_error *err);
 ll_status ll_gguf_writer_set_u32(ll_gguf_writer *w, const char *key, uint32_t v, ll_error *err);
 ll_status ll_gguf_writer_set_str(ll_gguf_writer *w, const char *key, const char *v, ll_error *err);
+ll_status ll_gguf_writer_set_f32(ll_gguf_writer *w, const char *key, float v, ll_error *err);
+ll_status ll_gguf_writer_set_bool(ll_gguf_writer *w, const char *key, bool v, ll_error *err);
 void      ll_gguf_writer_remove_key(ll_gguf_writer *w, const char *key);
 
 /* Append a tensor info; name is borrowed. Fails on an unknown type, a row length that is not

@@ -297,12 +297,41 @@ static ll_status target_type(qstate *qs, const char *name, const ll_gguf_tensor 
     return LL_OK;
 }
 
+/* ---- key overrides ------------------------------------------------------------------------- */
+
+bool ll_kv_override_parse(const char *arg, ll_kv_override *o) {
+    memset(o, 0, sizeof *o);
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq - arg >= (ptrdiff_t)sizeof o->key) return false;
+    memcpy(o->key, arg, (size_t)(eq - arg));
+    const char *v = eq + 1;
+    if (!strncmp(v, "int:", 4)) { o->tag = LL_KVO_INT; o->i = atol(v + 4); }
+    else if (!strncmp(v, "float:", 6)) { o->tag = LL_KVO_FLOAT; o->f = atof(v + 6); }
+    else if (!strncmp(v, "bool:", 5)) {
+        o->tag = LL_KVO_BOOL;
+        if (!strcmp(v + 5, "true")) o->b = true;
+        else if (strcmp(v + 5, "false")) return false;
+    } else if (!strncmp(v, "str:", 4)) {
+        o->tag = LL_KVO_STR;
+        if (strlen(v + 4) > 127) return false;
+        snprintf(o->s, sizeof o->s, "%s", v + 4);
+    } else {
+        return false;
+    }
+    return true;
+}
+
 /* ---- hyperparameters the policy reads ------------------------------------------------------ */
 
 /* A u32 key or the first element of a per-layer array; def when absent. */
-static uint32_t hparam_u32(const ll_gguf *g, const char *arch, const char *suffix, uint32_t def) {
+static uint32_t hparam_u32(const ll_gguf *g, const ll_quantize_params *p, const char *arch,
+                           const char *suffix, uint32_t def) {
     char key[256];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    /* the model loader sees --override-kv too: an int override replaces the value */
+    for (size_t i = p->n_kv_overrides; i-- > 0;)
+        if (p->kv_overrides[i].tag == LL_KVO_INT && !strcmp(p->kv_overrides[i].key, key))
+            return (uint32_t)p->kv_overrides[i].i;
     const ll_gguf_kv *kv = ll_gguf_find(g, key);
     if (!kv) return def;
     if (kv->type == LL_GGUF_TYPE_ARRAY) {
@@ -638,9 +667,10 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
     for (size_t i = 0; i < sizeof ftypes / sizeof ftypes[0]; i++)
         if (ftypes[i].ftype == p->ftype) fi = &ftypes[i];
     if (!fi) return ll_fail(err, LL_ERR_UNSUPPORTED, "file type %u is not one we can write", p->ftype);
-    if (fi->ftype == FT_Q2_K_S && !p->imatrix_path)
+    if (fi->ftype == FT_Q2_K_S && !p->imatrix_path && !p->dry_run)
         return ll_fail(err, LL_ERR_UNSUPPORTED,
                        "Q2_K_S needs an importance matrix (--imatrix FILE), as in llama-quantize");
+    res->needs_imatrix = fi->ftype == FT_Q2_K_S && !p->imatrix_path;
     for (int k = 0; k < 2; k++) {
         int32_t ot = k ? p->token_embd_type : p->output_type;
         if (ot >= 0 && !ll_quantize_supported((uint32_t)ot))
@@ -653,7 +683,7 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
         if ((st = imatrix_load(&im, p->imatrix_path, err)) != LL_OK) goto done;
         imatrix_filter(&im, p);
     }
-    if (fi->ftype == FT_Q2_K_S && im.n == 0) {
+    if (fi->ftype == FT_Q2_K_S && im.n == 0 && p->imatrix_path) {
         st = ll_fail(err, LL_ERR_UNSUPPORTED, "Q2_K_S needs an importance matrix, and '%s' holds no entries",
                      p->imatrix_path);
         goto done;
@@ -669,11 +699,11 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
     snprintf(arch, sizeof arch, "%.*s", LL_STR(arch_s));
     qstate qs = { .p = p, .ftype = fi->ftype, .base_type = fi->base_type, .tied = true };
     qs.falcon = !strcmp(arch, "falcon");
-    qs.n_layer = (int)hparam_u32(g, arch, "block_count", 0);
-    uint32_t n_head = hparam_u32(g, arch, "attention.head_count", 0);
-    uint32_t n_head_kv = hparam_u32(g, arch, "attention.head_count_kv", n_head);
+    qs.n_layer = (int)hparam_u32(g, p, arch, "block_count", 0);
+    uint32_t n_head = hparam_u32(g, p, arch, "attention.head_count", 0);
+    uint32_t n_head_kv = hparam_u32(g, p, arch, "attention.head_count_kv", n_head);
     qs.n_gqa = n_head_kv ? n_head / n_head_kv : 0;
-    qs.n_expert = hparam_u32(g, arch, "expert_count", 0);
+    qs.n_expert = hparam_u32(g, p, arch, "expert_count", 0);
     qs.is_70b = !strcmp(arch, "llama") && qs.n_layer == 80 && n_head != n_head_kv;
     qs.has_imatrix = im.n > 0;
     if (p->n_tt) {
@@ -745,6 +775,16 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
         if ((st = ll_gguf_writer_add_kv(w, ll_gguf_kv_at(g, i), err)) != LL_OK) goto done;
     if ((st = ll_gguf_writer_set_u32(w, "general.quantization_version", 2, err)) != LL_OK) goto done;
     if ((st = ll_gguf_writer_set_u32(w, "general.file_type", fi->ftype, err)) != LL_OK) goto done;
+    for (size_t k = 0; k < p->n_kv_overrides; k++) {
+        const ll_kv_override *o = &p->kv_overrides[k];
+        switch (o->tag) {
+        case LL_KVO_INT:   st = ll_gguf_writer_set_u32(w, o->key, (uint32_t)llabs(o->i), err); break;
+        case LL_KVO_FLOAT: st = ll_gguf_writer_set_f32(w, o->key, (float)o->f, err); break;
+        case LL_KVO_BOOL:  st = ll_gguf_writer_set_bool(w, o->key, o->b, err); break;
+        case LL_KVO_STR:   st = ll_gguf_writer_set_str(w, o->key, o->s, err); break;
+        }
+        if (st != LL_OK) goto done;
+    }
     if (im.n > 0) {
         /* what llama-quantize records (as key overrides, strings cut to 127 bytes) */
         char v[128];
@@ -764,6 +804,26 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
     for (size_t i = 0; i < nt; i++)
         if ((st = ll_gguf_writer_add_tensor(w, qt[i].t->name, qt[i].t->n_dims, qt[i].t->ne,
                                             qt[i].dst_type, err)) != LL_OK) goto done;
+
+    if (p->dry_run) {
+        for (size_t i = 0; i < nt; i++) {
+            const ll_gguf_tensor *t = qt[i].t;
+            ll_quantize_tensor_info info = {
+                .index = i, .count = nt, .name = qt[i].name, .src_type = t->type, .dst_type = qt[i].dst_type,
+                .src_bytes = t->n_bytes, .dst_bytes = ll_gguf_writer_tensor_bytes(w, i),
+                .converted = qt[i].dst_type != t->type, .fallback = qt[i].fell,
+            };
+            memcpy(info.ne, t->ne, sizeof info.ne);
+            res->src_bytes += info.src_bytes;
+            res->dst_bytes += info.dst_bytes;
+            res->n_elements += t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+            res->n_tensors++;
+            res->n_converted += info.converted;
+            res->n_fallback += info.converted && qt[i].fell;
+            if (p->progress) p->progress(p->progress_ud, &info);
+        }
+        goto done;
+    }
 
     /* buffers: one slab of f32 rows (at most SLAB_FLOATS, or one row) and its quantized form */
     int64_t max_cols = 1, max_slab = 1;

@@ -46,6 +46,20 @@ typedef struct {
     double      err2, ref2;         /* with stats: sum (q - x)^2 and sum x^2 (0 otherwise) */
 } ll_quantize_tensor_info;
 
+/* --override-kv KEY=TYPE:VALUE, as llama.cpp parses it (common.cpp string_parse_kv_override). */
+typedef enum { LL_KVO_INT, LL_KVO_FLOAT, LL_KVO_BOOL, LL_KVO_STR } ll_kvo_tag;
+typedef struct {
+    char       key[128];
+    ll_kvo_tag tag;
+    int64_t    i;        /* written as u32 |i|, as llama-quantize does */
+    double     f;        /* written as f32 */
+    bool       b;
+    char       s[128];
+} ll_kv_override;
+
+/* Parse "KEY=int:5", "KEY=float:0.5", "KEY=bool:true", "KEY=str:text"; false when malformed. */
+bool ll_kv_override_parse(const char *arg, ll_kv_override *out);
+
 typedef struct {
     uint32_t ftype;               /* general.file_type to write (ll_ftype_info.ftype) */
     int      n_threads;           /* <= 0: every online CPU */
@@ -60,6 +74,9 @@ typedef struct {
     const char *const *tt_patterns;  /* --tensor-type: POSIX extended regexes, searched in the */
     const int32_t *tt_types;         /* tensor name (lower-case them as llama-quantize does); */
     size_t      n_tt;                /* the first match gives the type (before the fallback) */
+    const ll_kv_override *kv_overrides;  /* written after general.file_type, in order; int */
+    size_t      n_kv_overrides;          /* ones also replace the hyperparameters read */
+    bool        dry_run;          /* report types and sizes; read no weights, write nothing */
     const char *imatrix_path;     /* importance matrix (llama-imatrix's GGUF or legacy .dat) */
     const char *const *imatrix_include;  /* keep only entries whose name contains one of these */
     size_t      n_imatrix_include;
@@ -75,6 +92,7 @@ typedef struct {
     uint64_t src_bytes, dst_bytes;     /* tensor data, before and after */
     int64_t  n_elements;
     size_t   n_tensors, n_converted, n_fallback;
+    bool     needs_imatrix;            /* dry run of Q2_K_S without --imatrix */
 } ll_quantize_result;
 
 /* Quantize in_path to out_path. The output is written to a temporary file next to out_path

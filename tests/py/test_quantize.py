@@ -856,3 +856,52 @@ def test_tensor_type_usage_errors(tmp_path):
     code, _, se = run(["quantize", "--tensor-type", "attn_v(=q8_0", F32, str(tmp_path / "o.gguf"), "Q4_K_M"])
     assert code == 1 and "pattern" in se, se
     assert dir_listing(tmp_path) == []
+
+
+# --override-kv: keys set after general.file_type in the order given (before the imatrix keys),
+# ints written as u32 |value|; an int override of a hyperparameter also steers the mix (here
+# block_count 16 moves use_more_bits). llama-quantize 0c1e570's output, tiny model, Q4_K_M.
+OVERRIDE_CASES = [
+    (["--override-kv", "general.name=str:renamed", "--override-kv", "llama.context_length=int:-4096",
+      "--override-kv", "llama.rope.freq_base=float:10000.5",
+      "--override-kv", "tokenizer.ggml.add_bos_token=bool:false", "--override-kv", "new.key=int:7"],
+     "dd3c9eab05c32da822b0f75df8f570aee7f145abc94b93e8b0fd5e4807777103"),
+    (["--override-kv", "llama.block_count=int:16"],
+     "c2470fd4ce01b80467e6b9aa23f16741b8b201244e5e10f857f0fe9e7904ef05"),
+    (["--imatrix", "imatrix.gguf", "--override-kv", "quantize.imatrix.file=str:x",
+      "--override-kv", "general.file_type=int:3"],
+     "264775c425967da508cd50874d72035152f7cc530a48fd8b15ce0e8e445d15f0"),
+]
+
+
+@pytest.mark.parametrize("flags,want", OVERRIDE_CASES, ids=["types", "hparam", "imatrix-keys"])
+def test_override_kv_matches_llama_quantize(tmp_path, flags, want):
+    write_imatrix(str(tmp_path / "imatrix.gguf"), F32)
+    code, _, se = run_in(str(tmp_path), ["quantize"] + flags + [F32, "o.gguf", "Q4_K_M"])
+    assert code == 0, se
+    assert sha256(str(tmp_path / "o.gguf")) == want
+
+
+def test_override_kv_usage_errors():
+    for bad in ("nokey", "k=int", "k=bool:yes", "k=text:x", "k=str:" + "x" * 128, "k" * 128 + "=int:1"):
+        code, _, se = run(["quantize", "--override-kv", bad, F32, "/tmp/x.gguf", "Q4_0"])
+        assert code == 2, (bad, se)
+    assert not os.path.exists("/tmp/x.gguf")
+
+
+def test_dry_run_writes_nothing(tmp_path):
+    out = str(tmp_path / "o.gguf")
+    code, dry, se = run(["quantize", "--dry-run", F32, out, "Q3_K_M"])
+    assert code == 0, se
+    assert dir_listing(tmp_path) == [] and "dry run" in dry
+    code, real, se = run(["quantize", F32, out, "Q3_K_M"])
+    assert code == 0, se
+    # the same per-tensor plan and sizes, line for line
+    plan = lambda s: [l for l in s.splitlines() if l.startswith("[")]
+    assert plan(dry) == plan(real) and len(plan(dry)) == 21
+    size = lambda s: re.search(r"quant size:\s+([0-9.]+) MiB", s).group(1)
+    assert size(dry) == size(real)
+    # Q2_K_S without a matrix: planned with a warning (llama-quantize does the same)
+    code, so, se = run(["quantize", "--dry-run", F32, out + "2", "Q2_K_S"])
+    assert code == 0 and "importance matrix" in so, se
+    assert dir_listing(tmp_path) == ["o.gguf"]
