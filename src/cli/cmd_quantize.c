@@ -27,7 +27,7 @@ static const char quantize_usage[] =
     "                          [--output-tensor-type TYPE] [--token-embedding-type TYPE]\n"
     "                          [--imatrix FILE [--include-weights NAME | --exclude-weights NAME]...]\n"
     "                          [--tensor-type REGEX=TYPE]... [--tensor-type-file FILE]\n"
-    "                          [--override-kv KEY=TYPE:VALUE]... [--dry-run]\n"
+    "                          [--override-kv KEY=TYPE:VALUE]... [--prune-layers N,N...] [--dry-run]\n"
     "                          [--threads N] [--stats] IN.gguf OUT.gguf TYPE\n";
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -127,6 +127,8 @@ int cmd_quantize(int argc, char **argv) {
     static tt_list tt;
     static ll_kv_override kvo[64];
     size_t n_kvo = 0;
+    static int prune[1024];
+    size_t n_prune = 0;
     int n_pos = 0;
     bool stats = false;
     for (int i = 1; i < argc; i++) {
@@ -146,6 +148,20 @@ int cmd_quantize(int argc, char **argv) {
         } else if (!strcmp(a, "--imatrix")) {
             if (++i >= argc) return usage_error("%s needs a value", a);
             p.imatrix_path = argv[i];
+        } else if (!strcmp(a, "--prune-layers")) {
+            if (++i >= argc) return usage_error("%s needs a value", a);
+            /* comma-separated layer ids, then sorted and made unique as llama-quantize does */
+            for (const char *c = argv[i];;) {
+                char *end;
+                errno = 0;
+                long v = strtol(c, &end, 10);
+                if (errno || end == c || v < 0 || v > 1000000 || (*end && *end != ','))
+                    return usage_error("--prune-layers wants layer ids like 3,4,7, not '%s'", argv[i]);
+                if (n_prune == sizeof prune / sizeof prune[0]) return usage_error("too many layers in '%s'", argv[i]);
+                prune[n_prune++] = (int)v;
+                if (!*end) break;
+                c = end + 1;
+            }
         } else if (!strcmp(a, "--dry-run")) {
             p.dry_run = true;
         } else if (!strcmp(a, "--override-kv")) {
@@ -183,6 +199,13 @@ int cmd_quantize(int argc, char **argv) {
                                             n_pos == 1 ? "missing OUT.gguf and TYPE" : "missing TYPE");
     if (p.n_imatrix_include && p.n_imatrix_exclude)
         return usage_error("%s", "--include-weights and --exclude-weights exclude each other");
+    /* sort + unique */
+    for (size_t x = 1; x < n_prune; x++)
+        for (size_t y = x; y > 0 && prune[y - 1] > prune[y]; y--) { int t = prune[y]; prune[y] = prune[y - 1]; prune[y - 1] = t; }
+    size_t u = 0;
+    for (size_t x = 0; x < n_prune; x++) if (!u || prune[u - 1] != prune[x]) prune[u++] = prune[x];
+    p.prune = prune;
+    p.n_prune = u;
     p.kv_overrides = kvo;
     p.n_kv_overrides = n_kvo;
     p.tt_patterns = (const char *const *)tt.pat;

@@ -353,7 +353,8 @@ static uint32_t hparam_u32(const ll_gguf *g, const ll_quantize_params *p, const 
 
 typedef struct {
     const ll_gguf_tensor *t;
-    char     name[LL_GGUF_MAX_NAME + 1];
+    char     name[LL_GGUF_MAX_NAME + 1];   /* as written (renumbered when layers are pruned) */
+    char     orig[LL_GGUF_MAX_NAME + 1];   /* as read: the importance matrix's name for it */
     int      layer;                 /* blk.N, or -1 */
     tensor_cat cat;
     uint32_t dst_type;
@@ -365,6 +366,40 @@ static int qtensor_cmp(const void *a, const void *b) {
     const qtensor *x = a, *y = b;
     if (x->layer != y->layer) return x->layer < y->layer ? -1 : 1;
     return strcmp(x->name, y->name);
+}
+
+/* --prune-layers (llama-quant.cpp remap_layer): tensors of the listed layers are dropped and
+ * the layers after the first pruned one renumbered down, in the loader's order. qt is sorted;
+ * returns the new count and the number of layers left in *n_layers. */
+static size_t prune_layers(qtensor *qt, size_t nt, const int *prune, size_t n_prune, uint32_t *n_layers) {
+    int next_id = 0, last = -1, mapped = -1;
+    bool dropped = false;
+    size_t k = 0;
+    for (size_t i = 0; i < nt; i++) {
+        int l = qt[i].layer;
+        if (l >= 0 && l != last) {          /* first tensor of a new layer: map it */
+            last = l;
+            dropped = false;
+            for (size_t j = 0; j < n_prune; j++) if (prune[j] == l) dropped = true;
+            if (!dropped) {
+                if (l < prune[0]) { mapped = l; next_id = l + 1; }
+                else mapped = next_id++;
+            }
+        }
+        if (l >= 0 && dropped) continue;
+        qtensor q = qt[i];
+        if (l >= 0 && mapped != l) {
+            /* mapped < l, so the new name is never longer than the old one */
+            char buf[2 * sizeof q.name];
+            const char *tail = strchr(q.name + 4, '.');     /* after "blk.N" */
+            snprintf(buf, sizeof buf, "blk.%d%s", mapped, tail ? tail : "");
+            size_t n = strlen(buf);
+            if (n < sizeof q.name) memcpy(q.name, buf, n + 1);
+        }
+        qt[k++] = q;
+    }
+    *n_layers = (uint32_t)next_id;
+    return k;
 }
 
 /* ---- parallel conversion ------------------------------------------------------------------- */
@@ -456,6 +491,7 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
     ll_imatrix im = {0};
     regex_t *tt_re = NULL;
     size_t n_re = 0;
+    uint32_t n_kept_layers = 0;
     memset(res, 0, sizeof *res);
 
     const ll_ftype_info *fi = NULL;
@@ -529,13 +565,17 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
     for (size_t i = 0; i < nt; i++) {
         qt[i].t = ll_gguf_tensor_at(g, i);
         snprintf(qt[i].name, sizeof qt[i].name, "%.*s", LL_STR(qt[i].t->name));
+        memcpy(qt[i].orig, qt[i].name, sizeof qt[i].orig);
         qt[i].layer = -1;
         sscanf(qt[i].name, "blk.%d.", &qt[i].layer);
+    }
+    qsort(qt, nt, sizeof *qt, qtensor_cmp);
+    if (p->n_prune) nt = prune_layers(qt, nt, p->prune, p->n_prune, &n_kept_layers);
+    for (size_t i = 0; i < nt; i++) {
         qt[i].cat = category_of(qt[i].name);
         if (cat_is_attn_v(qt[i].cat)) qs.n_attention_wv++;
         if (qt[i].cat == CAT_OUTPUT) qs.tied = false;
     }
-    qsort(qt, nt, sizeof *qt, qtensor_cmp);
     for (size_t i = 0; i < nt; i++) {
         if ((st = target_type(&qs, qt[i].name, qt[i].t, qt[i].cat, &qt[i].dst_type, &qt[i].fell, err)) != LL_OK)
             goto done;
@@ -570,6 +610,9 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
         if ((st = ll_gguf_writer_add_kv(w, ll_gguf_kv_at(g, i), err)) != LL_OK) goto done;
     if ((st = ll_gguf_writer_set_u32(w, "general.quantization_version", 2, err)) != LL_OK) goto done;
     if ((st = ll_gguf_writer_set_u32(w, "general.file_type", fi->ftype, err)) != LL_OK) goto done;
+    ll_gguf_writer_remove_key(w, "split.no");
+    ll_gguf_writer_remove_key(w, "split.count");
+    ll_gguf_writer_remove_key(w, "split.tensors.count");
     for (size_t k = 0; k < p->n_kv_overrides; k++) {
         const ll_kv_override *o = &p->kv_overrides[k];
         switch (o->tag) {
@@ -593,11 +636,13 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
         if (im.chunk_count > 0 &&
             (st = ll_gguf_writer_set_u32(w, "quantize.imatrix.chunks_count", im.chunk_count, err)) != LL_OK) goto done;
     }
-    ll_gguf_writer_remove_key(w, "split.no");
-    ll_gguf_writer_remove_key(w, "split.count");
-    ll_gguf_writer_remove_key(w, "split.tensors.count");
+    if (p->n_prune) {
+        char key[96];
+        snprintf(key, sizeof key, "%s.block_count", arch);
+        if ((st = ll_gguf_writer_set_u32(w, key, n_kept_layers, err)) != LL_OK) goto done;
+    }
     for (size_t i = 0; i < nt; i++)
-        if ((st = ll_gguf_writer_add_tensor(w, qt[i].t->name, qt[i].t->n_dims, qt[i].t->ne,
+        if ((st = ll_gguf_writer_add_tensor(w, ll_str_c(qt[i].name), qt[i].t->n_dims, qt[i].t->ne,
                                             qt[i].dst_type, err)) != LL_OK) goto done;
 
     if (p->dry_run) {
@@ -692,7 +737,7 @@ ll_status ll_quantize_file(const char *in_path, const char *out_path, const ll_q
             int64_t slab = SLAB_FLOATS / n_per_row > 0 ? SLAB_FLOATS / n_per_row : 1;
             /* the importance values for this weight: one row of n_per_row per expert */
             const float *qw = NULL;
-            const ll_imatrix_entry *ie = im.n ? ll_imatrix_find(&im, qt[i].name) : NULL;
+            const ll_imatrix_entry *ie = im.n ? ll_imatrix_find(&im, qt[i].orig) : NULL;
             if (ie) {
                 if (ie->n == n_per_row * t->ne[2]) qw = ie->v;
                 else if (qt[i].cat != CAT_TOKEN_EMBD) {

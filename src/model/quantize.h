@@ -76,6 +76,8 @@ typedef struct {
     size_t      n_tt;                /* the first match gives the type (before the fallback) */
     const ll_kv_override *kv_overrides;  /* written after general.file_type, in order; int */
     size_t      n_kv_overrides;          /* ones also replace the hyperparameters read */
+    const int  *prune;            /* --prune-layers: sorted, unique layer ids to drop */
+    size_t      n_prune;
     bool        dry_run;          /* report types and sizes; read no weights, write nothing */
     const char *imatrix_path;     /* importance matrix (llama-imatrix's GGUF or legacy .dat) */
     const char *const *imatrix_include;  /* keep only entries whose name contains one of these */

@@ -905,3 +905,33 @@ def test_dry_run_writes_nothing(tmp_path):
     code, so, se = run(["quantize", "--dry-run", F32, out + "2", "Q2_K_S"])
     assert code == 0 and "importance matrix" in so, se
     assert dir_listing(tmp_path) == ["o.gguf"]
+
+
+# --prune-layers: the listed layers dropped, later ones renumbered, block_count rewritten after
+# the overrides; the mix still counts layers of the original model, and the importance matrix
+# is looked up under the original names. llama-quantize 0c1e570's output, the 8-layer model
+# of MIX_MODELS, Q4_K_M.
+PRUNE_CASES = [
+    (["--prune-layers", "3"], "0b9c107b16ae6941f787d673b594f035af748628a5a10d0ec25689f481b11818"),
+    (["--prune-layers", "5,1,1"], "8195342b2a4f1a34d8fc42805ea1b02118da0879ead7343d65241602fcc7a551"),
+    (["--prune-layers", "0,7", "--imatrix", "imatrix.gguf"],
+     "72432910fe3d3d835fd8cd59f3792ee41e67cec7eb2baee2ac85598b84bf81a1"),
+    (["--prune-layers", "2,3,4", "--override-kv", "llama.block_count=int:20"],
+     "43c35403ff9e4b8e96df1c3521712116743edad4dde4e3845ec6d2b8ffe13dde"),
+]
+
+
+@pytest.mark.parametrize("flags,want", PRUNE_CASES, ids=["one", "unsorted-dup", "imatrix", "override"])
+def test_prune_layers_matches_llama_quantize(tmp_path, flags, want):
+    mix_model(str(tmp_path / "u8.gguf"), **MIX_MODELS["untied8"])
+    write_imatrix(str(tmp_path / "imatrix.gguf"), str(tmp_path / "u8.gguf"))
+    code, _, se = run_in(str(tmp_path), ["quantize"] + flags + ["u8.gguf", "o.gguf", "Q4_K_M"])
+    assert code == 0, se
+    assert sha256(str(tmp_path / "o.gguf")) == want
+
+
+def test_prune_layers_usage_errors():
+    for bad in ("", "a", "1,,2", "-1", "3,"):
+        code, _, se = run(["quantize", "--prune-layers", bad, F32, "/tmp/x.gguf", "Q4_0"])
+        assert code == 2, (bad, se)
+    assert not os.path.exists("/tmp/x.gguf")
