@@ -19,6 +19,7 @@ int cmd_rm(int argc, char **argv);          /* cmd_models.c */
 int cmd_cp(int argc, char **argv);          /* cmd_models.c */
 int cmd_stop(int argc, char **argv);        /* cmd_models.c */
 int cmd_create(int argc, char **argv);      /* cmd_create.c */
+int cmd_quantize(int argc, char **argv);    /* cmd_quantize.c */
 
 /* Print "Error: <msg>" to stderr and return 1. */
 int cli_fail(const char *fmt, ...);

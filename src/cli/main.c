@@ -62,6 +62,7 @@ static const struct {
     { "detokenize", cmd_detokenize, "detokenize --model PATH [--pieces] ID...|-   (IDs as tokenize prints them)", NULL },
     { "logits",     cmd_logits,     "logits --model PATH --ids 1,2,3 [--out FILE] [--greedy N] [--threads T] [--kv-type f32|f16]", logits_help },
     { "bench",      cmd_bench,      "bench --model PATH [-p 512] [-n 128] [-d DEPTH] [-t THREADS] [-r REPS] [-ctk f32|f16] [-o md|json]", NULL },
+    { "quantize",   cmd_quantize,   "quantize IN.gguf OUT.gguf TYPE [--pure] [--threads N] [--stats]  rewrite a model in another weight type", NULL },
 };
 
 static void usage(FILE *f) {
