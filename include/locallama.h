@@ -331,9 +331,10 @@ ll_status ll_sampler_sample_masked(ll_sampler *s, const float *logits, const uin
  * is complete. Building sorts the vocabulary into a trie (~50 ms for 128K tokens) and sorts the
  * tokens of each grammar position into always/never/depends-on-context, for at most ~40 ms; the
  * remaining positions are sorted the first time a mask meets them (a few ms each), under a lock
- * shared by clones. So keep one grammar per schema and ll_grammar_clone it per request: clones
- * share the compiled tables (thread-safe refcount) and own their parse state; masks of repeated
- * states are remembered per clone. Mask cost: bench/bench_grammar.c.
+ * shared by clones. Compiled grammars are cached (ll_grammar_cache_clear), so calling
+ * ll_grammar_init_* per request is fine; ll_grammar_clone shares the compiled tables (thread-
+ * safe refcount) with a fresh copy of the parse state. Masks of repeated states are remembered
+ * per grammar object. Mask cost: bench/bench_grammar.c.
  *
  * Grammars are bounded: nesting deeper than 512 levels is not allowed, and a grammar or input
  * that would need more than 2048 simultaneous parse stacks or 4M parse nodes fails with
@@ -359,6 +360,10 @@ ll_status ll_grammar_init_json(ll_grammar **out, const ll_vocab *v, bool object_
  * with LL_ERR_LIMIT. Never silently weaker: what the grammar allows always validates. */
 ll_status ll_grammar_init_schema(ll_grammar **out, const ll_vocab *v, const char *schema,
                                  size_t len, ll_error *err);
+/* Both constructors keep the last 8 compiled grammars (per vocabulary contents and exact
+ * format/schema text) and return a fresh parse state over a cached one when they can, so a
+ * repeated schema costs a few ms. This drops the cache (grammars in use stay valid). */
+void      ll_grammar_cache_clear(void);
 /* Another grammar in the same state, sharing the compiled tables. */
 ll_status ll_grammar_clone(ll_grammar **out, const ll_grammar *g, ll_error *err);
 void      ll_grammar_free(ll_grammar *g);                         /* NULL-safe */

@@ -705,32 +705,126 @@ static ll_status matcher_new(ll_grammar **out, gr_compiled *c, ll_error *err) {
     return LL_OK;
 }
 
-static ll_status grammar_from(ll_grammar **out, gr_grammar *g, const ll_vocab *v, ll_error *err) {
+/* ---- compiled grammars, cached per (vocabulary, format or schema text) ----
+ * Building the token tables costs tens of ms and each position's classes a few ms on first
+ * use; a server sees the same schema request after request. So the last GR_CACHE compiled
+ * grammars are kept, keyed by a hash of the vocabulary's token bytes (a vocabulary freed and
+ * another loaded at the same address does not match) and the exact schema text; a hit costs
+ * the vocabulary hash (~5 ms for 128K tokens) and a clone. Compiled grammars are immutable
+ * apart from their lazily filled classes, which have their own lock. */
+#define GR_CACHE 8
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    gr_compiled *c;        /* holds one reference; NULL = empty slot */
+    char    *text;         /* schema text (kind 2) */
+    size_t   len;
+    int      kind;         /* 0 json value, 1 json object, 2 schema */
+    uint64_t vhash;
+    int32_t  n_vocab;
+    uint64_t used;         /* LRU clock */
+} gcache[GR_CACHE];        /* guarded by cache_lock */
+static uint64_t gcache_clock;
+
+static uint64_t vocab_hash(const ll_vocab *v) {
+    uint64_t h = 1469598103934665603ull;
+    char buf[256];
+    int32_t nv = ll_vocab_n_tokens(v);
+    for (int32_t i = 0; i < nv; i++) {
+        size_t n = ll_vocab_is_eog(v, i) ? 0 : ll_tok_piece(v, i, false, buf, sizeof buf);
+        size_t m = n < sizeof buf ? n : sizeof buf;
+        for (size_t k = 0; k < m; k++) h = (h ^ (unsigned char)buf[k]) * 1099511628211ull;
+        h = (h ^ (uint64_t)n ^ (ll_vocab_is_eog(v, i) ? 0x100u : 0u)) * 1099511628211ull;
+    }
+    return h;
+}
+
+static gr_compiled *cache_get(int kind, const char *text, size_t len, uint64_t vh, int32_t nv) {
+    gr_compiled *c = NULL;
+    pthread_mutex_lock(&cache_lock);
+    for (int i = 0; i < GR_CACHE && !c; i++)
+        if (gcache[i].c && gcache[i].kind == kind && gcache[i].vhash == vh && gcache[i].n_vocab == nv &&
+            gcache[i].len == len && (len == 0 || !memcmp(gcache[i].text, text, len))) {
+            c = gcache[i].c;
+            atomic_fetch_add(&c->refs, 1);
+            gcache[i].used = ++gcache_clock;
+        }
+    pthread_mutex_unlock(&cache_lock);
+    return c;
+}
+
+static void cache_put(gr_compiled *c, int kind, const char *text, size_t len, uint64_t vh, int32_t nv) {
+    char *copy = ll_malloc(len ? len : 1);
+    if (!copy) return;   /* not cached: only slower next time */
+    if (len) memcpy(copy, text, len);
+    gr_compiled *old = NULL;
+    char *old_text = NULL;
+    pthread_mutex_lock(&cache_lock);
+    int slot = 0;
+    for (int i = 0; i < GR_CACHE; i++) {
+        if (!gcache[i].c) { slot = i; break; }
+        if (gcache[i].used < gcache[slot].used) slot = i;
+    }
+    old = gcache[slot].c;
+    old_text = gcache[slot].text;
+    atomic_fetch_add(&c->refs, 1);
+    gcache[slot].c = c;
+    gcache[slot].text = copy;
+    gcache[slot].len = len;
+    gcache[slot].kind = kind;
+    gcache[slot].vhash = vh;
+    gcache[slot].n_vocab = nv;
+    gcache[slot].used = ++gcache_clock;
+    pthread_mutex_unlock(&cache_lock);
+    compiled_unref(old);
+    ll_free(old_text);
+}
+
+void ll_grammar_cache_clear(void) {
+    pthread_mutex_lock(&cache_lock);
+    for (int i = 0; i < GR_CACHE; i++) {
+        compiled_unref(gcache[i].c);
+        ll_free(gcache[i].text);
+        memset(&gcache[i], 0, sizeof gcache[i]);
+    }
+    pthread_mutex_unlock(&cache_lock);
+}
+
+static ll_status grammar_init(ll_grammar **out, const ll_vocab *v, int kind, const char *text,
+                              size_t len, ll_error *err) {
     *out = NULL;
-    gr_compiled *c;
-    ll_status st = compiled_init(&c, g, v, err);
+    uint64_t vh = 0;
+    int32_t nv = v ? ll_vocab_n_tokens(v) : 0;
+    if (v) {
+        vh = vocab_hash(v);
+        gr_compiled *c = cache_get(kind, text, len, vh, nv);
+        if (c) {
+            ll_status st = matcher_new(out, c, err);
+            if (st != LL_OK) compiled_unref(c);
+            return st;
+        }
+    }
+    gr_grammar g;
+    ll_status st = kind == 2 ? gr_compile_schema(&g, text, len, err) : gr_compile_json(&g, kind == 1, err);
     if (st != LL_OK) return st;
+    gr_compiled *c;
+    st = compiled_init(&c, &g, v, err);
+    if (st != LL_OK) return st;
+    if (v) cache_put(c, kind, text, len, vh, nv);
     st = matcher_new(out, c, err);
     if (st != LL_OK) compiled_unref(c);
     return st;
 }
 
 ll_status ll_grammar_init_json(ll_grammar **out, const ll_vocab *v, bool object_only, ll_error *err) {
-    *out = NULL;
-    gr_grammar g;
-    ll_status st = gr_compile_json(&g, object_only, err);
-    if (st != LL_OK) return st;
-    return grammar_from(out, &g, v, err);
+    return grammar_init(out, v, object_only ? 1 : 0, "", 0, err);
 }
 
 ll_status ll_grammar_init_schema(ll_grammar **out, const ll_vocab *v, const char *schema,
                                  size_t len, ll_error *err) {
     *out = NULL;
     if (!schema) return ll_fail(err, LL_ERR_ARG, "grammar: no schema");
-    gr_grammar g;
-    ll_status st = gr_compile_schema(&g, schema, len, err);
-    if (st != LL_OK) return st;
-    return grammar_from(out, &g, v, err);
+    return grammar_init(out, v, 2, schema, len, err);
 }
 
 void ll_grammar_free(ll_grammar *m) {

@@ -499,6 +499,31 @@ static void test_clones_mask_concurrently(void) {
     ll_grammar_free(base);
 }
 
+/* The compiled-grammar cache returns the grammar of exactly this text and vocabulary, and
+ * grammars in use survive a cache clear. */
+static void test_compiled_cache_keys_and_lifetime(void) {
+    ll_error err = {0};
+    ll_grammar *a, *b, *a2;
+    CHECK(ll_grammar_init_schema(&a, vocab, "{\"const\":1}", 11, &err) == LL_OK);
+    CHECK(ll_grammar_init_schema(&b, vocab, "{\"const\":2}", 11, &err) == LL_OK);
+    CHECK(ll_grammar_init_schema(&a2, vocab, "{\"const\":1}", 11, &err) == LL_OK);
+    uint64_t *ma = calloc(n_words, 8), *mb = calloc(n_words, 8), *ma2 = calloc(n_words, 8);
+    CHECK(ll_grammar_mask(a, ma, n_words, &err) == LL_OK);
+    CHECK(ll_grammar_mask(b, mb, n_words, &err) == LL_OK);
+    CHECK(ll_grammar_mask(a2, ma2, n_words, &err) == LL_OK);
+    CHECK(memcmp(ma, ma2, n_words * 8) == 0);
+    CHECK(memcmp(ma, mb, n_words * 8) != 0);
+    int32_t one[4];
+    size_t n;
+    CHECK(ll_tok_encode(vocab, "1", 1, false, false, one, 4, &n, &err) == LL_OK && n == 1);
+    CHECK(bit(ma, one[0]) && !bit(mb, one[0]));
+    ll_grammar_cache_clear();
+    CHECK(ll_grammar_accept(a2, one[0], &err) == LL_OK);   /* still usable after the clear */
+    CHECK(ll_grammar_can_end(a2));
+    ll_grammar_free(a); ll_grammar_free(b); ll_grammar_free(a2);
+    free(ma); free(mb); free(ma2);
+}
+
 int main(void) {
     RUN(test_build_rejects_left_recursion);
     RUN(test_build_rejects_rule_without_base_case);
@@ -527,8 +552,10 @@ int main(void) {
     RUN(test_accept_rejects_bad_tokens_and_keeps_state);
     RUN(test_clone_and_rollback);
     RUN(test_clones_mask_concurrently);
+    RUN(test_compiled_cache_keys_and_lifetime);
     ll_grammar_free(g_json);
     ll_grammar_free(g_obj);
+    ll_grammar_cache_clear();
     ll_vocab_free(vocab);
     return test_summary();
 }
