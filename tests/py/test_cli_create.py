@@ -294,17 +294,37 @@ def test_requires_is_recorded_in_the_config(srv, tmp_path):
 
 
 def test_quantize(srv, tmp_path):
-    mf = write(tmp_path / "Modelfile", f"FROM {TINY}\n")
+    """create --quantize runs the engine's quantizer on a float source: the model layer is
+    exactly the file llama-quantize writes (../shared's golden Q4_K_M), and the model answers."""
+    import hashlib
+    ref = os.path.join(os.path.dirname(TINY), "llama3.2-tiny-v2k-F32.gguf")
+    golden = os.path.join(os.path.dirname(TINY), "llama3.2-tiny-v2k-Q4_K_M.gguf")
+    mf = write(tmp_path / "Modelfile", f"FROM {ref}\n")
     rc, out, err = cli(["create", "quant", "-f", mf, "--quantize", "q4_K_M"], srv.host)
-    assert rc == 1 and stderr_lines(err)[-1] == "Error: quantization to Q4_K_M is not supported yet (the source is Q8_0)"
-    assert srv.json("POST", "/api/show", {"model": "quant"})[0] == 404
-    rc, out, err = cli(["create", "quant", "-f", mf, "-q", "bogus"], srv.host)
+    assert rc == 0 and "quantizing F32 model to Q4_K_M" in err and stderr_lines(err)[-1] == "success", err
+    want = "sha256-" + hashlib.sha256(open(golden, "rb").read()).hexdigest()
+    man = srv.blobs.parent / "manifests" / "registry.ollama.ai" / "library" / "quant" / "latest"
+    layers = json.loads(man.read_text())["layers"]
+    model_layer = [l for l in layers if l["mediaType"] == "application/vnd.ollama.image.model"][0]
+    assert model_layer["digest"].replace(":", "-") == want
+    assert not [p for p in os.listdir(srv.blobs) if p.startswith("quantize-")]     # no leftovers
+    st, show = srv.json("POST", "/api/show", {"model": "quant"})
+    assert st == 200 and show["details"]["quantization_level"] == "Q4_K_M"
+    st, r = srv.json("POST", "/api/generate", {"model": "quant", "prompt": "Hi", "stream": False,
+                                               "options": {"num_predict": 3}})
+    assert st == 200 and r["done"] is True
+    # an already-quantized source is refused, as Ollama does
+    mf = write(tmp_path / "Modelfile.q8", f"FROM {TINY}\n")
+    rc, out, err = cli(["create", "quant8", "-f", mf, "--quantize", "q4_K_M"], srv.host)
+    assert rc == 1 and stderr_lines(err)[-1] == "Error: quantization is only supported for F16, BF16 and F32 models"
+    assert srv.json("POST", "/api/show", {"model": "quant8"})[0] == 404
+    rc, out, err = cli(["create", "quant8", "-f", mf, "-q", "bogus"], srv.host)
     assert rc == 1 and stderr_lines(err)[-1] == ("Error: unsupported quantization type bogus - supported types "
                                                  "are F32, F16, Q4_K_S, Q4_K_M, Q8_0")
-    rc, out, err = cli(["create", "quant", "-f", mf, "-q", "q8_0"], srv.host)     # already that type
+    rc, out, err = cli(["create", "quant8", "-f", mf, "-q", "q8_0"], srv.host)     # already that type
     assert rc == 0 and stderr_lines(err)[-1] == "success", err
-    st, err = srv.json("POST", "/api/create", {"model": "quant2", "from": "quant", "quantize": "f16"})
-    assert (st, err) == (400, {"error": "quantization to F16 is not supported yet (the source is Q8_0)"})
+    st, err = srv.json("POST", "/api/create", {"model": "quant9", "from": "quant8", "quantize": "f16"})
+    assert (st, err) == (400, {"error": "quantization is only supported for F16, BF16 and F32 models"})
 
 
 def test_no_server(tmp_path):
