@@ -208,6 +208,7 @@ int cmd_serve(int argc, char **argv) {
     snprintf(line, sizeof line, "received %s, shutting down", sig == SIGINT ? "interrupt" : "terminated");
     serve_log(2, line, NULL);
     ll_http_server_free(srv);
+    ll_api_ollama_drain(&sm.api);      /* a create still writing its model finishes first */
     serve_models_free(&sm);
     ll_router_free(router);
     serve_log(2, "server stopped", NULL);

@@ -19,6 +19,8 @@
 #include "template/chat.h"
 
 #include <assert.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -477,20 +479,50 @@ static void api_ps(ll_http_req *req, ll_http_resp *resp, void *arg) {
 
 /* ---- POST /api/create ---------------------------------------------------------------------- */
 
-/* Progress of one create (§1.8). The work runs on the connection's thread, so the stream is
- * opened lazily at the first status: every check before it answers with a real status code,
- * every failure after it is an inline {"error":…} line under 200, as Ollama's stream does.
- * The road not taken: a producer thread would let the client see each line as it happens,
- * but it would outlive a shutdown that closes the store under it; a create from uploaded
- * blobs writes a few small layers and takes well under a second, a server-side GGUF path
- * (copied into the store) is the only slow case. */
+/* Progress of one create (§1.8). The stream is opened lazily at the first status: every check
+ * before it answers with a real status code, every failure after it is an inline
+ * {"error":…} line under 200, as Ollama's stream does. */
+/* A create runs on a worker thread (create_main) while the connection's thread waits in
+ * api_create: until the worker opens the stream with its first status line, or answers
+ * without one (an error status, or stream:false). The connection's thread then returns, so
+ * MHD sends the status line and every later line as the worker writes it, live. Two owners
+ * (the waiting handler and the worker); the last to leave frees the job. The worker is
+ * counted in the API context, so shutdown waits for it before the store closes. */
+typedef struct {
+    ll_api_ctx     *ctx;
+    ll_http_req    *req;        /* valid until released */
+    ll_http_resp   *resp;       /* valid until released */
+    pthread_mutex_t mu;
+    pthread_cond_t  cv;
+    bool            released;   /* the handler may return: resp is answered or streaming */
+    int             refs;
+} create_job;
+
 typedef struct {
     ll_http_resp   *resp;
     ll_http_stream *s;          /* NULL until the first line when streaming */
     bool            stream;
     bool            parsed;     /* "parsing GGUF" said: the store's own one is dropped */
     bool            succeeded;  /* "success" said */
+    create_job     *job;
 } create_progress;
+
+static void create_job_release(create_job *j) {
+    pthread_mutex_lock(&j->mu);
+    j->released = true;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
+static void create_job_unref(create_job *j) {
+    pthread_mutex_lock(&j->mu);
+    bool last = --j->refs == 0;
+    pthread_mutex_unlock(&j->mu);
+    if (!last) return;
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+    free(j);
+}
 
 static void create_on_progress(void *user, const char *status) {
     create_progress *p = user;
@@ -503,7 +535,10 @@ static void create_on_progress(void *user, const char *status) {
         p->succeeded = true;
     }
     if (!p->stream) return;
-    if (!p->s && !(p->s = ll_http_resp_stream(p->resp, LL_STREAM_NDJSON))) return;
+    if (!p->s) {
+        if (!(p->s = ll_http_resp_stream(p->resp, LL_STREAM_NDJSON))) return;   /* the producer's */
+        create_job_release(p->job);           /* from here on the lines go out as they come */
+    }
     json_t *o = json_pack("{s:s}", "status", status);
     if (o) ll_http_stream_ndjson(p->s, o, 0);
     json_decref(o);
@@ -538,14 +573,16 @@ static bool looks_like_path(const char *s) {
            (strlen(s) > 5 && !strcmp(s + strlen(s) - 5, ".gguf") && stat(s, &st) == 0);
 }
 
-static void api_create(ll_http_req *req, ll_http_resp *resp, void *arg) {
-    ll_api_ctx *ctx = arg;
+static void create_run(create_job *job) {
+    ll_api_ctx *ctx = job->ctx;
+    ll_http_req *req = job->req;
+    ll_http_resp *resp = job->resp;
     ll_error err = { 0 };
     json_t *body;
     if (ll_http_req_json(req, resp, &body) != LL_OK) return;
     char *model = NULL, *from = NULL, *tmpl_auto = NULL;
     ll_modelfile *mf = NULL;
-    create_progress prog = { .resp = resp };
+    create_progress prog = { .resp = resp, .job = job };
     ll_str s_from = { "", 0 }, s_tmpl = { NULL, 0 }, s_sys = { NULL, 0 }, s_q = { NULL, 0 };
     bool has_tmpl = false, has_sys = false, has_q = false, stream = true;
     json_t *files = NULL, *params = NULL, *msgs = NULL, *lic = NULL, *adapters = NULL;
@@ -712,7 +749,7 @@ static void api_create(ll_http_req *req, ll_http_resp *resp, void *arg) {
         ll_quantize_params qp;
         ll_quantize_params_default(&qp);
         qp.ftype = ft->ftype;
-        qp.cancel = ll_http_req_cancel_flag(req);
+        qp.cancel = prog.s ? ll_http_stream_cancel_flag(prog.s) : ll_http_req_cancel_flag(req);
         ll_quantize_result qr;
         if (ll_quantize_file(gguf_for_detect, quant_tmp, &qp, &qr, &err) != LL_OK) {
             status = err.code == LL_ERR_NOMEM || err.code == LL_ERR_IO ? 500 : 400;
@@ -721,7 +758,7 @@ static void api_create(ll_http_req *req, ll_http_resp *resp, void *arg) {
         }
         co.gguf_blob = NULL;
         co.gguf_path = quant_tmp;
-        snprintf(gguf_for_detect, sizeof gguf_for_detect, "%s", quant_tmp);
+        snprintf(gguf_for_detect, sizeof gguf_for_detect, "%.*s", (int)sizeof gguf_for_detect - 1, quant_tmp);
     }
     /* From here on the client sees progress; failures become inline error lines. */
     if (gguf_for_detect[0]) create_on_progress(&prog, "parsing GGUF");
@@ -764,7 +801,7 @@ static void api_create(ll_http_req *req, ll_http_resp *resp, void *arg) {
     ll_name_full(&name, full, sizeof full);
     ll_runners_unload(ctx->runners, full);
     create_on_progress(&prog, "success");
-    if (prog.s) ll_http_stream_end(prog.s);
+    if (prog.s) { ll_http_stream_end(prog.s); prog.s = NULL; }
     else if (stream) ll_http_resp_error(resp, 500, "create ended without a response stream");
     else ll_http_resp_json(resp, 200, json_pack("{s:s}", "status", "success"));
     goto out;
@@ -772,6 +809,7 @@ fail:
     if (prog.s) {                       /* §0.6.2: after the first line, errors are inline */
         ll_http_stream_error(prog.s, err.msg);
         ll_http_stream_end(prog.s);
+        prog.s = NULL;
     } else {
         ll_http_resp_error(resp, status, "%s", err.msg);
     }
@@ -782,6 +820,50 @@ out:
     ll_free(from);
     ll_free(model);
     json_decref(body);
+}
+
+static void *create_main(void *arg) {
+    create_job *job = arg;
+    create_run(job);
+    create_job_release(job);                  /* answered without a stream: the handler sends it */
+    ll_api_ctx *ctx = job->ctx;
+    create_job_unref(job);
+    atomic_fetch_sub(&ctx->n_background, 1);
+    return NULL;
+}
+
+static void api_create(ll_http_req *req, ll_http_resp *resp, void *arg) {
+    ll_api_ctx *ctx = arg;
+    create_job *job = calloc(1, sizeof *job);
+    if (!job) { ll_http_resp_error(resp, 500, "out of memory"); return; }
+    *job = (create_job){ .ctx = ctx, .req = req, .resp = resp, .refs = 2 };
+    pthread_mutex_init(&job->mu, NULL);
+    pthread_cond_init(&job->cv, NULL);
+    atomic_fetch_add(&ctx->n_background, 1);
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &a, create_main, job) != 0) {   /* no thread: do it here */
+        atomic_fetch_sub(&ctx->n_background, 1);
+        job->refs = 1;
+        create_run(job);
+        create_job_unref(job);
+        pthread_attr_destroy(&a);
+        return;
+    }
+    pthread_attr_destroy(&a);
+    pthread_mutex_lock(&job->mu);
+    while (!job->released) pthread_cond_wait(&job->cv, &job->mu);
+    pthread_mutex_unlock(&job->mu);
+    create_job_unref(job);
+}
+
+void ll_api_ollama_drain(ll_api_ctx *ctx) {
+    while (atomic_load(&ctx->n_background) > 0) {
+        struct timespec ts = { 0, 10 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* ---- POST /api/copy, DELETE /api/delete -------------------------------------------------- */

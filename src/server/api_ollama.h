@@ -17,14 +17,20 @@
 #include "server/runners.h"
 #include "store/store.h"
 
+#include <stdatomic.h>
+
 typedef struct {
     ll_store   *store;          /* the model store (borrowed) */
     ll_runners *runners;        /* loaded models (borrowed) */
     ll_pool    *pool;           /* the server's compute pool, also for embeddings contexts */
     int64_t     keep_alive_ns;  /* default keep_alive: LOCALLAMA_KEEP_ALIVE, else 5m; < 0 forever */
+    atomic_int  n_background;   /* handlers' work still running on its own thread (creates) */
 } ll_api_ctx;
 
 /* Set the handlers of the native routes on r. LL_ERR_ARG when the router lacks a route. */
 ll_status ll_api_ollama_register(ll_router *r, ll_api_ctx *ctx, ll_error *err);
+/* Wait until no background work of a handler runs (a create streaming its progress): after
+ * the HTTP server has stopped and before the store closes. */
+void ll_api_ollama_drain(ll_api_ctx *ctx);
 
 #endif

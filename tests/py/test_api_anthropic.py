@@ -439,7 +439,8 @@ def test_stream_error_after_first_event(tmp_path):
         assert st == 200, body
         c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
         c.request("POST", "/v1/messages",
-                  # greedy "hi" runs for 1600+ tokens before the model's end of turn
+                  # greedy "hi" runs for 1600+ tokens before the model's end of turn; the kill
+                  # comes right after the first event
                   body=json.dumps({"model": "tiny", "max_tokens": 4000, "stream": True, "temperature": 0,
                                    "messages": [{"role": "user", "content": "hi"}]}),
                   headers={"Content-Type": "application/json"})

@@ -266,8 +266,8 @@ def test_errors(srv):
     for path, body, status, msg in cases:
         st, got = srv.json("POST", path, body)
         assert (st, got) == (status, {"error": msg}), (path, body)
-    st, got = srv.json("POST", "/api/generate", {"model": "tiny", "prompt": "x", "format": "json"})
-    assert st == 400 and "not supported" in got["error"]
+    st, got = srv.json("POST", "/api/generate", {"model": "tiny", "prompt": "x", "format": "yaml"})
+    assert st == 500 and got["error"] == 'invalid format: "yaml"; expected "json" or a valid JSON Schema object'
 
 
 def test_tools_need_template_support(srv, smol):

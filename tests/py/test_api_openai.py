@@ -8,6 +8,7 @@ import http.client
 import os
 import signal
 import json
+import threading
 import struct
 import time
 
@@ -235,6 +236,11 @@ def test_empty_prompt_stream_is_sse(client):
     assert chunks[-1].choices[0].finish_reason is not None
 
 
+# A JSON Schema whose shortest instance is a million items: with it the tiny model generates
+# until it is stopped (format, §1.0.6), deterministically, instead of until a random end of turn.
+ENDLESS = {"type": "array", "minItems": 1000, "items": {"type": "array", "minItems": 1000, "items": {"const": 1}}}
+
+
 def test_stream_error_after_first_event(tmp_path):
     """§2.0.4, §5 D7: a stream cut after its first event (here by a shutdown past its grace
     period, R12) ends with an OpenAI error event and no [DONE], so the SDK raises."""
@@ -244,9 +250,10 @@ def test_stream_error_after_first_event(tmp_path):
         assert st == 200, body
         c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
         c.request("POST", "/v1/chat/completions",
-                  # greedy "hi" runs for 1600+ tokens before the model's end of turn
+                  # a format that needs a million items: runs until stopped
                   body=json.dumps({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "stream": True,
-                                   "temperature": 0, "options": {"num_ctx": 256}}),
+                                   "temperature": 1, "seed": 1, "options": {"num_ctx": 256, "num_predict": 10000000},
+                                   "response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": ENDLESS}}}),
                   headers={"Content-Type": "application/json"})
         r = c.getresponse()
         assert r.status == 200
@@ -272,9 +279,10 @@ def test_streamed_requests_on_a_full_queue_get_503(tmp_path):
     try:
         st, body = s.json("POST", "/api/create", {"model": "tiny", "from": TINY, "stream": False})
         assert st == 200, body
-        # greedy "hi" runs for 1600+ tokens (test_stream_error_after_first_event)
-        long = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "stream": True,
-                "options": {"temperature": 0, "num_ctx": 256}}
+        # a format that needs a million items keeps the slot busy until the client leaves (a
+        # free answer of the tiny model ends at a random end-of-turn within a second)
+        long = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "stream": True, "format": ENDLESS,
+                "options": {"temperature": 1, "seed": 1, "num_ctx": 256, "num_predict": 10000000}}
 
         def send(body):
             c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
@@ -284,6 +292,14 @@ def test_streamed_requests_on_a_full_queue_get_503(tmp_path):
 
         a = send(long).getresponse()
         assert a.status == 200 and a.readline().startswith(b'{"model":"tiny"')     # running in the slot
+
+        def drain():            # a client that keeps reading (an unread stream past its cap is cancelled, H49)
+            try:
+                while a.read(65536):
+                    pass
+            except (OSError, ValueError, AttributeError):
+                pass
+        threading.Thread(target=drain, daemon=True).start()
         b_conn = send(long)                                                        # waits in the queue
         time.sleep(1.0)
         busy = "server busy, please try again.  maximum pending requests exceeded"
