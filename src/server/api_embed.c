@@ -104,6 +104,7 @@ static void embed_common(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, 
         ll_http_resp_error(resp, 500, "%s", err.msg);
         goto out;
     }
+    ll_runners_set_session(ctx->runners, runner, keep_alive);
     const uint64_t t_loaded = ll_time_ns();
     const ll_model *lm = ll_runner_model(runner);
     const ll_vocab *v = ll_model_vocab(lm);

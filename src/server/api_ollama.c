@@ -674,6 +674,7 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
         ll_http_resp_error(resp, load_status(&err), "%s", err.msg);
         goto out;
     }
+    ll_runners_set_session(ctx->runners, runner, keep_alive);
     const uint64_t t_loaded = ll_time_ns();
     sched = ll_runner_sched(runner);
     const ll_vocab *vocab = ll_model_vocab(ll_runner_model(runner));

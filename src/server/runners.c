@@ -26,6 +26,8 @@ struct ll_runner {
     bool        unload_when_idle;
     int32_t     in_flight;
     int64_t     expires_ns;       /* 0 while in use; INT64_MAX never */
+    int64_t     session_ns;       /* keep-alive of the latest request holding it */
+    bool        has_session;
     uint64_t    last_used;
     ll_runner  *next;
     /* compiled format grammars, most recently used first (gmu) */
@@ -276,6 +278,13 @@ ll_status ll_runners_acquire(ll_runners *rs, const char *key, const char *path, 
     }
 }
 
+void ll_runners_set_session(ll_runners *rs, ll_runner *r, int64_t keep_alive_ns) {
+    pthread_mutex_lock(&rs->mu);
+    r->session_ns = keep_alive_ns;
+    r->has_session = true;
+    pthread_mutex_unlock(&rs->mu);
+}
+
 void ll_runners_release(ll_runners *rs, ll_runner *r, int64_t keep_alive_ns) {
     ll_runner *dead = NULL;
     pthread_mutex_lock(&rs->mu);
@@ -323,6 +332,8 @@ size_t ll_runners_list(ll_runners *rs, ll_runner_info *out, size_t cap) {
             i->in_flight = r->in_flight;
             i->size_bytes = ll_model_size_bytes(r->m) + ll_sched_kv_bytes(r->s);
             i->expires_at_ns = r->expires_ns;
+            if (r->expires_ns == 0 && r->has_session)
+                i->expires_at_ns = r->session_ns < 0 ? INT64_MAX : now_real_ns() + r->session_ns;
             i->last_used = r->last_used;
         }
         n++;

@@ -32,7 +32,8 @@ typedef struct {
     int32_t  n_parallel;
     int32_t  in_flight;       /* requests holding it */
     uint64_t size_bytes;      /* weights + KV cache */
-    int64_t  expires_at_ns;   /* CLOCK_REALTIME ns when it unloads; INT64_MAX: never; 0: in use */
+    int64_t  expires_at_ns;   /* CLOCK_REALTIME ns when it unloads; INT64_MAX: never; 0: in use
+                                 with no session set (the server's default applies) */
     uint64_t last_used;       /* order of use: larger is more recent */
 } ll_runner_info;
 
@@ -45,6 +46,10 @@ ll_status ll_runners_acquire(ll_runners *rs, const char *key, const char *path, 
                              ll_runner **out, ll_error *err);
 /* Done with it: it stays loaded for keep_alive_ns (0: unload when idle; < 0: forever). */
 void      ll_runners_release(ll_runners *rs, ll_runner *r, int64_t keep_alive_ns);
+/* The keep-alive of the latest request holding r: while r is in use, ll_runners_list reports
+ * its expiry as now + this (Ollama's session duration), so /api/ps shows what the request
+ * asked for before the request has ended. */
+void      ll_runners_set_session(ll_runners *rs, ll_runner *r, int64_t keep_alive_ns);
 /* Unload key now if idle, or as soon as its requests end (a keep_alive 0 request). */
 void      ll_runners_unload(ll_runners *rs, const char *key);
 /* Loaded runners, most recently used first; returns the count (writes at most cap). */
