@@ -90,6 +90,7 @@ static void embed_common(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, 
         }
     }
     if (api_model_open(ctx, model, &m, &found, &err) != LL_OK) {
+        if (api_model_refused(resp, &err, false)) goto out;
         if (err.code == LL_ERR_ARG) ll_http_resp_error(resp, *model ? 400 : 404, *model ? "invalid model name" : "model '' not found");
         else ll_http_resp_error(resp, 500, "%s", err.msg);
         goto out;

@@ -25,6 +25,9 @@ typedef struct {
 ll_status api_model_open(ll_api_ctx *ctx, const char *model, api_model *out, bool *found,
                          ll_error *err);
 void      api_model_close(api_model *m);
+/* The answers §1.16 / §0.8.4 give for a cloud name (403) or ":local" with ":cloud" (400), when
+ * err is api_model_open's error for one: true when resp was answered. show: /api/show's text. */
+bool      api_model_refused(ll_http_resp *resp, const ll_error *err, bool show);
 
 /* The Go template Ollama's create would autodetect for a GGUF chat template (with our
  * llama3.2 rule, llama3-prompt-format.md §10), its name and its stop list (NULL-terminated),

@@ -130,9 +130,42 @@ static void model_read_gguf(api_model *m) {
     ll_gguf_close(g);
 }
 
+#define CLOUD_DISABLED "ollama cloud is disabled: remote model is unavailable"
+
+/* §0.8.4: a final ":cloud", or a tag ending in "-cloud", names a cloud model; ":local" forces
+ * the local one and is stripped. */
+static bool has_tail(const char *s, const char *t) {
+    size_t a = strlen(s), b = strlen(t);
+    return a >= b && !strcmp(s + a - b, t);
+}
+
+bool api_model_refused(ll_http_resp *resp, const ll_error *err, bool show) {
+    if (err->code == LL_ERR_UNSUPPORTED && !strcmp(err->msg, CLOUD_DISABLED)) {
+        ll_http_resp_error(resp, 403, "%s", show ? "ollama cloud is disabled: remote model details are unavailable" : CLOUD_DISABLED);
+        return true;
+    }
+    if (err->code == LL_ERR_ARG && !strncmp(err->msg, "use either :local or :cloud", 27)) {
+        ll_http_resp_error(resp, 400, "%s", err->msg);
+        return true;
+    }
+    return false;
+}
+
 ll_status api_model_open(ll_api_ctx *ctx, const char *model, api_model *m, bool *found, ll_error *err) {
     memset(m, 0, sizeof *m);
     *found = false;
+    char local[LL_NAME_FULL_MAX + 8];
+    if (has_tail(model, ":local")) {
+        size_t k = strlen(model) - 6;
+        if (k >= sizeof local) return ll_fail(err, LL_ERR_ARG, "invalid model name");
+        memcpy(local, model, k);
+        local[k] = 0;
+        if (has_tail(local, ":cloud") || has_tail(local, "-cloud"))
+            return ll_fail(err, LL_ERR_ARG, "use either :local or :cloud, not both: \"%s\"", model);
+        model = local;
+    } else if (has_tail(model, ":cloud") || (has_tail(model, "-cloud") && strchr(model, ':'))) {
+        return ll_fail(err, LL_ERR_UNSUPPORTED, CLOUD_DISABLED);     /* §1.16 */
+    }
     ll_model_name n;
     if (ll_name_parse(&n, model, err) != LL_OK) return err->code;
     bool have = false;
@@ -363,8 +396,9 @@ static void api_show(ll_http_req *req, ll_http_resp *resp, void *arg) {
     }
     if (!*model) { ll_http_resp_error(resp, 400, "model is required"); goto out; }
     if (api_model_open(ctx, model, &m, &found, &err) != LL_OK) {
-        ll_http_resp_error(resp, err.code == LL_ERR_ARG ? 400 : status_of(&err), "%s",
-                           err.code == LL_ERR_ARG ? "invalid model name" : err.msg);
+        if (!api_model_refused(resp, &err, true))
+            ll_http_resp_error(resp, err.code == LL_ERR_ARG ? 400 : status_of(&err), "%s",
+                               err.code == LL_ERR_ARG ? "invalid model name" : err.msg);
         goto out;
     }
     if (!found) {

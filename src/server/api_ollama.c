@@ -560,6 +560,7 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
     if (top_logprobs < 0 || top_logprobs > 20) { ll_http_resp_error(resp, 400, "top_logprobs must be between 0 and 20"); goto out; }
     if (!*model && chat) { ll_http_resp_error(resp, 400, "model is required"); goto out; }
     if (api_model_open(ctx, model, &m, &found, &err) != LL_OK) {
+        if (api_model_refused(resp, &err, false)) goto out;
         if (err.code == LL_ERR_ARG) ll_http_resp_error(resp, *model ? 400 : 404, *model ? "invalid model name" : "model '' not found");
         else ll_http_resp_error(resp, 500, "%s", err.msg);
         goto out;

@@ -447,3 +447,20 @@ def test_create_errors_and_blobs(srv):
     assert st == 200
     st, body = srv.json("POST", "/api/create", {"model": "fromblob", "files": {"m.gguf": digest}, "stream": False})
     assert (st, body) == (200, {"status": "success"})
+
+
+def test_cloud_and_local_suffixes(srv):
+    """§0.8.4, §1.16: a cloud model name is refused with Ollama's 403 (no cloud here), on
+    every route that runs or describes a model; ":local" is stripped; both at once is a 400."""
+    for name in ("gpt-oss:120b-cloud", "tiny:cloud"):
+        for path, body in (("/api/generate", {"model": name, "prompt": "x"}),
+                           ("/api/chat", {"model": name, "messages": [{"role": "user", "content": "x"}]}),
+                           ("/api/embed", {"model": name, "input": "x"})):
+            assert srv.json("POST", path, body) == (403, {"error": "ollama cloud is disabled: remote model is unavailable"})
+        assert srv.json("POST", "/api/show", {"model": name}) == (
+            403, {"error": "ollama cloud is disabled: remote model details are unavailable"})
+    st, r = srv.json("POST", "/api/generate", {"model": "tiny:latest:local", "prompt": "Hi", "stream": False,
+                                               "options": {"num_predict": 2}})
+    assert st == 200 and r["done"] is True, r
+    assert srv.json("POST", "/api/generate", {"model": "tiny:cloud:local", "prompt": "x"}) == (
+        400, {"error": 'use either :local or :cloud, not both: "tiny:cloud:local"'})
