@@ -43,11 +43,13 @@ static const tm_field f_params[] = {
     { "Required", "required", "required", &t_strings, true },
     { "Properties", "properties", "properties", &t_props, false },
 };
-static const tm_type t_params = { TY_STRUCT, STR_NONE, false, "template.templateToolFunctionParameters", "tool parameters", NULL, f_params, 5 };
+/* Fields as Ollama's struct has them, for templates that walk them; marshalled by `json` as
+ * the request gave it (gotmpl_exec.c json_val, §5 D10), not through these fields. */
+const tm_type tm_t_params = { TY_STRUCT, STR_NONE, false, "template.templateToolFunctionParameters", "tool parameters", NULL, f_params, 5 };
 static const tm_field f_toolfunc[] = {
     { "Name", "name", "name", &tm_t_string, false },
     { "Description", "description", "description", &tm_t_string, false },
-    { "Parameters", "parameters", "parameters", &t_params, false },
+    { "Parameters", "parameters", "parameters", &tm_t_params, false },
 };
 static const tm_type t_toolfunc = { TY_STRUCT, STR_NONE, false, "template.templateToolFunction", "tool function", NULL, f_toolfunc, 3 };
 static const tm_field f_tool[] = {

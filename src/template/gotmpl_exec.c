@@ -332,6 +332,44 @@ static bool is_empty_value(const tval *v) {
     }
 }
 
+/* JSON as received, keys in their order, strings escaped as Go's encoder does: the schema
+ * keywords Ollama's struct would drop (ollama-api.md §1.2.1, §5 D10). */
+static ll_status json_raw(ex *e, tm_buf *b, const json_t *j, int depth) {
+    if (depth > VALUE_MAX_DEPTH) return xfail(e, LL_ERR_LIMIT, "json: value nested deeper than %d", VALUE_MAX_DEPTH);
+    char num[64];
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        PUT(e, b, "{", 1);
+        const char *k;
+        json_t *x;
+        bool first = true;
+        json_object_foreach((json_t *)j, k, x) {
+            if (!first) PUT(e, b, ",", 1);
+            first = false;
+            if (json_str(e, b, k, strlen(k))) return e->st;
+            PUT(e, b, ":", 1);
+            if (json_raw(e, b, x, depth + 1)) return e->st;
+        }
+        PUT(e, b, "}", 1);
+        return LL_OK;
+    }
+    case JSON_ARRAY:
+        PUT(e, b, "[", 1);
+        for (size_t i = 0; i < json_array_size(j); i++) {
+            if (i) PUT(e, b, ",", 1);
+            if (json_raw(e, b, json_array_get(j, i), depth + 1)) return e->st;
+        }
+        PUT(e, b, "]", 1);
+        return LL_OK;
+    case JSON_STRING: return json_str(e, b, json_string_value(j), json_string_length(j));
+    case JSON_INTEGER: snprintf(num, sizeof num, "%lld", (long long)json_integer_value(j)); PUTS(e, b, num); return LL_OK;
+    case JSON_REAL: go_float(json_real_value(j), true, num, sizeof num); PUTS(e, b, num); return LL_OK;
+    case JSON_TRUE: PUTS(e, b, "true"); return LL_OK;
+    case JSON_FALSE: PUTS(e, b, "false"); return LL_OK;
+    default: PUTS(e, b, "null"); return LL_OK;
+    }
+}
+
 static ll_status json_val(ex *e, tm_buf *b, const tval *v, int depth) {
     if (depth > VALUE_MAX_DEPTH) return xfail(e, LL_ERR_LIMIT, "json: value nested deeper than %d", VALUE_MAX_DEPTH);
     char num[64];
@@ -384,6 +422,15 @@ static ll_status json_val(ex *e, tm_buf *b, const tval *v, int depth) {
         return LL_OK;
     }
     case TY_STRUCT: {
+        /* §5 D10: a tool's schema keeps every keyword. The keywords of Ollama's struct come
+         * first, in its order (so prompts stay byte-identical to Ollama's where it keeps
+         * everything), then the ones it would drop, as received; an empty or absent schema
+         * is an empty object schema instead of {"type":"","properties":null}. */
+        const bool schema = v->t == &tm_t_params || v->t == &tm_t_property;
+        if (v->t == &tm_t_params && !(v->j && json_is_object(v->j) && json_object_size(v->j))) {
+            PUTS(e, b, "{\"type\":\"object\",\"properties\":{}}");
+            return LL_OK;
+        }
         if (v->t->ptr && !v->j) { PUTS(e, b, "null"); return LL_OK; }
         PUT(e, b, "{", 1);
         bool first = true;
@@ -396,6 +443,20 @@ static ll_status json_val(ex *e, tm_buf *b, const tval *v, int depth) {
             if (json_str(e, b, f->jkey, strlen(f->jkey))) return e->st;
             PUT(e, b, ":", 1);
             if (json_val(e, b, &x, depth + 1)) return e->st;
+        }
+        if (schema && v->j && json_is_object(v->j)) {
+            const char *k;
+            json_t *x;
+            json_object_foreach((json_t *)v->j, k, x) {
+                bool known = false;
+                for (size_t i = 0; i < v->t->n_fields && !known; i++) known = !strcmp(v->t->fields[i].key, k);
+                if (known) continue;
+                if (!first) PUT(e, b, ",", 1);
+                first = false;
+                if (json_str(e, b, k, strlen(k))) return e->st;
+                PUT(e, b, ":", 1);
+                if (json_raw(e, b, x, depth + 1)) return e->st;
+            }
         }
         PUT(e, b, "}", 1);
         return LL_OK;

@@ -88,6 +88,7 @@ struct tm_type {
     const tm_field *fields; size_t n_fields;   /* STRUCT; MAP: typed keys (the root) */
 };
 
+extern const tm_type tm_t_params;   /* a tool's parameters: JSON as received (D10) */
 extern const tm_type tm_t_any, tm_t_string, tm_t_bool, tm_t_int, tm_t_float, tm_t_slice_any,
     tm_t_map_any, tm_t_root, tm_t_messages, tm_t_tools, tm_t_property;
 

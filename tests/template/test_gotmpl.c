@@ -287,6 +287,17 @@ static void test_ollama_types_messages_and_tools(void) {
                  "{\"Tools\": [{\"function\": {\"parameters\": {\"properties\": {\"u\": {\"type\": [\"string\", \"null\"]}, \"o\": {\"anyOf\": [{\"type\": \"object\"}, {\"type\": \"array\"}]}}}}}]}",
                  "o::Record<string, any> | any[] u:[string null]:string | null ");
     CHECK_RENDER("{{ toTypeScriptType \"x\" }}", NULL, "any");
+    /* §5 D10: keywords outside Ollama's struct are kept (after its own, as received), at the
+     * top and inside properties; an empty schema is an empty object schema */
+    CHECK_RENDER("{{ json .Tools }}",
+                 "{\"Tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\", \"parameters\": {\"type\": \"object\","
+                 "\"additionalProperties\": false, \"properties\": {\"d\": {\"type\": \"string\", \"format\": \"date\"},"
+                 "\"k\": {\"const\": \"x<y\", \"description\": \"kind\"}}, \"required\": [\"d\"], \"$schema\": \"s\"}}}]}",
+                 "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"description\":\"\",\"parameters\":{\"type\":\"object\","
+                 "\"required\":[\"d\"],\"properties\":{\"d\":{\"type\":\"string\",\"format\":\"date\"},"
+                 "\"k\":{\"description\":\"kind\",\"const\":\"x\\u003cy\"}},\"additionalProperties\":false,\"$schema\":\"s\"}}}]");
+    CHECK_RENDER("{{ json .Tools }}", "{\"Tools\": [{\"type\": \"function\", \"function\": {\"name\": \"g\", \"parameters\": {}}}]}",
+                 "[{\"type\":\"function\",\"function\":{\"name\":\"g\",\"description\":\"\",\"parameters\":{\"type\":\"object\",\"properties\":{}}}}]");
 }
 
 static void test_define_template_block(void) {
