@@ -105,6 +105,9 @@ typedef struct {
     int32_t        *ids;           /* prompt + generated tokens for `context` */
     size_t          n_ids, cap_ids;
     ll_think       *th;            /* the model's template has thinking tags (§1.2.4), else NULL */
+    ll_grammar     *grammar;       /* format after a thinking trace: borrowed from the scheduler's job */
+    atomic_bool     grammar_on;    /* ... switched on when the answer starts (sched grammar_gate) */
+    bool            format_broken; /* the answer's first free bytes do not fit the format */
     gbuf            thinking;      /* thinking for the done:true object (all of it when not streamed) */
     ll_toolcall    *tc;            /* chat with tools: the call parser (§1.2.5), else NULL */
     json_t         *calls;         /* non-streamed: every call, native shape (§1.2.7) */
@@ -200,6 +203,16 @@ static bool gen_release(gen *g, const char *text, size_t n, bool final) {
     if (g->th) {
         ll_error e = { 0 };
         if (ll_think_add(g->th, text, n, final, &thinking, &content, &e) != LL_OK) return false;
+        /* §1.0.6: a thinking model thinks freely; the format holds from its answer on. The
+         * answer's bytes released with the closing tag came from a free token: the grammar
+         * takes them first, then masks every token after. */
+        if (g->grammar && !atomic_load(&g->grammar_on) && ll_think_answering(g->th)) {
+            if (content.n && ll_grammar_accept_bytes(g->grammar, content.p, content.n, &e) != LL_OK) {
+                g->format_broken = true;
+                return false;
+            }
+            atomic_store(&g->grammar_on, true);
+        }
     }
     if (g->tc) {
         ll_error e = { 0 };
@@ -259,6 +272,8 @@ static json_t *logprob_obj(gen *g, int32_t id, float lp) {
     }
     return o;
 }
+
+#define FORMAT_BROKEN "the model's answer after its thinking trace does not fit the requested format"
 
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
@@ -386,7 +401,9 @@ static void gen_on_done(void *user, const ll_sched_result *r) {
         pthread_mutex_unlock(&g->mu);
         return;
     }
-    if (r->reason == LL_DONE_ERROR) {
+    if (g->format_broken) {
+        ll_http_stream_error(g->s, FORMAT_BROKEN);
+    } else if (r->reason == LL_DONE_ERROR) {
         ll_http_stream_error(g->s, r->err.msg);
     } else if (r->reason != LL_DONE_CANCELLED && !g->client_gone) {
         gen_flush(g);
@@ -796,10 +813,6 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
     /* The grammar of format (§1.0.6). A thinking model would think under it, so until the
      * constraint can start after the trace, the combination is refused rather than ignored. */
     if (format) {
-        if (th_open && !json_is_false(ll_json_field(body, "think"))) {
-            ll_http_resp_error(resp, 400, "format is not supported together with thinking yet; set \"think\": false");
-            goto out;
-        }
         /* "json" is Ollama's: an object. A schema is keyed by its compact text (the runner's
          * cache of compiled grammars, runners.h). */
         char *key = json_is_string(format) ? strdup("json") : json_dumps(format, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -813,10 +826,13 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
     ll_sched_req sr = {
         .prompt = ids, .n_prompt = n_ids, .sp = g->o.sp, .num_predict = g->o.num_predict,
         .grammar = grammar,
+        /* a thinking model: the format starts with the answer (§1.0.6) */
+        .grammar_gate = grammar && g->th && th_open && !json_is_false(ll_json_field(body, "think")) ? &g->grammar_on : NULL,
         .num_keep = (int32_t)(g->o.num_keep < 0 ? 0 : g->o.num_keep > INT32_MAX ? INT32_MAX : g->o.num_keep),
         .no_shift = !shift, .on_token_info = gen_on_token, .on_done = gen_on_done, .user = g,
         .want_logprobs = logprobs, .top_logprobs = (int32_t)top_logprobs,
     };
+    if (sr.grammar_gate) g->grammar = grammar;         /* borrowed: the job frees it after on_done */
     if (stream) {
         /* The queue place is taken before the status line goes out, so that a full queue is
          * still an HTTP 503 (§0.7); the callbacks cannot run before the stream exists. */
@@ -853,7 +869,9 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
     pthread_mutex_lock(&g->mu);
     while (!g->done) pthread_cond_wait(&g->cv, &g->mu);
     pthread_mutex_unlock(&g->mu);
-    if (g->res.reason == LL_DONE_ERROR) {
+    if (g->format_broken) {
+        ll_http_resp_error(resp, 500, FORMAT_BROKEN);
+    } else if (g->res.reason == LL_DONE_ERROR) {
         ll_http_resp_error(resp, 500, "%s", g->res.err.msg);
     } else if (g->res.reason == LL_DONE_CANCELLED) {
         ll_http_resp_error(resp, 499, "request cancelled");    /* the client is gone (§0.7) */

@@ -200,7 +200,8 @@ static void emit(ll_sched *s, slot *sl) {
         slot_finish(s, sl, LL_DONE_ERROR, &err);
         return;
     }
-    if (j->r.grammar) {                                /* format: only what the grammar allows */
+    const bool constrained = j->r.grammar && (!j->r.grammar_gate || atomic_load(j->r.grammar_gate));
+    if (constrained) {                                 /* format: only what the grammar allows */
         const size_t words = ((size_t)ll_model_n_vocab(s->m) + 63) / 64;
         if (!sl->allow && !(sl->allow = malloc(words * sizeof *sl->allow))) {
             ll_fail(&err, LL_ERR_NOMEM, "out of memory for a token mask");
@@ -231,7 +232,7 @@ static void emit(ll_sched *s, slot *sl) {
     }
     if (!go_on) { slot_finish(s, sl, LL_DONE_STOP, NULL); return; }
     /* A complete value that nothing may extend: done, without waiting for the model's EOG. */
-    if (j->r.grammar && ll_grammar_is_done(j->r.grammar)) { slot_finish(s, sl, LL_DONE_STOP, NULL); return; }
+    if (constrained && ll_grammar_is_done(j->r.grammar)) { slot_finish(s, sl, LL_DONE_STOP, NULL); return; }
     const int64_t cap = j->r.num_predict >= 0 ? j->r.num_predict : 10 * (int64_t)s->n_ctx;   /* R4 */
     if (j->res.n_gen >= cap) { slot_finish(s, sl, LL_DONE_LENGTH, NULL); return; }
     const int32_t si = (int32_t)(sl - s->slots);

@@ -87,6 +87,10 @@ typedef struct {
      * is done. Taken by a successful submit (freed when the request ends); the caller keeps it
      * when submit fails. Built for this model's vocabulary. NULL: unconstrained. */
     ll_grammar    *grammar;
+    /* With a grammar: NULL = constrain from the first token; else only while *grammar_gate
+     * is true (a thinking model's answer after its free trace; on_token raises it, on the
+     * scheduler thread, after feeding the grammar the answer's bytes so far). */
+    const atomic_bool *grammar_gate;
 } ll_sched_req;
 
 ll_status ll_sched_init(ll_sched **out, const ll_model *m, const ll_sched_params *p, ll_error *err);

@@ -191,3 +191,5 @@ bool ll_think_tags(const ll_tmpl *t, char **open, char **close) {
     ll_free(b);
     return ok;
 }
+
+bool ll_think_answering(const ll_think *p) { return p->st == TH_CLOSE_WS || p->st == TH_CONTENT; }

@@ -31,6 +31,10 @@ void      ll_think_free(ll_think *p);   /* NULL-safe */
 ll_status ll_think_add(ll_think *p, const char *text, size_t n, bool final, ll_str *thinking,
                        ll_str *content, ll_error *err);
 
+/* The trace is over (its closing tag was seen, or the output did not start with one): what
+ * follows is the answer. */
+bool      ll_think_answering(const ll_think *p);
+
 /* The tags a template puts around .Thinking in an assistant turn of its .Messages loop (§4.7.1
  * step 5): render the turn with and without a thinking text; the text the trace adds, split
  * around it and trimmed, gives the opening and closing tag. false (and NULLs) when the

@@ -175,3 +175,27 @@ def test_thinking_then_tool_call(srv):
     lines = srv.lines("/api/chat", dict(body, stream=True))
     assert "".join(l["message"].get("thinking", "") for l in lines) == m["thinking"]
     assert [c["function"]["arguments"] for l in lines for c in l["message"].get("tool_calls", [])] == [{"city": "Paris"}]
+
+
+def test_format_applies_to_the_answer_after_the_trace(srv):
+    """§1.0.6: a thinking model thinks freely; the format constrains only its answer. The
+    trace is the same prose as without a format, the answer is JSON of the schema, streamed
+    or not."""
+    schema = {"type": "object", "properties": {"capital": {"type": "string", "maxLength": 20}}, "required": ["capital"],
+              "additionalProperties": False}
+    opts = {"temperature": 0, "num_predict": 80}
+    st, free = srv.json("POST", "/api/chat", {"model": "smolthink", "messages": history(), "stream": False, "options": opts})
+    st, got = srv.json("POST", "/api/chat", {"model": "smolthink", "messages": history(), "stream": False,
+                                             "format": schema, "options": opts})
+    assert st == 200, got
+    assert got["message"]["thinking"] == free["message"]["thinking"] and "Paris" in got["message"]["thinking"]
+    answer = json.loads(got["message"]["content"])
+    assert list(answer) == ["capital"] and isinstance(answer["capital"], str) and len(answer["capital"]) <= 20
+    lines = srv.lines("/api/chat", {"model": "smolthink", "messages": history(), "format": schema, "options": opts})
+    assert lines[-1]["done"] is True
+    assert "".join(l["message"]["content"] for l in lines) == got["message"]["content"]
+    assert "".join(l["message"].get("thinking", "") for l in lines) == got["message"]["thinking"]
+    # think false: no trace, the format from the first token
+    st, plain = srv.json("POST", "/api/chat", {"model": "smolthink", "messages": history(), "stream": False,
+                                               "think": False, "format": schema, "options": opts})
+    assert st == 200 and json.loads(plain["message"]["content"])["capital"]
