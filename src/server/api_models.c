@@ -698,7 +698,7 @@ static void create_run(create_job *job) {
     ll_create_opts co = { .mf = mf, .progress = create_on_progress, .progress_user = &prog };
     ll_digest blob;
     ll_model_name base;
-    char gguf_for_detect[1100] = "", src_type[32] = "", quant_tmp[1200] = "";
+    char gguf_for_detect[1100] = "", src_type[32] = "", quant_tmp[1200] = "", base_gguf[1100] = "";
     if (has_files) {
         const char *key, *first = NULL;
         json_t *v, *pick = NULL;
@@ -745,6 +745,7 @@ static void create_run(create_job *job) {
                 if (ll_store_details(ctx->store, bm.manifest, &d, &e2) == LL_OK && d.quantization_level)
                     snprintf(src_type, sizeof src_type, "%s", d.quantization_level);
                 ll_model_details_clear(&d);
+                snprintf(base_gguf, sizeof base_gguf, "%s", bm.mf->from[0]);   /* its model blob */
             }
             api_model_close(&bm);
             co.from_model = &base;
@@ -768,10 +769,8 @@ static void create_run(create_job *job) {
             snprintf(err.msg, sizeof err.msg, "quantization is only supported for F16, BF16 and F32 models");
             goto fail;
         }
-        if (!gguf_for_detect[0]) {
-            snprintf(err.msg, sizeof err.msg, "quantizing a model given by name is not supported yet; create it FROM its %s GGUF file", src_type);
-            goto fail;
-        }
+        const char *qsrc = gguf_for_detect[0] ? gguf_for_detect : base_gguf;
+        if (!qsrc[0]) { snprintf(err.msg, sizeof err.msg, "the model to quantize has no model layer"); goto fail; }
         const ll_ftype_info *ft = ll_ftype_find(quant);
         if (!ft) { snprintf(err.msg, sizeof err.msg, "unsupported quantization type %s", quant); goto fail; }
         create_on_progress(&prog, "parsing GGUF");
@@ -785,14 +784,18 @@ static void create_run(create_job *job) {
         qp.ftype = ft->ftype;
         qp.cancel = prog.s ? ll_http_stream_cancel_flag(prog.s) : ll_http_req_cancel_flag(req);
         ll_quantize_result qr;
-        if (ll_quantize_file(gguf_for_detect, quant_tmp, &qp, &qr, &err) != LL_OK) {
+        if (ll_quantize_file(qsrc, quant_tmp, &qp, &qr, &err) != LL_OK) {
             status = err.code == LL_ERR_NOMEM || err.code == LL_ERR_IO ? 500 : 400;
             quant_tmp[0] = 0;
             goto fail;
         }
-        co.gguf_blob = NULL;
-        co.gguf_path = quant_tmp;
-        snprintf(gguf_for_detect, sizeof gguf_for_detect, "%.*s", (int)sizeof gguf_for_detect - 1, quant_tmp);
+        if (co.from_model) {
+            co.model_path = quant_tmp;          /* the base's other layers are inherited */
+        } else {
+            co.gguf_blob = NULL;
+            co.gguf_path = quant_tmp;
+            snprintf(gguf_for_detect, sizeof gguf_for_detect, "%.*s", (int)sizeof gguf_for_detect - 1, quant_tmp);
+        }
     }
     /* From here on the client sees progress; failures become inline error lines. */
     if (gguf_for_detect[0]) create_on_progress(&prog, "parsing GGUF");

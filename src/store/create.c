@@ -326,6 +326,9 @@ static ll_status base_from_gguf(create_ctx *c, config_fields *cfg) {
 }
 
 static ll_status base_from_model(create_ctx *c, config_fields *cfg, json_t **base_params) {
+    gguf_meta new_meta;
+    bool replaced = false;
+    memset(&new_meta, 0, sizeof new_meta);
     char display[LL_NAME_FULL_MAX];
     ll_name_display(c->o->from_model, display, sizeof display);
     ll_manifest *m;
@@ -352,6 +355,19 @@ static ll_status base_from_model(create_ctx *c, config_fields *cfg, json_t **bas
         }
         const char *from = l->from;
         if (!strcmp(l->media_type, LL_MEDIA_MODEL) && c->o->parent) from = c->o->parent;
+        if (!strcmp(l->media_type, LL_MEDIA_MODEL) && c->o->model_path) {
+            /* the base's weights replaced (quantized): a new model layer, its own file type */
+            ll_digest d;
+            uint64_t size;
+            bool existed;
+            if ((st = gguf_read_meta(c->o->model_path, c->o->model_path, &new_meta, c->err))) goto out;
+            if ((st = store_put_file_pin(c->s, c->o->model_path, &d, &size, &existed, c->err))) goto out;
+            if (!remember_pin(c, &d)) { ll_store_unpin(c->s, &d); st = ll_fail(c->err, LL_ERR_NOMEM, "out of memory creating a model"); goto out; }
+            progress(c, "%s layer sha256:%s", existed ? "using existing" : "creating new", d.hex);
+            if ((st = add_layer(c, l->media_type, &d, size, from, l->name))) goto out;
+            replaced = true;
+            continue;
+        }
         if ((st = add_layer(c, l->media_type, &l->digest, l->size, from, l->name))) goto out;
         progress(c, "using existing layer sha256:%s", l->digest.hex);
     }
@@ -371,6 +387,7 @@ static ll_status base_from_model(create_ctx *c, config_fields *cfg, json_t **bas
     CFG_STR(family, "model_family")
     CFG_STR(model_type, "model_type")
     CFG_STR(file_type, "file_type")
+    if (replaced) { ll_free(cfg->file_type); cfg->file_type = dup_or_null(new_meta.file_type); }
     CFG_STR(renderer, "renderer")
     CFG_STR(parser, "parser")
     CFG_STR(requires, "requires")

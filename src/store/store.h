@@ -248,6 +248,9 @@ typedef struct {
     const ll_digest *gguf_blob;   /* an uploaded blob holding a GGUF */
     const ll_model_name *from_model; /* an existing model: its layers are inherited */
     const char      *parent;      /* recorded as the model layer's `from` (may be NULL) */
+    /* with from_model only: a GGUF file that replaces the inherited model layer (the base
+     * model quantized, `create --quantize`); its file type goes into the config */
+    const char      *model_path;
     /* what to set on top (may be NULL): TEMPLATE, SYSTEM, PARAMETER, LICENSE, MESSAGE,
      * RENDERER, PARSER, REQUIRES. FROM is ignored here (the caller resolved it into the base);
      * ADAPTER and DRAFT are refused with LL_ERR_UNSUPPORTED. */

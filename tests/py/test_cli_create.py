@@ -313,6 +313,17 @@ def test_quantize(srv, tmp_path):
     st, r = srv.json("POST", "/api/generate", {"model": "quant", "prompt": "Hi", "stream": False,
                                                "options": {"num_predict": 3}})
     assert st == 200 and r["done"] is True
+    # FROM a model name: its model layer is quantized, its other layers inherited
+    st, r = srv.json("POST", "/api/create", {"model": "f32base", "from": ref, "system": "Be brief.", "stream": False})
+    assert st == 200, r
+    st, r = srv.json("POST", "/api/create", {"model": "fromname", "from": "f32base", "quantize": "q4_K_M", "stream": False})
+    assert st == 200, r
+    man = srv.blobs.parent / "manifests" / "registry.ollama.ai" / "library" / "fromname" / "latest"
+    layers = json.loads(man.read_text())["layers"]
+    assert [l for l in layers if l["mediaType"] == "application/vnd.ollama.image.model"][0]["digest"].replace(":", "-") == want
+    st, show = srv.json("POST", "/api/show", {"model": "fromname"})
+    assert st == 200 and show["details"]["quantization_level"] == "Q4_K_M" and show["system"] == "Be brief."
+    assert not [p for p in os.listdir(srv.blobs) if p.startswith("quantize-")]
     # an already-quantized source is refused, as Ollama does
     mf = write(tmp_path / "Modelfile.q8", f"FROM {TINY}\n")
     rc, out, err = cli(["create", "quant8", "-f", mf, "--quantize", "q4_K_M"], srv.host)
