@@ -310,6 +310,7 @@ def test_pull_bearer_token_redirect_and_resume(env):
     px.blob_bytes = 0
     st, body = env["dst"].json("POST", "/api/pull", {"model": name, "insecure": True, "stream": False})
     assert st == 200, body
+    print(f"resume: first pull fetched {full} blob bytes; with a {half}-byte partial, {px.blob_bytes}")
     assert px.blob_bytes == full - half, (px.blob_bytes, full, half)
     check_pulled(env, name)
     rm(env["dst"], name)
