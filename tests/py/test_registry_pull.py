@@ -122,6 +122,7 @@ class Proxy:
 
     def __init__(self, reg_port):
         self.blob_bytes = 0
+        self.rate = None              # bytes/s for blob bodies (a slow registry), None: full speed
         self.tokens_issued = 0
         self.redirects = 0
         proxy = self
@@ -170,7 +171,17 @@ class Proxy:
                     proxy.blob_bytes += len(body)
                 hdrs = [(k, v) for k, v in r.getheaders()
                         if k.lower() in ("content-type", "content-range", "docker-content-digest")]
-                self.reply(r.status, body, hdrs)
+                if not (storage and proxy.rate):
+                    return self.reply(r.status, body, hdrs)
+                self.send_response(r.status)
+                for k, v in hdrs:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                for i in range(0, len(body), 32768):
+                    self.wfile.write(body[i:i + 32768])
+                    self.wfile.flush()
+                    time.sleep(32768 / proxy.rate)
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.port = self.httpd.server_address[1]
@@ -345,3 +356,44 @@ def test_pull_unknown_model(env):
     p = subprocess.run([BIN, "pull", name, "--insecure"], env=e, capture_output=True, text=True, timeout=60)
     assert p.returncode == 1
     assert p.stderr.splitlines()[-1] == "Error: pull model manifest: file does not exist"
+
+
+def test_slow_registry_progress_advances(env):
+    """Through a proxy that sends blob bodies at ~2 MB/s, the model blob's progress is reported
+    several times with growing `completed` before it is complete (live, not at the end)."""
+    px = env["proxy"]
+    name = f"127.0.0.1:{px.port}/library/tiny:latest"
+    mb = model_blob(env["m"])
+    # a failed pull of an earlier test may have left the (valid, unreferenced) weights blob
+    assert name not in tags(env["dst"])
+    (env["dst_store"] / "blobs" / mb["digest"].replace(":", "-")).unlink(missing_ok=True)
+    px.rate = 2_000_000
+    try:
+        lines = env["dst"].lines("/api/pull", {"model": name, "insecure": True})
+    finally:
+        px.rate = None
+    assert lines[-1] == {"status": "success"}
+    done = [l.get("completed", 0) for l in lines if l.get("digest") == mb["digest"]]
+    partial = [c for c in done if 0 < c < mb["size"]]
+    assert len(set(partial)) >= 3, done
+    assert done == sorted(done) and done[-1] == mb["size"]
+    check_pulled(env, name)
+    rm(env["dst"], name)
+
+
+def test_ollama_python_pull_stream(env):
+    """ollama-python's pull(stream=True) iterates our progress objects; stream=False gets success."""
+    ollama = pytest.importorskip("ollama")
+    c = ollama.Client(host=f"http://127.0.0.1:{env['dst'].port}")
+    name = f"{env['host']}/library/tiny:latest"
+    parts = list(c.pull(name, insecure=True, stream=True))
+    assert parts[0].status == "pulling manifest" and parts[-1].status == "success"
+    mb = model_blob(env["m"])
+    mine = [p for p in parts if p.digest == mb["digest"]]
+    assert mine and mine[-1].total == mb["size"] and mine[-1].completed == mb["size"]
+    check_pulled(env, name)
+    assert c.pull(name, insecure=True).status == "success"
+    rm(env["dst"], name)
+    with pytest.raises(ollama.ResponseError) as ei:
+        list(c.pull(f"{env['host']}/library/nosuchmodel", insecure=True, stream=True))
+    assert "pull model manifest: file does not exist" in str(ei.value)
