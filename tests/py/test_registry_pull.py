@@ -171,17 +171,21 @@ class Proxy:
                     proxy.blob_bytes += len(body)
                 hdrs = [(k, v) for k, v in r.getheaders()
                         if k.lower() in ("content-type", "content-range", "docker-content-digest")]
-                if not (storage and proxy.rate):
+                rate = proxy.rate
+                if not (storage and rate):
                     return self.reply(r.status, body, hdrs)
                 self.send_response(r.status)
                 for k, v in hdrs:
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                for i in range(0, len(body), 32768):
-                    self.wfile.write(body[i:i + 32768])
-                    self.wfile.flush()
-                    time.sleep(32768 / proxy.rate)
+                try:
+                    for i in range(0, len(body), 32768):
+                        self.wfile.write(body[i:i + 32768])
+                        self.wfile.flush()
+                        time.sleep(32768 / rate)
+                except (BrokenPipeError, ConnectionResetError):   # the killed server's pull
+                    self.close_connection = True
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.port = self.httpd.server_address[1]
@@ -397,3 +401,52 @@ def test_ollama_python_pull_stream(env):
     with pytest.raises(ollama.ResponseError) as ei:
         list(c.pull(f"{env['host']}/library/nosuchmodel", insecure=True, stream=True))
     assert "pull model manifest: file does not exist" in str(ei.value)
+
+
+def test_pull_killed_half_way_resumes(env, tmp_path):
+    """SIGKILL the server in the middle of a slow pull; a new server on the same store pulls
+    again, fetches only what the partial file lacks, and ends with a verified model."""
+    px = env["proxy"]
+    name = f"127.0.0.1:{px.port}/library/tiny:latest"
+    mb = model_blob(env["m"])
+    srv = Server(tmp_path)
+    px.rate = 1_000_000
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+        c.request("POST", "/api/pull", body=json.dumps({"model": name, "insecure": True}),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        assert r.status == 200
+        seen = 0
+        while seen < mb["size"] // 4:
+            line = r.readline()
+            assert line, "stream ended before a quarter of the weights arrived"
+            o = json.loads(line)
+            if o.get("digest") == mb["digest"]:
+                seen = o.get("completed", 0)
+        os.kill(srv.proc.pid, signal.SIGKILL)
+        srv.proc.wait()
+        c.close()
+    finally:
+        px.rate = None
+        srv.stop()
+    blobs = tmp_path / "models" / "blobs"
+    partial = blobs / (mb["digest"].replace(":", "-") + "-partial")
+    kept = partial.stat().st_size
+    assert 0 < kept < mb["size"]
+    assert not (blobs / mb["digest"].replace(":", "-")).exists()
+    srv = Server(tmp_path)
+    try:
+        assert tags(srv) == []                     # nothing half-pulled is listed
+        px.blob_bytes = 0
+        st, body = srv.json("POST", "/api/pull", {"model": name, "insecure": True, "stream": False})
+        assert st == 200, body
+        total = sum(l["size"] for l in env["m"]["layers"]) + env["m"]["config"]["size"]
+        print(f"killed at {kept} of {mb['size']} weight bytes; the next pull fetched {px.blob_bytes} of {total}")
+        assert px.blob_bytes <= total - kept
+        assert not partial.exists()
+        data = (blobs / mb["digest"].replace(":", "-")).read_bytes()
+        assert "sha256:" + hashlib.sha256(data).hexdigest() == mb["digest"]
+        assert name in tags(srv)
+    finally:
+        srv.stop()
