@@ -270,7 +270,8 @@ static ll_status sha256_fd(int fd, char hex[65], uint64_t *size, ll_error *err) 
 
 /* Download one blob into blobs/sha256-<hex>-partial (resuming from its size). *have is true
  * when the store already holds it (nothing to verify). The partial's descriptor stays open and
- * flock-ed in *pfd until the verify step, so two pulls of one blob never write it together. */
+ * flock-ed in *pfd until blob_commit, so two pulls of one blob never write it together: the
+ * second waits, then finds the blob in place and downloads nothing. */
 static ll_status blob_fetch(pull *p, const ll_layer *l, bool *have, int *pfd, ll_error *err) {
     ll_store *s = p->s;
     char dg[80], status[32], pname[96];
@@ -415,16 +416,19 @@ ll_status ll_store_pull(ll_store *s, const ll_model_name *n, const ll_pull_opts 
     pinned = calloc(n_blobs, sizeof *pinned);
     if (!fds || !have || !pinned) { free(raw); st = ll_fail(err, LL_ERR_NOMEM, "out of memory"); goto out; }
     for (size_t i = 0; i < n_blobs; i++) fds[i] = -1;
-    for (size_t i = 0; i < n_blobs && st == LL_OK; i++)
-        st = blob_fetch(p, i < m->n_layers ? &m->layers[i] : &m->config, &have[i], &fds[i], err);
-    if (st == LL_OK && !report(p, "verifying sha256 digest", NULL, 0, 0)) st = ll_fail(err, LL_ERR_CANCELLED, "pull cancelled");
+    /* Each blob is verified and renamed right after its download, so a pull holds the lock
+     * of one partial at a time: two pulls whose manifests share blobs in different orders
+     * cannot wait on each other. Ollama's "verifying sha256 digest" phase line follows. */
     for (size_t i = 0; i < n_blobs && st == LL_OK; i++) {
-        if (have[i]) continue;
+        const ll_layer *l = i < m->n_layers ? &m->layers[i] : &m->config;
+        st = blob_fetch(p, l, &have[i], &fds[i], err);
+        if (st != LL_OK || have[i]) continue;
         int fd = fds[i];
         fds[i] = -1;
-        st = blob_commit(p, i < m->n_layers ? &m->layers[i] : &m->config, fd, err);
+        st = blob_commit(p, l, fd, err);
         pinned[i] = st == LL_OK;
     }
+    if (st == LL_OK && !report(p, "verifying sha256 digest", NULL, 0, 0)) st = ll_fail(err, LL_ERR_CANCELLED, "pull cancelled");
     if (st == LL_OK && !report(p, "writing manifest", NULL, 0, 0)) st = ll_fail(err, LL_ERR_CANCELLED, "pull cancelled");
     if (st == LL_OK) {                                   /* byte for byte as received (§4.2) */
         char display[LL_NAME_FULL_MAX];

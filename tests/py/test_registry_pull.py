@@ -11,11 +11,15 @@ exactly what Ollama would push), then pulls it into a second server's empty stor
   WWW-Authenticate challenge, (b) redirects blob GETs to a second path (a storage URL), and
   (c) counts the blob bytes it forwards, so a pull resumed from a half-written partial file
   is seen to fetch fewer bytes;
+* the same proxy slowed down: progress advances live; a pull SIGKILLed half way resumes on
+  the next server; two pulls at once download each blob once;
+* ollama-python's pull(stream=True) iterates our progress objects;
 * a blob corrupted in the registry's storage: the pull fails naming that digest and no model
   appears; an unknown name: Ollama's "pull model manifest: file does not exist".
 
 The registry binary is required: when /usr/bin/docker-registry is missing the tests fail with
 the install command. Every process is stopped by PID."""
+import concurrent.futures
 import hashlib
 import http.client
 import http.server
@@ -450,3 +454,25 @@ def test_pull_killed_half_way_resumes(env, tmp_path):
         assert name in tags(srv)
     finally:
         srv.stop()
+
+
+def test_two_pulls_at_once_download_each_blob_once(env):
+    px = env["proxy"]
+    name = f"127.0.0.1:{px.port}/library/tiny:latest"
+    mb = model_blob(env["m"])
+    assert name not in tags(env["dst"])
+    (env["dst_store"] / "blobs" / mb["digest"].replace(":", "-")).unlink(missing_ok=True)
+    total = sum(l["size"] for l in env["m"]["layers"]) + env["m"]["config"]["size"]
+    px.blob_bytes = 0
+    px.rate = 2_000_000
+    try:
+        with concurrent.futures.ThreadPoolExecutor(2) as ex:
+            fut = [ex.submit(env["dst"].lines, "/api/pull", {"model": name, "insecure": True}) for _ in range(2)]
+            results = [f.result() for f in fut]
+    finally:
+        px.rate = None
+    for lines in results:
+        assert lines[-1] == {"status": "success"}, lines[-1]
+    assert px.blob_bytes == total, (px.blob_bytes, total)
+    check_pulled(env, name)
+    rm(env["dst"], name)
