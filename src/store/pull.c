@@ -22,6 +22,16 @@
 #define PULL_AUTH_MAX   2048
 #define PULL_PROGRESS_NS (60 * 1000000LL)   /* Ollama's ~60 ms between progress lines */
 
+/* ll_fail keeps the first failure; this puts a prefix in front of it (Ollama's "pull model
+ * manifest: …", "download sha256:…: …") and keeps its code. */
+static ll_status fail_prefixed(ll_error *err, const char *prefix) {
+    char inner[sizeof err->msg];
+    snprintf(inner, sizeof inner, "%s", err->msg);
+    ll_status code = err->code;
+    *err = (ll_error){ 0 };
+    return ll_fail(err, code, "%s: %s", prefix, inner);
+}
+
 // ---- one HTTP transfer ------------------------------------------------------------------------
 
 /* Where a response body goes: memory (manifests, tokens, error bodies, capped) or, for a blob
@@ -326,7 +336,11 @@ static ll_status blob_fetch(pull *p, const ll_layer *l, bool *have, int *pfd, ll
     long code;
     ll_status rc = get_authed(p, url, NULL, from, &code, err);
     x->fd = -1;
-    if (rc != LL_OK) return ll_fail(err, err->code, "download %s: %s", dg, err->msg);
+    if (rc != LL_OK) {
+        char prefix[96];
+        snprintf(prefix, sizeof prefix, "download %s", dg);
+        return rc == LL_ERR_CANCELLED ? rc : fail_prefixed(err, prefix);
+    }
     if (code != 200 && code != 206) {
         if (code == 404) return ll_fail(err, LL_ERR_IO, "download %s: file does not exist", dg);
         return ll_fail(err, LL_ERR_IO, "download %s: registry answered %ld", dg, code);
@@ -393,7 +407,7 @@ ll_status ll_store_pull(ll_store *s, const ll_model_name *n, const ll_pull_opts 
     long code;
     p->x.max_mem = LL_MANIFEST_MAX_BYTES;
     if (get_authed(p, url, LL_MEDIA_MANIFEST, 0, &code, err) != LL_OK) {
-        st = ll_fail(err, err->code, "pull model manifest: %s", err->msg);
+        st = err->code == LL_ERR_CANCELLED ? err->code : fail_prefixed(err, "pull model manifest");
         goto out;
     }
     if (code == 404) { st = ll_fail(err, LL_ERR_IO, "pull model manifest: file does not exist"); goto out; }
@@ -403,9 +417,10 @@ ll_status ll_store_pull(ll_store *s, const ll_model_name *n, const ll_pull_opts 
     char *raw = p->x.mem;
     p->x.mem = NULL;
     p->x.n_mem = p->x.cap_mem = 0;
-    if (!raw || ll_manifest_parse(&m, raw, n_raw, err) != LL_OK) {
+    if (!raw) { st = ll_fail(err, LL_ERR_FORMAT, "pull model manifest: empty answer"); goto out; }
+    if (ll_manifest_parse(&m, raw, n_raw, err) != LL_OK) {
         free(raw);
-        st = ll_fail(err, LL_ERR_FORMAT, "pull model manifest: %s", raw ? err->msg : "empty answer");
+        st = fail_prefixed(err, "pull model manifest");
         goto out;
     }
 
