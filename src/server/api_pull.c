@@ -62,6 +62,13 @@ static bool on_progress(void *user, const char *status, const char *digest, uint
     return ok;
 }
 
+/* The client went away or the server is stopping: the request's flag until the stream is
+ * open (the handler waits, so req is valid), the stream's after. */
+static bool is_cancelled(void *user) {
+    pull_job *j = user;
+    return atomic_load(j->s ? ll_http_stream_cancel_flag(j->s) : ll_http_req_cancel_flag(j->req));
+}
+
 static void pull_run(pull_job *j) {
     ll_error err = { 0 };
     json_t *body;
@@ -78,7 +85,8 @@ static void pull_run(pull_job *j) {
     if (!*model) { ll_fail(&err, LL_ERR_ARG, "model is required"); goto fail; }
     ll_model_name n;
     if (ll_name_parse(&n, model, &err) != LL_OK) { ll_fail(&err, LL_ERR_ARG, "invalid model name"); goto fail; }
-    ll_pull_opts o = { .insecure = json_is_true(ji), .progress = on_progress, .user = j };
+    ll_pull_opts o = { .insecure = json_is_true(ji), .progress = on_progress,
+                       .cancelled = is_cancelled, .user = j };
     status = 500;
     if (ll_store_pull(j->ctx->store, &n, &o, &err) != LL_OK) {
         if (err.code == LL_ERR_ARG) status = 400;

@@ -48,6 +48,7 @@ typedef struct {
     char      auth[PULL_AUTH_MAX];   /* the last WWW-Authenticate header */
     /* progress */
     ll_pull_progress_fn fn;  void *user;
+    bool    (*is_cancelled)(void *user);
     const char *status, *digest;
     uint64_t  total;
     int64_t   last_ns;
@@ -120,6 +121,16 @@ static size_t on_body(char *b, size_t sz, size_t n, void *ud) {
     return len;
 }
 
+/* libcurl calls this often during a transfer, also while it waits for bytes. */
+static int on_xferinfo(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
+    xfer *x = ud;
+    if (x->is_cancelled && x->is_cancelled(x->user)) {
+        x->cancelled = true;
+        return 1;
+    }
+    return 0;
+}
+
 /* GET url. Redirects are followed (D22: a registry may redirect to storage or answer itself).
  * from > 0 asks for the bytes from there on. *code gets the final status; a transport failure
  * is LL_ERR_IO with curl's text in err (the caller adds its prefix). */
@@ -157,6 +168,9 @@ static ll_status http_get(xfer *x, const char *url, const char *accept, const ch
     curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_xferinfo);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     x->auth[0] = 0;
     x->decided = x->to_file = false;
     x->n_mem = 0;
@@ -236,6 +250,7 @@ typedef struct {
 } pull;
 
 static bool report(pull *p, const char *status, const char *digest, uint64_t total, uint64_t done) {
+    if (p->o->cancelled && p->o->cancelled(p->o->user)) return false;
     return !p->o->progress || p->o->progress(p->o->user, status, digest, total, done);
 }
 
@@ -391,6 +406,7 @@ ll_status ll_store_pull(ll_store *s, const ll_model_name *n, const ll_pull_opts 
     p->x.fd = -1;
     p->x.fn = o->progress;
     p->x.user = o->user;
+    p->x.is_cancelled = o->cancelled;
     ll_manifest *m = NULL;
     int *fds = NULL;
     bool *have = NULL, *pinned = NULL;

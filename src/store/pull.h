@@ -31,7 +31,10 @@ typedef bool (*ll_pull_progress_fn)(void *user, const char *status, const char *
 typedef struct {
     bool insecure;                  /* plain http (Ollama's --insecure / "insecure": true) */
     ll_pull_progress_fn progress;   /* may be NULL */
-    void *user;
+    /* Polled during transfers (several times a second, even when no byte arrives) and between
+     * blobs: true cancels (LL_ERR_CANCELLED; partial files stay for the next pull). May be NULL. */
+    bool (*cancelled)(void *user);
+    void *user;                     /* for both callbacks */
 } ll_pull_opts;
 
 /* Pull n into s. Errors use Ollama's texts: "pull model manifest: file does not exist" (the

@@ -476,3 +476,35 @@ def test_two_pulls_at_once_download_each_blob_once(env):
     assert px.blob_bytes == total, (px.blob_bytes, total)
     check_pulled(env, name)
     rm(env["dst"], name)
+
+
+def test_client_gone_stops_the_pull(env):
+    """A streaming client that hangs up stops the download (the partial stops growing, no model
+    appears); the next pull finishes it."""
+    px = env["proxy"]
+    name = f"127.0.0.1:{px.port}/library/tiny:latest"
+    mb = model_blob(env["m"])
+    assert name not in tags(env["dst"])
+    (env["dst_store"] / "blobs" / mb["digest"].replace(":", "-")).unlink(missing_ok=True)
+    partial = env["dst_store"] / "blobs" / (mb["digest"].replace(":", "-") + "-partial")
+    partial.unlink(missing_ok=True)
+    px.rate = 100_000
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", env["dst"].port, timeout=60)
+        c.request("POST", "/api/pull", body=json.dumps({"model": name, "insecure": True}),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        while json.loads(r.readline()).get("completed", 0) == 0:
+            pass
+        c.close()
+        time.sleep(1.5)
+        size = partial.stat().st_size
+        time.sleep(1.0)
+        assert partial.stat().st_size == size < mb["size"]
+        assert name not in tags(env["dst"])
+    finally:
+        px.rate = None
+    st, body = env["dst"].json("POST", "/api/pull", {"model": name, "insecure": True, "stream": False})
+    assert st == 200, body
+    check_pulled(env, name)
+    rm(env["dst"], name)
