@@ -20,6 +20,7 @@ int cmd_cp(int argc, char **argv);          /* cmd_models.c */
 int cmd_stop(int argc, char **argv);        /* cmd_models.c */
 int cmd_create(int argc, char **argv);      /* cmd_create.c */
 int cmd_quantize(int argc, char **argv);    /* cmd_quantize.c */
+int cmd_pull(int argc, char **argv);        /* cmd_pull.c */
 
 /* Print "Error: <msg>" to stderr and return 1. */
 int cli_fail(const char *fmt, ...);

@@ -37,6 +37,8 @@ char *api_template_for_gguf(const char *chat_template, const char **name,
 
 ll_status api_models_register(ll_router *r, ll_api_ctx *ctx, ll_error *err);
 ll_status api_embed_register(ll_router *r, ll_api_ctx *ctx, ll_error *err);
+/* POST /api/pull (api_pull.c, §1.11). */
+ll_status api_pull_register(ll_router *r, ll_api_ctx *ctx, ll_error *err);
 
 /* ---- options (api_options.c, §0.9) ------------------------------------------------------ */
 

@@ -1,0 +1,510 @@
+"""Pulling from a real registry (ollama-api.md §1.11, §5 D22; ollama-cli.md §13; issue 12).
+
+Debian's `docker-registry` (the reference Docker Registry v2 server) runs on a free loopback
+port with filesystem storage in a temporary directory. The test fills it with raw HTTP from a
+model our own server created (its manifest and blobs copied as they are, so the registry holds
+exactly what Ollama would push), then pulls it into a second server's empty store:
+
+* through `locallama pull HOST:PORT/library/tiny:latest --insecure` and POST /api/pull
+  (streamed and not): the model is listed, its blobs are byte-identical, it answers generate;
+* through a loopback proxy written here that (a) demands an anonymous Bearer token from a
+  WWW-Authenticate challenge, (b) redirects blob GETs to a second path (a storage URL), and
+  (c) counts the blob bytes it forwards, so a pull resumed from a half-written partial file
+  is seen to fetch fewer bytes;
+* the same proxy slowed down: progress advances live; a pull SIGKILLed half way resumes on
+  the next server; two pulls at once download each blob once;
+* ollama-python's pull(stream=True) iterates our progress objects;
+* a blob corrupted in the registry's storage: the pull fails naming that digest and no model
+  appears; an unknown name: Ollama's "pull model manifest: file does not exist".
+
+The registry binary is required: when /usr/bin/docker-registry is missing the tests fail with
+the install command. Every process is stopped by PID."""
+import concurrent.futures
+import hashlib
+import http.client
+import http.server
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+from conftest import BIN
+from test_api_native import TINY, Server, free_port
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+# ---- the registry ---------------------------------------------------------------------------
+
+class Registry:
+    def __init__(self, tmp):
+        assert os.path.exists(REGISTRY_BIN), (
+            f"{REGISTRY_BIN} is missing: install Debian's registry with `apt-get install -y docker-registry`")
+        self.port = free_port()
+        self.root = tmp / "registry-storage"
+        self.root.mkdir()
+        cfg = tmp / "registry.yml"
+        cfg.write_text("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+                       f"    rootdirectory: {self.root}\n  delete:\n    enabled: true\n"
+                       f"http:\n  addr: 127.0.0.1:{self.port}\n")
+        self.log = open(tmp / "registry.log", "wb")
+        self.proc = subprocess.Popen([REGISTRY_BIN, "serve", str(cfg)], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            assert self.proc.poll() is None, (tmp / "registry.log").read_text()
+            try:
+                if self.call("GET", "/v2/")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("docker-registry did not start")
+
+    def call(self, method, path, body=None, headers=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r.status, dict(r.getheaders()), data
+
+    def put_blob(self, repo, data):
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        st, h, _ = self.call("POST", f"/v2/{repo}/blobs/uploads/")
+        assert st == 202, st
+        loc = urllib.parse.urlsplit(h["Location"])
+        path = loc.path + "?" + (loc.query + "&" if loc.query else "") + "digest=" + urllib.parse.quote(digest)
+        st, _, body = self.call("PUT", path, data, {"Content-Type": "application/octet-stream",
+                                                    "Content-Length": str(len(data))})
+        assert st == 201, (st, body)
+        return digest
+
+    def blob_file(self, digest):
+        hx = digest.split(":")[1]
+        return self.root / "docker" / "registry" / "v2" / "blobs" / "sha256" / hx[:2] / hx / "data"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+def store_manifest(store, name, tag="latest"):
+    return (store / "manifests" / "registry.ollama.ai" / "library" / name / tag).read_bytes()
+
+
+def push_from_store(reg, store, name, repo):
+    """Copy a model of our store into the registry: every blob, then the manifest bytes."""
+    raw = store_manifest(store, name)
+    m = json.loads(raw)
+    for d in [l["digest"] for l in m["layers"]] + [m["config"]["digest"]]:
+        data = (store / "blobs" / d.replace(":", "-")).read_bytes()
+        assert reg.put_blob(repo, data) == d
+    st, _, body = reg.call("PUT", f"/v2/{repo}/manifests/latest", raw, {"Content-Type": MANIFEST_TYPE})
+    assert st == 201, body
+    return raw, m
+
+
+# ---- a proxy: bearer auth, redirects, byte counts ------------------------------------------------
+
+class Proxy:
+    """Forwards /v2/ to the registry, but only with the token it hands out at /token, and
+    answers blob GETs with a 307 to /storage/<path>, which it forwards and counts."""
+    TOKEN = "anon-token-1234"
+
+    def __init__(self, reg_port):
+        self.blob_bytes = 0
+        self.rate = None              # bytes/s for blob bodies (a slow registry), None: full speed
+        self.tokens_issued = 0
+        self.redirects = 0
+        proxy = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def reply(self, code, body=b"", headers=()):
+                self.send_response(code)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                u = urllib.parse.urlsplit(self.path)
+                if u.path == "/token":
+                    q = urllib.parse.parse_qs(u.query)
+                    if q.get("service") != ["test-registry"] or not q.get("scope", [""])[0].startswith("repository:"):
+                        return self.reply(400, b'{"errors":[{"code":"bad token request"}]}')
+                    proxy.tokens_issued += 1
+                    return self.reply(200, json.dumps({"token": Proxy.TOKEN}).encode(),
+                                      [("Content-Type", "application/json")])
+                storage = u.path.startswith("/storage/")
+                if not storage and self.headers.get("Authorization") != "Bearer " + Proxy.TOKEN:
+                    repo = "/".join(u.path.split("/")[2:4])
+                    ch = (f'Bearer realm="http://127.0.0.1:{proxy.port}/token",service="test-registry",'
+                          f'scope="repository:{repo}:pull"')
+                    return self.reply(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}',
+                                      [("WWW-Authenticate", ch), ("Content-Type", "application/json")])
+                if "/blobs/" in u.path and not storage:
+                    proxy.redirects += 1
+                    return self.reply(307, b"", [("Location", "/storage" + self.path)])
+                path = self.path[len("/storage"):] if storage else self.path
+                fwd = {k: v for k, v in self.headers.items() if k.lower() in ("range", "accept")}
+                c = http.client.HTTPConnection("127.0.0.1", reg_port, timeout=30)
+                c.request("GET", path, headers=fwd)
+                r = c.getresponse()
+                body = r.read()
+                c.close()
+                if storage:
+                    proxy.blob_bytes += len(body)
+                hdrs = [(k, v) for k, v in r.getheaders()
+                        if k.lower() in ("content-type", "content-range", "docker-content-digest")]
+                rate = proxy.rate
+                if not (storage and rate):
+                    return self.reply(r.status, body, hdrs)
+                self.send_response(r.status)
+                for k, v in hdrs:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    for i in range(0, len(body), 32768):
+                        self.wfile.write(body[i:i + 32768])
+                        self.wfile.flush()
+                        time.sleep(32768 / rate)
+                except (BrokenPipeError, ConnectionResetError):   # the killed server's pull
+                    self.close_connection = True
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+# ---- fixtures -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("registry")
+    reg = Registry(tmp)
+    src = dst = proxy = None
+    try:
+        (tmp / "src").mkdir()
+        src = Server(tmp / "src")
+        st, body = src.json("POST", "/api/create", {"model": "tiny", "from": TINY, "stream": False})
+        assert st == 200, body
+        st, body = src.json("POST", "/api/create", {"model": "bad", "from": TINY, "system": "a layer to corrupt",
+                                                    "stream": False})
+        assert st == 200, body
+        store = tmp / "src" / "models"
+        raw, m = push_from_store(reg, store, "tiny", "library/tiny")
+        bad_raw, bad_m = push_from_store(reg, store, "bad", "library/bad")
+        (tmp / "dst").mkdir()
+        dst = Server(tmp / "dst")
+        proxy = Proxy(reg.port)
+        yield dict(reg=reg, src_store=store, dst=dst, dst_store=tmp / "dst" / "models", raw=raw, m=m,
+                   bad_m=bad_m, proxy=proxy, host=f"127.0.0.1:{reg.port}")
+    finally:
+        for x in (proxy, dst, src):
+            if x:
+                x.stop()
+        reg.stop()
+
+
+def tags(srv):
+    st, body = srv.json("GET", "/api/tags")
+    assert st == 200
+    return [x["name"] for x in body["models"]]
+
+
+def rm(srv, name):
+    st, _ = srv.request("DELETE", "/api/delete", {"model": name})
+    assert st in (200, 404)
+
+
+def check_pulled(e, name, model="tiny"):
+    """The pulled model: listed, manifest and blobs byte-identical to the source, and it answers."""
+    assert name in tags(e["dst"])
+    host, ns_model = name.split("/", 1)
+    ns, mt = ns_model.split("/")
+    mname, tag = mt.split(":")
+    got = (e["dst_store"] / "manifests" / host / ns / mname / tag).read_bytes()
+    assert got == e["raw"]
+    for d in [l["digest"] for l in e["m"]["layers"]] + [e["m"]["config"]["digest"]]:
+        f = d.replace(":", "-")
+        assert (e["dst_store"] / "blobs" / f).read_bytes() == (e["src_store"] / "blobs" / f).read_bytes()
+        assert not (e["dst_store"] / "blobs" / (f + "-partial")).exists()
+    st, body = e["dst"].json("POST", "/api/generate", {"model": name, "prompt": "Hello", "stream": False,
+                                                        "options": {"num_predict": 4, "temperature": 0}})
+    assert st == 200, body
+    assert body["done"] is True and body["eval_count"] >= 1
+
+
+def model_blob(m):
+    return next(l for l in m["layers"] if l["mediaType"] == "application/vnd.ollama.image.model")
+
+
+# ---- tests --------------------------------------------------------------------------------------
+
+def test_cli_pull_insecure(env):
+    name = f"{env['host']}/library/tiny:latest"
+    e = dict(os.environ, LOCALLAMA_HOST=f"127.0.0.1:{env['dst'].port}")
+    p = subprocess.run([BIN, "pull", name, "--insecure"], env=e, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    lines = p.stderr.splitlines()
+    assert lines[0] == "pulling manifest" and lines[-1] == "success", p.stderr
+    assert "verifying sha256 digest" in lines and "writing manifest" in lines
+    # not a TTY: one plain line per blob, once, when it is complete
+    short = model_blob(env["m"])["digest"][7:19]
+    assert sum(1 for l in lines if l.startswith(f"pulling {short}: 100%")) == 1, p.stderr
+    check_pulled(env, name)
+    rm(env["dst"], name)
+
+
+def test_api_pull_streamed_and_not(env):
+    name = f"{env['host']}/library/tiny:latest"
+    lines = env["dst"].lines("/api/pull", {"model": name, "insecure": True})
+    assert lines[0] == {"status": "pulling manifest"}
+    assert lines[-3:] == [{"status": "verifying sha256 digest"}, {"status": "writing manifest"},
+                          {"status": "success"}]
+    mb = model_blob(env["m"])
+    prog = [l for l in lines if l.get("digest") == mb["digest"]]
+    assert prog and all(l["status"] == "pulling " + mb["digest"][7:19] and l["total"] == mb["size"] for l in prog)
+    assert prog[-1]["completed"] == mb["size"]
+    assert all("completed" not in l or l["completed"] > 0 for l in prog)   # omitted while 0
+    check_pulled(env, name)
+    # again, everything present: each blob reports completed = total at once
+    st, body = env["dst"].json("POST", "/api/pull", {"name": name, "insecure": True, "stream": False})
+    assert st == 200 and body == {"status": "success"}
+    rm(env["dst"], name)
+    st, body = env["dst"].json("POST", "/api/pull", {"name": name, "insecure": True, "stream": False})
+    assert st == 200 and body == {"status": "success"}
+    check_pulled(env, name)
+    rm(env["dst"], name)
+
+
+def test_pull_plain_http_needs_insecure(env):
+    st, body = env["dst"].json("POST", "/api/pull", {"model": f"http://{env['host']}/library/tiny", "stream": False})
+    assert st == 400 and body == {"error": "insecure protocol http"}
+
+
+def test_pull_bearer_token_redirect_and_resume(env):
+    px = env["proxy"]
+    name = f"127.0.0.1:{px.port}/library/tiny:latest"
+    mb = model_blob(env["m"])
+    total_blob_bytes = sum(l["size"] for l in env["m"]["layers"]) + env["m"]["config"]["size"]
+    px.blob_bytes = 0
+    st, body = env["dst"].json("POST", "/api/pull", {"model": name, "insecure": True, "stream": False})
+    assert st == 200, body
+    assert px.tokens_issued >= 1 and px.redirects >= 1
+    full = px.blob_bytes
+    assert full == total_blob_bytes
+    check_pulled(env, name)
+    rm(env["dst"], name)
+    # a half-downloaded model blob where the pull keeps partials: only the rest is fetched
+    data = (env["src_store"] / "blobs" / mb["digest"].replace(":", "-")).read_bytes()
+    half = len(data) // 2
+    partial = env["dst_store"] / "blobs" / (mb["digest"].replace(":", "-") + "-partial")
+    partial.write_bytes(data[:half])
+    px.blob_bytes = 0
+    st, body = env["dst"].json("POST", "/api/pull", {"model": name, "insecure": True, "stream": False})
+    assert st == 200, body
+    print(f"resume: first pull fetched {full} blob bytes; with a {half}-byte partial, {px.blob_bytes}")
+    assert px.blob_bytes == full - half, (px.blob_bytes, full, half)
+    check_pulled(env, name)
+    rm(env["dst"], name)
+
+
+def test_pull_corrupt_blob_fails_naming_digest(env):
+    reg = env["reg"]
+    sysl = next(l for l in env["bad_m"]["layers"] if l["mediaType"] == "application/vnd.ollama.image.system")
+    f = reg.blob_file(sysl["digest"])
+    data = bytearray(f.read_bytes())
+    data[0] ^= 0x20
+    f.write_bytes(bytes(data))
+    name = f"{env['host']}/library/bad:latest"
+    lines = env["dst"].lines("/api/pull", {"model": name, "insecure": True})
+    assert lines[0] == {"status": "pulling manifest"}
+    assert "error" in lines[-1] and sysl["digest"] in lines[-1]["error"], lines[-1]
+    assert "digest mismatch" in lines[-1]["error"]
+    assert not any("bad" in t for t in tags(env["dst"]))
+    assert not (env["dst_store"] / "blobs" / (sysl["digest"].replace(":", "-") + "-partial")).exists()
+    assert not (env["dst_store"] / "blobs" / sysl["digest"].replace(":", "-")).exists()
+    st, body = env["dst"].json("POST", "/api/pull", {"model": name, "insecure": True, "stream": False})
+    assert st == 500 and sysl["digest"] in body["error"]
+
+
+def test_pull_unknown_model(env):
+    name = f"{env['host']}/library/nosuchmodel:latest"
+    lines = env["dst"].lines("/api/pull", {"model": name, "insecure": True})
+    assert lines == [{"status": "pulling manifest"}, {"error": "pull model manifest: file does not exist"}]
+    st, body = env["dst"].json("POST", "/api/pull", {"model": name, "insecure": True, "stream": False})
+    assert st == 500 and body == {"error": "pull model manifest: file does not exist"}
+    e = dict(os.environ, LOCALLAMA_HOST=f"127.0.0.1:{env['dst'].port}")
+    p = subprocess.run([BIN, "pull", name, "--insecure"], env=e, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    assert p.stderr.splitlines()[-1] == "Error: pull model manifest: file does not exist"
+
+
+def test_slow_registry_progress_advances(env):
+    """Through a proxy that sends blob bodies at ~2 MB/s, the model blob's progress is reported
+    several times with growing `completed` before it is complete (live, not at the end)."""
+    px = env["proxy"]
+    name = f"127.0.0.1:{px.port}/library/tiny:latest"
+    mb = model_blob(env["m"])
+    # a failed pull of an earlier test may have left the (valid, unreferenced) weights blob
+    assert name not in tags(env["dst"])
+    (env["dst_store"] / "blobs" / mb["digest"].replace(":", "-")).unlink(missing_ok=True)
+    px.rate = 2_000_000
+    try:
+        lines = env["dst"].lines("/api/pull", {"model": name, "insecure": True})
+    finally:
+        px.rate = None
+    assert lines[-1] == {"status": "success"}
+    done = [l.get("completed", 0) for l in lines if l.get("digest") == mb["digest"]]
+    partial = [c for c in done if 0 < c < mb["size"]]
+    assert len(set(partial)) >= 3, done
+    assert done == sorted(done) and done[-1] == mb["size"]
+    check_pulled(env, name)
+    rm(env["dst"], name)
+
+
+def test_ollama_python_pull_stream(env):
+    """ollama-python's pull(stream=True) iterates our progress objects; stream=False gets success."""
+    ollama = pytest.importorskip("ollama")
+    c = ollama.Client(host=f"http://127.0.0.1:{env['dst'].port}")
+    name = f"{env['host']}/library/tiny:latest"
+    parts = list(c.pull(name, insecure=True, stream=True))
+    assert parts[0].status == "pulling manifest" and parts[-1].status == "success"
+    mb = model_blob(env["m"])
+    mine = [p for p in parts if p.digest == mb["digest"]]
+    assert mine and mine[-1].total == mb["size"] and mine[-1].completed == mb["size"]
+    check_pulled(env, name)
+    assert c.pull(name, insecure=True).status == "success"
+    rm(env["dst"], name)
+    with pytest.raises(ollama.ResponseError) as ei:
+        list(c.pull(f"{env['host']}/library/nosuchmodel", insecure=True, stream=True))
+    assert "pull model manifest: file does not exist" in str(ei.value)
+
+
+def test_pull_killed_half_way_resumes(env, tmp_path):
+    """SIGKILL the server in the middle of a slow pull; a new server on the same store pulls
+    again, fetches only what the partial file lacks, and ends with a verified model."""
+    px = env["proxy"]
+    name = f"127.0.0.1:{px.port}/library/tiny:latest"
+    mb = model_blob(env["m"])
+    srv = Server(tmp_path)
+    px.rate = 1_000_000
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+        c.request("POST", "/api/pull", body=json.dumps({"model": name, "insecure": True}),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        assert r.status == 200
+        seen = 0
+        while seen < mb["size"] // 4:
+            line = r.readline()
+            assert line, "stream ended before a quarter of the weights arrived"
+            o = json.loads(line)
+            if o.get("digest") == mb["digest"]:
+                seen = o.get("completed", 0)
+        os.kill(srv.proc.pid, signal.SIGKILL)
+        srv.proc.wait()
+        c.close()
+    finally:
+        px.rate = None
+        srv.stop()
+    blobs = tmp_path / "models" / "blobs"
+    partial = blobs / (mb["digest"].replace(":", "-") + "-partial")
+    kept = partial.stat().st_size
+    assert 0 < kept < mb["size"]
+    assert not (blobs / mb["digest"].replace(":", "-")).exists()
+    srv = Server(tmp_path)
+    try:
+        assert tags(srv) == []                     # nothing half-pulled is listed
+        px.blob_bytes = 0
+        st, body = srv.json("POST", "/api/pull", {"model": name, "insecure": True, "stream": False})
+        assert st == 200, body
+        total = sum(l["size"] for l in env["m"]["layers"]) + env["m"]["config"]["size"]
+        print(f"killed at {kept} of {mb['size']} weight bytes; the next pull fetched {px.blob_bytes} of {total}")
+        assert px.blob_bytes <= total - kept
+        assert not partial.exists()
+        data = (blobs / mb["digest"].replace(":", "-")).read_bytes()
+        assert "sha256:" + hashlib.sha256(data).hexdigest() == mb["digest"]
+        assert name in tags(srv)
+    finally:
+        srv.stop()
+
+
+def test_two_pulls_at_once_download_each_blob_once(env):
+    px = env["proxy"]
+    name = f"127.0.0.1:{px.port}/library/tiny:latest"
+    mb = model_blob(env["m"])
+    assert name not in tags(env["dst"])
+    (env["dst_store"] / "blobs" / mb["digest"].replace(":", "-")).unlink(missing_ok=True)
+    total = sum(l["size"] for l in env["m"]["layers"]) + env["m"]["config"]["size"]
+    px.blob_bytes = 0
+    px.rate = 2_000_000
+    try:
+        with concurrent.futures.ThreadPoolExecutor(2) as ex:
+            fut = [ex.submit(env["dst"].lines, "/api/pull", {"model": name, "insecure": True}) for _ in range(2)]
+            results = [f.result() for f in fut]
+    finally:
+        px.rate = None
+    for lines in results:
+        assert lines[-1] == {"status": "success"}, lines[-1]
+    assert px.blob_bytes == total, (px.blob_bytes, total)
+    check_pulled(env, name)
+    rm(env["dst"], name)
+
+
+def test_client_gone_stops_the_pull(env):
+    """A streaming client that hangs up stops the download (the partial stops growing, no model
+    appears); the next pull finishes it."""
+    px = env["proxy"]
+    name = f"127.0.0.1:{px.port}/library/tiny:latest"
+    mb = model_blob(env["m"])
+    assert name not in tags(env["dst"])
+    (env["dst_store"] / "blobs" / mb["digest"].replace(":", "-")).unlink(missing_ok=True)
+    partial = env["dst_store"] / "blobs" / (mb["digest"].replace(":", "-") + "-partial")
+    partial.unlink(missing_ok=True)
+    px.rate = 100_000
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", env["dst"].port, timeout=60)
+        c.request("POST", "/api/pull", body=json.dumps({"model": name, "insecure": True}),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        while json.loads(r.readline()).get("completed", 0) == 0:
+            pass
+        c.close()
+        time.sleep(1.5)
+        size = partial.stat().st_size
+        time.sleep(1.0)
+        assert partial.stat().st_size == size < mb["size"]
+        assert name not in tags(env["dst"])
+    finally:
+        px.rate = None
+    st, body = env["dst"].json("POST", "/api/pull", {"model": name, "insecure": True, "stream": False})
+    assert st == 200, body
+    check_pulled(env, name)
+    rm(env["dst"], name)
