@@ -17,7 +17,9 @@ static int render_safe(const char *s) {
     if (strstr(s, "\"\"\"") || strchr(s, '\r')) return 0;
     if (n && strchr("\t\n\v\f\r ", s[0]) && s[0] != ' ') return 0;
     if (n && strchr("\t\n\v\f\r ", s[n - 1]) && s[n - 1] != ' ') return 0;
-    if (n && s[0] == '"') return 0;                /* a bare value starting with a quote */
+    const char *t = s;
+    while (*t && (unsigned char)*t <= ' ') t++;
+    if (*t == '"') return 0;                       /* a bare value starting (after blanks) with a quote */
     if (n && (s[n - 1] == '"') && (strchr(s, '\n') || s[0] == ' ' || s[n - 1] == ' ')) return 0;
     return 1;
 }
