@@ -9,12 +9,11 @@
  * with roundf (half away from zero): the reference rule, not the x86 activation rounding. */
 #include "quant/quantize.h"
 #include "quant/blocks.h"
+#include "quant/quantize_impl.h"
 
 #include <float.h>
 #include <stdint.h>
 #include <math.h>
-
-static inline void put_f16(uint8_t *p, float f) { blk_put_u16(p, ll_fp32_to_fp16(f)); }
 
 /* Float to int, truncating, as x86's cvttss2si does: a value outside the int range (or NaN)
  * gives INT32_MIN. The reference converts float straight to int8_t / uint8_t, which compiles
