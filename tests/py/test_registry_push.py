@@ -13,7 +13,9 @@ The proxy can also demand a Bearer token (checking the push scope) or refuse eve
 * The same model under a second repository name is mounted (POST ?mount=…&from=… answered
   201), no blob bytes sent; the registry then serves that manifest byte for byte.
 * ollama-python's push(stream=True) iterates our progress objects; non-streamed /api/push.
-* Errors: an unknown local model (Ollama's "open …: no such file or directory"), an http://
+* A streaming client that hangs up stops the push: the upload is abandoned, no manifest is
+  sent, and the next push completes.
+* Errors: a failed upload names the blob; an unknown local model (Ollama's "open …: no such file or directory"), an http://
   registry without insecure ("insecure protocol http"), a registry that refuses us (API:
   "unauthorized: push requires registry credentials"; CLI: Ollama's namespace message).
 
@@ -26,6 +28,7 @@ import math
 import os
 import subprocess
 import threading
+import time
 import urllib.parse
 
 import pytest
@@ -46,6 +49,9 @@ class PushProxy:
         self.log = []
         self.auth = False            # demand a Bearer token issued at /token for the push scope
         self.deny = False            # answer 401 to everything, token or not
+        self.fail_method = None      # answer this method with a registry-style 500
+        self.rate = None             # bytes/s at which request bodies are read (a slow registry)
+        self.body_started = threading.Event()   # set when a request body starts arriving
         self.token_scopes = []
         self.lock = threading.Lock()
         proxy = self
@@ -67,7 +73,23 @@ class PushProxy:
 
             def handle_any(self):
                 n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else b""
+                body = b""
+                if n:
+                    proxy.body_started.set()
+                try:
+                    while len(body) < n:
+                        piece = self.rfile.read(min(65536, n - len(body)))
+                        if not piece:
+                            break
+                        body += piece
+                        if proxy.rate:
+                            time.sleep(len(piece) / proxy.rate)
+                except (ConnectionResetError, BrokenPipeError):
+                    pass
+                if len(body) < n:                    # the client gave up half way
+                    self.log_req(len(body), 0)
+                    self.close_connection = True
+                    return
                 u = urllib.parse.urlsplit(self.path)
                 if u.path == "/token":
                     q = urllib.parse.parse_qs(u.query)
@@ -82,6 +104,10 @@ class PushProxy:
                     self.log_req(n, 401)
                     return self.reply(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}',
                                       [("WWW-Authenticate", ch), ("Content-Type", "application/json")])
+                if self.command == proxy.fail_method:
+                    self.log_req(n, 500)
+                    return self.reply(500, b'{"errors":[{"code":"UNKNOWN","message":"disk on fire"}]}',
+                                      [("Content-Type", "application/json")])
                 fwd = {k: v for k, v in self.headers.items()
                        if k.lower() in ("content-type", "content-range", "accept", "range")}
                 fwd["Content-Length"] = str(len(body))
@@ -357,3 +383,58 @@ def test_push_refused(env):
     assert p.returncode == 1
     assert p.stderr.splitlines()[-1] == ("Error: you are not authorized to push to this namespace, "
                                          "create the model under a namespace you own")
+
+
+def test_push_failure_names_the_blob(env):
+    px = env["proxy"]
+    src = f"{env['host']}/library/tiny:latest"
+    dst = f"{env['host']}/me/failing:latest"
+    if not (env["store"] / "manifests" / env["host"] / "library" / "tiny").exists():
+        create(env, src, TINY)
+    st, body = env["srv"].json("POST", "/api/copy", {"source": src, "destination": dst})
+    assert st == 200, body
+    _, m = manifest_of(env, dst)
+    px.fail_method = "POST"
+    try:
+        st, body = env["srv"].json("POST", "/api/push", {"model": dst, "insecure": True, "stream": False})
+    finally:
+        px.fail_method = None
+    first = m["layers"][0]["digest"]
+    assert st == 500 and body == {"error": f"upload {first}: registry answered 500: UNKNOWN: disk on fire"}, body
+
+
+def test_client_gone_stops_the_push(env):
+    """A push to a slow registry whose streaming client hangs up stops: the blob upload in
+    flight is abandoned, no manifest is sent; the next push completes."""
+    px = env["proxy"]
+    # another host spelling of the same proxy: the store knows no repository there to mount from
+    name = f"localhost:{px.port}/me/slow:latest"
+    create(env, name, TINY)
+    px.take()
+    px.rate = 500_000
+    px.body_started.clear()
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", env["srv"].port, timeout=60)
+        c.request("POST", "/api/push", body=json.dumps({"model": name, "insecure": True}),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        assert json.loads(r.readline()) == {"status": "retrieving manifest"}
+        assert json.loads(r.readline())["status"].startswith("pushing ")
+        assert px.body_started.wait(20), "no blob body reached the registry"
+        c.close()
+        # the kernel may already hold the whole (small) body: the proxy reads what arrived, then
+        # finds the connection gone when it answers; after that nothing more may come
+        deadline = time.time() + 20
+        while time.time() < deadline and not any(x["method"] == "PUT" for x in px.log):
+            time.sleep(0.1)
+        time.sleep(1.5)
+        log = px.take()
+    finally:
+        px.rate = None
+    methods = [x["method"] for x in log]
+    assert methods == ["HEAD", "POST", "PUT"], log     # no other blob, no manifest
+    st, body = env["srv"].json("POST", "/api/push", {"model": name, "insecure": True, "stream": False})
+    assert st == 200 and body == {"status": "success"}, body
+    st, _, _ = env["reg"].call("HEAD", "/v2/me/slow/manifests/latest",
+                               headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+    assert st == 200
