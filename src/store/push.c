@@ -398,7 +398,15 @@ out:
 
 // ---- the push -----------------------------------------------------------------------------------
 
-static bool is_ollama_host(const char *host) {
+/* Ollama's registry, or a host listed in LOCALLAMA_REGISTRY_SIGNED_HOSTS (comma-separated
+ * host[:port] entries, compared case-insensitively): token requests are signed. */
+static bool is_signed_host(const char *host) {
+    const char *list = getenv("LOCALLAMA_REGISTRY_SIGNED_HOSTS");
+    for (const char *q = list; q && *q;) {
+        size_t k = strcspn(q, ",");
+        if (k && k == strlen(host) && !strncasecmp(q, host, k)) return true;
+        q += k + (q[k] == ',');
+    }
     size_t n = strcspn(host, ":");
     static const char *const hosts[] = { "registry.ollama.ai", "ollama.com", ".ollama.com", ".ollama.ai" };
     for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
@@ -460,7 +468,7 @@ ll_status ll_store_push(ll_store *s, const ll_model_name *n, const ll_push_opts 
     ll_pull_base_url(n, o->insecure, p->base, sizeof p->base);
     snprintf(p->repo, sizeof p->repo, "%s/%s", n->ns, n->model);
     snprintf(p->scope, sizeof p->scope, "repository:%s:push,pull", p->repo);
-    if (is_ollama_host(n->host)) {
+    if (is_signed_host(n->host)) {
         /* Ollama keeps its key in ~/.ollama, the parent of the default store */
         const char *root = ll_store_root(s);
         const char *slash = strrchr(root, '/');

@@ -22,8 +22,10 @@
  * and *.ollama.com the token request is signed with Ollama's ed25519 key (registry.h), kept
  * at <store parent>/id_ed25519 and created on first use; that part cannot be tested here
  * (no ollama.com offline) and whether ollama.com accepts a push also depends on the key being
- * registered with an account. Other registries get anonymous token requests; registries that
- * need a user name and password are not supported.
+ * registered with an account. LOCALLAMA_REGISTRY_SIGNED_HOSTS (comma-separated host[:port])
+ * adds hosts whose token requests are signed the same way (a self-hosted registry that checks
+ * Ollama keys; the tests use it to check the signed request end to end on loopback). Other
+ * registries get anonymous token requests; user name and password logins are not supported.
  *
  * Chunk size: 64 MiB, or LOCALLAMA_PUSH_CHUNK bytes (≥ 1024) when set — the tests use a small
  * one to exercise PATCH on small models. Blocking; run it on a worker thread. */

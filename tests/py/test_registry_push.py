@@ -15,12 +15,18 @@ The proxy can also demand a Bearer token (checking the push scope) or refuse eve
 * ollama-python's push(stream=True) iterates our progress objects; non-streamed /api/push.
 * A streaming client that hangs up stops the push: the upload is abandoned, no manifest is
   sent, and the next push completes.
+* A registry that wants a token gets a request for the push scope, signed with Ollama's key
+  scheme (the host is listed in LOCALLAMA_REGISTRY_SIGNED_HOSTS): the proxy verifies the
+  ed25519 signature with `cryptography`, and the key file made beside the store is read by
+  ssh-keygen.
 * Errors: a failed upload names the blob; an unknown local model (Ollama's "open …: no such file or directory"), an http://
   registry without insecure ("insecure protocol http"), a registry that refuses us (API:
   "unauthorized: push requires registry credentials"; CLI: Ollama's namespace message).
 
 Every process is stopped by PID."""
+import base64
 import filecmp
+import hashlib
 import http.client
 import http.server
 import json
@@ -41,6 +47,24 @@ CHUNK = 8 << 20                      # LOCALLAMA_PUSH_CHUNK for the server under
 MODEL_TYPE = "application/vnd.ollama.image.model"
 
 
+def check_signed(url, auth, q):
+    """Ollama's signed token request: Authorization "<ssh public key blob>:<ed25519 signature>"
+    over "GET,<url>,<base64 of the hex SHA-256 of an empty body>"; ts is now, nonce 16 bytes."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    pub, sig = auth.split(":")
+    blob = base64.b64decode(pub)
+    assert blob[:15] == b"\x00\x00\x00\x0bssh-ed25519" and len(blob) == 51
+    data = "GET,%s,%s" % (url, base64.b64encode(hashlib.sha256(b"").hexdigest().encode()).decode())
+    try:
+        Ed25519PublicKey.from_public_bytes(blob[-32:]).verify(base64.b64decode(sig), data.encode())
+        ok = True
+    except InvalidSignature:
+        ok = False
+    ts_ok = abs(int(q["ts"][0]) - time.time()) < 120 and len(base64.urlsafe_b64decode(q["nonce"][0] + "==")) == 16
+    return pub, ok, ts_ok
+
+
 class PushProxy:
     """Forwards everything to the registry and records (method, path?query, status, body bytes)."""
     TOKEN = "push-token-5678"
@@ -53,6 +77,7 @@ class PushProxy:
         self.rate = None             # bytes/s at which request bodies are read (a slow registry)
         self.body_started = threading.Event()   # set when a request body starts arriving
         self.token_scopes = []
+        self.signed = []             # (public key blob base64, signature verified, ts ok) per token request
         self.lock = threading.Lock()
         proxy = self
 
@@ -95,6 +120,10 @@ class PushProxy:
                     q = urllib.parse.parse_qs(u.query)
                     with proxy.lock:
                         proxy.token_scopes.append(q.get("scope", [""])[0])
+                    a = self.headers.get("Authorization")
+                    if a:
+                        with proxy.lock:
+                            proxy.signed.append(check_signed(f"http://127.0.0.1:{proxy.port}{self.path}", a, q))
                     return self.reply(200, json.dumps({"token": PushProxy.TOKEN}).encode(),
                                       [("Content-Type", "application/json")])
                 if proxy.deny or (proxy.auth and self.headers.get("Authorization") != "Bearer " + PushProxy.TOKEN):
@@ -166,7 +195,8 @@ def env(tmp_path_factory):
     try:
         proxy = PushProxy(reg.port)
         (tmp / "srv").mkdir()
-        srv = Server(tmp / "srv", env={"LOCALLAMA_PUSH_CHUNK": str(CHUNK)})
+        srv = Server(tmp / "srv", env={"LOCALLAMA_PUSH_CHUNK": str(CHUNK),
+                                       "LOCALLAMA_REGISTRY_SIGNED_HOSTS": f"example.invalid,127.0.0.1:{proxy.port}"})
         yield dict(reg=reg, srv=srv, proxy=proxy, store=tmp / "srv" / "models", tmp=tmp,
                    host=f"127.0.0.1:{proxy.port}")
     finally:
@@ -362,6 +392,16 @@ def test_push_with_a_bearer_token(env):
         px.auth = False
     assert st == 200 and body == {"status": "success"}, body
     assert px.token_scopes and set(px.token_scopes) == {"repository:me/tauth:push,pull"}
+    # signed as for Ollama's registry (LOCALLAMA_REGISTRY_SIGNED_HOSTS), with the key created
+    # on first use beside the store, in OpenSSH's format
+    key = env["store"].parent / "id_ed25519"
+    assert (key.stat().st_mode & 0o777) == 0o600
+    pub_line = (env["store"].parent / "id_ed25519.pub").read_text()
+    assert pub_line.startswith("ssh-ed25519 ") and pub_line.endswith("\n")
+    assert px.signed and all(x == (pub_line.split()[1], True, True) for x in px.signed), px.signed
+    if os.path.exists("/usr/bin/ssh-keygen"):
+        p = subprocess.run(["/usr/bin/ssh-keygen", "-y", "-f", str(key)], capture_output=True, text=True)
+        assert p.returncode == 0 and p.stdout.split()[:2] == pub_line.split()[:2], p.stderr
     st, _, _ = env["reg"].call("HEAD", "/v2/me/tauth/manifests/latest",
                                headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
     assert st == 200
