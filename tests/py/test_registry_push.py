@@ -13,6 +13,7 @@ The proxy can also demand a Bearer token (checking the push scope) or refuse eve
 * The same model under a second repository name is mounted (POST ?mount=…&from=… answered
   201), no blob bytes sent; the registry then serves that manifest byte for byte.
 * ollama-python's push(stream=True) iterates our progress objects; non-streamed /api/push.
+* A 307 answer to a blob PUT is followed to the storage URL with the same body.
 * A streaming client that hangs up stops the push: the upload is abandoned, no manifest is
   sent, and the next push completes.
 * A registry that wants a token gets a request for the push scope, signed with Ollama's key
@@ -75,6 +76,7 @@ class PushProxy:
         self.deny = False            # answer 401 to everything, token or not
         self.fail_method = None      # answer this method with a registry-style 500
         self.rate = None             # bytes/s at which request bodies are read (a slow registry)
+        self.redirect_uploads = False  # answer blob PUTs with a 307 to /storage/<same path>
         self.body_started = threading.Event()   # set when a request body starts arriving
         self.token_scopes = []
         self.signed = []             # (public key blob base64, signature verified, ts ok) per token request
@@ -137,11 +139,17 @@ class PushProxy:
                     self.log_req(n, 500)
                     return self.reply(500, b'{"errors":[{"code":"UNKNOWN","message":"disk on fire"}]}',
                                       [("Content-Type", "application/json")])
+                path = self.path
+                if path.startswith("/storage/"):
+                    path = path[len("/storage"):]
+                elif proxy.redirect_uploads and self.command == "PUT" and "/blobs/uploads/" in path:
+                    self.log_req(n, 307)
+                    return self.reply(307, b"", [("Location", "/storage" + path)])
                 fwd = {k: v for k, v in self.headers.items()
                        if k.lower() in ("content-type", "content-range", "accept", "range")}
                 fwd["Content-Length"] = str(len(body))
                 c = http.client.HTTPConnection("127.0.0.1", reg_port, timeout=60)
-                c.request(self.command, self.path, body=body if self.command not in ("GET", "HEAD") else None,
+                c.request(self.command, path, body=body if self.command not in ("GET", "HEAD") else None,
                           headers=fwd)
                 r = c.getresponse()
                 data = r.read()
@@ -477,4 +485,30 @@ def test_client_gone_stops_the_push(env):
     assert st == 200 and body == {"status": "success"}, body
     st, _, _ = env["reg"].call("HEAD", "/v2/me/slow/manifests/latest",
                                headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+    assert st == 200
+
+
+def test_upload_redirect_is_followed(env):
+    """A registry that answers the blob PUT with 307 to a storage URL: the same PUT, body and
+    digest included, goes there."""
+    px = env["proxy"]
+    name = f"localhost:{px.port}/me/redirected:latest"
+    create(env, name, TINY.replace("Q8_0", "Q4_0"))         # weights no other model here has
+    _, m = manifest_of(env, name)
+    mb = next(l for l in m["layers"] if l["mediaType"] == MODEL_TYPE)
+    px.take()
+    px.redirect_uploads = True
+    try:
+        st, body = env["srv"].json("POST", "/api/push", {"model": name, "insecure": True, "stream": False})
+    finally:
+        px.redirect_uploads = False
+    assert st == 200 and body == {"status": "success"}, body
+    log = px.take()
+    sessions = [x for x in log if x["method"] == "POST" and x["status"] == 202]   # not mounted
+    redirected = [x for x in log if x["method"] == "PUT" and x["status"] == 307]
+    stored = [x for x in log if x["method"] == "PUT" and x["path"].startswith("/storage/")]
+    assert sessions and len(redirected) == len(stored) == len(sessions)
+    assert all(x["status"] == 201 and "digest=sha256" in x["path"] for x in stored)
+    assert any(x["bytes"] == mb["size"] and mb["digest"][7:] in x["path"] for x in stored)
+    st, _, _ = env["reg"].call("HEAD", f"/v2/me/redirected/blobs/{mb['digest']}")
     assert st == 200
