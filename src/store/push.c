@@ -167,6 +167,8 @@ static ll_status send_once(push *p, req *r, const char *token, ll_error *err) {
     if (r->content_type) {
         snprintf(line, sizeof line, "Content-Type: %s", r->content_type);
         h = curl_slist_append(h, line);
+    } else if (!r->has_body) {
+        h = curl_slist_append(h, "Content-Type:");       /* not curl's form type on an empty POST */
     }
     if (r->content_range) {
         snprintf(line, sizeof line, "Content-Range: %s", r->content_range);

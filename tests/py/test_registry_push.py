@@ -20,9 +20,10 @@ The proxy can also demand a Bearer token (checking the push scope) or refuse eve
   scheme (the host is listed in LOCALLAMA_REGISTRY_SIGNED_HOSTS): the proxy verifies the
   ed25519 signature with `cryptography`, and the key file made beside the store is read by
   ssh-keygen.
-* Errors: a failed upload names the blob; an unknown local model (Ollama's "open …: no such file or directory"), an http://
-  registry without insecure ("insecure protocol http"), a registry that refuses us (API:
-  "unauthorized: push requires registry credentials"; CLI: Ollama's namespace message).
+* Errors: a failed upload names the blob; an unknown local model (Ollama's "open …: no such
+  file or directory"); an http:// registry without insecure ("insecure protocol http"); a
+  registry that refuses us (API: "unauthorized: push requires registry credentials"; CLI:
+  Ollama's namespace message).
 
 Every process is stopped by PID."""
 import base64
