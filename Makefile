@@ -101,6 +101,9 @@ fuzz:
 fuzz-run: fuzz
 	rm -rf build-fuzz/seeds/fuzz_gguf && mkdir -p build-fuzz/seeds/fuzz_gguf && build-fuzz/tools/make_bad_gguf build-fuzz/seeds/fuzz_gguf >/dev/null
 	cp $(SHARED)/reference/stories260K/stories260K.gguf $(SHARED)/tokenizer/llama2-spm.gguf build-fuzz/seeds/fuzz_gguf/
+	# a fresh OpenSSH ed25519 key for fuzz_registry (a private key is not kept in the repository)
+	rm -rf build-fuzz/seeds/fuzz_registry && mkdir -p build-fuzz/seeds/fuzz_registry && \
+	  { ssh-keygen -q -t ed25519 -N '' -C '' -f build-fuzz/seeds/fuzz_registry/key || true; }
 	for f in $(FUZZ_SRC); do n=$$(basename $$f .c); mkdir -p build-fuzz/corpus/$$n; \
 	  seeds=tests/fuzz/seeds/$$n; [ -d $$seeds ] || seeds=; \
 	  if [ -d build-fuzz/seeds/$$n ]; then seeds="$$seeds build-fuzz/seeds/$$n"; fi; \

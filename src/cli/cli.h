@@ -21,6 +21,19 @@ int cmd_stop(int argc, char **argv);        /* cmd_models.c */
 int cmd_create(int argc, char **argv);      /* cmd_create.c */
 int cmd_quantize(int argc, char **argv);    /* cmd_quantize.c */
 int cmd_pull(int argc, char **argv);        /* cmd_pull.c */
+int cmd_push(int argc, char **argv);        /* cmd_push.c */
+
+/* The progress display of pull and push (cmd_pull.c): a cli_chunk_fn over the §1.11/§1.12
+ * objects, drawing on stderr. Zero-initialise with tty = isatty(2); after the stream, end an
+ * open line with a newline. */
+typedef struct {
+    bool tty;
+    char cur[80];          /* status of the line being redrawn (tty), "" when none */
+    bool open;             /* a tty line without its newline yet */
+    char done_last[80];    /* not a tty: last blob line printed, to print each once */
+} cli_progress;
+struct json_t;
+int cli_progress_chunk(struct json_t *chunk, void *ud);
 
 /* Print "Error: <msg>" to stderr and return 1. */
 int cli_fail(const char *fmt, ...);

@@ -6,20 +6,14 @@
  *     pulling dde5aa3fc5ff:  49% 1.0 GB/2.0 GB
  * and other statuses ("pulling manifest", "verifying sha256 digest", "writing manifest",
  * "success") a line each. Not on a terminal, a blob's line is printed once when it completes,
- * so a log stays clean. Ollama's bar, speed and time left are not drawn yet. */
+ * so a log stays clean. Ollama's bar, speed and time left are not drawn yet. `push` (cmd_push.c)
+ * shows its progress with the same cli_progress_chunk. */
 #include "cli/cli.h"
 #include "cli/client.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-typedef struct {
-    bool tty;
-    char cur[80];          /* status of the line being redrawn (tty), "" when none */
-    bool open;             /* a tty line without its newline yet */
-    char done_last[80];    /* not a tty: last blob line printed, to print each once */
-} pull_ui;
 
 static void human(double b, char *buf, size_t cap) {
     const char *u[] = { "B", "KB", "MB", "GB", "TB" };
@@ -29,8 +23,8 @@ static void human(double b, char *buf, size_t cap) {
     else snprintf(buf, cap, "%.1f %s", b, u[i]);
 }
 
-static int on_chunk(json_t *chunk, void *ud) {
-    pull_ui *ui = ud;
+int cli_progress_chunk(json_t *chunk, void *ud) {
+    cli_progress *ui = ud;
     const char *status = json_string_value(json_object_get(chunk, "status"));
     if (!status) return 0;
     json_t *jt = json_object_get(chunk, "total");
@@ -79,8 +73,8 @@ int cmd_pull(int argc, char **argv) {
     json_t *req = json_pack("{s:s, s:s, s:s, s:s}", "model", "", "username", "", "password", "", "name", model);
     if (!req) return cli_fail("out of memory");
     if (insecure) json_object_set_new(req, "insecure", json_true());
-    pull_ui ui = { .tty = isatty(STDERR_FILENO) == 1 };
-    int rc = cli_stream("/api/pull", req, on_chunk, &ui, NULL);
+    cli_progress ui = { .tty = isatty(STDERR_FILENO) == 1 };
+    int rc = cli_stream("/api/pull", req, cli_progress_chunk, &ui, NULL);
     if (ui.open) fputc('\n', stderr);
     json_decref(req);
     return rc;

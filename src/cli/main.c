@@ -58,6 +58,7 @@ static const struct {
     { "cp",         cmd_cp,         "cp SOURCE DESTINATION     copy a model", NULL },
     { "create",     cmd_create,     "create MODEL -f Modelfile [--quantize TYPE]  create a model from a Modelfile", NULL },
     { "pull",       cmd_pull,       "pull MODEL [--insecure]   pull a model from a registry", NULL },
+    { "push",       cmd_push,       "push MODEL [--insecure]   push a model to a registry", NULL },
     { "stop",       cmd_stop,       "stop MODEL                unload a running model", NULL },
     { "tokenize",   cmd_tokenize,   "tokenize --model PATH [--no-bos] [--parse-special] [TEXT]", NULL },
     { "detokenize", cmd_detokenize, "detokenize --model PATH [--pieces] ID...|-   (IDs as tokenize prints them)", NULL },

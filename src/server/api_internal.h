@@ -5,6 +5,8 @@
 #include "server/api_ollama.h"
 #include "template/gotmpl.h"
 
+#include <pthread.h>
+
 /* ---- models (api_models.c) ------------------------------------------------------------- */
 
 /* A model of the store as a request sees it: its names, blob and layers. */
@@ -37,8 +39,39 @@ char *api_template_for_gguf(const char *chat_template, const char **name,
 
 ll_status api_models_register(ll_router *r, ll_api_ctx *ctx, ll_error *err);
 ll_status api_embed_register(ll_router *r, ll_api_ctx *ctx, ll_error *err);
-/* POST /api/pull (api_pull.c, §1.11). */
+/* POST /api/pull (api_pull.c, §1.11) and POST /api/push (api_push.c, §1.12). */
 ll_status api_pull_register(ll_router *r, ll_api_ctx *ctx, ll_error *err);
+ll_status api_push_register(ll_router *r, ll_api_ctx *ctx, ll_error *err);
+
+/* ---- long requests on a worker thread (api_job.c) ------------------------------------------- */
+
+/* A request whose work (create, pull, push) runs on a worker thread. req and resp are valid
+ * until the worker calls api_job_release or its function returns; after a release only the
+ * stream opened from resp may be used. */
+typedef struct {
+    ll_api_ctx   *ctx;
+    ll_http_req  *req;
+    ll_http_resp *resp;
+    void         *user;
+} api_job;
+
+/* Run fn on a worker thread (counted in ctx->n_background) and wait until it releases the
+ * connection (api_job_release, right after opening its NDJSON stream) or returns. Without a
+ * thread, fn runs here. */
+void api_job_run(ll_api_ctx *ctx, ll_http_req *req, ll_http_resp *resp, void (*fn)(api_job *), void *user);
+void api_job_release(api_job *j);
+
+/* A pull's or push's progress as §1.11/§1.12 objects (api_pull.c): the NDJSON stream opens at
+ * the first line (releasing the job); "completed" is left out while 0. false when the client
+ * has gone. api_transfer_cancelled: the client went away or the server is stopping. */
+typedef struct {
+    api_job        *job;
+    ll_http_stream *s;          /* NULL until the first line when streaming */
+    bool            stream;
+} api_transfer;
+bool api_transfer_progress(void *user, const char *status, const char *digest, uint64_t total,
+                           uint64_t completed);
+bool api_transfer_cancelled(void *user);
 
 /* ---- options (api_options.c, §0.9) ------------------------------------------------------ */
 

@@ -516,47 +516,16 @@ static void api_ps(ll_http_req *req, ll_http_resp *resp, void *arg) {
 /* Progress of one create (§1.8). The stream is opened lazily at the first status: every check
  * before it answers with a real status code, every failure after it is an inline
  * {"error":…} line under 200, as Ollama's stream does. */
-/* A create runs on a worker thread (create_main) while the connection's thread waits in
- * api_create: until the worker opens the stream with its first status line, or answers
- * without one (an error status, or stream:false). The connection's thread then returns, so
- * MHD sends the status line and every later line as the worker writes it, live. Two owners
- * (the waiting handler and the worker); the last to leave frees the job. The worker is
- * counted in the API context, so shutdown waits for it before the store closes. */
-typedef struct {
-    ll_api_ctx     *ctx;
-    ll_http_req    *req;        /* valid until released */
-    ll_http_resp   *resp;       /* valid until released */
-    pthread_mutex_t mu;
-    pthread_cond_t  cv;
-    bool            released;   /* the handler may return: resp is answered or streaming */
-    int             refs;
-} create_job;
-
+/* A create runs on a worker thread (api_job.c): create_run opens the stream at its first
+ * status line and releases the connection's thread then. */
 typedef struct {
     ll_http_resp   *resp;
     ll_http_stream *s;          /* NULL until the first line when streaming */
     bool            stream;
     bool            parsed;     /* "parsing GGUF" said: the store's own one is dropped */
     bool            succeeded;  /* "success" said */
-    create_job     *job;
+    api_job        *job;
 } create_progress;
-
-static void create_job_release(create_job *j) {
-    pthread_mutex_lock(&j->mu);
-    j->released = true;
-    pthread_cond_signal(&j->cv);
-    pthread_mutex_unlock(&j->mu);
-}
-
-static void create_job_unref(create_job *j) {
-    pthread_mutex_lock(&j->mu);
-    bool last = --j->refs == 0;
-    pthread_mutex_unlock(&j->mu);
-    if (!last) return;
-    pthread_mutex_destroy(&j->mu);
-    pthread_cond_destroy(&j->cv);
-    free(j);
-}
 
 static void create_on_progress(void *user, const char *status) {
     create_progress *p = user;
@@ -571,7 +540,7 @@ static void create_on_progress(void *user, const char *status) {
     if (!p->stream) return;
     if (!p->s) {
         if (!(p->s = ll_http_resp_stream(p->resp, LL_STREAM_NDJSON))) return;   /* the producer's */
-        create_job_release(p->job);           /* from here on the lines go out as they come */
+        api_job_release(p->job);           /* from here on the lines go out as they come */
     }
     json_t *o = json_pack("{s:s}", "status", status);
     if (o) ll_http_stream_ndjson(p->s, o, 0);
@@ -607,7 +576,7 @@ static bool looks_like_path(const char *s) {
            (strlen(s) > 5 && !strcmp(s + strlen(s) - 5, ".gguf") && stat(s, &st) == 0);
 }
 
-static void create_run(create_job *job) {
+static void create_run(api_job *job) {
     ll_api_ctx *ctx = job->ctx;
     ll_http_req *req = job->req;
     ll_http_resp *resp = job->resp;
@@ -859,41 +828,8 @@ out:
     json_decref(body);
 }
 
-static void *create_main(void *arg) {
-    create_job *job = arg;
-    create_run(job);
-    create_job_release(job);                  /* answered without a stream: the handler sends it */
-    ll_api_ctx *ctx = job->ctx;
-    create_job_unref(job);
-    atomic_fetch_sub(&ctx->n_background, 1);
-    return NULL;
-}
-
 static void api_create(ll_http_req *req, ll_http_resp *resp, void *arg) {
-    ll_api_ctx *ctx = arg;
-    create_job *job = calloc(1, sizeof *job);
-    if (!job) { ll_http_resp_error(resp, 500, "out of memory"); return; }
-    *job = (create_job){ .ctx = ctx, .req = req, .resp = resp, .refs = 2 };
-    pthread_mutex_init(&job->mu, NULL);
-    pthread_cond_init(&job->cv, NULL);
-    atomic_fetch_add(&ctx->n_background, 1);
-    pthread_t t;
-    pthread_attr_t a;
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &a, create_main, job) != 0) {   /* no thread: do it here */
-        atomic_fetch_sub(&ctx->n_background, 1);
-        job->refs = 1;
-        create_run(job);
-        create_job_unref(job);
-        pthread_attr_destroy(&a);
-        return;
-    }
-    pthread_attr_destroy(&a);
-    pthread_mutex_lock(&job->mu);
-    while (!job->released) pthread_cond_wait(&job->cv, &job->mu);
-    pthread_mutex_unlock(&job->mu);
-    create_job_unref(job);
+    api_job_run(arg, req, resp, create_run, NULL);
 }
 
 void ll_api_ollama_drain(ll_api_ctx *ctx) {

@@ -912,7 +912,7 @@ ll_status ll_api_ollama_register(ll_router *r, ll_api_ctx *ctx, ll_error *err) {
         ll_router_set_handler(r, "POST", "/api/chat", api_chat, ctx, err) != LL_OK)
         return err->code;
     if (api_models_register(r, ctx, err) != LL_OK || api_embed_register(r, ctx, err) != LL_OK) return err->code;
-    if (api_pull_register(r, ctx, err) != LL_OK) return err->code;
+    if (api_pull_register(r, ctx, err) != LL_OK || api_push_register(r, ctx, err) != LL_OK) return err->code;
     if (api_openai_register(r, ctx, err) != LL_OK) return err->code;
     return api_anthropic_register(r, ctx, err);
 }

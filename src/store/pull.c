@@ -2,6 +2,7 @@
  * protocol; this file is laid out in the order a pull runs: HTTP transfers (libcurl), the
  * bearer-token dance, one blob, then the whole pull. */
 #include "store/pull.h"
+#include "store/registry.h"
 #include "store/store_impl.h"
 
 #include <curl/curl.h>
@@ -189,55 +190,6 @@ static ll_status http_get(xfer *x, const char *url, const char *accept, const ch
     return LL_OK;
 }
 
-// ---- bearer tokens ------------------------------------------------------------------------------
-
-/* Value of key in a challenge such as: Bearer realm="https://…",service="…",scope="…". */
-static bool challenge_param(const char *ch, const char *key, char *out, size_t cap) {
-    size_t kl = strlen(key);
-    for (const char *p = ch; (p = strcasestr(p, key)); p += kl) {
-        if (p != ch && p[-1] != ' ' && p[-1] != ',') continue;
-        const char *v = p + kl;
-        if (*v != '=') continue;
-        v++;
-        bool quoted = *v == '"';
-        if (quoted) v++;
-        size_t n = 0;
-        while (v[n] && (quoted ? v[n] != '"' : v[n] != ',')) n++;
-        if (n >= cap) return false;
-        memcpy(out, v, n);
-        out[n] = 0;
-        return true;
-    }
-    return false;
-}
-
-/* Answer a Bearer challenge anonymously: GET realm?service=…&scope=… → {"token"|"access_token"}. */
-static ll_status fetch_token(xfer *x, const char *challenge, char *token, size_t cap, ll_error *err) {
-    char realm[1024], service[512] = "", scope[512] = "";
-    if (strncasecmp(challenge, "Bearer ", 7) || !challenge_param(challenge + 7, "realm", realm, sizeof realm))
-        return ll_fail(err, LL_ERR_IO, "unauthorized: unsupported authentication challenge \"%s\"", challenge);
-    challenge_param(challenge + 7, "service", service, sizeof service);
-    challenge_param(challenge + 7, "scope", scope, sizeof scope);
-    char *es = curl_easy_escape(x->c, service, 0), *ec = curl_easy_escape(x->c, scope, 0);
-    char url[4096];
-    snprintf(url, sizeof url, "%s%sservice=%s&scope=%s", realm, strchr(realm, '?') ? "&" : "?",
-             es ? es : "", ec ? ec : "");
-    curl_free(es);
-    curl_free(ec);
-    long code;
-    x->max_mem = 64 * 1024;
-    if (http_get(x, url, "application/json", NULL, 0, &code, err) != LL_OK) return err->code;
-    if (code != 200) return ll_fail(err, LL_ERR_IO, "unauthorized: token request answered %ld", code);
-    json_t *j = json_loadb(x->mem ? x->mem : "", x->n_mem, 0, NULL);
-    const char *t = json_string_value(json_object_get(j, "token"));
-    if (!t || !*t) t = json_string_value(json_object_get(j, "access_token"));
-    ll_status st = LL_OK;
-    if (!t || !*t || strlen(t) >= cap) st = ll_fail(err, LL_ERR_IO, "unauthorized: no token in the registry's answer");
-    else snprintf(token, cap, "%s", t);
-    json_decref(j);
-    return st;
-}
-
 // ---- the pull ---------------------------------------------------------------------------------
 
 typedef struct {
@@ -263,7 +215,7 @@ static ll_status get_authed(pull *p, const char *url, const char *accept, uint64
     snprintf(challenge, sizeof challenge, "%s", p->x.auth);
     int fd = p->x.fd;
     p->x.fd = -1;                                        /* the token body goes to memory */
-    ll_status st = fetch_token(&p->x, challenge, p->token, sizeof p->token, err);
+    ll_status st = ll_registry_fetch_token(p->x.c, challenge, NULL, NULL, p->token, sizeof p->token, err);
     p->x.fd = fd;
     if (st != LL_OK) return st;
     return http_get(&p->x, url, accept, p->token, from, code, err);
