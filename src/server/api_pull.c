@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef struct {
     ll_api_ctx     *ctx;
@@ -85,7 +86,13 @@ static void pull_run(pull_job *j) {
     if (!*model) { ll_fail(&err, LL_ERR_ARG, "model is required"); goto fail; }
     ll_model_name n;
     if (ll_name_parse(&n, model, &err) != LL_OK) { ll_fail(&err, LL_ERR_ARG, "invalid model name"); goto fail; }
-    ll_pull_opts o = { .insecure = json_is_true(ji), .progress = on_progress,
+    /* OLLAMA_NOPRUNE as Ollama reads a boolean: unset, "", or a false spelling is false,
+     * anything else (even unparsable) true */
+    char nb[32];
+    const char *np = ll_env_get("NOPRUNE", nb, sizeof nb);
+    bool noprune = np && *np && strcmp(np, "0") && strcasecmp(np, "false") && strcmp(np, "f") &&
+                   strcmp(np, "F");
+    ll_pull_opts o = { .insecure = json_is_true(ji), .noprune = noprune, .progress = on_progress,
                        .cancelled = is_cancelled, .user = j };
     status = 500;
     if (ll_store_pull(j->ctx->store, &n, &o, &err) != LL_OK) {
