@@ -22,6 +22,10 @@ int cmd_create(int argc, char **argv);      /* cmd_create.c */
 int cmd_quantize(int argc, char **argv);    /* cmd_quantize.c */
 int cmd_pull(int argc, char **argv);        /* cmd_pull.c */
 
+/* POST /api/pull with Ollama's progress display on stderr (cmd_pull.c; also `run` of a model
+ * the server lacks, §5.2): 0 done, 1 after printing the error, 130 on Ctrl-C. */
+int cli_pull_model(const char *model, bool insecure, bool quiet);
+
 /* Print "Error: <msg>" to stderr and return 1. */
 int cli_fail(const char *fmt, ...);
 /* Print "Error: <err->msg>" and return 1. */

@@ -333,6 +333,50 @@ def test_cli_pull_insecure(env):
     assert len(lines) == 1 + len(env["m"]["layers"]) + 1 + 3, p.stderr
     check_pulled(env, name)
     rm(env["dst"], name)
+    p = subprocess.run([BIN, "pull", "-q", name, "--insecure"], env=e, capture_output=True, text=True, timeout=120)
+    assert (p.returncode, p.stdout, p.stderr) == (0, "", "")
+    check_pulled(env, name)
+    rm(env["dst"], name)
+    p = subprocess.run([BIN, "pull", "--quiet", f"{env['host']}/library/nosuchmodel", "--insecure"], env=e,
+                       capture_output=True, text=True, timeout=60)
+    assert (p.returncode, p.stdout, p.stderr) == (1, "", "Error: pull model manifest: file does not exist\n")
+
+
+def test_cli_pull_on_a_terminal(env):
+    """stderr on a terminal: Ollama's display (§13.1, §13.2): cursor hidden then shown, lines
+    redrawn in place, a finished bar per layer with its size, the spinner lines."""
+    import pty
+    name = f"{env['host']}/library/tiny:latest"
+    e = dict(os.environ, LOCALLAMA_HOST=f"127.0.0.1:{env['dst'].port}")
+    master, slave = pty.openpty()
+    p = subprocess.Popen([BIN, "pull", name, "--insecure"], env=e, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    assert p.wait(60) == 0
+    os.close(master)
+    text = out.decode()
+    assert text.startswith("\x1b[?25l") and text.rstrip().endswith("\x1b[?25h"), repr(text[:80])
+    assert "\x1b[?2026h" in text and "\x1b[1G" in text
+    last = text.rsplit("\x1b[1G", 1)[1]           # the final redraw
+    rows = [r.split("\x1b[K")[0] for r in last.split("\n") if "\x1b[K" in r]
+    mb = model_blob(env["m"])
+    assert rows[0] == "pulling manifest "
+    bar = next(r for r in rows if r.startswith(f"pulling {mb['digest'][7:19]}: 100% \u2595"))
+    assert 1e6 <= mb["size"] < 1e7                 # HumanBytes: one decimal, 6 columns
+    assert bar.endswith(f"\u258f {mb['size'] / 1e6:.1f} MB" + " " * 25), repr(bar)
+    assert len(bar) == 79                           # 80 columns (no size on a pty) less one
+    assert rows[-3:] == ["verifying sha256 digest ", "writing manifest ", "success "], rows
+    check_pulled(env, name)
+    rm(env["dst"], name)
 
 
 def test_api_pull_streamed_and_not(env):
@@ -595,6 +639,27 @@ def test_repull_of_moved_tag_removes_old_layers(env, tmp_path):
             rm(srv, name)
     finally:
         keep.stop()
+
+
+def test_run_pulls_a_missing_model(env):
+    """`locallama run MODEL PROMPT` when the server lacks MODEL: pulled first with pull's
+    progress (clean, not a TTY), then answered; an unknown model: Ollama's error, exit 1."""
+    name = f"{env['host']}/library/tiny:latest"
+    assert name not in tags(env["dst"])
+    e = dict(os.environ, LOCALLAMA_HOST=f"127.0.0.1:{env['dst'].port}")
+    p = subprocess.run([BIN, "run", name, "Hello", "--insecure", "--num-predict", "4", "--temperature", "0"],
+                       env=e, capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, p.stderr
+    lines = p.stderr.splitlines()
+    assert lines[0] == "pulling manifest" and "success" in lines, p.stderr
+    assert "\x1b" not in p.stderr
+    assert p.stdout.endswith("\n\n") and len(p.stdout) > 2
+    check_pulled(env, name)
+    rm(env["dst"], name)
+    p = subprocess.run([BIN, "run", f"{env['host']}/library/nosuchmodel", "Hello", "--insecure"],
+                       env=e, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and p.stdout == ""
+    assert p.stderr.splitlines() == ["pulling manifest", "Error: pull model manifest: file does not exist"]
 
 
 def test_two_pulls_at_once_download_each_blob_once(env):
