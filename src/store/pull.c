@@ -289,6 +289,7 @@ static ll_status get_authed(pull *p, const char *url, const char *accept, uint64
 #define PULL_PARTS_READ   4096           /* more part files than this are not ours */
 #define PULL_DISCARD_MAX  (1u << 20)     /* a non-2xx body is read and dropped up to this */
 #define PULL_HASH_BUF     (1u << 20)
+#define PULL_FLUSH_BYTES  (8u << 20)      /* writeback started behind the hasher every 8 MiB */
 
 struct blob_dl;
 
@@ -335,6 +336,7 @@ typedef struct blob_dl {
     bool            abandon;     /* exit now */
     /* the thread's alone until joined */
     uint64_t        hashed;
+    uint64_t        flushed;     /* bytes handed to writeback (sync_file_range) */
     bool            hash_failed;
     int             hash_errno;
     EVP_MD_CTX     *md;
@@ -445,25 +447,37 @@ bad:
 }
 
 /* A fresh layout: bytes [0, have) already in the partial (a single-stream partial of an older
- * pull, or none) count as done. State files are written before the partial is sized. */
+ * pull, or none) count as done. A blob above one part size is cut so that the first n_conns
+ * parts ramp up (P/n, 2P/n, … P) and the rest are P: parts that run side by side at one speed
+ * then end one after another, so the finished prefix, and the hash behind it, moves on
+ * steadily instead of jumping a whole window at a time (which left up to n_conns - 1 parts to
+ * hash after the last byte). State files are written before the partial is sized. */
 static ll_status parts_create(blob_dl *b, uint64_t part_size, uint64_t have, ll_error *err) {
     ll_store *s = b->p->s;
     uint64_t size = b->l->size;
-    int n = size ? (int)((size + part_size - 1) / part_size) : 1;
+    uint64_t n_conns = size > part_size ? (uint64_t)b->n_conns : 1;
     parts_unlink(s, &b->l->digest, 0);
-    if (!(b->parts = calloc((size_t)n, sizeof *b->parts))) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < n; i++) {
+    size_t cap = 0;
+    for (uint64_t off = 0, i = 0; off < size || (size == 0 && i == 0); i++) {
+        uint64_t len = i < n_conns ? part_size / n_conns * (i + 1) : part_size;
+        if (i + 1 == n_conns) len = part_size;
+        if (len == 0) len = 1;
+        if (len > size - off || b->n_parts + 1 == PULL_PARTS_READ) len = size - off;
+        if ((size_t)b->n_parts == cap) {
+            part *v = realloc(b->parts, (cap = cap ? 2 * cap : 16) * sizeof *v);
+            if (!v) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
+            b->parts = v;
+        }
         part *t = &b->parts[b->n_parts];
-        uint64_t off = (uint64_t)i * part_size;
-        *t = (part){ .b = b, .n = i, .offset = off, .size = size - off < part_size ? size - off : part_size,
-                     .state_fd = -1 };
-        t->done = have <= off ? 0 : have - off < t->size ? have - off : t->size;
+        *t = (part){ .b = b, .n = b->n_parts, .offset = off, .size = len, .state_fd = -1 };
+        t->done = have <= off ? 0 : have - off < len ? have - off : len;
         char name[112];
-        snprintf(name, sizeof name, "sha256-%s-partial-%d", b->l->digest.hex, i);
+        snprintf(name, sizeof name, "sha256-%s-partial-%d", b->l->digest.hex, t->n);
         t->state_fd = openat(s->blobs_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (t->state_fd < 0) return ll_fail(err, LL_ERR_IO, "creating %s: %s", name, strerror(errno));
         b->n_parts++;
         part_save(t);
+        off += len;
     }
     return LL_OK;
 }
@@ -488,6 +502,13 @@ static void *hasher_main(void *arg) {
             if (r <= 0) { b->hash_failed = true; b->hash_errno = r < 0 ? errno : EIO; break; }
             EVP_DigestUpdate(b->md, buf, (size_t)r);
             b->hashed += (uint64_t)r;
+            /* Start writing the final bytes to disk now (no wait), so the fdatasync before
+             * the rename has little left to do: the page cache would otherwise hold a whole
+             * blob of dirty pages until then. */
+            if (b->hashed - b->flushed >= PULL_FLUSH_BYTES) {
+                sync_file_range(b->fd, (off_t)b->flushed, (off_t)(b->hashed - b->flushed), SYNC_FILE_RANGE_WRITE);
+                b->flushed = b->hashed;
+            }
         }
     }
     free(buf);
@@ -843,12 +864,14 @@ static ll_status blob_pull(pull *p, const ll_layer *l, bool *pinned, ll_error *e
     if (pthread_create(&b->th, NULL, hasher_main, b) != 0) { st = ll_fail(err, LL_ERR_NOMEM, "cannot start the hashing thread"); goto out; }
     b->th_started = true;
     if (!report(p, b->status, b->dg, l->size, blob_done(b))) { st = ll_fail(err, LL_ERR_CANCELLED, "pull cancelled"); goto out; }
+    int64_t t0 = now_ns();
+    uint64_t resumed = blob_done(b);
     st = parts_run(b, err);
     if (st == LL_OK && b->no_ranges) {                       /* D22: any registry; one stream then */
         LL_INFO("pull: %s: the registry ignores Range; one connection from the start", b->dg);
         hasher_join(b, false);
         EVP_DigestInit_ex(b->md, EVP_sha256(), NULL);
-        b->hashed = b->frontier = 0;
+        b->hashed = b->frontier = b->flushed = 0;
         b->stop = b->abandon = b->no_ranges = false;
         parts_free(b);
         if ((st = parts_create(b, l->size ? l->size : 1, 0, err)) != LL_OK) goto out;
@@ -858,8 +881,10 @@ static ll_status blob_pull(pull *p, const ll_layer *l, bool *pinned, ll_error *e
         if (st == LL_OK && b->no_ranges) st = ll_fail(err, LL_ERR_IO, "download %s: the registry answered a different range", b->dg);
     }
     if (st != LL_OK) goto out;
+    int64_t t1 = now_ns();
     hasher_advance(b);
     hasher_join(b, true);
+    int64_t t2 = now_ns();
     if (!report(p, b->status, b->dg, l->size, l->size)) { st = ll_fail(err, LL_ERR_CANCELLED, "pull cancelled"); goto out; }
 
     /* verify, then rename into place */
@@ -875,6 +900,9 @@ static ll_status blob_pull(pull *p, const ll_layer *l, bool *pinned, ll_error *e
         goto out;
     }
     fdatasync(b->fd);
+    LL_INFO("pull: %s: %llu bytes in %d parts (%llu resumed) in %.2f s, then %.2f s hashing and %.2f s syncing",
+            b->dg, (unsigned long long)l->size, b->n_parts, (unsigned long long)resumed, (t1 - t0) / 1e9,
+            (t2 - t1) / 1e9, (now_ns() - t2) / 1e9);
     pthread_mutex_lock(&s->mu);
     if (renameat(s->blobs_fd, pname, s->blobs_fd, fname) != 0)
         st = ll_fail(err, LL_ERR_IO, "renaming %s: %s", pname, strerror(errno));
