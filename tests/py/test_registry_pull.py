@@ -729,3 +729,23 @@ def test_client_gone_stops_the_pull(env):
     assert st == 200, body
     check_pulled(env, name)
     rm(env["dst"], name)
+
+
+def test_startup_prune_of_pull_fragments(tmp_path):
+    """§4.9, S16: at start-up the server removes pull fragments older than the grace period
+    (24 h) and keeps younger ones, which a pull then resumes; OLLAMA_NOPRUNE keeps all."""
+    blobs = tmp_path / "models" / "blobs"
+    blobs.mkdir(parents=True)
+    old, young = "sha256-" + "a" * 64, "sha256-" + "b" * 64
+    names = [n + s for n in (old, young) for s in ("-partial", "-partial-0", "-partial-1")]
+    day_ago = time.time() - 25 * 3600
+    for nm in names:
+        (blobs / nm).write_bytes(b"x")
+        if nm.startswith(old):
+            os.utime(blobs / nm, (day_ago, day_ago))
+    srv = Server(tmp_path, env={"OLLAMA_NOPRUNE": "1"})
+    srv.stop()
+    assert sorted(p.name for p in blobs.iterdir()) == sorted(names)
+    srv = Server(tmp_path)
+    srv.stop()
+    assert sorted(p.name for p in blobs.iterdir()) == sorted(n for n in names if n.startswith(young))
