@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,7 +279,9 @@ static ll_status get_authed(pull *p, const char *url, const char *accept, uint64
 // front. Each part's progress is kept in blobs/sha256-<hex>-partial-<n> (Ollama's name for the
 // same thing), written after the bytes it counts, so a pull killed at any point resumes every
 // part where its saved count ends. A hasher thread follows the contiguous prefix of finished
-// bytes, so the SHA-256 is mostly done when the last byte lands (one pass over the data).
+// bytes, so the SHA-256 is mostly done when the last byte lands (one pass over the data), and
+// a flusher thread writes that prefix to disk meanwhile, so the fdatasync before the rename
+// finds little left.
 
 #define PULL_PART_MIN     (32ull << 20)  /* below this a blob is one part */
 #define PULL_PARTS_MAX    64             /* bigger blobs get bigger parts */
@@ -289,7 +292,7 @@ static ll_status get_authed(pull *p, const char *url, const char *accept, uint64
 #define PULL_PARTS_READ   4096           /* more part files than this are not ours */
 #define PULL_DISCARD_MAX  (1u << 20)     /* a non-2xx body is read and dropped up to this */
 #define PULL_HASH_BUF     (1u << 20)
-#define PULL_FLUSH_BYTES  (8u << 20)      /* writeback started behind the hasher every 8 MiB */
+#define PULL_FLUSH_BYTES  (8u << 20)      /* the flusher writes back 8 MiB at a time */
 
 struct blob_dl;
 
@@ -327,8 +330,8 @@ typedef struct blob_dl {
     bool      no_ranges;         /* the registry answered a ranged GET with the whole blob */
     unsigned  token_gen;         /* bumped each time p->token is renewed */
     /* the hasher thread; mu guards frontier, stop and abandon */
-    pthread_t       th;
-    bool            th_started;
+    pthread_t       th, fl;      /* hasher, flusher */
+    bool            th_started, fl_started;
     pthread_mutex_t mu;
     pthread_cond_t  cv;
     uint64_t        frontier;    /* bytes [0, frontier) are final */
@@ -336,7 +339,8 @@ typedef struct blob_dl {
     bool            abandon;     /* exit now */
     /* the thread's alone until joined */
     uint64_t        hashed;
-    uint64_t        flushed;     /* bytes handed to writeback (sync_file_range) */
+    uint64_t        flushed;     /* the flusher's: bytes written back (sync_file_range) */
+    _Atomic uint64_t hashed_pub; /* hashed, for the log line */
     bool            hash_failed;
     int             hash_errno;
     EVP_MD_CTX     *md;
@@ -502,16 +506,35 @@ static void *hasher_main(void *arg) {
             if (r <= 0) { b->hash_failed = true; b->hash_errno = r < 0 ? errno : EIO; break; }
             EVP_DigestUpdate(b->md, buf, (size_t)r);
             b->hashed += (uint64_t)r;
-            /* Start writing the final bytes to disk now (no wait), so the fdatasync before
-             * the rename has little left to do: the page cache would otherwise hold a whole
-             * blob of dirty pages until then. */
-            if (b->hashed - b->flushed >= PULL_FLUSH_BYTES) {
-                sync_file_range(b->fd, (off_t)b->flushed, (off_t)(b->hashed - b->flushed), SYNC_FILE_RANGE_WRITE);
-                b->flushed = b->hashed;
-            }
+            atomic_store_explicit(&b->hashed_pub, b->hashed, memory_order_relaxed);
         }
     }
     free(buf);
+    return NULL;
+}
+
+/* The flusher: writes the finished prefix to disk while the download goes on, so the
+ * fdatasync before the rename has little left (the page cache would otherwise hold the whole
+ * blob dirty until then, and the disk would start only after the last byte). A thread of its
+ * own because sync_file_range blocks while the disk's queue is full: in the hasher it held
+ * the hash back to disk speed. */
+static void *flusher_main(void *arg) {
+    blob_dl *b = arg;
+    for (;;) {
+        pthread_mutex_lock(&b->mu);
+        while (!b->abandon && !b->stop && b->frontier < b->flushed + PULL_FLUSH_BYTES)
+            pthread_cond_wait(&b->cv, &b->mu);
+        uint64_t to = b->frontier;
+        bool quit = b->abandon || b->stop;
+        pthread_mutex_unlock(&b->mu);
+        if (quit) break;
+        while (b->flushed < to) {
+            uint64_t k = to - b->flushed < PULL_FLUSH_BYTES ? to - b->flushed : PULL_FLUSH_BYTES;
+            sync_file_range(b->fd, (off_t)b->flushed, (off_t)k,
+                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+            b->flushed += k;
+        }
+    }
     return NULL;
 }
 
@@ -525,20 +548,29 @@ static void hasher_advance(blob_dl *b) {
     pthread_mutex_lock(&b->mu);
     if (f > b->frontier) {
         b->frontier = f;
-        pthread_cond_signal(&b->cv);
+        pthread_cond_broadcast(&b->cv);
     }
     pthread_mutex_unlock(&b->mu);
 }
 
-/* Stop the hasher: with finish, after it hashed up to the frontier. */
+/* Start the hasher and the flusher. */
+static bool hasher_start(blob_dl *b) {
+    if (pthread_create(&b->th, NULL, hasher_main, b) != 0) return false;
+    b->th_started = true;
+    b->fl_started = pthread_create(&b->fl, NULL, flusher_main, b) == 0;   /* optional */
+    return true;
+}
+
+/* Stop both threads: with finish, after the hasher hashed up to the frontier. */
 static void hasher_join(blob_dl *b, bool finish) {
     if (!b->th_started) return;
     pthread_mutex_lock(&b->mu);
     if (finish) b->stop = true; else b->abandon = true;
-    pthread_cond_signal(&b->cv);
+    pthread_cond_broadcast(&b->cv);
     pthread_mutex_unlock(&b->mu);
     pthread_join(b->th, NULL);
-    b->th_started = false;
+    if (b->fl_started) pthread_join(b->fl, NULL);
+    b->th_started = b->fl_started = false;
 }
 
 // -- one part's transfer
@@ -861,8 +893,7 @@ static ll_status blob_pull(pull *p, const ll_layer *l, bool *pinned, ll_error *e
     }
 
     if (!(b->md = EVP_MD_CTX_new()) || EVP_DigestInit_ex(b->md, EVP_sha256(), NULL) != 1) { st = ll_fail(err, LL_ERR_NOMEM, "sha256: out of memory"); goto out; }
-    if (pthread_create(&b->th, NULL, hasher_main, b) != 0) { st = ll_fail(err, LL_ERR_NOMEM, "cannot start the hashing thread"); goto out; }
-    b->th_started = true;
+    if (!hasher_start(b)) { st = ll_fail(err, LL_ERR_NOMEM, "cannot start the hashing thread"); goto out; }
     if (!report(p, b->status, b->dg, l->size, blob_done(b))) { st = ll_fail(err, LL_ERR_CANCELLED, "pull cancelled"); goto out; }
     int64_t t0 = now_ns();
     uint64_t resumed = blob_done(b);
@@ -872,16 +903,17 @@ static ll_status blob_pull(pull *p, const ll_layer *l, bool *pinned, ll_error *e
         hasher_join(b, false);
         EVP_DigestInit_ex(b->md, EVP_sha256(), NULL);
         b->hashed = b->frontier = b->flushed = 0;
+        atomic_store(&b->hashed_pub, 0);
         b->stop = b->abandon = b->no_ranges = false;
         parts_free(b);
         if ((st = parts_create(b, l->size ? l->size : 1, 0, err)) != LL_OK) goto out;
-        if (pthread_create(&b->th, NULL, hasher_main, b) != 0) { st = ll_fail(err, LL_ERR_NOMEM, "cannot start the hashing thread"); goto out; }
-        b->th_started = true;
+        if (!hasher_start(b)) { st = ll_fail(err, LL_ERR_NOMEM, "cannot start the hashing thread"); goto out; }
         st = parts_run(b, err);
         if (st == LL_OK && b->no_ranges) st = ll_fail(err, LL_ERR_IO, "download %s: the registry answered a different range", b->dg);
     }
     if (st != LL_OK) goto out;
     int64_t t1 = now_ns();
+    uint64_t hashed_t1 = atomic_load_explicit(&b->hashed_pub, memory_order_relaxed);
     hasher_advance(b);
     hasher_join(b, true);
     int64_t t2 = now_ns();
@@ -900,9 +932,10 @@ static ll_status blob_pull(pull *p, const ll_layer *l, bool *pinned, ll_error *e
         goto out;
     }
     fdatasync(b->fd);
-    LL_INFO("pull: %s: %llu bytes in %d parts (%llu resumed) in %.2f s, then %.2f s hashing and %.2f s syncing",
-            b->dg, (unsigned long long)l->size, b->n_parts, (unsigned long long)resumed, (t1 - t0) / 1e9,
-            (t2 - t1) / 1e9, (now_ns() - t2) / 1e9);
+    LL_INFO("pull: %s: %llu bytes in %d parts (%llu resumed) in %.2f s (%llu hashed by then), then %.2f s "
+            "hashing and %.2f s syncing", b->dg, (unsigned long long)l->size, b->n_parts,
+            (unsigned long long)resumed, (t1 - t0) / 1e9, (unsigned long long)hashed_t1, (t2 - t1) / 1e9,
+            (now_ns() - t2) / 1e9);
     pthread_mutex_lock(&s->mu);
     if (renameat(s->blobs_fd, pname, s->blobs_fd, fname) != 0)
         st = ll_fail(err, LL_ERR_IO, "renaming %s: %s", pname, strerror(errno));

@@ -26,9 +26,12 @@
  *                its count, 5 times in a row without progress at most (0.25 s, 0.5 s, … apart);
  *                a 401 with a Bearer challenge renews the token and retries.
  *   verify       a hasher thread follows the finished prefix of the file, so the SHA-256 is
- *                done about when the last byte lands; a match renames the partial into
- *                blobs/sha256-<hex> and removes the part files, a mismatch deletes them all and
- *                fails naming the digest.
+ *                done about when the last byte lands, and a flusher thread writes that prefix
+ *                to disk (sync_file_range) while the download goes on; then fdatasync, and a
+ *                match renames the partial into blobs/sha256-<hex> and removes the part files,
+ *                a mismatch deletes them all and fails naming the digest. The blob is on disk
+ *                before any manifest names it (curl -o and Ollama do not sync: on a slow disk
+ *                a pull is bound by the disk where they are not).
  *
  * A registry that ignores Range (200 with the whole blob) gets one stream from byte 0 (D22).
  * Two pulls of one blob: the second waits on the partial's flock (reporting the first one's
