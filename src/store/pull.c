@@ -524,16 +524,12 @@ static void *flusher_main(void *arg) {
         pthread_mutex_lock(&b->mu);
         while (!b->abandon && !b->stop && b->frontier < b->flushed + PULL_FLUSH_BYTES)
             pthread_cond_wait(&b->cv, &b->mu);
-        uint64_t to = b->frontier;
-        bool quit = b->abandon || b->stop;
+        bool quit = b->abandon || b->stop;         /* the fdatasync after does the rest */
         pthread_mutex_unlock(&b->mu);
         if (quit) break;
-        while (b->flushed < to) {
-            uint64_t k = to - b->flushed < PULL_FLUSH_BYTES ? to - b->flushed : PULL_FLUSH_BYTES;
-            sync_file_range(b->fd, (off_t)b->flushed, (off_t)k,
-                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
-            b->flushed += k;
-        }
+        sync_file_range(b->fd, (off_t)b->flushed, PULL_FLUSH_BYTES,
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+        b->flushed += PULL_FLUSH_BYTES;
     }
     return NULL;
 }
