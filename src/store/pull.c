@@ -686,10 +686,10 @@ static ll_status part_finish(blob_dl *b, part *t, CURLcode rc, ll_error *err) {
         return ll_fail(err, LL_ERR_IO, "download %s: writing %s-partial: %s", b->dg, b->dg, strerror(b->io_errno));
     if (b->no_ranges) return LL_OK;                           /* the caller starts over */
     if (t->overflow) return ll_fail(err, LL_ERR_IO, "download %s: the registry sent more bytes than asked for", b->dg);
+    if (code == 206 && t->decided && !t->to_file)
+        return ll_fail(err, LL_ERR_IO, "download %s: the registry answered a different range", b->dg);
     if (rc == CURLE_OK && (code == 200 || code == 206)) {
         if (t->done == t->size) return LL_OK;
-        if (code == 206 && !t->to_file)
-            return ll_fail(err, LL_ERR_IO, "download %s: the registry answered a different range", b->dg);
     } else if (rc == CURLE_OK && code == 401 && t->auth[0]) {
         if (t->token_gen == b->token_gen) {                   /* nobody renewed it meanwhile */
             char challenge[PULL_AUTH_MAX];

@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -135,6 +136,7 @@ class Proxy:
         self.active = {}              # digest -> storage GETs in flight
         self.max_active = {}          # digest -> the most in flight at once
         self.lock = threading.Lock()
+        self.drop_next = 0            # storage GETs still to cut off half way (a dropped connection)
         self.tokens_issued = 0
         self.redirects = 0
         proxy = self
@@ -198,6 +200,21 @@ class Proxy:
                         proxy.blob_bytes += len(body)
                 hdrs = [(k, v) for k, v in r.getheaders()
                         if k.lower() in ("content-type", "content-range", "docker-content-digest")]
+                with proxy.lock:
+                    drop = storage and r.status == 206 and proxy.drop_next > 0
+                    if drop:
+                        proxy.drop_next -= 1
+                if drop:                      # promise the whole body, send half, hang up
+                    self.send_response(r.status)
+                    for k, v in hdrs:
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body[:len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 rate = proxy.rate
                 if not (storage and rate):
                     return self.reply(r.status, body, hdrs)
@@ -749,3 +766,26 @@ def test_startup_prune_of_pull_fragments(tmp_path):
     srv = Server(tmp_path)
     srv.stop()
     assert sorted(p.name for p in blobs.iterdir()) == sorted(n for n in names if n.startswith(young))
+
+
+def test_dropped_connections_resume_their_parts(env):
+    """Three part GETs are cut off half way by the proxy: each part is asked for again from
+    where its bytes end (a Range starting inside it), and the blob verifies."""
+    px = env["proxy"]
+    name = f"127.0.0.1:{px.port}/library/tiny:latest"
+    mb = model_blob(env["m"])
+    assert name not in tags(env["dst"])
+    (env["dst_store"] / "blobs" / mb["digest"].replace(":", "-")).unlink(missing_ok=True)
+    px.gets.clear()
+    px.drop_next = 3
+    try:
+        st, body = env["dst"].json("POST", "/api/pull", {"model": name, "insecure": True, "stream": False})
+    finally:
+        px.drop_next = 0
+    assert st == 200, body
+    starts = {o for o, _ in layout(mb["size"])}
+    got = [int(r[len("bytes="):].split("-")[0]) for d, r in px.gets if d == mb["digest"] and r]
+    resumed = [g for g in got if g not in starts]
+    assert len(resumed) == 3, (got, sorted(starts))
+    check_pulled(env, name)
+    rm(env["dst"], name)
