@@ -36,8 +36,9 @@ static ll_status fail_prefixed(ll_error *err, const char *prefix) {
 
 // ---- one HTTP transfer ------------------------------------------------------------------------
 
-/* Where a response body goes: memory (manifests, tokens, error bodies, capped) or, for a blob
- * answered 200/206, the partial file. Progress is reported from the write callback. */
+/* One blocking GET for manifests and tokens: the body goes to memory (capped). Blobs go
+ * through the parts below; the file path here (fd >= 0) is left from the single-stream pull,
+ * unused now, and goes when get_authed moves to store/registry.c (issue 12's push). */
 typedef struct {
     CURL     *c;
     char     *mem;  size_t n_mem, cap_mem, max_mem;
