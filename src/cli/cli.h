@@ -26,6 +26,13 @@ int cmd_pull(int argc, char **argv);        /* cmd_pull.c */
  * the server lacks, §5.2): 0 done, 1 after printing the error, 130 on Ctrl-C. */
 int cli_pull_model(const char *model, bool insecure, bool quiet);
 
+/* The progress display for any §1.11/§1.12 stream (pull, push): POST path with req (borrowed),
+ * bars and spinners on a terminal, plain lines otherwise, nothing with quiet. Returns 0 when
+ * the stream ended, 1 after printing a transport error, 2 with the server's error in err[cap]
+ * (not printed), 130 on Ctrl-C. */
+struct json_t;
+int cli_progress_stream(const char *path, struct json_t *req, bool quiet, char *err, size_t cap);
+
 /* Print "Error: <msg>" to stderr and return 1. */
 int cli_fail(const char *fmt, ...);
 /* Print "Error: <err->msg>" and return 1. */

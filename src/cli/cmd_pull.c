@@ -12,7 +12,8 @@
  *     pulling manifest
  *     pulling dde5aa3fc5ff: 100% 2.0 GB
  *     verifying sha256 digest
- * With --quiet nothing but errors. Formatting lives in progress.c (unit-tested). */
+ * With --quiet nothing but errors. Formatting lives in progress.c (unit-tested); push shows
+ * its progress the same way through cli_progress_stream. */
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "cli/progress.h"
@@ -196,20 +197,23 @@ out:
     return 0;
 }
 
+int cli_progress_stream(const char *path, json_t *req, bool quiet, char *err, size_t cap) {
+    pull_ui ui;
+    ui_start(&ui, quiet);
+    repl_sigint_install();
+    int rc = cli_stream_err(path, req, on_chunk, &ui, &repl_sigint, err, cap);
+    ui_stop(&ui);                            /* before any error is printed */
+    return rc == CLI_STREAM_CANCELLED ? 130 : rc;
+}
+
 int cli_pull_model(const char *model, bool insecure, bool quiet) {
     json_t *req = json_pack("{s:s, s:s, s:s, s:s}", "model", "", "username", "", "password", "", "name", model);
     if (!req) return cli_fail("out of memory");
     if (insecure) json_object_set_new(req, "insecure", json_true());
-    pull_ui ui;
-    ui_start(&ui, quiet);
-    repl_sigint_install();
     char errmsg[2048] = "";
-    int rc = cli_stream_err("/api/pull", req, on_chunk, &ui, &repl_sigint, errmsg, sizeof errmsg);
-    ui_stop(&ui);
+    int rc = cli_progress_stream("/api/pull", req, quiet, errmsg, sizeof errmsg);
     json_decref(req);
-    if (rc == CLI_STREAM_CANCELLED) return 130;
-    if (rc == 2) return cli_fail("%s", errmsg);
-    return rc;
+    return rc == 2 ? cli_fail("%s", errmsg) : rc;
 }
 
 int cmd_pull(int argc, char **argv) {
