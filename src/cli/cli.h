@@ -23,17 +23,16 @@ int cmd_quantize(int argc, char **argv);    /* cmd_quantize.c */
 int cmd_pull(int argc, char **argv);        /* cmd_pull.c */
 int cmd_push(int argc, char **argv);        /* cmd_push.c */
 
-/* The progress display of pull and push (cmd_pull.c): a cli_chunk_fn over the §1.11/§1.12
- * objects, drawing on stderr. Zero-initialise with tty = isatty(2); after the stream, end an
- * open line with a newline. */
-typedef struct {
-    bool tty;
-    char cur[80];          /* status of the line being redrawn (tty), "" when none */
-    bool open;             /* a tty line without its newline yet */
-    char done_last[80];    /* not a tty: last blob line printed, to print each once */
-} cli_progress;
+/* POST /api/pull with Ollama's progress display on stderr (cmd_pull.c; also `run` of a model
+ * the server lacks, §5.2): 0 done, 1 after printing the error, 130 on Ctrl-C. */
+int cli_pull_model(const char *model, bool insecure, bool quiet);
+
+/* The progress display for any §1.11/§1.12 stream (pull, push): POST path with req (borrowed),
+ * bars and spinners on a terminal, plain lines otherwise, nothing with quiet. Returns 0 when
+ * the stream ended, 1 after printing a transport error, 2 with the server's error in err[cap]
+ * (not printed), 130 on Ctrl-C. */
 struct json_t;
-int cli_progress_chunk(struct json_t *chunk, void *ud);
+int cli_progress_stream(const char *path, struct json_t *req, bool quiet, char *err, size_t cap);
 
 /* Print "Error: <msg>" to stderr and return 1. */
 int cli_fail(const char *fmt, ...);

@@ -1,8 +1,8 @@
 /* cmd_chat: `locallama run MODEL [PROMPT...]` as a client of `locallama serve`, the way
  * Ollama's CLI runs a model (ollama-cli.md §5, §6; run.h says how cmd_run.c gets here).
  *
- *   start-up   HEAD / (a clear error when no server runs; we start none), POST /api/show
- *              (the model must exist: there is no registry to pull from);
+ *   start-up   HEAD / (a clear error when no server runs; we start none), POST /api/show;
+ *              a model the server lacks (404) is pulled first, as `pull` shows it (§5.2);
  *   one-shot   PROMPT words and/or piped stdin: one POST /api/generate, streamed to stdout
  *              (§5.3), two newlines, --verbose statistics on stderr; Ctrl-C exits 130;
  *   REPL       stdin and stdout on a terminal and no PROMPT: preload (empty generate), then
@@ -10,8 +10,7 @@
  *              whole conversation (§6.3) and slash commands change the session (§6.5).
  *
  * Differences from Ollama, on purpose: no spinner, words wrapped on terminals only (not
- * into pipes), no bracketed paste and no Ctrl+G editor, history in ~/.locallama/history,
- * and a missing model is an error rather than a pull.
+ * into pipes), no bracketed paste and no Ctrl+G editor, history in ~/.locallama/history.
  */
 #include "cli/cli.h"
 #include "cli/client.h"
@@ -1035,6 +1034,13 @@ int run_client(run_opts *o) {
     long status = 0;
     show = show_model(o->path, &status);
     if (!show) goto out;
+    if (status == 404) {                     /* §5.2: pulled first, with pull's display */
+        json_decref(show);
+        show = NULL;
+        if ((rc = cli_pull_model(o->path, o->insecure, false)) != 0) goto out;
+        rc = 1;
+        if (!(show = show_model(o->path, &status))) goto out;
+    }
     if (status >= 400) { rc = cli_fail("%s", err_of(show)); goto out; }
     const char *think = o->think;
     if (!think && has_capability(show, "thinking")) think = "true";   /* §5.2 */

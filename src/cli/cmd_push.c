@@ -1,7 +1,7 @@
-/* cli/cmd_push: `locallama push MODEL [--insecure]` (ollama-cli.md §13), a client of the server
+/* cli/cmd_push: `locallama push MODEL [--insecure] [-q|--quiet]` (ollama-cli.md §13), a client of the server
  * as Ollama's CLI is: POST /api/push {"model":"","username":"","password":"","name":MODEL}
- * (plus "insecure":true), the progress shown on stderr as pull shows it (cli_progress_chunk,
- * with "pushing <12 hex>" labels), and at the end on stdout
+ * (plus "insecure":true), the progress shown on stderr as pull shows it (cli_progress_stream,
+ * with "pushing <12 hex>" labels; -q/--quiet: errors only), and at the end on stdout
  *
  *     \nYou can find your model at:\n\n\t<host/namespace/model:tag>\n
  *
@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 static bool ends_with_ci(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
@@ -25,16 +24,18 @@ static bool ends_with_ci(const char *s, const char *suf) {
 
 int cmd_push(int argc, char **argv) {
     const char *model = NULL;
-    bool insecure = false;
+    bool insecure = false, quiet = false;
     int n_pos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs("Push a model to a registry\n\nUsage:\n  locallama push MODEL [flags]\n\n"
-                  "Flags:\n  -h, --help       help for push\n      --insecure   Use an insecure registry\n", stdout);
+                  "Flags:\n  -h, --help       help for push\n      --insecure   Use an insecure registry\n"
+                  "  -q, --quiet      Only print errors\n", stdout);
             return 0;
         }
         if (!strcmp(a, "--insecure")) { insecure = true; continue; }
+        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = true; continue; }
         if (a[0] == '-' && a[1]) { fprintf(stderr, "Error: unknown flag: %s\n", a); return 2; }
         if (!n_pos++) model = a;
     }
@@ -43,10 +44,8 @@ int cmd_push(int argc, char **argv) {
     json_t *req = json_pack("{s:s, s:s, s:s, s:s}", "model", "", "username", "", "password", "", "name", model);
     if (!req) return cli_fail("out of memory");
     if (insecure) json_object_set_new(req, "insecure", json_true());
-    cli_progress ui = { .tty = isatty(STDERR_FILENO) == 1 };
     char msg[1024] = "";
-    int rc = cli_stream_err("/api/push", req, cli_progress_chunk, &ui, NULL, msg, sizeof msg);
-    if (ui.open) fputc('\n', stderr);
+    int rc = cli_progress_stream("/api/push", req, quiet, msg, sizeof msg);
     json_decref(req);
     if (rc == 2) {
         char low[sizeof msg];

@@ -54,7 +54,7 @@ static void run_usage(FILE *f) {
           "      --format string        Response format (e.g. json)\n"
           "  -h, --help                 help for run\n"
           "      --hidethinking         Hide the thinking text of thinking models\n"
-          "      --insecure             Accepted for compatibility (there is no registry)\n"
+          "      --insecure             Use an insecure registry (to pull a model the server lacks)\n"
           "      --keepalive string     How long the server keeps the model loaded (e.g. 5m)\n"
           "      --nowordwrap           Do not wrap words on a terminal (output into pipes is never wrapped)\n"
           "      --think string[=\"true\"] Thinking: true/false or high/medium/low for models that think\n"

@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 
 #include "server/api_ollama.h"
+#include "store/store.h"
 #include "server/http.h"
 
 #include <pthread.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -122,6 +124,20 @@ static ll_status serve_models_init(serve_models *sm, ll_error *err) {
     ll_status st = ll_store_open(&sm->store, root, NULL, err);
     ll_free(root);
     if (st != LL_OK) goto fail;
+    /* §4.9 start-up prune, unless OLLAMA_NOPRUNE (read as Ollama reads a boolean): blobs no
+     * manifest references, our temp files and stale pull fragments, each once older than the
+     * store's grace period (S16); a pull killed yesterday still resumes today. */
+    char nb[32];
+    const char *np = ll_env_get("NOPRUNE", nb, sizeof nb);
+    bool noprune = np && *np && strcmp(np, "0") && strcasecmp(np, "false") && strcmp(np, "f") && strcmp(np, "F");
+    if (!noprune && !ll_store_read_only(sm->store)) {
+        ll_gc_stats gs;
+        ll_error gerr = { 0 };
+        if (ll_store_gc(sm->store, -1, &gs, &gerr) != LL_OK) LL_WARN("start-up prune skipped: %s", gerr.msg);
+        else if (gs.n_blobs_removed || gs.n_temps_removed)
+            LL_INFO("start-up prune: removed %zu unused blobs and %zu temporary files (%llu bytes)",
+                    gs.n_blobs_removed, gs.n_temps_removed, (unsigned long long)gs.bytes_removed);
+    }
     long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
     if ((st = ll_pool_init(&sm->pool, n_cpu > 0 && n_cpu < 1024 ? (int)n_cpu : 1, err)) != LL_OK) goto fail;
     ll_runners_params rp = {

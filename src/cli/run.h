@@ -40,7 +40,7 @@ typedef struct {
     const char *think;         /* --think: "true", "false", "high", "medium", "low", "max"; NULL unset */
     bool        hidethinking;  /* --hidethinking */
     bool        nowordwrap;    /* --nowordwrap: no word wrap on a terminal (none into pipes anyway) */
-    bool        insecure;      /* --insecure: no registry here, accepted */
+    bool        insecure;      /* --insecure: for the pull of a model the server lacks */
     bool        truncate;      /* --truncate (embedding models) */
     int64_t     dimensions;    /* --dimensions (embedding models); 0 = unset */
 } run_opts;

@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* One progress object; "completed" is left out while 0, as Ollama's omitempty does. false
  * when the client has gone (the pull stops; its partial files stay for the next pull). */
@@ -54,7 +55,13 @@ static void pull_run(api_job *job) {
     if (!*model) { ll_fail(&err, LL_ERR_ARG, "model is required"); goto fail; }
     ll_model_name n;
     if (ll_name_parse(&n, model, &err) != LL_OK) { ll_fail(&err, LL_ERR_ARG, "invalid model name"); goto fail; }
-    ll_pull_opts o = { .insecure = json_is_true(ji), .progress = api_transfer_progress,
+    /* OLLAMA_NOPRUNE as Ollama reads a boolean: unset, "", or a false spelling is false,
+     * anything else (even unparsable) true */
+    char nb[32];
+    const char *np = ll_env_get("NOPRUNE", nb, sizeof nb);
+    bool noprune = np && *np && strcmp(np, "0") && strcasecmp(np, "false") && strcmp(np, "f") &&
+                   strcmp(np, "F");
+    ll_pull_opts o = { .insecure = json_is_true(ji), .noprune = noprune, .progress = api_transfer_progress,
                        .cancelled = api_transfer_cancelled, .user = j };
     status = 500;
     if (ll_store_pull(job->ctx->store, &n, &o, &err) != LL_OK) {

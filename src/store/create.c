@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -399,16 +400,18 @@ out:
     return st;
 }
 
-/* Under s->mu: delete blobs among cand[] that no manifest references and nothing pins. */
-static void gc_candidates_locked(ll_store *s, const ll_digest *cand, size_t n_cand) {
-    if (!n_cand) return;
+/* Under s->mu: delete blobs among cand[] that no manifest references and nothing pins;
+ * returns how many went. */
+size_t store_gc_candidates_locked(ll_store *s, const ll_digest *cand, size_t n_cand) {
+    if (!n_cand) return 0;
     ll_digest *ref;
     size_t n_ref;
     ll_error e = {0};
     if (store_referenced_locked(s, &ref, &n_ref, &e) != LL_OK) {
         LL_WARN("model store: unused blobs kept: %s", e.msg);
-        return;
+        return 0;
     }
+    size_t n_removed = 0;
     for (size_t i = 0; i < n_cand; i++) {
         bool used = false;
         for (size_t lo = 0, hi = n_ref; lo < hi;) {
@@ -420,10 +423,11 @@ static void gc_candidates_locked(ll_store *s, const ll_digest *cand, size_t n_ca
         if (used || store_pinned_locked(s, &cand[i])) continue;
         char name[80];
         snprintf(name, sizeof name, "sha256-%s", cand[i].hex);
-        unlinkat(s->blobs_fd, name, 0);
+        if (unlinkat(s->blobs_fd, name, 0) == 0) n_removed++;
     }
     ll_free(ref);
     fsync(s->blobs_fd);
+    return n_removed;
 }
 
 ll_status ll_store_create(ll_store *s, const ll_model_name *name, const ll_create_opts *o,
@@ -518,7 +522,7 @@ ll_status ll_store_create(ll_store *s, const ll_model_name *name, const ll_creat
     /* the replaced manifest's layers that nothing references any more (§1.8) */
     for (size_t i = 0; i < c.n_pins; i++) store_unpin_locked(s, &c.pins[i]);
     c.n_pins = 0;
-    if (st == LL_OK) gc_candidates_locked(s, old, n_old);
+    if (st == LL_OK) store_gc_candidates_locked(s, old, n_old);
     pthread_mutex_unlock(&s->mu);
     if (st == LL_OK) progress(&c, "success");
 
@@ -612,7 +616,7 @@ ll_status ll_store_delete(ll_store *s, const ll_model_name *n, bool *found, ll_e
     if (ns >= 0) { unlinkat(ns, r.model, AT_REMOVEDIR); close(ns); }
     if (host >= 0) { unlinkat(host, r.ns, AT_REMOVEDIR); close(host); }
     unlinkat(s->manifests_fd, r.host, AT_REMOVEDIR);
-    gc_candidates_locked(s, cand, n_cand);   /* S11: only what nothing references */
+    store_gc_candidates_locked(s, cand, n_cand);   /* S11: only what nothing references */
 out:
     pthread_mutex_unlock(&s->mu);
     ll_free(cand);
@@ -656,11 +660,27 @@ ll_status ll_store_gc(ll_store *s, int64_t grace_seconds, ll_gc_stats *stats, ll
         ll_digest dg;
         bool is_blob = store_is_digest_name(e->d_name, &dg);
         bool is_temp = !is_blob && store_is_temp_name(e->d_name);
-        if (!is_blob && !is_temp) continue;                 /* S17: not ours, untouched */
+        bool is_frag = !is_blob && !is_temp && store_is_fragment_name(e->d_name, &dg);
+        if (!is_blob && !is_temp && !is_frag) continue;     /* S17: not ours, untouched */
         struct stat sb;
         if (fstatat(s->blobs_fd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0) continue;
         if (!S_ISREG(sb.st_mode) && !S_ISLNK(sb.st_mode)) continue;
         if (grace_seconds > 0 && now - sb.st_mtime < grace_seconds) continue;   /* S16 */
+        if (is_frag) {
+            /* A pull fragment is stale unless a pull holds the lock on its -partial (S16);
+             * removed while we hold that lock, so no pull can start on it meanwhile (a pull
+             * checks after locking that its file still has the name). */
+            char pname[96];
+            snprintf(pname, sizeof pname, "sha256-%s-partial", dg.hex);
+            int lfd = openat(s->blobs_fd, pname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+            if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) != 0) { close(lfd); continue; }
+            if (unlinkat(s->blobs_fd, e->d_name, 0) == 0) {
+                stats->n_temps_removed++;
+                stats->bytes_removed += (uint64_t)sb.st_size;
+            }
+            if (lfd >= 0) close(lfd);
+            continue;
+        }
         if (is_temp) {
             if (store_temp_live_locked(s, e->d_name)) continue;
         } else {

@@ -1,6 +1,6 @@
 /* store/pull: a model from a Docker Registry v2 server into the store. See pull.h for the
  * protocol; this file is laid out in the order a pull runs: HTTP transfers (libcurl), the
- * bearer-token dance, one blob, then the whole pull. */
+ * bearer-token dance, one blob in parallel ranged parts, then the whole pull. */
 #include "store/pull.h"
 #include "store/registry.h"
 #include "store/store_impl.h"
@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +37,9 @@ static ll_status fail_prefixed(ll_error *err, const char *prefix) {
 
 // ---- one HTTP transfer ------------------------------------------------------------------------
 
-/* Where a response body goes: memory (manifests, tokens, error bodies, capped) or, for a blob
- * answered 200/206, the partial file. Progress is reported from the write callback. */
+/* One blocking GET for manifests and tokens: the body goes to memory (capped). Blobs go
+ * through the parts below; the file path here (fd >= 0) is left from the single-stream pull,
+ * unused now, and goes when get_authed moves to store/registry.c (issue 12's push). */
 typedef struct {
     CURL     *c;
     char     *mem;  size_t n_mem, cap_mem, max_mem;
@@ -221,125 +224,684 @@ static ll_status get_authed(pull *p, const char *url, const char *accept, uint64
     return http_get(&p->x, url, accept, p->token, from, code, err);
 }
 
-static ll_status sha256_fd(int fd, char hex[65], uint64_t *size, ll_error *err) {
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) { EVP_MD_CTX_free(c); return ll_fail(err, LL_ERR_NOMEM, "sha256: out of memory"); }
-    static __thread unsigned char buf[1 << 16];
-    uint64_t total = 0;
-    ssize_t r;
-    if (lseek(fd, 0, SEEK_SET) != 0) { EVP_MD_CTX_free(c); return ll_fail(err, LL_ERR_IO, "partial blob: %s", strerror(errno)); }
-    while ((r = read(fd, buf, sizeof buf)) != 0) {
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            EVP_MD_CTX_free(c);
-            return ll_fail(err, LL_ERR_IO, "reading partial blob: %s", strerror(errno));
-        }
-        EVP_DigestUpdate(c, buf, (size_t)r);
-        total += (uint64_t)r;
+// ---- one blob in parallel ranged parts --------------------------------------------------------
+//
+// A blob is cut into parts (part_plan); up to n_conns of them download at once over one curl
+// multi handle, each GET asking with Range for the part's remaining bytes and writing them with
+// pwrite at their offset into blobs/sha256-<hex>-partial, which is sized to the whole blob up
+// front. Each part's progress is kept in blobs/sha256-<hex>-partial-<n> (Ollama's name for the
+// same thing), written after the bytes it counts, so a pull killed at any point resumes every
+// part where its saved count ends. A hasher thread follows the contiguous prefix of finished
+// bytes, so the SHA-256 is mostly done when the last byte lands (one pass over the data), and
+// a flusher thread writes that prefix to disk meanwhile, so the fdatasync before the rename
+// finds little left.
+
+#define PULL_PART_MIN     (32ull << 20)  /* below this a blob is one part */
+#define PULL_PARTS_MAX    64             /* bigger blobs get bigger parts */
+#define PULL_CONNS        8              /* parts in flight at once */
+#define PULL_RETRIES      5              /* attempts in a row without progress, per part */
+#define PULL_STATE_NS     (1000000000LL) /* a part's progress is saved about once a second */
+#define PULL_STATE_BYTES  160            /* fixed-size record: one pwrite replaces it whole */
+#define PULL_PARTS_READ   4096           /* more part files than this are not ours */
+#define PULL_DISCARD_MAX  (1u << 20)     /* a non-2xx body is read and dropped up to this */
+#define PULL_HASH_BUF     (1u << 20)
+#define PULL_FLUSH_BYTES  (8u << 20)      /* the flusher writes back 8 MiB at a time */
+
+struct blob_dl;
+
+typedef struct {
+    struct blob_dl *b;
+    int       n;                 /* index, the <n> of its state file */
+    uint64_t  offset, size;      /* bytes [offset, offset + size) of the blob */
+    uint64_t  done;              /* bytes from offset written to the partial */
+    uint64_t  saved;             /* done as last written to the state file */
+    int64_t   saved_ns;
+    int       state_fd;
+    CURL     *c;                 /* non-NULL while in flight */
+    struct curl_slist *hdr;
+    uint64_t  done_at_start;     /* done when this attempt began */
+    int       tries;             /* attempts in a row that made no progress */
+    int64_t   retry_ns;          /* not started again before this time */
+    unsigned  token_gen;         /* b->token_gen when this attempt began */
+    /* this attempt's response (the header callback resets it for each response) */
+    long      code;
+    bool      to_file, decided, overflow;
+    bool      has_range;  uint64_t range_start;   /* Content-Range: bytes <start>-… */
+    size_t    discarded;
+    char      auth[PULL_AUTH_MAX];
+    char      errbuf[CURL_ERROR_SIZE];
+} part;
+
+typedef struct blob_dl {
+    pull     *p;
+    const ll_layer *l;
+    char      dg[80], status[32], url[LL_NAME_HOST_MAX + 512];
+    int       fd;                /* the partial, flock-ed by us */
+    part     *parts;
+    int       n_parts, n_conns;
+    bool      io_failed;  int io_errno;
+    bool      no_ranges;         /* the registry answered a ranged GET with the whole blob */
+    unsigned  token_gen;         /* bumped each time p->token is renewed */
+    /* the hasher thread; mu guards frontier, stop and abandon */
+    pthread_t       th, fl;      /* hasher, flusher */
+    bool            th_started, fl_started;
+    pthread_mutex_t mu;
+    pthread_cond_t  cv;
+    uint64_t        frontier;    /* bytes [0, frontier) are final */
+    bool            stop;        /* hash up to frontier, then exit */
+    bool            abandon;     /* exit now */
+    /* the thread's alone until joined */
+    uint64_t        hashed;
+    uint64_t        flushed;     /* the flusher's: bytes written back (sync_file_range) */
+    _Atomic uint64_t hashed_pub; /* hashed, for the log line */
+    bool            hash_failed;
+    int             hash_errno;
+    EVP_MD_CTX     *md;
+} blob_dl;
+
+static uint64_t env_u64(const char *name, uint64_t lo, uint64_t hi) {
+    const char *v = getenv(name);
+    if (!v || !*v) return 0;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    uint64_t mul = 1;
+    if (*end == 'k' || *end == 'K') { mul = 1ull << 10; end++; }
+    else if (*end == 'm' || *end == 'M') { mul = 1ull << 20; end++; }
+    else if (*end == 'g' || *end == 'G') { mul = 1ull << 30; end++; }
+    if (errno || *end || x == 0 || x > hi / mul || x * mul < lo) {
+        LL_WARN("pull: ignoring %s=%s (want a number from %llu to %llu, K/M/G allowed)", name, v,
+                (unsigned long long)lo, (unsigned long long)hi);
+        return 0;
     }
-    unsigned char md[32];
-    EVP_DigestFinal_ex(c, md, NULL);
-    EVP_MD_CTX_free(c);
-    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    *size = total;
+    return x * mul;
+}
+
+/* How a blob is cut (pull.h): parts of max(32 MiB, size / 64) rounded up to a MiB, or of
+ * LOCALLAMA_PULL_PART_SIZE bytes; n_conns of them in flight, 8 or LOCALLAMA_PULL_CONNECTIONS. */
+static void part_plan(blob_dl *b, uint64_t *part_size) {
+    uint64_t size = b->l->size, ps = env_u64("LOCALLAMA_PULL_PART_SIZE", 4096, 1ull << 50);
+    if (!ps) {
+        ps = (size / PULL_PARTS_MAX + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
+        if (ps < PULL_PART_MIN) ps = PULL_PART_MIN;
+    }
+    if (size / ps >= PULL_PARTS_READ) ps = size / (PULL_PARTS_READ - 1) + 1;
+    *part_size = ps;
+}
+
+static int blob_conns(void) {
+    uint64_t c = env_u64("LOCALLAMA_PULL_CONNECTIONS", 1, 64);
+    return c ? (int)c : PULL_CONNS;
+}
+
+/* The state record: Ollama's part-file fields, so either program sees the other's layout.
+ * Ollama keeps Completed in an atomic its JSON encoder writes as {}; our count is "Done". */
+static void part_save(part *t) {
+    char rec[PULL_STATE_BYTES];
+    int k = snprintf(rec, sizeof rec, "{\"N\":%d,\"Offset\":%llu,\"Size\":%llu,\"Completed\":{},\"Done\":%llu}",
+                     t->n, (unsigned long long)t->offset, (unsigned long long)t->size,
+                     (unsigned long long)t->done);
+    if (t->state_fd < 0 || k < 0 || k >= (int)sizeof rec - 1) return;
+    memset(rec + k, ' ', sizeof rec - 1 - (size_t)k);
+    rec[sizeof rec - 1] = '\n';
+    if (pwrite(t->state_fd, rec, sizeof rec, 0) == (ssize_t)sizeof rec) {
+        t->saved = t->done;
+        t->saved_ns = now_ns();
+    }
+}
+
+/* Remove state files n = from, from + 1, … until one is missing. */
+static void parts_unlink(ll_store *s, const ll_digest *d, int from) {
+    char name[112];
+    for (int n = from; n < PULL_PARTS_READ; n++) {
+        snprintf(name, sizeof name, "sha256-%s-partial-%d", d->hex, n);
+        if (unlinkat(s->blobs_fd, name, 0) != 0 && errno == ENOENT) break;
+    }
+}
+
+static void parts_free(blob_dl *b) {
+    for (int i = 0; i < b->n_parts; i++)
+        if (b->parts[i].state_fd >= 0) close(b->parts[i].state_fd);
+    free(b->parts);
+    b->parts = NULL;
+    b->n_parts = 0;
+}
+
+/* The state files an earlier pull left. true (b->parts filled) when they cover the whole blob
+ * in order and the partial has the blob's size, as a layout we wrote always does. */
+static bool parts_load(blob_dl *b, uint64_t st_size) {
+    ll_store *s = b->p->s;
+    uint64_t size = b->l->size, at = 0;
+    int cap = 0;
+    for (int n = 0; n < PULL_PARTS_READ; n++) {
+        char name[112];
+        snprintf(name, sizeof name, "sha256-%s-partial-%d", b->l->digest.hex, n);
+        int fd = openat(s->blobs_fd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) break;
+        char buf[1024];
+        ssize_t r = pread(fd, buf, sizeof buf, 0);
+        json_t *j = r > 0 ? json_loadb(buf, (size_t)r, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+        json_int_t jn = json_integer_value(json_object_get(j, "N")),
+                   jo = json_integer_value(json_object_get(j, "Offset")),
+                   js = json_integer_value(json_object_get(j, "Size")),
+                   jd = json_integer_value(json_object_get(j, "Done"));
+        json_decref(j);
+        if (!j || jn != n || jo < 0 || js <= 0 || jd < 0 || (uint64_t)jo != at ||
+            (uint64_t)js > size - at || jd > js) { close(fd); goto bad; }
+        if (b->n_parts == cap) {
+            part *v = realloc(b->parts, (size_t)(cap = cap ? 2 * cap : 16) * sizeof *v);
+            if (!v) { close(fd); goto bad; }
+            b->parts = v;
+        }
+        b->parts[b->n_parts++] = (part){ .b = b, .n = n, .offset = (uint64_t)jo, .size = (uint64_t)js,
+                                         .done = (uint64_t)jd, .saved = (uint64_t)jd, .state_fd = fd };
+        at += (uint64_t)js;
+    }
+    if (b->n_parts > 0 && at == size && st_size == size) return true;
+bad:
+    parts_free(b);
+    return false;
+}
+
+/* A fresh layout: bytes [0, have) already in the partial (a single-stream partial of an older
+ * pull, or none) count as done. A blob above one part size is cut so that the first n_conns
+ * parts ramp up (P/n, 2P/n, … P) and the rest are P: parts that run side by side at one speed
+ * then end one after another, so the finished prefix, and the hash behind it, moves on
+ * steadily instead of jumping a whole window at a time (which left up to n_conns - 1 parts to
+ * hash after the last byte). State files are written before the partial is sized. */
+static ll_status parts_create(blob_dl *b, uint64_t part_size, uint64_t have, ll_error *err) {
+    ll_store *s = b->p->s;
+    uint64_t size = b->l->size;
+    uint64_t n_conns = size > part_size ? (uint64_t)b->n_conns : 1;
+    parts_unlink(s, &b->l->digest, 0);
+    size_t cap = 0;
+    for (uint64_t off = 0, i = 0; off < size || (size == 0 && i == 0); i++) {
+        uint64_t len = i < n_conns ? part_size / n_conns * (i + 1) : part_size;
+        if (i + 1 == n_conns) len = part_size;
+        if (len == 0) len = 1;
+        if (len > size - off || b->n_parts + 1 == PULL_PARTS_READ) len = size - off;
+        if ((size_t)b->n_parts == cap) {
+            part *v = realloc(b->parts, (cap = cap ? 2 * cap : 16) * sizeof *v);
+            if (!v) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
+            b->parts = v;
+        }
+        part *t = &b->parts[b->n_parts];
+        *t = (part){ .b = b, .n = b->n_parts, .offset = off, .size = len, .state_fd = -1 };
+        t->done = have <= off ? 0 : have - off < len ? have - off : len;
+        char name[112];
+        snprintf(name, sizeof name, "sha256-%s-partial-%d", b->l->digest.hex, t->n);
+        t->state_fd = openat(s->blobs_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (t->state_fd < 0) return ll_fail(err, LL_ERR_IO, "creating %s: %s", name, strerror(errno));
+        b->n_parts++;
+        part_save(t);
+        off += len;
+    }
     return LL_OK;
 }
 
-/* Download one blob into blobs/sha256-<hex>-partial (resuming from its size). *have is true
- * when the store already holds it (nothing to verify). The partial's descriptor stays open and
- * flock-ed in *pfd until blob_commit, so two pulls of one blob never write it together: the
- * second waits, then finds the blob in place and downloads nothing. */
-static ll_status blob_fetch(pull *p, const ll_layer *l, bool *have, int *pfd, ll_error *err) {
-    ll_store *s = p->s;
-    char dg[80], status[32], pname[96];
-    ll_digest_str(&l->digest, dg, sizeof dg);
-    snprintf(status, sizeof status, "pulling %.12s", l->digest.hex);
-    snprintf(pname, sizeof pname, "sha256-%s-partial", l->digest.hex);
-    uint64_t size = 0;
-    *pfd = -1;
-    *have = false;
-    if (ll_store_blob_exists(s, &l->digest, &size) && size == l->size) {
-        *have = true;
-        return report(p, status, dg, l->size, l->size) ? LL_OK : ll_fail(err, LL_ERR_CANCELLED, "pull cancelled");
+// -- the hasher
+
+static void *hasher_main(void *arg) {
+    blob_dl *b = arg;
+    unsigned char *buf = malloc(PULL_HASH_BUF);
+    if (!buf) { b->hash_failed = true; b->hash_errno = ENOMEM; }
+    for (;;) {
+        pthread_mutex_lock(&b->mu);
+        while (!b->abandon && !b->stop && b->frontier == b->hashed) pthread_cond_wait(&b->cv, &b->mu);
+        uint64_t to = b->frontier;
+        bool quit = b->abandon || (b->stop && to == b->hashed) || b->hash_failed;
+        pthread_mutex_unlock(&b->mu);
+        if (quit) break;
+        while (b->hashed < to) {
+            size_t k = to - b->hashed < PULL_HASH_BUF ? (size_t)(to - b->hashed) : PULL_HASH_BUF;
+            ssize_t r = pread(b->fd, buf, k, (off_t)b->hashed);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) { b->hash_failed = true; b->hash_errno = r < 0 ? errno : EIO; break; }
+            EVP_DigestUpdate(b->md, buf, (size_t)r);
+            b->hashed += (uint64_t)r;
+            atomic_store_explicit(&b->hashed_pub, b->hashed, memory_order_relaxed);
+        }
     }
-    int fd = openat(s->blobs_fd, pname, O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0) return ll_fail(err, LL_ERR_IO, "opening %s: %s", pname, strerror(errno));
-    if (flock(fd, LOCK_EX) != 0) { close(fd); return ll_fail(err, LL_ERR_IO, "locking %s: %s", pname, strerror(errno)); }
-    if (ll_store_blob_exists(s, &l->digest, &size) && size == l->size) {   /* another pull won */
-        close(fd);
-        *have = true;
-        return report(p, status, dg, l->size, l->size) ? LL_OK : ll_fail(err, LL_ERR_CANCELLED, "pull cancelled");
+    free(buf);
+    return NULL;
+}
+
+/* The flusher: writes the finished prefix to disk while the download goes on, so the
+ * fdatasync before the rename has little left (the page cache would otherwise hold the whole
+ * blob dirty until then, and the disk would start only after the last byte). A thread of its
+ * own because sync_file_range blocks while the disk's queue is full: in the hasher it held
+ * the hash back to disk speed. */
+static void *flusher_main(void *arg) {
+    blob_dl *b = arg;
+    for (;;) {
+        pthread_mutex_lock(&b->mu);
+        while (!b->abandon && !b->stop && b->frontier < b->flushed + PULL_FLUSH_BYTES)
+            pthread_cond_wait(&b->cv, &b->mu);
+        bool quit = b->abandon || b->stop;         /* the fdatasync after does the rest */
+        pthread_mutex_unlock(&b->mu);
+        if (quit) break;
+        sync_file_range(b->fd, (off_t)b->flushed, PULL_FLUSH_BYTES,
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+        b->flushed += PULL_FLUSH_BYTES;
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0) { close(fd); return ll_fail(err, LL_ERR_IO, "%s: %s", pname, strerror(errno)); }
-    uint64_t from = (uint64_t)st.st_size;
-    if (from > l->size) {                                /* not ours to trust: start again */
-        if (ftruncate(fd, 0) != 0) { close(fd); return ll_fail(err, LL_ERR_IO, "%s: %s", pname, strerror(errno)); }
-        from = 0;
+    return NULL;
+}
+
+/* The end of the finished prefix: whole parts, then the done bytes of the first unfinished. */
+static void hasher_advance(blob_dl *b) {
+    uint64_t f = 0;
+    for (int i = 0; i < b->n_parts; i++) {
+        f = b->parts[i].offset + b->parts[i].done;
+        if (b->parts[i].done < b->parts[i].size) break;
     }
-    struct statvfs vfs;
-    if (fstatvfs(fd, &vfs) == 0) {
-        uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize, need = l->size - from;
-        if (avail < need) {
+    pthread_mutex_lock(&b->mu);
+    if (f > b->frontier) {
+        b->frontier = f;
+        pthread_cond_broadcast(&b->cv);
+    }
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* Start the hasher and the flusher. */
+static bool hasher_start(blob_dl *b) {
+    if (pthread_create(&b->th, NULL, hasher_main, b) != 0) return false;
+    b->th_started = true;
+    b->fl_started = pthread_create(&b->fl, NULL, flusher_main, b) == 0;   /* optional */
+    return true;
+}
+
+/* Stop both threads: with finish, after the hasher hashed up to the frontier. */
+static void hasher_join(blob_dl *b, bool finish) {
+    if (!b->th_started) return;
+    pthread_mutex_lock(&b->mu);
+    if (finish) b->stop = true; else b->abandon = true;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    pthread_join(b->th, NULL);
+    if (b->fl_started) pthread_join(b->fl, NULL);
+    b->th_started = b->fl_started = false;
+}
+
+// -- one part's transfer
+
+static size_t part_on_header(char *h, size_t sz, size_t nm, void *ud) {
+    part *t = ud;
+    size_t len = sz * nm;
+    if (len >= 5 && !strncmp(h, "HTTP/", 5)) {                 /* a new response (redirects) */
+        t->auth[0] = 0;
+        t->has_range = false;
+        t->decided = false;
+    } else if (len > 17 && !strncasecmp(h, "www-authenticate:", 17)) {
+        size_t i = 17;
+        while (i < len && (h[i] == ' ' || h[i] == '\t')) i++;
+        size_t k = len - i;
+        while (k && (h[i + k - 1] == '\r' || h[i + k - 1] == '\n')) k--;
+        if (k >= sizeof t->auth) k = sizeof t->auth - 1;
+        memcpy(t->auth, h + i, k);
+        t->auth[k] = 0;
+    } else if (len > 14 && !strncasecmp(h, "content-range:", 14)) {
+        char tmp[128];
+        size_t k = len - 14 < sizeof tmp - 1 ? len - 14 : sizeof tmp - 1;
+        memcpy(tmp, h + 14, k);
+        tmp[k] = 0;
+        unsigned long long a;
+        if (sscanf(tmp, " bytes %llu-", &a) == 1) { t->has_range = true; t->range_start = a; }
+    }
+    return len;
+}
+
+static size_t part_on_body(char *data, size_t sz, size_t nm, void *ud) {
+    part *t = ud;
+    blob_dl *b = t->b;
+    size_t len = sz * nm;
+    if (!t->decided) {
+        t->decided = true;
+        curl_easy_getinfo(t->c, CURLINFO_RESPONSE_CODE, &t->code);
+        uint64_t want = t->offset + t->done;
+        if (t->code == 206) t->to_file = t->has_range && t->range_start == want;
+        /* a whole-blob answer is only usable by a single part asking from byte 0 */
+        else if (t->code == 200) {
+            t->to_file = want == 0 && t->size == b->l->size;
+            if (!t->to_file) { b->no_ranges = true; return 0; }
+        } else t->to_file = false;
+        if (t->code == 206 && !t->to_file) return 0;          /* not the bytes we asked for */
+    }
+    if (!t->to_file) {                                        /* an error body: dropped */
+        t->discarded += len;
+        return t->discarded > PULL_DISCARD_MAX ? 0 : len;
+    }
+    if (len > t->size - t->done) { t->overflow = true; return 0; }
+    for (size_t w = 0; w < len;) {
+        ssize_t r = pwrite(b->fd, data + w, len - w, (off_t)(t->offset + t->done + w));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) { b->io_failed = true; b->io_errno = r < 0 ? errno : EIO; return 0; }
+        w += (size_t)r;
+    }
+    t->done += len;
+    if (t->done == t->size || now_ns() - t->saved_ns >= PULL_STATE_NS) part_save(t);
+    return len;
+}
+
+static ll_status part_start(blob_dl *b, part *t, CURLM *m, ll_error *err) {
+    pull *p = b->p;
+    if (!t->c && !(t->c = curl_easy_init())) return ll_fail(err, LL_ERR_NOMEM, "curl: out of memory");
+    CURL *c = t->c;
+    curl_easy_reset(c);
+    curl_slist_free_all(t->hdr);
+    t->hdr = NULL;
+    if (p->token[0]) {
+        char line[PULL_TOKEN_MAX + 32];
+        snprintf(line, sizeof line, "Authorization: Bearer %s", p->token);
+        if (!(t->hdr = curl_slist_append(NULL, line))) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
+    }
+    char range[48];
+    snprintf(range, sizeof range, "%llu-%llu", (unsigned long long)(t->offset + t->done),
+             (unsigned long long)(t->offset + t->size - 1));
+    /* one part spanning the whole blob asks without Range (and takes a 200) when it starts at 0 */
+    bool whole = t->offset == 0 && t->done == 0 && t->size == b->l->size;
+    if (!whole) curl_easy_setopt(c, CURLOPT_RANGE, range);
+    curl_easy_setopt(c, CURLOPT_URL, b->url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, t->hdr);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "locallama");
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);         /* D22: storage redirects */
+    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);        /* stalled a minute: retried */
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 256L * 1024);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, t->errbuf);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, part_on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, part_on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(c, CURLOPT_PRIVATE, t);
+    t->errbuf[0] = 0;
+    t->auth[0] = 0;
+    t->code = 0;
+    t->decided = t->to_file = t->overflow = t->has_range = false;
+    t->discarded = 0;
+    t->done_at_start = t->done;
+    t->token_gen = b->token_gen;
+    if (curl_multi_add_handle(m, c) != CURLM_OK) return ll_fail(err, LL_ERR_NOMEM, "curl: cannot add a transfer");
+    return LL_OK;
+}
+
+/* A transfer ended: the part is done, will be retried (retry_ns set), or the blob fails. */
+static ll_status part_finish(blob_dl *b, part *t, CURLcode rc, ll_error *err) {
+    pull *p = b->p;
+    long code = 0;
+    curl_easy_getinfo(t->c, CURLINFO_RESPONSE_CODE, &code);
+    if (t->done != t->saved) part_save(t);
+    if (b->io_failed)
+        return ll_fail(err, LL_ERR_IO, "download %s: writing %s-partial: %s", b->dg, b->dg, strerror(b->io_errno));
+    if (b->no_ranges) return LL_OK;                           /* the caller starts over */
+    if (t->overflow) return ll_fail(err, LL_ERR_IO, "download %s: the registry sent more bytes than asked for", b->dg);
+    if (code == 206 && t->decided && !t->to_file)
+        return ll_fail(err, LL_ERR_IO, "download %s: the registry answered a different range", b->dg);
+    if (rc == CURLE_OK && (code == 200 || code == 206)) {
+        if (t->done == t->size) return LL_OK;
+    } else if (rc == CURLE_OK && code == 401 && t->auth[0]) {
+        if (t->token_gen == b->token_gen) {                   /* nobody renewed it meanwhile */
+            char challenge[PULL_AUTH_MAX];
+            snprintf(challenge, sizeof challenge, "%s", t->auth);
+            if (ll_registry_fetch_token(p->x.c, challenge, NULL, NULL, p->token, sizeof p->token, err) != LL_OK) {
+                char prefix[112];
+                snprintf(prefix, sizeof prefix, "download %s", b->dg);
+                return fail_prefixed(err, prefix);
+            }
+            b->token_gen++;
+        }
+        if (++t->tries > 2) return ll_fail(err, LL_ERR_IO, "download %s: unauthorized", b->dg);
+        t->retry_ns = 0;
+        return LL_OK;
+    } else if (rc == CURLE_OK && code == 404) {
+        return ll_fail(err, LL_ERR_IO, "download %s: file does not exist", b->dg);
+    } else if (rc == CURLE_OK && code >= 400 && code < 500 && code != 408 && code != 429) {
+        return ll_fail(err, LL_ERR_IO, "download %s: registry answered %ld", b->dg, code);
+    }
+    /* a dropped connection, a stall, a 5xx or 429: again from where the bytes end */
+    if (t->done > t->done_at_start) t->tries = 0;
+    if (++t->tries > PULL_RETRIES) {
+        if (rc != CURLE_OK)
+            return ll_fail(err, LL_ERR_IO, "download %s: Get \"%s\": %s", b->dg, b->url,
+                           t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+        return ll_fail(err, LL_ERR_IO, "download %s: registry answered %ld", b->dg, code);
+    }
+    LL_INFO("pull: %s part %d: %s; retrying", b->dg, t->n,
+            rc != CURLE_OK ? (t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc)) : "server error");
+    t->retry_ns = now_ns() + (250000000LL << (t->tries - 1));
+    return LL_OK;
+}
+
+static uint64_t blob_done(const blob_dl *b) {
+    uint64_t d = 0;
+    for (int i = 0; i < b->n_parts; i++) d += b->parts[i].done;
+    return d;
+}
+
+/* Run every unfinished part to its end, n_conns at a time. */
+static ll_status parts_run(blob_dl *b, ll_error *err) {
+    pull *p = b->p;
+    CURLM *m = curl_multi_init();
+    if (!m) return ll_fail(err, LL_ERR_NOMEM, "curl: out of memory");
+    ll_status st = LL_OK;
+    int64_t last = now_ns();
+    for (;;) {
+        int running = 0, left = 0;
+        int64_t t_now = now_ns();
+        for (int i = 0; i < b->n_parts; i++) {
+            part *t = &b->parts[i];
+            if (t->done == t->size && !t->c) continue;
+            left++;
+            if (t->c && t->retry_ns == -1) running++;
+        }
+        if (!left) break;
+        for (int i = 0; i < b->n_parts && running < b->n_conns && st == LL_OK; i++) {   /* in order */
+            part *t = &b->parts[i];
+            if (t->done == t->size || (t->c && t->retry_ns == -1) || t->retry_ns > t_now) continue;
+            if ((st = part_start(b, t, m, err)) == LL_OK) { t->retry_ns = -1; running++; }
+        }
+        if (st != LL_OK) break;
+        int still;
+        curl_multi_perform(m, &still);
+        CURLMsg *msg;
+        int q;
+        while ((msg = curl_multi_info_read(m, &q))) {
+            if (msg->msg != CURLMSG_DONE) continue;
+            part *t = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+            CURLcode rc = msg->data.result;
+            curl_multi_remove_handle(m, msg->easy_handle);
+            t->retry_ns = 0;
+            if (st == LL_OK) st = part_finish(b, t, rc, err);
+            curl_easy_cleanup(t->c);
+            t->c = NULL;
+        }
+        if (st != LL_OK || b->no_ranges) break;
+        hasher_advance(b);
+        t_now = now_ns();
+        if (t_now - last >= PULL_PROGRESS_NS) {
+            last = t_now;
+            if (!report(p, b->status, b->dg, b->l->size, blob_done(b))) { st = ll_fail(err, LL_ERR_CANCELLED, "pull cancelled"); break; }
+        }
+        curl_multi_poll(m, NULL, 0, 100, NULL);
+    }
+    for (int i = 0; i < b->n_parts; i++) {
+        part *t = &b->parts[i];
+        if (t->c) {
+            curl_multi_remove_handle(m, t->c);
+            curl_easy_cleanup(t->c);
+            t->c = NULL;
+        }
+        curl_slist_free_all(t->hdr);
+        t->hdr = NULL;
+        if (t->done != t->saved) part_save(t);
+    }
+    curl_multi_cleanup(m);
+    return st;
+}
+
+// -- the blob
+
+/* Wait for the partial's lock while another pull of this blob holds it (its progress, read
+ * from its state files, is reported as ours), then make sure the locked file is still the one
+ * named so (a GC may have removed a stale partial between our open and our lock). */
+static ll_status blob_lock(blob_dl *b, const char *pname, bool *have, ll_error *err) {
+    ll_store *s = b->p->s;
+    int64_t last = 0;
+    for (;;) {
+        uint64_t size = 0;
+        if (ll_store_blob_exists(s, &b->l->digest, &size) && size == b->l->size) { *have = true; return LL_OK; }
+        int fd = openat(s->blobs_fd, pname, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0) return ll_fail(err, LL_ERR_IO, "opening %s: %s", pname, strerror(errno));
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            struct stat a, n;
+            if (fstat(fd, &a) == 0 && fstatat(s->blobs_fd, pname, &n, AT_SYMLINK_NOFOLLOW) == 0 &&
+                a.st_ino == n.st_ino && a.st_dev == n.st_dev) {
+                b->fd = fd;
+                return LL_OK;
+            }
             close(fd);
-            return ll_fail(err, LL_ERR_IO, "insufficient disk space: need %llu bytes for %s, %llu available",
-                           (unsigned long long)need, dg, (unsigned long long)avail);
+            continue;
         }
+        close(fd);
+        if (errno != EWOULDBLOCK && errno != EINTR) return ll_fail(err, LL_ERR_IO, "locking %s: %s", pname, strerror(errno));
+        int64_t t = now_ns();
+        if (t - last >= PULL_PROGRESS_NS) {
+            last = t;
+            blob_dl peek = { .p = b->p, .l = b->l };
+            uint64_t done = 0;
+            if (parts_load(&peek, b->l->size)) done = blob_done(&peek);
+            parts_free(&peek);
+            if (!report(b->p, b->status, b->dg, b->l->size, done)) return ll_fail(err, LL_ERR_CANCELLED, "pull cancelled");
+        }
+        struct timespec ts = { 0, 50 * 1000000L };
+        nanosleep(&ts, NULL);
     }
-    *pfd = fd;
-    if (!report(p, status, dg, l->size, from)) return ll_fail(err, LL_ERR_CANCELLED, "pull cancelled");
-    if (from == l->size) return LL_OK;                   /* a finished partial: verify it */
-    char url[LL_NAME_HOST_MAX + 512];
-    snprintf(url, sizeof url, "%s/v2/%s/blobs/%s", p->base, p->repo, dg);
-    xfer *x = &p->x;
-    x->fd = fd;
-    x->base = from;
-    x->written = 0;
-    x->status = status;
-    x->digest = dg;
-    x->total = l->size;
-    x->last_ns = now_ns();
-    x->max_mem = 64 * 1024;
-    long code;
-    ll_status rc = get_authed(p, url, NULL, from, &code, err);
-    x->fd = -1;
-    if (rc != LL_OK) {
-        char prefix[96];
-        snprintf(prefix, sizeof prefix, "download %s", dg);
-        return rc == LL_ERR_CANCELLED ? rc : fail_prefixed(err, prefix);
-    }
-    if (code != 200 && code != 206) {
-        if (code == 404) return ll_fail(err, LL_ERR_IO, "download %s: file does not exist", dg);
-        return ll_fail(err, LL_ERR_IO, "download %s: registry answered %ld", dg, code);
-    }
-    if (!report(p, status, dg, l->size, x->base + x->written)) return ll_fail(err, LL_ERR_CANCELLED, "pull cancelled");
-    return LL_OK;
 }
 
-/* Hash the partial; on a match rename it into place (pinned until the manifest is written),
- * on a mismatch delete it. Closes fd. */
-static ll_status blob_commit(pull *p, const ll_layer *l, int fd, ll_error *err) {
+/* Download and verify one blob, then rename it into place (pinned until the manifest is
+ * written: *pinned). A blob the store holds is reported complete at once (*pinned false). */
+static ll_status blob_pull(pull *p, const ll_layer *l, bool *pinned, ll_error *err) {
     ll_store *s = p->s;
-    char dg[80], pname[96], fname[80], hex[65];
-    ll_digest_str(&l->digest, dg, sizeof dg);
+    blob_dl *b = calloc(1, sizeof *b);
+    if (!b) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
+    b->p = p;
+    b->l = l;
+    b->fd = -1;
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    ll_digest_str(&l->digest, b->dg, sizeof b->dg);
+    snprintf(b->status, sizeof b->status, "pulling %.12s", l->digest.hex);
+    snprintf(b->url, sizeof b->url, "%s/v2/%s/blobs/%s", p->base, p->repo, b->dg);
+    char pname[96], fname[80];
     snprintf(pname, sizeof pname, "sha256-%s-partial", l->digest.hex);
     snprintf(fname, sizeof fname, "sha256-%s", l->digest.hex);
-    uint64_t got = 0;
-    ll_status st = sha256_fd(fd, hex, &got, err);
-    if (st == LL_OK && (got != l->size || strcmp(hex, l->digest.hex))) {
+    *pinned = false;
+    bool have = false;
+    uint64_t size = 0;
+    ll_status st = LL_OK;
+    if (ll_store_blob_exists(s, &l->digest, &size) && size == l->size) have = true;
+    else st = blob_lock(b, pname, &have, err);
+    if (st == LL_OK && b->fd >= 0 && ll_store_blob_exists(s, &l->digest, &size) && size == l->size) {
+        /* another pull finished it between our check and our lock: what we opened is an
+         * empty leftover (we hold its lock, so nobody else writes it) */
         unlinkat(s->blobs_fd, pname, 0);
-        st = ll_fail(err, LL_ERR_FORMAT, "digest mismatch, file must be downloaded again: %s", dg);
+        parts_unlink(s, &l->digest, 0);
+        have = true;
     }
-    if (st == LL_OK) fsync(fd);
+    if (st != LL_OK || have) {
+        if (st == LL_OK && !report(p, b->status, b->dg, l->size, l->size)) st = ll_fail(err, LL_ERR_CANCELLED, "pull cancelled");
+        goto out;
+    }
+
+    /* resume what an earlier pull left, or lay the parts out afresh */
+    struct stat sb;
+    if (fstat(b->fd, &sb) != 0) { st = ll_fail(err, LL_ERR_IO, "%s: %s", pname, strerror(errno)); goto out; }
+    uint64_t part_size;
+    part_plan(b, &part_size);
+    b->n_conns = blob_conns();
+    if (!parts_load(b, (uint64_t)sb.st_size)) {
+        uint64_t prefix = (uint64_t)sb.st_size <= l->size ? (uint64_t)sb.st_size : 0;
+        if ((st = parts_create(b, part_size, prefix, err)) != LL_OK) goto out;
+    }
+    uint64_t need = l->size - blob_done(b);
+    struct statvfs vfs;
+    if (fstatvfs(b->fd, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < need) {
+        st = ll_fail(err, LL_ERR_IO, "insufficient disk space: need %llu bytes for %s, %llu available",
+                     (unsigned long long)need, b->dg, (unsigned long long)vfs.f_bavail * vfs.f_frsize);
+        goto out;
+    }
+    if (ftruncate(b->fd, (off_t)l->size) != 0) { st = ll_fail(err, LL_ERR_IO, "sizing %s: %s", pname, strerror(errno)); goto out; }
+    if (l->size && fallocate(b->fd, 0, 0, (off_t)l->size) != 0 && errno == ENOSPC) {
+        st = ll_fail(err, LL_ERR_IO, "insufficient disk space: need %llu bytes for %s", (unsigned long long)need, b->dg);
+        goto out;
+    }
+
+    if (!(b->md = EVP_MD_CTX_new()) || EVP_DigestInit_ex(b->md, EVP_sha256(), NULL) != 1) { st = ll_fail(err, LL_ERR_NOMEM, "sha256: out of memory"); goto out; }
+    if (!hasher_start(b)) { st = ll_fail(err, LL_ERR_NOMEM, "cannot start the hashing thread"); goto out; }
+    if (!report(p, b->status, b->dg, l->size, blob_done(b))) { st = ll_fail(err, LL_ERR_CANCELLED, "pull cancelled"); goto out; }
+    int64_t t0 = now_ns();
+    uint64_t resumed = blob_done(b);
+    st = parts_run(b, err);
+    if (st == LL_OK && b->no_ranges) {                       /* D22: any registry; one stream then */
+        LL_INFO("pull: %s: the registry ignores Range; one connection from the start", b->dg);
+        hasher_join(b, false);
+        EVP_DigestInit_ex(b->md, EVP_sha256(), NULL);
+        b->hashed = b->frontier = b->flushed = 0;
+        atomic_store(&b->hashed_pub, 0);
+        b->stop = b->abandon = b->no_ranges = false;
+        parts_free(b);
+        if ((st = parts_create(b, l->size ? l->size : 1, 0, err)) != LL_OK) goto out;
+        if (!hasher_start(b)) { st = ll_fail(err, LL_ERR_NOMEM, "cannot start the hashing thread"); goto out; }
+        st = parts_run(b, err);
+        if (st == LL_OK && b->no_ranges) st = ll_fail(err, LL_ERR_IO, "download %s: the registry answered a different range", b->dg);
+    }
+    if (st != LL_OK) goto out;
+    int64_t t1 = now_ns();
+    uint64_t hashed_t1 = atomic_load_explicit(&b->hashed_pub, memory_order_relaxed);
+    hasher_advance(b);
+    hasher_join(b, true);
+    int64_t t2 = now_ns();
+    if (!report(p, b->status, b->dg, l->size, l->size)) { st = ll_fail(err, LL_ERR_CANCELLED, "pull cancelled"); goto out; }
+
+    /* verify, then rename into place */
+    unsigned char md[32];
+    char hex[65];
+    EVP_DigestFinal_ex(b->md, md, NULL);
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    if (b->hash_failed) { st = ll_fail(err, LL_ERR_IO, "reading %s: %s", pname, strerror(b->hash_errno)); goto out; }
+    if (b->hashed != l->size || strcmp(hex, l->digest.hex)) {
+        unlinkat(s->blobs_fd, pname, 0);
+        parts_unlink(s, &l->digest, 0);
+        st = ll_fail(err, LL_ERR_FORMAT, "digest mismatch, file must be downloaded again: %s", b->dg);
+        goto out;
+    }
+    fdatasync(b->fd);
+    LL_INFO("pull: %s: %llu bytes in %d parts (%llu resumed) in %.2f s (%llu hashed by then), then %.2f s "
+            "hashing and %.2f s syncing", b->dg, (unsigned long long)l->size, b->n_parts,
+            (unsigned long long)resumed, (t1 - t0) / 1e9, (unsigned long long)hashed_t1, (t2 - t1) / 1e9,
+            (now_ns() - t2) / 1e9);
+    pthread_mutex_lock(&s->mu);
+    if (renameat(s->blobs_fd, pname, s->blobs_fd, fname) != 0)
+        st = ll_fail(err, LL_ERR_IO, "renaming %s: %s", pname, strerror(errno));
+    else if ((st = store_pin_locked(s, &l->digest, err)) == LL_OK) *pinned = true;
+    pthread_mutex_unlock(&s->mu);
     if (st == LL_OK) {
-        pthread_mutex_lock(&s->mu);
-        if (renameat(s->blobs_fd, pname, s->blobs_fd, fname) != 0)
-            st = ll_fail(err, LL_ERR_IO, "renaming %s: %s", pname, strerror(errno));
-        else st = store_pin_locked(s, &l->digest, err);
-        pthread_mutex_unlock(&s->mu);
-        if (st == LL_OK) fsync(s->blobs_fd);
+        parts_unlink(s, &l->digest, 0);
+        fsync(s->blobs_fd);
     }
-    close(fd);
+out:
+    hasher_join(b, false);
+    parts_free(b);
+    EVP_MD_CTX_free(b->md);
+    if (b->fd >= 0) close(b->fd);                            /* and with it the lock */
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cv);
+    free(b);
     return st;
 }
 
@@ -360,8 +922,7 @@ ll_status ll_store_pull(ll_store *s, const ll_model_name *n, const ll_pull_opts 
     p->x.user = o->user;
     p->x.is_cancelled = o->cancelled;
     ll_manifest *m = NULL;
-    int *fds = NULL;
-    bool *have = NULL, *pinned = NULL;
+    bool *pinned = NULL;
     size_t n_blobs = 0;
     ll_status st = LL_OK;
     if (!(p->x.c = curl_easy_init())) { st = ll_fail(err, LL_ERR_NOMEM, "curl: out of memory"); goto out; }
@@ -394,25 +955,16 @@ ll_status ll_store_pull(ll_store *s, const ll_model_name *n, const ll_pull_opts 
 
     /* the layers, then the config, as Ollama orders them */
     n_blobs = m->n_layers + 1;
-    fds = calloc(n_blobs, sizeof *fds);
-    have = calloc(n_blobs, sizeof *have);
-    pinned = calloc(n_blobs, sizeof *pinned);
-    if (!fds || !have || !pinned) { free(raw); st = ll_fail(err, LL_ERR_NOMEM, "out of memory"); goto out; }
-    for (size_t i = 0; i < n_blobs; i++) fds[i] = -1;
+    if (!(pinned = calloc(n_blobs, sizeof *pinned))) { free(raw); st = ll_fail(err, LL_ERR_NOMEM, "out of memory"); goto out; }
     /* Each blob is verified and renamed right after its download, so a pull holds the lock
      * of one partial at a time: two pulls whose manifests share blobs in different orders
      * cannot wait on each other. Ollama's "verifying sha256 digest" phase line follows. */
-    for (size_t i = 0; i < n_blobs && st == LL_OK; i++) {
-        const ll_layer *l = i < m->n_layers ? &m->layers[i] : &m->config;
-        st = blob_fetch(p, l, &have[i], &fds[i], err);
-        if (st != LL_OK || have[i]) continue;
-        int fd = fds[i];
-        fds[i] = -1;
-        st = blob_commit(p, l, fd, err);
-        pinned[i] = st == LL_OK;
-    }
+    for (size_t i = 0; i < n_blobs && st == LL_OK; i++)
+        st = blob_pull(p, i < m->n_layers ? &m->layers[i] : &m->config, &pinned[i], err);
     if (st == LL_OK && !report(p, "verifying sha256 digest", NULL, 0, 0)) st = ll_fail(err, LL_ERR_CANCELLED, "pull cancelled");
     if (st == LL_OK && !report(p, "writing manifest", NULL, 0, 0)) st = ll_fail(err, LL_ERR_CANCELLED, "pull cancelled");
+    ll_digest *old = NULL;
+    size_t n_old = 0, cap_old = 0, n_freed = 0;
     if (st == LL_OK) {                                   /* byte for byte as received (§4.2) */
         char display[LL_NAME_FULL_MAX];
         ll_name_display(n, display, sizeof display);
@@ -421,19 +973,30 @@ ll_status ll_store_pull(ll_store *s, const ll_model_name *n, const ll_pull_opts 
         bool found;
         st = store_manifest_dir(s, n, true, &mp, NULL, &found, err);
         if (st == LL_OK) {
+            /* the manifest this one replaces: its layers may be unused after it (§4.9) */
+            char *prev = NULL;
+            size_t prev_n = 0;
+            ll_error e2 = { 0 };
+            if (found && store_manifest_bytes(mp.dir_fd, mp.tag, display, &prev, &prev_n, NULL, &e2) == LL_OK) {
+                if (!store_collect_digests(prev, prev_n, &old, &n_old, &cap_old)) n_old = 0;
+                ll_free(prev);
+            }
             st = store_manifest_put(s, mp.dir_fd, mp.tag, raw, n_raw, display, err);
             close(mp.dir_fd);
         }
+        for (size_t i = 0; i < n_blobs; i++)          /* referenced by the manifest now */
+            if (pinned[i]) store_unpin_locked(s, i < m->n_layers ? &m->layers[i].digest : &m->config.digest);
+        memset(pinned, 0, n_blobs * sizeof *pinned);
+        if (st == LL_OK && !o->noprune) n_freed = store_gc_candidates_locked(s, old, n_old);
         pthread_mutex_unlock(&s->mu);
     }
+    ll_free(old);
     free(raw);
+    if (st == LL_OK && n_freed && !report(p, "removing unused layers", NULL, 0, 0)) st = LL_OK;
     if (st == LL_OK && !report(p, "success", NULL, 0, 0)) st = LL_OK;   /* done anyway */
 out:
-    for (size_t i = 0; i < n_blobs; i++) if (fds && fds[i] >= 0) close(fds[i]);
     for (size_t i = 0; pinned && i < n_blobs; i++)
         if (pinned[i]) ll_store_unpin(s, i < m->n_layers ? &m->layers[i].digest : &m->config.digest);
-    free(fds);
-    free(have);
     free(pinned);
     ll_manifest_free(m);
     if (p->x.c) curl_easy_cleanup(p->x.c);

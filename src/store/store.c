@@ -76,6 +76,18 @@ bool store_is_temp_name(const char *name) {
     return true;
 }
 
+bool store_is_fragment_name(const char *name, ll_digest *d) {
+    if (strncmp(name, "sha256-", 7) || strlen(name) < 79 || !is_lower_hex(name + 7, 64) ||
+        strncmp(name + 71, "-partial", 8)) return false;
+    const char *t = name + 79;
+    if (*t) {
+        if (*t++ != '-' || !*t || strlen(t) > 6) return false;
+        for (; *t; t++) if (*t < '0' || *t > '9') return false;
+    }
+    if (d) { memcpy(d->hex, name + 7, 64); d->hex[64] = 0; }
+    return true;
+}
+
 void store_sha256_hex(const void *p, size_t n, char hex[65]) {
     unsigned char md[32];
     unsigned int len = 0;

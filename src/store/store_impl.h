@@ -53,6 +53,12 @@ ll_status store_put_file_pin(ll_store *s, const char *path, ll_digest *got, uint
 ll_status store_put_mem_pin(ll_store *s, const void *p, size_t n, ll_digest *got, bool *existed,
                             ll_error *err);
 
+/* create.c: under s->mu, delete the blobs among cand[] that no manifest references and nothing
+ * pins (what a replaced or deleted manifest leaves behind, §4.9); returns how many went. */
+size_t store_gc_candidates_locked(ll_store *s, const ll_digest *cand, size_t n_cand);
+/* A pull fragment: sha256-<64 hex>-partial or sha256-<64 hex>-partial-<digits> (pull.c). */
+bool store_is_fragment_name(const char *name, ll_digest *d);
+
 /* manifest.c */
 typedef struct { int dir_fd; char tag[LL_NAME_PART_MAX + 1]; } store_mpath;
 /* Open the directory holding a manifest, parts matched case-insensitively; *found false when

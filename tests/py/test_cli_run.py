@@ -199,8 +199,17 @@ def test_thinking_output(srv):
 
 
 def test_model_not_found(srv):
-    rc, out, err = cli(["run", "nope", "Hi"], srv.host)
-    assert (rc, out, err) == (1, "", "Error: model 'nope:latest' not found\n")
+    """A model the server lacks is pulled first (§5.2); here from a loopback port where no
+    registry listens, so the pull fails with Ollama's "pull model manifest: …" and exit 1
+    (tests/py/test_registry_pull.py runs the successful pull)."""
+    port = free_port()
+    name = f"127.0.0.1:{port}/library/nope:latest"
+    rc, out, err = cli(["run", name, "Hi", "--insecure"], srv.host)
+    assert rc == 1 and out == "", err
+    lines = err.splitlines()
+    assert lines[0] == "pulling manifest", err
+    assert lines[-1].startswith('Error: pull model manifest: Get "http://127.0.0.1:%d/v2/library/nope/manifests/latest": ' % port), err
+    assert "\x1b" not in err
 
 
 def test_server_down():

@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -39,6 +40,10 @@ from test_api_native import TINY, Server, free_port
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+# The weights blob of the test model is 1.9 MB, under the 32 MiB a blob needs before it is
+# cut: these force 256 KiB parts, 4 in flight, so the pulls below run the parallel path.
+PART_SIZE = 256 * 1024
+PARTS_ENV = {"LOCALLAMA_PULL_PART_SIZE": str(PART_SIZE), "LOCALLAMA_PULL_CONNECTIONS": "4"}
 
 
 # ---- the registry ---------------------------------------------------------------------------
@@ -127,6 +132,11 @@ class Proxy:
     def __init__(self, reg_port):
         self.blob_bytes = 0
         self.rate = None              # bytes/s for blob bodies (a slow registry), None: full speed
+        self.gets = []                # (digest, Range header or None) of each storage GET
+        self.active = {}              # digest -> storage GETs in flight
+        self.max_active = {}          # digest -> the most in flight at once
+        self.lock = threading.Lock()
+        self.drop_next = 0            # storage GETs still to cut off half way (a dropped connection)
         self.tokens_issued = 0
         self.redirects = 0
         proxy = self
@@ -166,15 +176,45 @@ class Proxy:
                     return self.reply(307, b"", [("Location", "/storage" + self.path)])
                 path = self.path[len("/storage"):] if storage else self.path
                 fwd = {k: v for k, v in self.headers.items() if k.lower() in ("range", "accept")}
+                digest = u.path.rsplit("/", 1)[-1]
+                if storage:
+                    with proxy.lock:
+                        proxy.gets.append((digest, self.headers.get("Range")))
+                        proxy.active[digest] = proxy.active.get(digest, 0) + 1
+                        proxy.max_active[digest] = max(proxy.max_active.get(digest, 0), proxy.active[digest])
+                try:
+                    self.forward(path, fwd, storage)
+                finally:
+                    if storage:
+                        with proxy.lock:
+                            proxy.active[digest] -= 1
+
+            def forward(self, path, fwd, storage):
                 c = http.client.HTTPConnection("127.0.0.1", reg_port, timeout=30)
                 c.request("GET", path, headers=fwd)
                 r = c.getresponse()
                 body = r.read()
                 c.close()
                 if storage:
-                    proxy.blob_bytes += len(body)
+                    with proxy.lock:
+                        proxy.blob_bytes += len(body)
                 hdrs = [(k, v) for k, v in r.getheaders()
                         if k.lower() in ("content-type", "content-range", "docker-content-digest")]
+                with proxy.lock:
+                    drop = storage and r.status == 206 and proxy.drop_next > 0
+                    if drop:
+                        proxy.drop_next -= 1
+                if drop:                      # promise the whole body, send half, hang up
+                    self.send_response(r.status)
+                    for k, v in hdrs:
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body[:len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 rate = proxy.rate
                 if not (storage and rate):
                     return self.reply(r.status, body, hdrs)
@@ -220,7 +260,7 @@ def env(tmp_path_factory):
         raw, m = push_from_store(reg, store, "tiny", "library/tiny")
         bad_raw, bad_m = push_from_store(reg, store, "bad", "library/bad")
         (tmp / "dst").mkdir()
-        dst = Server(tmp / "dst")
+        dst = Server(tmp / "dst", env=PARTS_ENV)
         proxy = Proxy(reg.port)
         yield dict(reg=reg, src_store=store, dst=dst, dst_store=tmp / "dst" / "models", raw=raw, m=m,
                    bad_m=bad_m, proxy=proxy, host=f"127.0.0.1:{reg.port}")
@@ -260,6 +300,49 @@ def check_pulled(e, name, model="tiny"):
     assert body["done"] is True and body["eval_count"] >= 1
 
 
+def layout(size, part=PART_SIZE, conns=4):
+    """The parts pull.c cuts a blob into (parts_create): above one part size, the first `conns`
+    ramp up (part/conns, 2 part/conns, …, part), then whole parts, the last one shorter."""
+    if size <= part:
+        return [(0, size)]
+    out, off, i = [], 0, 0
+    while off < size:
+        n = part if i + 1 >= conns else part // conns * (i + 1)
+        n = min(n, size - off)
+        out.append((off, n))
+        off += n
+        i += 1
+    return out
+
+
+def partial_done(blobs, digest):
+    """Bytes a killed or stopped pull of digest has kept: the "Done" counts of its part files
+    (sha256-<hex>-partial-<n>), or the -partial's size when it has none (one stream)."""
+    base = blobs / (digest.replace(":", "-") + "-partial")
+    parts = sorted(blobs.glob(base.name + "-*"))
+    if not parts:
+        return base.stat().st_size if base.exists() else 0
+    return sum(json.loads(p.read_bytes())["Done"] for p in parts)
+
+
+def fragments(blobs, digest):
+    return sorted(p.name for p in blobs.glob(digest.replace(":", "-") + "-partial*"))
+
+
+def push_raw(reg, repo, layers, tag="latest"):
+    """Push raw layers [(mediaType, bytes)] and a small config as repo:tag; the manifest."""
+    cfg = json.dumps({"model_format": "gguf", "model_family": "test"}).encode()
+    ents = [{"mediaType": mt, "digest": reg.put_blob(repo, data), "size": len(data)} for mt, data in layers]
+    m = {"schemaVersion": 2, "mediaType": MANIFEST_TYPE,
+         "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                    "digest": reg.put_blob(repo, cfg), "size": len(cfg)},
+         "layers": ents}
+    st, _, body = reg.call("PUT", f"/v2/{repo}/manifests/{tag}", json.dumps(m).encode(),
+                           {"Content-Type": MANIFEST_TYPE})
+    assert st == 201, body
+    return m
+
+
 def model_blob(m):
     return next(l for l in m["layers"] if l["mediaType"] == "application/vnd.ollama.image.model")
 
@@ -277,6 +360,53 @@ def test_cli_pull_insecure(env):
     # not a TTY: one plain line per blob, once, when it is complete
     short = model_blob(env["m"])["digest"][7:19]
     assert sum(1 for l in lines if l.startswith(f"pulling {short}: 100%")) == 1, p.stderr
+    assert "\x1b" not in p.stderr and p.stdout == ""
+    # one line per status and per layer (each once): manifest, the layers and config, 3 more
+    assert len(lines) == 1 + len(env["m"]["layers"]) + 1 + 3, p.stderr
+    check_pulled(env, name)
+    rm(env["dst"], name)
+    p = subprocess.run([BIN, "pull", "-q", name, "--insecure"], env=e, capture_output=True, text=True, timeout=120)
+    assert (p.returncode, p.stdout, p.stderr) == (0, "", "")
+    check_pulled(env, name)
+    rm(env["dst"], name)
+    p = subprocess.run([BIN, "pull", "--quiet", f"{env['host']}/library/nosuchmodel", "--insecure"], env=e,
+                       capture_output=True, text=True, timeout=60)
+    assert (p.returncode, p.stdout, p.stderr) == (1, "", "Error: pull model manifest: file does not exist\n")
+
+
+def test_cli_pull_on_a_terminal(env):
+    """stderr on a terminal: Ollama's display (§13.1, §13.2): cursor hidden then shown, lines
+    redrawn in place, a finished bar per layer with its size, the spinner lines."""
+    import pty
+    name = f"{env['host']}/library/tiny:latest"
+    e = dict(os.environ, LOCALLAMA_HOST=f"127.0.0.1:{env['dst'].port}")
+    master, slave = pty.openpty()
+    p = subprocess.Popen([BIN, "pull", name, "--insecure"], env=e, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    assert p.wait(60) == 0
+    os.close(master)
+    text = out.decode()
+    assert text.startswith("\x1b[?25l") and text.rstrip().endswith("\x1b[?25h"), repr(text[:80])
+    assert "\x1b[?2026h" in text and "\x1b[1G" in text
+    last = text.rsplit("\x1b[1G", 1)[1]           # the final redraw
+    rows = [r.split("\x1b[K")[0] for r in last.split("\n") if "\x1b[K" in r]
+    mb = model_blob(env["m"])
+    assert rows[0] == "pulling manifest "
+    bar = next(r for r in rows if r.startswith(f"pulling {mb['digest'][7:19]}: 100% \u2595"))
+    assert 1e6 <= mb["size"] < 1e7                 # HumanBytes: one decimal, 6 columns
+    assert bar.endswith(f"\u258f {mb['size'] / 1e6:.1f} MB" + " " * 25), repr(bar)
+    assert len(bar) == 79                           # 80 columns (no size on a pty) less one
+    assert rows[-3:] == ["verifying sha256 digest ", "writing manifest ", "success "], rows
     check_pulled(env, name)
     rm(env["dst"], name)
 
@@ -408,13 +538,14 @@ def test_ollama_python_pull_stream(env):
 
 
 def test_pull_killed_half_way_resumes(env, tmp_path):
-    """SIGKILL the server in the middle of a slow pull; a new server on the same store pulls
-    again, fetches only what the partial file lacks, and ends with a verified model."""
+    """SIGKILL the server in the middle of a slow multi-part pull; a new server on the same
+    store pulls again, fetches only what the parts lack (counted through the proxy), and ends
+    with a verified model and no fragments."""
     px = env["proxy"]
     name = f"127.0.0.1:{px.port}/library/tiny:latest"
     mb = model_blob(env["m"])
-    srv = Server(tmp_path)
-    px.rate = 1_000_000
+    srv = Server(tmp_path, env=PARTS_ENV)
+    px.rate = 250_000                              # per connection; 4 in flight
     try:
         c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
         c.request("POST", "/api/pull", body=json.dumps({"model": name, "insecure": True}),
@@ -422,9 +553,9 @@ def test_pull_killed_half_way_resumes(env, tmp_path):
         r = c.getresponse()
         assert r.status == 200
         seen = 0
-        while seen < mb["size"] // 4:
+        while seen < mb["size"] // 2:
             line = r.readline()
-            assert line, "stream ended before a quarter of the weights arrived"
+            assert line, "stream ended before half of the weights arrived"
             o = json.loads(line)
             if o.get("digest") == mb["digest"]:
                 seen = o.get("completed", 0)
@@ -435,25 +566,131 @@ def test_pull_killed_half_way_resumes(env, tmp_path):
         px.rate = None
         srv.stop()
     blobs = tmp_path / "models" / "blobs"
-    partial = blobs / (mb["digest"].replace(":", "-") + "-partial")
-    kept = partial.stat().st_size
-    assert 0 < kept < mb["size"]
+    kept = partial_done(blobs, mb["digest"])
+    n_parts = len(layout(mb["size"]))
+    assert fragments(blobs, mb["digest"]) == sorted(
+        [mb["digest"].replace(":", "-") + "-partial"] +
+        [mb["digest"].replace(":", "-") + f"-partial-{i}" for i in range(n_parts)])
+    # counts are saved when a part ends and about once a second: what arrived since is fetched again
+    assert 0 < kept < mb["size"], kept
     assert not (blobs / mb["digest"].replace(":", "-")).exists()
-    srv = Server(tmp_path)
+    srv = Server(tmp_path, env=PARTS_ENV)
     try:
         assert tags(srv) == []                     # nothing half-pulled is listed
         px.blob_bytes = 0
         st, body = srv.json("POST", "/api/pull", {"model": name, "insecure": True, "stream": False})
         assert st == 200, body
         total = sum(l["size"] for l in env["m"]["layers"]) + env["m"]["config"]["size"]
-        print(f"killed at {kept} of {mb['size']} weight bytes; the next pull fetched {px.blob_bytes} of {total}")
-        assert px.blob_bytes <= total - kept
-        assert not partial.exists()
+        print(f"killed at {kept} of {mb['size']} weight bytes (in {n_parts} parts); "
+              f"the next pull fetched {px.blob_bytes} of {total} blob bytes")
+        assert px.blob_bytes == total - kept, (px.blob_bytes, total, kept)
+        assert fragments(blobs, mb["digest"]) == []
         data = (blobs / mb["digest"].replace(":", "-")).read_bytes()
         assert "sha256:" + hashlib.sha256(data).hexdigest() == mb["digest"]
         assert name in tags(srv)
     finally:
         srv.stop()
+
+
+def test_parallel_ranged_parts(env):
+    """The weights blob arrives as several Range GETs that together cover it exactly, several
+    of them in flight at once, each part written where it belongs (the blob verifies)."""
+    px = env["proxy"]
+    name = f"127.0.0.1:{px.port}/library/tiny:latest"
+    mb = model_blob(env["m"])
+    assert name not in tags(env["dst"])
+    (env["dst_store"] / "blobs" / mb["digest"].replace(":", "-")).unlink(missing_ok=True)
+    px.gets.clear()
+    px.max_active.clear()
+    px.rate = 500_000
+    try:
+        lines = env["dst"].lines("/api/pull", {"model": name, "insecure": True})
+    finally:
+        px.rate = None
+    assert lines[-1] == {"status": "success"}
+    ranges = sorted(tuple(int(x) for x in r[len("bytes="):].split("-"))
+                    for d, r in px.gets if d == mb["digest"])
+    assert ranges == [(o, o + n - 1) for o, n in layout(mb["size"])], ranges
+    assert len(ranges) > 4
+    assert px.max_active[mb["digest"]] == 4, px.max_active
+    done = [l["completed"] for l in lines if l.get("digest") == mb["digest"] and "completed" in l]
+    assert done == sorted(done) and done[-1] == mb["size"] and len(set(done)) >= 3
+    check_pulled(env, name)
+    assert fragments(env["dst_store"] / "blobs", mb["digest"]) == []
+    rm(env["dst"], name)
+
+
+def test_corrupt_multipart_blob(env):
+    """A blob pulled in parts whose bytes do not match its digest: the pull fails naming it,
+    and neither the partial nor its part files nor a model remain."""
+    reg = env["reg"]
+    data = os.urandom(5 * PART_SIZE + 1234)
+    m = push_raw(reg, "library/corrupt", [("application/vnd.ollama.image.model", data)])
+    dg = m["layers"][0]["digest"]
+    f = reg.blob_file(dg)
+    bad = bytearray(f.read_bytes())
+    bad[3 * PART_SIZE + 7] ^= 1                    # inside the fourth part
+    f.write_bytes(bytes(bad))
+    name = f"{env['host']}/library/corrupt:latest"
+    lines = env["dst"].lines("/api/pull", {"model": name, "insecure": True})
+    assert lines[-1] == {"error": f"digest mismatch, file must be downloaded again: {dg}"}, lines[-1]
+    blobs = env["dst_store"] / "blobs"
+    assert fragments(blobs, dg) == [] and not (blobs / dg.replace(":", "-")).exists()
+    assert not any("corrupt" in t for t in tags(env["dst"]))
+
+
+def test_repull_of_moved_tag_removes_old_layers(env, tmp_path):
+    """The registry's tag moves to a manifest with another weights layer: the next pull of the
+    name removes the old layer nothing references any more ("removing unused layers") and keeps
+    the shared one; with OLLAMA_NOPRUNE the old layer stays."""
+    reg = env["reg"]
+    shared = ("application/vnd.ollama.image.template", b"{{ .Prompt }} shared")
+    old = ("application/vnd.ollama.image.model", os.urandom(3 * PART_SIZE))
+    new = ("application/vnd.ollama.image.model", os.urandom(2 * PART_SIZE + 5))
+    name = f"{env['host']}/library/moving:latest"
+    keep = Server(tmp_path, env=dict(PARTS_ENV, OLLAMA_NOPRUNE="1"))
+    try:
+        for srv, store in ((env["dst"], env["dst_store"]), (keep, tmp_path / "models")):
+            m1 = push_raw(reg, "library/moving", [old, shared])
+            lines = srv.lines("/api/pull", {"model": name, "insecure": True})
+            assert lines[-1] == {"status": "success"}
+            assert {"status": "removing unused layers"} not in lines
+            m2 = push_raw(reg, "library/moving", [new, shared])
+            lines = srv.lines("/api/pull", {"model": name, "insecure": True})
+            assert lines[-1] == {"status": "success"}
+            blob = lambda d: store / "blobs" / d.replace(":", "-")
+            assert blob(m2["layers"][0]["digest"]).exists() and blob(m2["layers"][1]["digest"]).exists()
+            assert blob(m1["layers"][1]["digest"]) == blob(m2["layers"][1]["digest"])
+            if srv is keep:
+                assert {"status": "removing unused layers"} not in lines
+                assert blob(m1["layers"][0]["digest"]).exists()
+            else:
+                assert lines[-2:] == [{"status": "removing unused layers"}, {"status": "success"}], lines[-4:]
+                assert not blob(m1["layers"][0]["digest"]).exists()
+            rm(srv, name)
+    finally:
+        keep.stop()
+
+
+def test_run_pulls_a_missing_model(env):
+    """`locallama run MODEL PROMPT` when the server lacks MODEL: pulled first with pull's
+    progress (clean, not a TTY), then answered; an unknown model: Ollama's error, exit 1."""
+    name = f"{env['host']}/library/tiny:latest"
+    assert name not in tags(env["dst"])
+    e = dict(os.environ, LOCALLAMA_HOST=f"127.0.0.1:{env['dst'].port}")
+    p = subprocess.run([BIN, "run", name, "Hello", "--insecure", "--num-predict", "4", "--temperature", "0"],
+                       env=e, capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, p.stderr
+    lines = p.stderr.splitlines()
+    assert lines[0] == "pulling manifest" and "success" in lines, p.stderr
+    assert "\x1b" not in p.stderr
+    assert p.stdout.endswith("\n\n") and len(p.stdout) > 2
+    check_pulled(env, name)
+    rm(env["dst"], name)
+    p = subprocess.run([BIN, "run", f"{env['host']}/library/nosuchmodel", "Hello", "--insecure"],
+                       env=e, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and p.stdout == ""
+    assert p.stderr.splitlines() == ["pulling manifest", "Error: pull model manifest: file does not exist"]
 
 
 def test_two_pulls_at_once_download_each_blob_once(env):
@@ -486,8 +723,8 @@ def test_client_gone_stops_the_pull(env):
     mb = model_blob(env["m"])
     assert name not in tags(env["dst"])
     (env["dst_store"] / "blobs" / mb["digest"].replace(":", "-")).unlink(missing_ok=True)
-    partial = env["dst_store"] / "blobs" / (mb["digest"].replace(":", "-") + "-partial")
-    partial.unlink(missing_ok=True)
+    for f in fragments(env["dst_store"] / "blobs", mb["digest"]):
+        (env["dst_store"] / "blobs" / f).unlink()
     px.rate = 100_000
     try:
         c = http.client.HTTPConnection("127.0.0.1", env["dst"].port, timeout=60)
@@ -498,13 +735,57 @@ def test_client_gone_stops_the_pull(env):
             pass
         c.close()
         time.sleep(1.5)
-        size = partial.stat().st_size
+        blobs = env["dst_store"] / "blobs"
+        size = partial_done(blobs, mb["digest"])
         time.sleep(1.0)
-        assert partial.stat().st_size == size < mb["size"]
+        assert partial_done(blobs, mb["digest"]) == size < mb["size"]
         assert name not in tags(env["dst"])
     finally:
         px.rate = None
     st, body = env["dst"].json("POST", "/api/pull", {"model": name, "insecure": True, "stream": False})
     assert st == 200, body
+    check_pulled(env, name)
+    rm(env["dst"], name)
+
+
+def test_startup_prune_of_pull_fragments(tmp_path):
+    """§4.9, S16: at start-up the server removes pull fragments older than the grace period
+    (24 h) and keeps younger ones, which a pull then resumes; OLLAMA_NOPRUNE keeps all."""
+    blobs = tmp_path / "models" / "blobs"
+    blobs.mkdir(parents=True)
+    old, young = "sha256-" + "a" * 64, "sha256-" + "b" * 64
+    names = [n + s for n in (old, young) for s in ("-partial", "-partial-0", "-partial-1")]
+    day_ago = time.time() - 25 * 3600
+    for nm in names:
+        (blobs / nm).write_bytes(b"x")
+        if nm.startswith(old):
+            os.utime(blobs / nm, (day_ago, day_ago))
+    srv = Server(tmp_path, env={"OLLAMA_NOPRUNE": "1"})
+    srv.stop()
+    assert sorted(p.name for p in blobs.iterdir()) == sorted(names)
+    srv = Server(tmp_path)
+    srv.stop()
+    assert sorted(p.name for p in blobs.iterdir()) == sorted(n for n in names if n.startswith(young))
+
+
+def test_dropped_connections_resume_their_parts(env):
+    """Three part GETs are cut off half way by the proxy: each part is asked for again from
+    where its bytes end (a Range starting inside it), and the blob verifies."""
+    px = env["proxy"]
+    name = f"127.0.0.1:{px.port}/library/tiny:latest"
+    mb = model_blob(env["m"])
+    assert name not in tags(env["dst"])
+    (env["dst_store"] / "blobs" / mb["digest"].replace(":", "-")).unlink(missing_ok=True)
+    px.gets.clear()
+    px.drop_next = 3
+    try:
+        st, body = env["dst"].json("POST", "/api/pull", {"model": name, "insecure": True, "stream": False})
+    finally:
+        px.drop_next = 0
+    assert st == 200, body
+    starts = {o for o, _ in layout(mb["size"])}
+    got = [int(r[len("bytes="):].split("-")[0]) for d, r in px.gets if d == mb["digest"] and r]
+    resumed = [g for g in got if g not in starts]
+    assert len(resumed) == 3, (got, sorted(starts))
     check_pulled(env, name)
     rm(env["dst"], name)

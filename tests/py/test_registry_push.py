@@ -161,7 +161,8 @@ class PushProxy:
                     kl = k.lower()
                     if kl == "location":
                         v = urllib.parse.urlsplit(v)._replace(scheme="", netloc="").geturl()   # relative
-                    if kl in ("location", "range", "content-type", "docker-content-digest", "docker-upload-uuid"):
+                    if kl in ("location", "range", "content-range", "content-type", "docker-content-digest",
+                              "docker-upload-uuid"):
                         hdrs.append((k, v))
                 if self.command == "HEAD":
                     self.send_response(r.status)

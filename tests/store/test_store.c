@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1042,11 +1043,48 @@ static void test_S16_gc_spares_live_and_young_temps(void) {
     ts_close(&t);
 }
 
+/* S16 for pulls: the fragments a pull leaves (sha256-<hex>-partial and -partial-<n>) are kept
+ * while younger than the grace period or while a pull holds the -partial's lock, and removed
+ * when stale. */
+static void test_S16_gc_pull_fragments(void) {
+    tstore t;
+    if (!ts_open(&t)) return;
+    static const char hx[] = "1111111111111111111111111111111111111111111111111111111111111111";
+    static const char hy[] = "2222222222222222222222222222222222222222222222222222222222222222";
+    char p[512], blobs[128];
+    snprintf(blobs, sizeof blobs, "%s/blobs", t.dir);
+    const char *hexes[] = { hx, hy };
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/sha256-%s-partial", blobs, hexes[i]);
+        write_file(p, "data", 4);
+        for (int n = 0; n < 2; n++) {
+            snprintf(p, sizeof p, "%s/sha256-%s-partial-%d", blobs, hexes[i], n);
+            write_file(p, "{}", 2);
+        }
+    }
+    ll_error err = {0};
+    ll_gc_stats gs;
+    CHECK(ll_store_gc(t.s, -1, &gs, &err) == LL_OK);              /* young: all kept */
+    CHECK_EQ_INT(count_files(blobs, NULL), 6);
+    /* a pull of hx in flight holds its partial's lock */
+    snprintf(p, sizeof p, "%s/sha256-%s-partial", blobs, hx);
+    int fd = open(p, O_RDWR);
+    CHECK(fd >= 0 && flock(fd, LOCK_EX) == 0);
+    CHECK(ll_store_gc(t.s, 0, &gs, &err) == LL_OK);               /* no grace */
+    CHECK_EQ_INT(count_files(blobs, NULL), 3);                     /* hy's three went */
+    CHECK_EQ_INT((long)gs.n_temps_removed, 3);
+    CHECK_EQ_INT(count_files(blobs, "sha256-2222"), 0);
+    close(fd);
+    CHECK(ll_store_gc(t.s, 0, &gs, &err) == LL_OK);
+    CHECK_EQ_INT(count_files(blobs, NULL), 0);
+    ts_close(&t);
+}
+
 static void test_S17_gc_leaves_foreign_files(void) {
     tstore t;
     if (!ts_open(&t)) return;
     static const char *const names[] = { "notes.txt", "sha256-XYZ", "sha256-abc-partial",
-        "sha256-0000000000000000000000000000000000000000000000000000000000000000-partial",
+        "sha256-0000000000000000000000000000000000000000000000000000000000000000-partialx",
         "SHA256-0000000000000000000000000000000000000000000000000000000000000000" };
     char p[512];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -1361,6 +1399,7 @@ int main(void) {
     RUN(test_S14_copy_while_source_deleted);
     RUN(test_S15_delete_while_loaded);
     RUN(test_S16_gc_spares_live_and_young_temps);
+    RUN(test_S16_gc_pull_fragments);
     RUN(test_S17_gc_leaves_foreign_files);
     RUN(test_S18_disk_full);
     RUN(test_S19_read_only_store);

@@ -1,0 +1,332 @@
+#!/usr/bin/env python3
+"""Pull throughput (issue 12): `locallama pull` of a 1 GB blob from a loopback Docker registry
+against `curl -o` of the same blob URL, then parallel ranged parts against one connection
+through a loopback proxy that limits EACH connection to 20 MB/s (as CDNs cap connections).
+
+    bench/pull_speed.py [--size-mb 1024] [--rounds 2] [--rate-mb 20] [--bin build/locallama]
+
+Setup (all on 127.0.0.1, in a temporary directory deleted at the end): Debian's
+docker-registry with filesystem storage; a random blob of --size-mb MiB pushed raw (POST, then
+PUT with the digest) with a tiny config under library/big:latest; two `locallama serve`
+processes with empty stores, one as shipped and one with LOCALLAMA_PULL_CONNECTIONS=1 (one
+connection at a time, the baseline); a TCP proxy (this script, a thread per connection) that
+paces registry-to-client bytes of each connection to --rate-mb MB/s.
+
+What is timed (wall clock, medians over --rounds interleaved runs, A B A B):
+  1. `locallama pull HOST/library/big --insecure -q` (manifest, the blob in parts, SHA-256,
+     fdatasync, rename, manifest write; the model is removed again after each run, untimed,
+     which deletes the blob) vs `curl -s -o FILE http://HOST/v2/library/big/blobs/sha256:…`
+     (the file deleted after, untimed), and vs the same curl followed by fdatasync of FILE
+     (what the pull guarantees before its rename: the blob is on disk).
+  2. through the proxy: the shipped server (parts in parallel) vs the one-connection server.
+The registry's file stays in the page cache across runs; both sides see the same cache.
+The load average and the CPU time of other processes are printed beside each figure, since
+other work on the machine moves them.
+"""
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REGISTRY_BIN = "/usr/bin/docker-registry"
+MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, proc, what):
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"{what} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"{what} did not start")
+
+
+def stop(proc):
+    if proc and proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def call(port, method, path, body=None, headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, dict(r.getheaders()), data
+
+
+def put_blob(port, repo, path_or_bytes, digest, size):
+    st, h, _ = call(port, "POST", f"/v2/{repo}/blobs/uploads/")
+    assert st == 202, st
+    loc = urllib.parse.urlsplit(h["Location"])
+    url = loc.path + "?" + (loc.query + "&" if loc.query else "") + "digest=" + urllib.parse.quote(digest)
+    body = open(path_or_bytes, "rb") if isinstance(path_or_bytes, str) else path_or_bytes
+    try:
+        st, _, resp = call(port, "PUT", url, body, {"Content-Type": "application/octet-stream",
+                                                    "Content-Length": str(size)})
+    finally:
+        if hasattr(body, "close"):
+            body.close()
+    assert st == 201, (st, resp)
+
+
+class ThrottleProxy:
+    """TCP proxy: each accepted connection gets its own upstream connection; bytes from the
+    registry are paced to `rate` bytes/s per connection (a token bucket of 64 KiB)."""
+
+    def __init__(self, upstream_port, rate):
+        self.rate = rate
+        self.up = upstream_port
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(128)
+        self.port = self.ls.getsockname()[1]
+        self.conns = 0
+        self.max_open = 0
+        self.open = 0
+        self.lock = threading.Lock()
+        self.closed = False
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", self.up))
+            with self.lock:
+                self.conns += 1
+                self.open += 1
+                self.max_open = max(self.max_open, self.open)
+            threading.Thread(target=self.pump, args=(c, u, None), daemon=True).start()
+            threading.Thread(target=self.pump, args=(u, c, self.rate), daemon=True).start()
+
+    def pump(self, src, dst, rate):
+        t0 = time.monotonic()
+        sent = 0
+        try:
+            while True:
+                b = src.recv(65536)
+                if not b:
+                    break
+                dst.sendall(b)
+                if rate:
+                    sent += len(b)
+                    ahead = sent / rate - (time.monotonic() - t0)
+                    if ahead > 0:
+                        time.sleep(ahead)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            if rate:
+                with self.lock:
+                    self.open -= 1
+            src.close()
+
+    def stop(self):
+        self.closed = True
+        self.ls.close()
+
+
+def cpu_busy():
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return sum(v) - idle, sum(v)
+
+
+def timed(fn):
+    b0, t0 = cpu_busy()
+    la0 = os.getloadavg()[0]
+    w0 = time.monotonic()
+    fn()
+    w = time.monotonic() - w0
+    b1, t1 = cpu_busy()
+    return w, (b1 - b0) / max(1, t1 - t0), max(la0, os.getloadavg()[0])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size-mb", type=int, default=1024)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rate-mb", type=float, default=20)
+    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "locallama"))
+    ap.add_argument("--tmp", default=None, help="parent of the temporary directory (default: $TMPDIR)")
+    a = ap.parse_args()
+    if not os.path.exists(REGISTRY_BIN):
+        sys.exit(f"{REGISTRY_BIN} is missing: apt-get install -y docker-registry")
+    tmp = tempfile.mkdtemp(prefix="ll-pull-bench-", dir=a.tmp)
+    procs = []
+    proxy = None
+    try:
+        # registry
+        rport = free_port()
+        cfg = os.path.join(tmp, "registry.yml")
+        with open(cfg, "w") as f:
+            f.write(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {tmp}/reg\n"
+                    f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{rport}\n")
+        reg = subprocess.Popen([REGISTRY_BIN, "serve", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(reg)
+        wait_port(rport, reg, "docker-registry")
+
+        # the blob: random bytes, hashed while written
+        size = a.size_mb << 20
+        blob = os.path.join(tmp, "blob")
+        h = hashlib.sha256()
+        with open(blob, "wb") as f:
+            left = size
+            while left:
+                b = os.urandom(min(left, 8 << 20))
+                h.update(b)
+                f.write(b)
+                left -= len(b)
+        digest = "sha256:" + h.hexdigest()
+        put_blob(rport, "library/big", blob, digest, size)
+        os.unlink(blob)
+        conf = json.dumps({"model_format": "gguf", "model_family": "bench"}).encode()
+        cdig = "sha256:" + hashlib.sha256(conf).hexdigest()
+        put_blob(rport, "library/big", conf, cdig, len(conf))
+        man = {"schemaVersion": 2, "mediaType": MANIFEST_TYPE,
+               "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": cdig,
+                          "size": len(conf)},
+               "layers": [{"mediaType": "application/vnd.ollama.image.model", "digest": digest, "size": size}]}
+        st, _, body = call(rport, "PUT", "/v2/library/big/manifests/latest", json.dumps(man).encode(),
+                           {"Content-Type": MANIFEST_TYPE})
+        assert st == 201, body
+
+        # two servers: as shipped, and one connection at a time
+        def serve(name, extra):
+            port = free_port()
+            models = os.path.join(tmp, name)
+            os.makedirs(models)
+            e = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "LOCALLAMA_"))}
+            e.update({"LOCALLAMA_HOST": f"127.0.0.1:{port}", "LOCALLAMA_MODELS": models}, **extra)
+            log = open(os.path.join(tmp, name + ".log"), "wb")
+            p = subprocess.Popen([a.bin, "serve"], env=e, stdout=log, stderr=subprocess.STDOUT)
+            procs.append(p)
+            wait_port(port, p, "locallama serve")
+            return port, models
+
+        par_port, par_models = serve("par", {})
+        one_port, one_models = serve("one", {"LOCALLAMA_PULL_CONNECTIONS": "1"})
+
+        def pull(port, models, host):
+            name = f"{host}/library/big:latest"
+            e = dict(os.environ, LOCALLAMA_HOST=f"127.0.0.1:{port}")
+            p = subprocess.run([a.bin, "pull", "-q", name, "--insecure"], env=e, capture_output=True, text=True)
+            assert p.returncode == 0, p.stderr
+            return name
+
+        def unpull(port, models, name):
+            got = os.path.join(models, "blobs", digest.replace(":", "-"))
+            assert os.path.getsize(got) == size
+            st, _, body = call(port, "DELETE", "/api/delete", json.dumps({"model": name}).encode(),
+                               {"Content-Type": "application/json"})
+            assert st == 200, body
+            assert not os.path.exists(got)
+
+        out = os.path.join(tmp, "curl.out")
+
+        def curl(port, sync=False):
+            subprocess.run(["curl", "-s", "-f", "-o", out, f"http://127.0.0.1:{port}/v2/library/big/blobs/{digest}"],
+                           check=True)
+            if sync:                                       # as durable as a pulled blob
+                fd = os.open(out, os.O_RDONLY)
+                os.fdatasync(fd)
+                os.close(fd)
+
+        def uncurl():
+            assert os.path.getsize(out) == size
+            os.unlink(out)
+
+        mb = size / 1e6
+        print(f"blob {size} bytes ({a.size_mb} MiB); {os.cpu_count()} CPUs; load average at start "
+              f"{os.getloadavg()[0]:.2f}")
+        res = {"pull": [], "curl": [], "curl+sync": [], "par": [], "one": []}
+
+        def run(key, fn, after=None):
+            w, busy, la = timed(fn)
+            if after:
+                after()
+            res[key].append(w)
+            print(f"  {key:9s} {w:7.2f} s  {mb / w:7.1f} MB/s   (machine CPU busy {busy * 100:3.0f}%, load avg {la:.2f})",
+                  flush=True)
+
+        print("loopback registry, no throttle: locallama pull vs curl -o (A B A B)")
+        run("curl", lambda: curl(rport), uncurl)           # warm the registry's page cache
+        res["curl"].clear()
+        for _ in range(a.rounds):
+            run("pull", lambda: pull(par_port, par_models, f"127.0.0.1:{rport}"),
+                lambda: unpull(par_port, par_models, f"127.0.0.1:{rport}/library/big:latest"))
+            run("curl", lambda: curl(rport), uncurl)
+            run("curl+sync", lambda: curl(rport, True), uncurl)
+        proxy = ThrottleProxy(rport, a.rate_mb * 1e6)
+        print(f"through a proxy pacing each connection to {a.rate_mb:g} MB/s: parts in parallel vs one connection")
+        for _ in range(a.rounds):
+            run("par", lambda: pull(par_port, par_models, f"127.0.0.1:{proxy.port}"),
+                lambda: unpull(par_port, par_models, f"127.0.0.1:{proxy.port}/library/big:latest"))
+            run("one", lambda: pull(one_port, one_models, f"127.0.0.1:{proxy.port}"),
+                lambda: unpull(one_port, one_models, f"127.0.0.1:{proxy.port}/library/big:latest"))
+        med = {k: statistics.median(v) for k, v in res.items()}
+        print("medians:")
+        print(f"  locallama pull {mb / med['pull']:.1f} MB/s, curl {mb / med['curl']:.1f} MB/s: "
+              f"pull/curl = {med['curl'] / med['pull']:.2f}x (goal >= 0.9)")
+        print(f"  curl -o then fdatasync (a pulled blob is synced before its rename) "
+              f"{mb / med['curl+sync']:.1f} MB/s: pull/(curl+sync) = {med['curl+sync'] / med['pull']:.2f}x")
+        print(f"  throttled: parallel {mb / med['par']:.1f} MB/s, one connection {mb / med['one']:.1f} MB/s: "
+              f"{med['one'] / med['par']:.2f}x (goal >= 3); proxy connections {proxy.conns}, "
+              f"at most {proxy.max_open} at once")
+        print("the servers' own account of each blob (download, hashing left after it, fdatasync):")
+        for name in ("par", "one"):
+            with open(os.path.join(tmp, name + ".log"), errors="replace") as f:
+                for line in f:
+                    if "pull: sha256:" in line and digest in line:
+                        msg = line.strip().split("pull: ", 1)[1].rstrip('"')
+                        print(f"  {name}: " + msg.replace(digest, digest[:19] + "…"))
+    finally:
+        if proxy:
+            proxy.stop()
+        for p in procs:
+            stop(p)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
