@@ -2,6 +2,7 @@
  * what Ollama's CLI prints (ollama-cli.md §7-11, §14, formatting helpers §15). */
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "cli/progress.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -13,21 +14,6 @@
 
 // ---------------------------------------------------------------------------------------------
 // formatting helpers (§15)
-
-/* §15.1 HumanBytes: decimal units; <10 gets one decimal unless whole. */
-static void human_bytes(char *out, size_t cap, int64_t b) {
-    static const struct { double div; const char *unit; } u[] = {
-        { 1e12, "TB" }, { 1e9, "GB" }, { 1e6, "MB" }, { 1e3, "KB" },
-    };
-    for (size_t i = 0; i < sizeof u / sizeof u[0]; i++) {
-        if ((double)b < u[i].div) continue;
-        double v = (double)b / u[i].div;
-        if (v >= 10 || v == trunc(v)) snprintf(out, cap, "%d %s", (int)v, u[i].unit);
-        else snprintf(out, cap, "%.1f %s", v, u[i].unit);
-        return;
-    }
-    snprintf(out, cap, "%lld B", (long long)b);
-}
 
 /* §15.3 HumanNumber for parameter counts. */
 static void human_number(char *out, size_t cap, double b) {
@@ -228,7 +214,7 @@ int cmd_list(int argc, char **argv) {
         char id[13], size[32], mod[80];
         short_id(id, json_string_value(json_object_get(m, "digest")));
         if (json_object_get(m, "remote_host")) snprintf(size, sizeof size, "-");
-        else human_bytes(size, sizeof size, json_integer_value(json_object_get(m, "size")));
+        else cli_human_bytes(size, sizeof size, json_integer_value(json_object_get(m, "size")));
         human_time(mod, sizeof mod, json_string_value(json_object_get(m, "modified_at")), "Never");
         const char *row[] = { name, id, size, mod };
         table_add(&t, row, 4);
@@ -276,7 +262,7 @@ int cmd_ps(int argc, char **argv) {
         short_id(id, json_string_value(json_object_get(v[i], "digest")));
         json_int_t sz = json_integer_value(json_object_get(v[i], "size"));
         json_int_t vr = json_integer_value(json_object_get(v[i], "size_vram"));
-        human_bytes(size, sizeof size, sz);
+        cli_human_bytes(size, sizeof size, sz);
         if (vr == 0) snprintf(proc, sizeof proc, "100%% CPU");
         else if (vr == sz) snprintf(proc, sizeof proc, "100%% GPU");
         else if (vr > sz || sz == 0) snprintf(proc, sizeof proc, "Unknown");

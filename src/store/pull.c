@@ -37,25 +37,15 @@ static ll_status fail_prefixed(ll_error *err, const char *prefix) {
 
 // ---- one HTTP transfer ------------------------------------------------------------------------
 
-/* One blocking GET for manifests and tokens: the body goes to memory (capped). Blobs go
- * through the parts below; the file path here (fd >= 0) is left from the single-stream pull,
- * unused now, and goes when get_authed moves to store/registry.c (issue 12's push). */
+/* One blocking GET for manifests: the body goes to memory (capped). Blobs go through the
+ * parts below; tokens through store/registry. */
 typedef struct {
     CURL     *c;
     char     *mem;  size_t n_mem, cap_mem, max_mem;
-    int       fd;               /* the partial file, or -1 */
-    uint64_t  base;             /* bytes the partial held before this transfer */
-    uint64_t  written;          /* bytes written to fd by this transfer */
-    bool      to_file;          /* decided at the first body byte from the status */
-    bool      decided, truncated, io_failed, cancelled;
-    int       io_errno;
+    bool      cancelled;
     char      auth[PULL_AUTH_MAX];   /* the last WWW-Authenticate header */
-    /* progress */
-    ll_pull_progress_fn fn;  void *user;
+    void     *user;
     bool    (*is_cancelled)(void *user);
-    const char *status, *digest;
-    uint64_t  total;
-    int64_t   last_ns;
 } xfer;
 
 static int64_t now_ns(void) {
@@ -82,46 +72,18 @@ static size_t on_header(char *b, size_t sz, size_t n, void *ud) {
 static size_t on_body(char *b, size_t sz, size_t n, void *ud) {
     xfer *x = ud;
     size_t len = sz * n;
-    if (!x->decided) {
-        long code = 0;
-        curl_easy_getinfo(x->c, CURLINFO_RESPONSE_CODE, &code);
-        x->decided = true;
-        x->to_file = x->fd >= 0 && (code == 200 || code == 206);
-        if (x->to_file && code == 200 && x->base > 0) {   /* the server ignored our Range */
-            if (ftruncate(x->fd, 0) != 0) { x->io_failed = true; x->io_errno = errno; return 0; }
-            x->base = 0;
-            x->truncated = true;
-        }
+    if (x->n_mem + len > x->max_mem) return 0;
+    if (x->n_mem + len + 1 > x->cap_mem) {
+        size_t cap = x->cap_mem ? x->cap_mem : 4096;
+        while (cap < x->n_mem + len + 1) cap *= 2;
+        char *p = realloc(x->mem, cap);
+        if (!p) return 0;
+        x->mem = p;
+        x->cap_mem = cap;
     }
-    if (!x->to_file) {                                   /* memory, capped */
-        if (x->n_mem + len > x->max_mem) return 0;
-        if (x->n_mem + len + 1 > x->cap_mem) {
-            size_t cap = x->cap_mem ? x->cap_mem : 4096;
-            while (cap < x->n_mem + len + 1) cap *= 2;
-            char *p = realloc(x->mem, cap);
-            if (!p) return 0;
-            x->mem = p;
-            x->cap_mem = cap;
-        }
-        memcpy(x->mem + x->n_mem, b, len);
-        x->n_mem += len;
-        x->mem[x->n_mem] = 0;
-        return len;
-    }
-    if (store_write_all(x->fd, b, len, "partial blob", &(ll_error){0}) != LL_OK) {
-        x->io_failed = true;
-        x->io_errno = errno ? errno : EIO;
-        return 0;
-    }
-    x->written += len;
-    int64_t t = now_ns();
-    if (x->fn && t - x->last_ns >= PULL_PROGRESS_NS) {
-        x->last_ns = t;
-        if (!x->fn(x->user, x->status, x->digest, x->total, x->base + x->written)) {
-            x->cancelled = true;
-            return 0;
-        }
-    }
+    memcpy(x->mem + x->n_mem, b, len);
+    x->n_mem += len;
+    x->mem[x->n_mem] = 0;
     return len;
 }
 
@@ -136,10 +98,10 @@ static int on_xferinfo(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
 }
 
 /* GET url. Redirects are followed (D22: a registry may redirect to storage or answer itself).
- * from > 0 asks for the bytes from there on. *code gets the final status; a transport failure
- * is LL_ERR_IO with curl's text in err (the caller adds its prefix). */
+ * *code gets the final status; a transport failure is LL_ERR_IO with curl's text in err (the
+ * caller adds its prefix). */
 static ll_status http_get(xfer *x, const char *url, const char *accept, const char *token,
-                          uint64_t from, long *code, ll_error *err) {
+                          long *code, ll_error *err) {
     CURL *c = x->c;
     curl_easy_reset(c);
     struct curl_slist *h = NULL;
@@ -151,11 +113,6 @@ static ll_status http_get(xfer *x, const char *url, const char *accept, const ch
     if (token && *token) {
         snprintf(line, sizeof line, "Authorization: Bearer %s", token);
         h = curl_slist_append(h, line);
-    }
-    char range[48];
-    if (from > 0) {
-        snprintf(range, sizeof range, "%llu-", (unsigned long long)from);
-        curl_easy_setopt(c, CURLOPT_RANGE, range);
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -176,7 +133,6 @@ static ll_status http_get(xfer *x, const char *url, const char *accept, const ch
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     x->auth[0] = 0;
-    x->decided = x->to_file = false;
     x->n_mem = 0;
     if (x->mem) x->mem[0] = 0;
     CURLcode rc = curl_easy_perform(c);
@@ -184,10 +140,6 @@ static ll_status http_get(xfer *x, const char *url, const char *accept, const ch
     *code = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
     if (x->cancelled) return ll_fail(err, LL_ERR_CANCELLED, "pull cancelled");
-    if (x->io_failed) {
-        errno = x->io_errno;
-        return ll_fail(err, LL_ERR_IO, "writing partial blob: %s", strerror(x->io_errno));
-    }
     if (rc != CURLE_OK)
         return ll_fail(err, LL_ERR_IO, "Get \"%s\": %s", url, curl_easy_strerror(rc));
     return LL_OK;
@@ -210,18 +162,14 @@ static bool report(pull *p, const char *status, const char *digest, uint64_t tot
 }
 
 /* A GET that answers one Bearer challenge with a token and retries once. */
-static ll_status get_authed(pull *p, const char *url, const char *accept, uint64_t from, long *code,
-                            ll_error *err) {
-    if (http_get(&p->x, url, accept, p->token, from, code, err) != LL_OK) return err->code;
+static ll_status get_authed(pull *p, const char *url, const char *accept, long *code, ll_error *err) {
+    if (http_get(&p->x, url, accept, p->token, code, err) != LL_OK) return err->code;
     if (*code != 401 || !p->x.auth[0]) return LL_OK;
     char challenge[PULL_AUTH_MAX];
     snprintf(challenge, sizeof challenge, "%s", p->x.auth);
-    int fd = p->x.fd;
-    p->x.fd = -1;                                        /* the token body goes to memory */
     ll_status st = ll_registry_fetch_token(p->x.c, challenge, NULL, NULL, p->token, sizeof p->token, err);
-    p->x.fd = fd;
     if (st != LL_OK) return st;
-    return http_get(&p->x, url, accept, p->token, from, code, err);
+    return http_get(&p->x, url, accept, p->token, code, err);
 }
 
 // ---- one blob in parallel ranged parts --------------------------------------------------------
@@ -917,8 +865,6 @@ ll_status ll_store_pull(ll_store *s, const ll_model_name *n, const ll_pull_opts 
     if (!p) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
     p->s = s;
     p->o = o;
-    p->x.fd = -1;
-    p->x.fn = o->progress;
     p->x.user = o->user;
     p->x.is_cancelled = o->cancelled;
     ll_manifest *m = NULL;
@@ -935,7 +881,7 @@ ll_status ll_store_pull(ll_store *s, const ll_model_name *n, const ll_pull_opts 
     snprintf(url, sizeof url, "%s/v2/%s/manifests/%s", p->base, p->repo, n->tag);
     long code;
     p->x.max_mem = LL_MANIFEST_MAX_BYTES;
-    if (get_authed(p, url, LL_MEDIA_MANIFEST, 0, &code, err) != LL_OK) {
+    if (get_authed(p, url, LL_MEDIA_MANIFEST, &code, err) != LL_OK) {
         st = err->code == LL_ERR_CANCELLED ? err->code : fail_prefixed(err, "pull model manifest");
         goto out;
     }
