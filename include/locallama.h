@@ -360,7 +360,21 @@ ll_status ll_grammar_init_json(ll_grammar **out, const ll_vocab *v, bool object_
  * with LL_ERR_LIMIT. Never silently weaker: what the grammar allows always validates. */
 ll_status ll_grammar_init_schema(ll_grammar **out, const ll_vocab *v, const char *schema,
                                  size_t len, ll_error *err);
-/* Both constructors keep the last 8 compiled grammars (per vocabulary contents and exact
+/* A tool call as a model's template writes it (issue 11): spec is JSON
+ *     {"tools": [{"name": "get_weather", "parameters": {JSON Schema}, "strict": false}, ...],
+ *      "name_key": "name", "args_key": "arguments", "args_first": false, "array": false,
+ *      "prefix": "", "lead_ws": false}
+ * and the language is prefix, then (lead_ws) optional whitespace, then one call object
+ * {name_key: <one of the tool names>, args_key: <that tool's parameters>} with the two keys
+ * in that order (args first when args_first), or with array a JSON array of one or more such
+ * calls. A strict tool's parameters are compiled exactly, and a keyword we cannot enforce
+ * fails as ll_grammar_init_schema does, the message starting with "tool 'NAME': ". Other
+ * tools never fail on their schema: a subschema that uses an unsupported keyword allows any
+ * JSON value there, and parameters that do not compile at all (or are missing) allow any
+ * JSON object. Cached like the others (keyed by the spec text). */
+ll_status ll_grammar_init_tools(ll_grammar **out, const ll_vocab *v, const char *spec, size_t len,
+                                ll_error *err);
+/* The constructors keep the last 8 compiled grammars (per vocabulary contents and exact
  * format/schema text) and return a fresh parse state over a cached one when they can, so a
  * repeated schema costs a few ms. This drops the cache (grammars in use stay valid). */
 void      ll_grammar_cache_clear(void);

@@ -805,7 +805,8 @@ static ll_status grammar_init(ll_grammar **out, const ll_vocab *v, int kind, con
         }
     }
     gr_grammar g;
-    ll_status st = kind == 2 ? gr_compile_schema(&g, text, len, err) : gr_compile_json(&g, kind == 1, err);
+    ll_status st = kind == 3 ? gr_compile_tools(&g, text, len, err)
+                 : kind == 2 ? gr_compile_schema(&g, text, len, err) : gr_compile_json(&g, kind == 1, err);
     if (st != LL_OK) return st;
     gr_compiled *c;
     st = compiled_init(&c, &g, v, err);
@@ -825,6 +826,13 @@ ll_status ll_grammar_init_schema(ll_grammar **out, const ll_vocab *v, const char
     *out = NULL;
     if (!schema) return ll_fail(err, LL_ERR_ARG, "grammar: no schema");
     return grammar_init(out, v, 2, schema, len, err);
+}
+
+ll_status ll_grammar_init_tools(ll_grammar **out, const ll_vocab *v, const char *spec, size_t len,
+                                ll_error *err) {
+    *out = NULL;
+    if (!spec) return ll_fail(err, LL_ERR_ARG, "grammar: no tool spec");
+    return grammar_init(out, v, 3, spec, len, err);
 }
 
 void ll_grammar_free(ll_grammar *m) {
