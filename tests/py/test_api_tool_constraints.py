@@ -240,3 +240,67 @@ def test_openai_tool_choice_none_offers_no_tools(smol):
     r = c.chat.completions.create(model="smolhermes", messages=shots(openai_shape=True), tools=oai_tools(False),
                                   tool_choice="none", temperature=0, max_tokens=40)
     assert not r.choices[0].message.tool_calls and r.choices[0].finish_reason != "tool_calls", r
+
+
+# ---- pydantic models through the clients' own helpers ----
+
+def pyd_models():
+    from typing import List, Literal, Optional
+
+    from pydantic import BaseModel, Field
+
+    class Person(BaseModel):
+        name: str = Field(max_length=20)
+        age: int = Field(ge=0, le=150)
+        pets: List[Literal["cat", "dog", "fish"]] = Field(max_length=3)
+        nickname: Optional[str] = Field(max_length=10)
+
+    class Lookup(BaseModel):
+        """Look up a record."""
+        table: Literal["users", "orders"]
+        id: int = Field(ge=1, le=99999)
+
+    return Person, Lookup
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_openai_parse_with_a_pydantic_response_format(srv, seed):
+    """openai's chat.completions.parse (beta.chat.completions.parse in older clients) sends a
+    strict json_schema response_format made from the model class and parses the answer back
+    into it: pydantic raises unless the content validates."""
+    Person, _ = pyd_models()
+    c = client(srv)
+    parse = getattr(c.chat.completions, "parse", None) or c.beta.chat.completions.parse
+    r = parse(model="tinybare", messages=[{"role": "user", "content": "a person"}], response_format=Person,
+              seed=seed, temperature=1.0, max_tokens=600)
+    p = r.choices[0].message.parsed
+    assert isinstance(p, Person), r
+    jsonschema.validate(json.loads(r.choices[0].message.content), Person.model_json_schema())
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_openai_parse_with_pydantic_function_tools(srv, seed):
+    """openai.pydantic_function_tool makes strict tools; parse() turns the call's arguments
+    back into the model class (parsed_arguments), which fails unless they validate."""
+    import openai
+    Person, Lookup = pyd_models()
+    c = client(srv)
+    parse = getattr(c.chat.completions, "parse", None) or c.beta.chat.completions.parse
+    tools = [openai.pydantic_function_tool(Person), openai.pydantic_function_tool(Lookup)]
+    assert all(t["function"]["strict"] for t in tools)
+    r = parse(model="tinyhermes", messages=[{"role": "user", "content": "go"}], tools=tools, tool_choice="required",
+              seed=seed, temperature=1.0, max_tokens=600)
+    call = r.choices[0].message.tool_calls[0]
+    assert isinstance(call.function.parsed_arguments, {"Person": Person, "Lookup": Lookup}[call.function.name]), call
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_ollama_python_format_from_a_pydantic_model(srv, seed):
+    """ollama-python's documented structured output: format=Model.model_json_schema(), then
+    Model.model_validate_json(response.message.content)."""
+    import ollama
+    Person, _ = pyd_models()
+    c = ollama.Client(host=f"http://127.0.0.1:{srv.port}")
+    r = c.chat(model="tinybare", messages=[{"role": "user", "content": "a person"}], format=Person.model_json_schema(),
+               options={"temperature": 1.0, "seed": seed, "num_predict": 600})
+    Person.model_validate_json(r.message.content)
