@@ -934,14 +934,19 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
             char *key = tool_grammar_key(body, tools, &pol, &syn);
             ll_status gst = key ? ll_runner_grammar(runner, key, &grammar, &err) : ll_fail(&err, LL_ERR_NOMEM, "out of memory");
             ll_free(key);
-            if (gst != LL_OK) {
+            if (gst != LL_OK && (pol.strict || pol.required || gst == LL_ERR_NOMEM)) {
                 ll_toolcall_syntax_clear(&syn);
                 ll_http_resp_error(resp, gst == LL_ERR_NOMEM ? 500 : 400, "invalid tool schema: %s", err.msg);
                 goto out;
             }
-            g->tool_strict = pol.strict;
-            if (pol.required) g->gate = thinks ? GATE_ANSWER : GATE_NONE;
-            else { g->gate = GATE_MARKER; release = !syn.bare; }
+            if (gst != LL_OK) {
+                /* Ollama accepts any tool schema: calls go unconstrained rather than fail */
+                LL_WARN("%s: tool calls left unconstrained: %s", g->model, err.msg);
+            } else {
+                g->tool_strict = pol.strict;
+                if (pol.required) g->gate = thinks ? GATE_ANSWER : GATE_NONE;
+                else { g->gate = GATE_MARKER; release = !syn.bare; }
+            }
         }
         ll_toolcall_syntax_clear(&syn);
     }

@@ -304,3 +304,29 @@ def test_ollama_python_format_from_a_pydantic_model(srv, seed):
     r = c.chat(model="tinybare", messages=[{"role": "user", "content": "a person"}], format=Person.model_json_schema(),
                options={"temperature": 1.0, "seed": seed, "num_predict": 600})
     Person.model_validate_json(r.message.content)
+
+
+def test_bad_tool_schemas(srv):
+    """Ollama accepts any tool schema: a native request whose tool parameters cannot be
+    compiled (over the 1 MiB cap, a $ref cycle without a base case, a bad keyword value) still gets
+    an answer, the call left loose; the same tool marked strict on /v1 is a 400 that says why."""
+    huge = {"type": "object", "properties": {f"p{i}": {"type": "string", "description": "x" * 200} for i in range(6000)}}
+    # a required property that refers to the whole schema: no finite value satisfies it
+    deep = {"type": "object", "properties": {"d": {"$ref": "#"}}, "required": ["d"]}
+    bad_value = {"type": "object", "properties": {"n": {"type": "integer", "minimum": "zero"}}}
+    for params in (huge, deep, bad_value):
+        tools = [{"type": "function", "function": {"name": "f", "parameters": params}}]
+        st, r = srv.json("POST", "/api/chat", {"model": "tinyhermes", "messages": [{"role": "user", "content": "x"}],
+                                               "tools": tools, "stream": False, "options": {"num_predict": 8}})
+        assert st == 200, r
+        st, r = srv.json("POST", "/v1/chat/completions", {
+            "model": "tinyhermes", "messages": [{"role": "user", "content": "x"}], "max_tokens": 4,
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": params, "strict": True}}]})
+        assert st == 400 and r["error"]["message"].startswith("invalid tool schema: "), r
+    # required, not strict: the unusable parameters are any JSON object
+    st, r = srv.json("POST", "/v1/chat/completions", {
+        "model": "tinyhermes", "messages": [{"role": "user", "content": "x"}], "max_tokens": 300, "seed": 2,
+        "tool_choice": "required", "tools": [{"type": "function", "function": {"name": "f", "parameters": deep}}]})
+    assert st == 200, r
+    call = r["choices"][0]["message"]["tool_calls"][0]["function"]
+    assert call["name"] == "f" and isinstance(json.loads(call["arguments"]), dict)
