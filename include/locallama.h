@@ -377,7 +377,8 @@ ll_status ll_grammar_init_tools(ll_grammar **out, const ll_vocab *v, const char 
                                 ll_error *err);
 /* The constructors keep the last 8 compiled grammars (per vocabulary object and exact
  * format/schema/spec text) and return a fresh parse state over a cached one when they can, so a
- * repeated schema costs a few ms. This drops the cache (grammars in use stay valid). */
+ * repeated schema costs a clone. This drops the cache and the vocabularies' token tables
+ * (grammars in use stay valid). */
 void      ll_grammar_cache_clear(void);
 /* Another grammar in the same state, sharing the compiled tables. */
 ll_status ll_grammar_clone(ll_grammar **out, const ll_grammar *g, ll_error *err);

@@ -947,6 +947,12 @@ void ll_grammar_cache_clear(void) {
         memset(&gcache[i], 0, sizeof gcache[i]);
     }
     pthread_mutex_unlock(&cache_lock);
+    pthread_mutex_lock(&vcache_lock);   /* the vocabulary tables too (grammars keep theirs) */
+    for (int i = 0; i < GR_VCACHE; i++) {
+        vtab_unref(vcache[i]);
+        vcache[i] = NULL;
+    }
+    pthread_mutex_unlock(&vcache_lock);
 }
 
 static ll_status grammar_init(ll_grammar **out, const ll_vocab *v, int kind, const char *text,
