@@ -328,10 +328,11 @@ ll_status ll_sampler_sample_masked(ll_sampler *s, const float *logits, const uin
  * Tokens are matched by their bytes (ll_tok_piece without special rendering), so a token may
  * span several grammar symbols and a multi-byte UTF-8 character may span tokens. Control tokens
  * are never allowed; end-of-generation tokens (ll_vocab_is_eog) exactly when the output so far
- * is complete. Building sorts the vocabulary into a trie (~50 ms for 128K tokens) and sorts the
- * tokens of each grammar position into always/never/depends-on-context, for at most ~40 ms; the
- * remaining positions are sorted the first time a mask meets them (a few ms each), under a lock
- * shared by clones. Compiled grammars are cached (ll_grammar_cache_clear), so calling
+ * is complete. The first grammar for a vocabulary sorts it into a trie (~50 ms for 128K
+ * tokens), which later grammars for the same vocabulary object share. Building a grammar sorts
+ * the tokens of each of its positions into always/never/depends-on-context, for at most ~40 ms;
+ * the remaining positions are sorted the first time a mask meets them (up to a few ms each),
+ * under a lock shared by clones. Compiled grammars are cached (ll_grammar_cache_clear), so calling
  * ll_grammar_init_* per request is fine; ll_grammar_clone shares the compiled tables (thread-
  * safe refcount) with a fresh copy of the parse state. Masks of repeated states are remembered
  * per grammar object. Mask cost: bench/bench_grammar.c.
@@ -360,9 +361,24 @@ ll_status ll_grammar_init_json(ll_grammar **out, const ll_vocab *v, bool object_
  * with LL_ERR_LIMIT. Never silently weaker: what the grammar allows always validates. */
 ll_status ll_grammar_init_schema(ll_grammar **out, const ll_vocab *v, const char *schema,
                                  size_t len, ll_error *err);
-/* Both constructors keep the last 8 compiled grammars (per vocabulary contents and exact
- * format/schema text) and return a fresh parse state over a cached one when they can, so a
- * repeated schema costs a few ms. This drops the cache (grammars in use stay valid). */
+/* A tool call as a model's template writes it (issue 11): spec is JSON
+ *     {"tools": [{"name": "get_weather", "parameters": {JSON Schema}, "strict": false}, ...],
+ *      "name_key": "name", "args_key": "arguments", "args_first": false, "array": false,
+ *      "prefix": "", "lead_ws": false}
+ * and the language is prefix, then (lead_ws) optional whitespace, then one call object
+ * {name_key: <one of the tool names>, args_key: <that tool's parameters>} with the two keys
+ * in that order (args first when args_first), or with array a JSON array of one or more such
+ * calls. A strict tool's parameters are compiled exactly, and a keyword we cannot enforce
+ * fails as ll_grammar_init_schema does, the message starting with "tool 'NAME': ". Other
+ * tools never fail on their schema: a subschema that uses an unsupported keyword allows any
+ * JSON value there, and parameters that do not compile at all (or are missing) allow any
+ * JSON object. Cached like the others (keyed by the spec text). */
+ll_status ll_grammar_init_tools(ll_grammar **out, const ll_vocab *v, const char *spec, size_t len,
+                                ll_error *err);
+/* The constructors keep the last 8 compiled grammars (per vocabulary object and exact
+ * format/schema/spec text) and return a fresh parse state over a cached one when they can, so a
+ * repeated schema costs a clone. This drops the cache and the vocabularies' token tables
+ * (grammars in use stay valid). */
 void      ll_grammar_cache_clear(void);
 /* Another grammar in the same state, sharing the compiled tables. */
 ll_status ll_grammar_clone(ll_grammar **out, const ll_grammar *g, ll_error *err);

@@ -206,5 +206,8 @@ ll_status gr_compile_json(gr_grammar *g, bool object_only, ll_error *err);
 /* A JSON Schema (text) -> grammar. Unsupported keywords fail with LL_ERR_UNSUPPORTED naming
  * the keyword and where it is. */
 ll_status gr_compile_schema(gr_grammar *g, const char *schema, size_t len, ll_error *err);
+/* A tool call (ll_grammar_init_tools): spec is JSON {"tools": [{"name", "parameters",
+ * "strict"}], "name_key", "args_key", "args_first", "array", "prefix", "lead_ws"}. */
+ll_status gr_compile_tools(gr_grammar *g, const char *spec, size_t len, ll_error *err);
 
 #endif

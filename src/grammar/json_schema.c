@@ -38,6 +38,9 @@ typedef struct {
     int32_t n_memo, cap_memo;
     int32_t ws, chars, string, value, number, integer, object, array, char1, keychars;
     int depth;
+    bool lenient;                 /* tool arguments: a subschema with an unsupported keyword
+                                   * becomes any JSON value instead of an error */
+    char loose[64];               /* lenient: the first keyword loosened that way */
 } sc;
 
 static int32_t sc_schema(sc *x, json_t *s, const char *path);
@@ -1156,6 +1159,10 @@ static int32_t sc_schema(sc *x, json_t *s, const char *path) {
     json_object_foreach(s, k, v) {
         (void)v;
         if (in_list(sc_unsupported, k)) {
+            if (x->lenient) {
+                if (!x->loose[0]) snprintf(x->loose, sizeof x->loose, "%s", k);
+                return r_value(x);
+            }
             gr_builder_fail(x->b, LL_ERR_UNSUPPORTED, "schema: unsupported keyword '%s' at %s", k, path);
             return -1;
         }
@@ -1264,5 +1271,152 @@ ll_status gr_compile_schema(gr_grammar *g, const char *text, size_t len, ll_erro
     ll_free(x.memo);
     json_decref(x.keep);
     json_decref(root);
+    return st;
+}
+
+/* ---- tool calls ------------------------------------------------------------------------------
+ * The call a template's tool syntax expects, over the request's tools (spec: grammar.h,
+ * gr_compile_tools). Each tool's parameters are compiled exactly when they can be; otherwise
+ * (a tool that is not strict) with every subschema that uses an unsupported keyword loosened
+ * to any JSON value, and failing that the arguments are any JSON object. */
+
+/* How a tool's parameters compile on their own: 0 exactly, 1 loosened, 2 not at all. */
+static int tool_mode(json_t *params, bool strict, const char *name, char *loose, size_t cap, ll_error *err) {
+    for (int lenient = 0; lenient < 2; lenient++) {
+        ll_error e = { 0 };
+        gr_builder b;
+        gr_builder_init(&b, &e);
+        sc x;
+        sc_init(&x, &b);
+        x.root = params;
+        x.lenient = lenient;
+        x.keep = json_array();
+        if (!x.keep) gr_builder_fail(&b, LL_ERR_NOMEM, "schema: out of memory");
+        int32_t r = sc_schema(&x, params, "#");
+        gr_grammar g;
+        memset(&g, 0, sizeof g);
+        ll_status st = gr_build(&b, r, &g);
+        gr_grammar_free(&g);
+        ll_free(x.memo);
+        json_decref(x.keep);
+        if (st == LL_OK) {
+            if (lenient) snprintf(loose, cap, "%s", x.loose);
+            return lenient;
+        }
+        if (st == LL_ERR_NOMEM) { ll_fail(err, st, "%s", e.msg); return -1; }
+        if (strict) { ll_fail(err, st, "tool '%.100s': %s", name, e.msg); return -1; }
+        if (!lenient) snprintf(loose, cap, "%.60s", e.msg);
+    }
+    return 2;
+}
+
+ll_status gr_compile_tools(gr_grammar *g, const char *text, size_t len, ll_error *err) {
+    memset(g, 0, sizeof *g);
+    if (len > SC_MAX_SCHEMA_BYTES)
+        return ll_fail(err, LL_ERR_LIMIT, "tools: %zu bytes of tool schemas, over the cap of %u", len, SC_MAX_SCHEMA_BYTES);
+    json_error_t je;
+    json_t *spec = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!spec) return ll_fail(err, LL_ERR_FORMAT, "tools: invalid JSON at line %d column %d: %s", je.line, je.column, je.text);
+    json_t *tools = json_object_get(spec, "tools");
+    const char *name_key = json_string_value(json_object_get(spec, "name_key"));
+    const char *args_key = json_string_value(json_object_get(spec, "args_key"));
+    const char *prefix = json_string_value(json_object_get(spec, "prefix"));
+    bool lead_ws = json_is_true(json_object_get(spec, "lead_ws"));
+    bool args_first = json_is_true(json_object_get(spec, "args_first"));
+    bool array = json_is_true(json_object_get(spec, "array"));
+    if (!json_is_array(tools) || !json_array_size(tools) || !name_key || !args_key) {
+        json_decref(spec);
+        return ll_fail(err, LL_ERR_FORMAT, "tools: the spec needs tools, name_key and args_key");
+    }
+    gr_builder b;
+    gr_builder_init(&b, err);
+    sc x;
+    sc_init(&x, &b);
+    x.keep = json_array();
+    if (!x.keep) gr_builder_fail(&b, LL_ERR_NOMEM, "schema: out of memory");
+    int32_t ws = r_ws(&x);
+    char *nk = json_dumps(json_object_get(spec, "name_key"), JSON_ENCODE_ANY | JSON_COMPACT);
+    char *ak = json_dumps(json_object_get(spec, "args_key"), JSON_ENCODE_ANY | JSON_COMPACT);
+    if (!nk || !ak) gr_builder_fail(&b, LL_ERR_NOMEM, "schema: out of memory");
+    int32_t call = gr_rule(&b, "call");
+    size_t i;
+    json_t *t;
+    json_array_foreach(tools, i, t) {
+        if (failed(&x)) break;
+        json_t *jn = json_object_get(t, "name"), *params = json_object_get(t, "parameters");
+        const char *name = json_string_value(jn);
+        bool strict = json_is_true(json_object_get(t, "strict"));
+        if (!name || !*name) { gr_builder_fail(&b, LL_ERR_FORMAT, "tools: tool %zu has no name", i); break; }
+        char loose[128] = "";
+        int mode = 2;
+        if (params && (json_is_object(params) || json_is_boolean(params))) {
+            ll_error e = { 0 };
+            mode = tool_mode(params, strict, name, loose, sizeof loose, &e);
+            if (mode < 0) { gr_builder_fail(&b, e.code, "%s", e.msg); break; }
+        } else if (params && strict) {
+            gr_builder_fail(&b, LL_ERR_FORMAT, "tool '%.100s': parameters must be a JSON Schema object", name);
+            break;
+        }
+        if (mode == 1) LL_INFO("tool '%s': arguments constrained loosely (any JSON where '%s' is used)", name, loose);
+        if (mode == 2 && params) LL_INFO("tool '%s': arguments constrained to any JSON object (%s)", name, loose);
+        int32_t args;
+        if (mode == 2) args = r_object(&x);
+        else {
+            x.root = params;
+            x.lenient = mode == 1;
+            args = sc_schema(&x, params, "#");
+        }
+        char *nv = json_dumps(jn, JSON_ENCODE_ANY | JSON_COMPACT);
+        if (!nv) { gr_builder_fail(&b, LL_ERR_NOMEM, "schema: out of memory"); break; }
+        int32_t name_m = r_member(&x, gr_rule_lit(&b, "name-key", nk, strlen(nk)), gr_rule_lit(&b, name, nv, strlen(nv)));
+        int32_t args_m = r_member(&x, gr_rule_lit(&b, "args-key", ak, strlen(ak)), args);
+        free(nv);
+        gr_seq s = {0};   /* "{" ws first ws "," ws second ws "}" */
+        gr_seq_byte(&b, &s, '{');
+        gr_seq_ref(&b, &s, ws);
+        gr_seq_ref(&b, &s, args_first ? args_m : name_m);
+        gr_seq_ref(&b, &s, ws);
+        gr_seq_byte(&b, &s, ',');
+        gr_seq_ref(&b, &s, ws);
+        gr_seq_ref(&b, &s, args_first ? name_m : args_m);
+        gr_seq_ref(&b, &s, ws);
+        gr_seq_byte(&b, &s, '}');
+        gr_add_alt(&b, call, &s);
+        gr_seq_free(&s);
+    }
+    int32_t value = call;
+    gr_seq s = {0};
+    if (array) {   /* "[" ws call ws more "]", more ::= ("," ws call ws more)?: one call at least */
+        int32_t more = gr_rule(&b, "calls");
+        gr_seq_byte(&b, &s, ',');
+        gr_seq_ref(&b, &s, ws);
+        gr_seq_ref(&b, &s, call);
+        gr_seq_ref(&b, &s, ws);
+        gr_seq_ref(&b, &s, more);
+        gr_add_alt(&b, more, &s);
+        gr_seq_clear(&s);
+        gr_add_alt(&b, more, &s);
+        value = gr_rule(&b, "calls");
+        gr_seq_byte(&b, &s, '[');
+        gr_seq_ref(&b, &s, ws);
+        gr_seq_ref(&b, &s, call);
+        gr_seq_ref(&b, &s, ws);
+        gr_seq_ref(&b, &s, more);
+        gr_seq_byte(&b, &s, ']');
+        gr_add_alt(&b, value, &s);
+        gr_seq_clear(&s);
+    }
+    int32_t root = gr_rule(&b, "tool-call");
+    if (prefix && *prefix) gr_seq_lit(&b, &s, prefix, strlen(prefix));
+    if (lead_ws) gr_seq_ref(&b, &s, ws);
+    gr_seq_ref(&b, &s, value);
+    gr_add_alt(&b, root, &s);
+    gr_seq_free(&s);
+    free(nk);
+    free(ak);
+    ll_status st = gr_build(&b, root, g);
+    ll_free(x.memo);
+    json_decref(x.keep);
+    json_decref(spec);
     return st;
 }

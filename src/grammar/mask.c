@@ -25,9 +25,15 @@
  * inner loop is a handful of such sets), and positions not classified within GR_EAGER_NS are
  * classified on first use under a lock, so compile time is bounded and the first mask that
  * meets a new position pays for it (a few ms for positions inside long counted repetitions,
- * e.g. maxLength chains, which are the expensive case). bench/bench_grammar.c measures it.
+ * e.g. maxLength chains, which are the expensive case). The context-dependent pairs of a
+ * position are radix-sorted by their first 8 suffix bytes, and references are grouped by the
+ * byte that follows the pop, so a whitespace position (every token that starts with a space)
+ * costs one step per distinct second byte at run time and nothing to sort at build time.
+ * The token trie is per vocabulary (gr_vtab), built once and shared by every grammar compiled
+ * for it. bench/bench_grammar.c measures all of it.
  */
 #include "grammar/grammar.h"
+#include "tokenizer/tokenizer.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -56,7 +62,8 @@ typedef struct {
     int32_t  *acc_ids;
     int32_t   n_acc;
     tr_trie   suf;       /* context-dependent tokens, keyed by what follows the frame's end */
-    int32_t  *refs;      /* or, when that trie would be large: (node, depth) pairs, see below */
+    int32_t  *refs;      /* or, when that trie would be large: (node, depth, first byte after
+                          * the pop) triples, see below, in order of that byte */
     int32_t   n_refs;
 } pos_info;
 
@@ -84,8 +91,24 @@ typedef struct {
     int32_t *sid;
 } pos_lazy;
 
+/* The vocabulary's side: token bytes and the trie, built once per vocabulary object and
+ * shared by every grammar compiled for it (vtab_get). */
+typedef struct gr_vtab {
+    atomic_int refs;
+    uint64_t  serial;        /* ll_vocab_serial */
+    int32_t   n_vocab, n_words;
+    char     *tok_bytes;     /* all token pieces back to back */
+    uint32_t *tok_off;       /* (n_vocab + 1) */
+    int32_t  *eog_ids;
+    int32_t   n_eog;
+    int32_t   max_tok_len;
+    tr_trie   trie;
+} gr_vtab;
+
 typedef struct gr_compiled {
     atomic_int refs;
+    gr_vtab *vt;             /* the vocabulary's tables (one reference); the fields below that
+                              * copy them are borrowed */
     pthread_mutex_t lazy_lock;   /* guards lazy and the ready flags' first writes */
     pos_lazy lazy;
     gr_grammar g;
@@ -455,6 +478,57 @@ static void sort_pairs(const gr_compiled *c, int32_t *id, int32_t *off, int32_t 
     memcpy(off, toff, (size_t)n * sizeof *off);
 }
 
+/* The same order, fast for many pairs (a position can have ~200K: every token that leaves a
+ * string, at every depth it can): an LSD radix sort on the suffixes' first 8 bytes, 16 bits a
+ * pass, then the merge sort within each run of pairs whose first 8 bytes are equal. */
+static ll_status sort_pairs_fast(const gr_compiled *c, int32_t *id, int32_t *off, int32_t *tid, int32_t *toff,
+                                 int32_t n, ll_error *err) {
+    if (n < 512) { sort_pairs(c, id, off, tid, toff, n); return LL_OK; }
+    uint64_t *k = ll_malloc_array((size_t)n * 2, sizeof *k);
+    int32_t *cnt = ll_malloc_array(65536, sizeof *cnt);
+    if (!k || !cnt) { ll_free(k); ll_free(cnt); return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); }
+    uint64_t *k2 = k + n;
+    for (int32_t i = 0; i < n; i++) {
+        ll_str x = tok_str(c, id[i]);
+        x.p += off[i];
+        x.n -= (size_t)off[i];
+        uint64_t key = 0;
+        for (size_t b = 0; b < 8; b++) key = key << 8 | (b < x.n ? (unsigned char)x.p[b] : 0u);
+        k[i] = key;
+    }
+    uint64_t *ka = k, *kb = k2;
+    int32_t *ia = id, *oa = off, *ib = tid, *ob = toff;
+    for (int shift = 0; shift < 64; shift += 16) {
+        memset(cnt, 0, 65536 * sizeof *cnt);
+        for (int32_t i = 0; i < n; i++) cnt[(ka[i] >> shift) & 0xffff]++;
+        if (cnt[(ka[0] >> shift) & 0xffff] == n) continue;   /* one digit value: nothing moves */
+        int32_t sum = 0;
+        for (int d = 0; d < 65536; d++) { int32_t t = cnt[d]; cnt[d] = sum; sum += t; }
+        for (int32_t i = 0; i < n; i++) {
+            int32_t at = cnt[(ka[i] >> shift) & 0xffff]++;
+            kb[at] = ka[i];
+            ib[at] = ia[i];
+            ob[at] = oa[i];
+        }
+        uint64_t *tk = ka; ka = kb; kb = tk;
+        int32_t *ti = ia; ia = ib; ib = ti;
+        int32_t *to = oa; oa = ob; ob = to;
+    }
+    if (ia != id) {
+        memcpy(id, ia, (size_t)n * sizeof *id);
+        memcpy(off, oa, (size_t)n * sizeof *off);
+    }
+    for (int32_t a = 0; a < n;) {
+        int32_t b = a + 1;
+        while (b < n && ka[b] == ka[a]) b++;
+        if (b - a > 1) sort_pairs(c, id + a, off + a, tid, toff, b - a);
+        a = b;
+    }
+    ll_free(k);
+    ll_free(cnt);
+    return LL_OK;
+}
+
 /* ---- compile -------------------------------------------------------------------------------- */
 
 /* Merge sort by token bytes (no shared state, no allocation inside glibc's qsort). */
@@ -476,6 +550,128 @@ static void sort_tokens(const gr_compiled *c, int32_t *a, int32_t *tmp, int32_t 
     memcpy(a, tmp, (size_t)n * sizeof *a);
 }
 
+/* ---- the vocabulary's tables -------------------------------------------------------------- */
+
+static void vtab_free(gr_vtab *t) {
+    if (!t) return;
+    ll_free(t->tok_bytes);
+    ll_free(t->tok_off);
+    ll_free(t->eog_ids);
+    trie_free(&t->trie);
+    ll_free(t);
+}
+
+static void vtab_unref(gr_vtab *t) {
+    if (t && atomic_fetch_sub(&t->refs, 1) == 1) vtab_free(t);
+}
+
+/* Token pieces (ll_tok_piece without special rendering; end-of-generation tokens and tokens
+ * without bytes are left out of the trie) sorted into the trie: ~50 ms for 128K tokens. */
+static ll_status vtab_build(gr_vtab **out, const ll_vocab *v, ll_error *err) {
+    *out = NULL;
+    ll_status st = LL_OK;
+    int32_t *ids = NULL, *tmp = NULL;
+    gr_vtab *t = ll_calloc(1, sizeof *t);
+    if (!t) return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
+    atomic_init(&t->refs, 1);
+    t->serial = ll_vocab_serial(v);
+    int32_t nv = ll_vocab_n_tokens(v);
+    if (nv <= 0) { st = ll_fail(err, LL_ERR_ARG, "grammar: empty vocabulary"); goto fail; }
+    t->n_vocab = nv;
+    t->n_words = (nv + 63) / 64;
+    t->tok_off = ll_malloc_array((size_t)nv + 1, sizeof *t->tok_off);
+    ids = ll_malloc_array((size_t)nv, sizeof *ids);
+    tmp = ll_malloc_array((size_t)nv, sizeof *tmp);
+    t->eog_ids = ll_malloc_array((size_t)nv, sizeof *t->eog_ids);
+    if (!t->tok_off || !ids || !tmp || !t->eog_ids) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
+    /* pieces: first pass sizes, second pass copies */
+    size_t total = 0, cap = 0;
+    char buf[512];
+    for (int32_t i = 0; i < nv; i++) {
+        size_t n = ll_vocab_is_eog(v, i) ? 0 : ll_tok_piece(v, i, false, buf, sizeof buf);
+        if (n > UINT16_MAX) n = 0;   /* longer than the trie depth field: never allowed */
+        total += n;
+    }
+    if (total > UINT32_MAX) { st = ll_fail(err, LL_ERR_LIMIT, "grammar: vocabulary text too large"); goto fail; }
+    cap = total ? total : 1;
+    t->tok_bytes = ll_malloc(cap);
+    if (!t->tok_bytes) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
+    size_t off = 0;
+    int32_t n_ids = 0;
+    for (int32_t i = 0; i < nv; i++) {
+        t->tok_off[i] = (uint32_t)off;
+        if (ll_vocab_is_eog(v, i)) { t->eog_ids[t->n_eog++] = i; continue; }
+        size_t n = ll_tok_piece(v, i, false, buf, sizeof buf);
+        if (n > UINT16_MAX || off + n > cap) continue;
+        if (n > sizeof buf) {
+            char *big = ll_malloc(n);
+            if (!big) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
+            ll_tok_piece(v, i, false, big, n);
+            memcpy(t->tok_bytes + off, big, n);
+            ll_free(big);
+        } else if (n) {
+            memcpy(t->tok_bytes + off, buf, n);
+        }
+        off += n;
+        if (n) {
+            ids[n_ids++] = i;
+            if ((int32_t)n > t->max_tok_len) t->max_tok_len = (int32_t)n;
+        }
+    }
+    t->tok_off[nv] = (uint32_t)off;
+    /* sort_tokens and trie_build read the pieces through a gr_compiled view */
+    gr_compiled view;
+    memset(&view, 0, sizeof view);
+    view.tok_bytes = t->tok_bytes;
+    view.tok_off = t->tok_off;
+    view.max_tok_len = t->max_tok_len;
+    sort_tokens(&view, ids, tmp, n_ids);
+    st = trie_build(&t->trie, &view, ids, NULL, n_ids, err);
+    if (st != LL_OK) goto fail;
+    ll_free(ids);
+    ll_free(tmp);
+    *out = t;
+    return LL_OK;
+fail:
+    ll_free(ids);
+    ll_free(tmp);
+    vtab_free(t);
+    return st;
+}
+
+/* The tables of v, from the last GR_VCACHE vocabularies used, or built (one reference). */
+#define GR_VCACHE 2
+static pthread_mutex_t vcache_lock = PTHREAD_MUTEX_INITIALIZER;
+static gr_vtab *vcache[GR_VCACHE];   /* most recently used first; each holds one reference */
+
+static ll_status vtab_get(gr_vtab **out, const ll_vocab *v, ll_error *err) {
+    uint64_t serial = ll_vocab_serial(v);
+    pthread_mutex_lock(&vcache_lock);
+    for (int i = 0; i < GR_VCACHE; i++)
+        if (vcache[i] && vcache[i]->serial == serial) {
+            gr_vtab *t = vcache[i];
+            memmove(&vcache[1], &vcache[0], (size_t)i * sizeof *vcache);
+            vcache[0] = t;
+            atomic_fetch_add(&t->refs, 1);
+            pthread_mutex_unlock(&vcache_lock);
+            *out = t;
+            return LL_OK;
+        }
+    /* Built under the lock: two grammars for a new vocabulary build its tables once. */
+    gr_vtab *t = NULL;
+    ll_status st = vtab_build(&t, v, err);
+    if (st == LL_OK) {
+        gr_vtab *old = vcache[GR_VCACHE - 1];
+        memmove(&vcache[1], &vcache[0], (GR_VCACHE - 1) * sizeof *vcache);
+        vcache[0] = t;
+        atomic_fetch_add(&t->refs, 1);
+        vtab_unref(old);
+    }
+    pthread_mutex_unlock(&vcache_lock);
+    *out = t;
+    return st;
+}
+
 static void compiled_free(gr_compiled *c) {
     if (!c) return;
     pos_lazy *z = &c->lazy;
@@ -485,10 +681,7 @@ static void compiled_free(gr_compiled *c) {
     ll_free(z->uf); ll_free(z->hd); ll_free(z->sid);
     pthread_mutex_destroy(&c->lazy_lock);
     gr_grammar_free(&c->g);
-    ll_free(c->tok_bytes);
-    ll_free(c->tok_off);
-    ll_free(c->eog_ids);
-    trie_free(&c->trie);
+    vtab_unref(c->vt);
     for (int32_t i = 0; i < c->n_pinfo; i++) {
         ll_free(c->pinfo[i].acc_bits);
         ll_free(c->pinfo[i].acc_ids);
@@ -523,19 +716,37 @@ static ll_status pos_compute(gr_compiled *c, int32_t p, ll_error *err) {
         memcpy(pi->acc_ids, acc->a, (size_t)acc->n * sizeof *acc->a);
     }
     /* Walk cost at run time: a suffix trie costs about its distinct suffixes, references
-     * about their count (each one's path at least). Few references covering many tokens (a
-     * whitespace position: every token that starts with a space) stay references; otherwise
-     * the pairs become a suffix trie, where `.com`, `",` ... are walked once. */
+     * about their distinct first bytes after the pop (they are grouped by it, and almost all
+     * die at that byte) plus the survivors. References that cover many tokens each (a
+     * whitespace position: every token that starts with a space, grouped by its second byte)
+     * stay references, which cost nothing to build; otherwise the pairs become a suffix trie,
+     * where `.com`, `",` ... are walked once. */
     size_t n_pairs = 0;
     for (int32_t r = 0; r < pid->n; r++) {
         const tr_node *x = &c->trie.nodes[pid->a[r]];
         int32_t hi = x->end < c->trie.n_nodes ? c->trie.nodes[x->end].tok_lo : c->trie.n_ids;
         n_pairs += (size_t)(hi - x->tok_lo);
     }
-    if (n_pairs > 4096 && (pid->n <= 256 || n_pairs > 500000)) {
-        pi->refs = ll_malloc_array((size_t)pid->n * 2, sizeof *pi->refs);
+    if (n_pairs > 4096 && (pid->n <= 256 || n_pairs >= (size_t)pid->n * 16 || n_pairs > 500000)) {
+        pi->refs = ll_malloc_array((size_t)pid->n * 3, sizeof *pi->refs);
         if (!pi->refs) { return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); }
-        for (int32_t r = 0; r < pid->n; r++) { pi->refs[2 * r] = pid->a[r]; pi->refs[2 * r + 1] = poff->a[r]; }
+        /* counting sort by the first byte after the pop: the path's byte j when the pop was
+         * above the node, else 256 (x's children differ there: never skipped as a group) */
+        int32_t at[258] = { 0 };
+        for (int32_t r = 0; r < pid->n; r++) {
+            const tr_node *x = &c->trie.nodes[pid->a[r]];
+            int b = poff->a[r] < x->depth ? (unsigned char)tok_str(c, c->trie.ids[x->tok_lo]).p[poff->a[r]] : 256;
+            at[b + 1]++;
+        }
+        for (int b = 0; b < 257; b++) at[b + 1] += at[b];
+        for (int32_t r = 0; r < pid->n; r++) {
+            const tr_node *x = &c->trie.nodes[pid->a[r]];
+            int b = poff->a[r] < x->depth ? (unsigned char)tok_str(c, c->trie.ids[x->tok_lo]).p[poff->a[r]] : 256;
+            int32_t k = at[b]++;
+            pi->refs[3 * k] = pid->a[r];
+            pi->refs[3 * k + 1] = poff->a[r];
+            pi->refs[3 * k + 2] = b;
+        }
         pi->n_refs = pid->n;
         return LL_OK;
     }
@@ -572,7 +783,8 @@ static ll_status pos_compute(gr_compiled *c, int32_t p, ll_error *err) {
         if (a2) { toff->a = a2; toff->cap = pid->n; }
         if (!a1 || !a2) { return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); }
     }
-    sort_pairs(c, pid->a, poff->a, tid->a, toff->a, pid->n);
+    st = sort_pairs_fast(c, pid->a, poff->a, tid->a, toff->a, pid->n, err);
+    if (st != LL_OK) return st;
     st = trie_build(&pi->suf, c, pid->a, poff->a, pid->n, err);
     if (st != LL_OK) return st;
     return LL_OK;
@@ -595,7 +807,6 @@ static ll_status pos_ready(gr_compiled *c, int32_t p, ll_error *err) {
 static ll_status compiled_init(gr_compiled **out, gr_grammar *g, const ll_vocab *v, ll_error *err) {
     *out = NULL;
     gr_compiled *c = ll_calloc(1, sizeof *c);
-    int32_t *ids = NULL, *tmp = NULL;
     ll_status st = LL_OK;
     if (!c) { gr_grammar_free(g); return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); }
     atomic_init(&c->refs, 1);
@@ -604,53 +815,16 @@ static ll_status compiled_init(gr_compiled **out, gr_grammar *g, const ll_vocab 
     memset(g, 0, sizeof *g);
     if (!v) { *out = c; return LL_OK; }
 
-    int32_t nv = ll_vocab_n_tokens(v);
-    if (nv <= 0) { st = ll_fail(err, LL_ERR_ARG, "grammar: empty vocabulary"); goto fail; }
-    c->n_vocab = nv;
-    c->n_words = (nv + 63) / 64;
-    c->tok_off = ll_malloc_array((size_t)nv + 1, sizeof *c->tok_off);
-    ids = ll_malloc_array((size_t)nv, sizeof *ids);
-    tmp = ll_malloc_array((size_t)nv, sizeof *tmp);
-    c->eog_ids = ll_malloc_array((size_t)nv, sizeof *c->eog_ids);
-    if (!c->tok_off || !ids || !tmp || !c->eog_ids) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
-    /* pieces: first pass sizes, second pass copies */
-    size_t total = 0, cap = 0;
-    char buf[512];
-    for (int32_t i = 0; i < nv; i++) {
-        size_t n = ll_vocab_is_eog(v, i) ? 0 : ll_tok_piece(v, i, false, buf, sizeof buf);
-        if (n > UINT16_MAX) n = 0;   /* longer than the trie depth field: never allowed */
-        total += n;
-    }
-    if (total > UINT32_MAX) { st = ll_fail(err, LL_ERR_LIMIT, "grammar: vocabulary text too large"); goto fail; }
-    cap = total ? total : 1;
-    c->tok_bytes = ll_malloc(cap);
-    if (!c->tok_bytes) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
-    size_t off = 0;
-    int32_t n_ids = 0;
-    for (int32_t i = 0; i < nv; i++) {
-        c->tok_off[i] = (uint32_t)off;
-        if (ll_vocab_is_eog(v, i)) { c->eog_ids[c->n_eog++] = i; continue; }
-        size_t n = ll_tok_piece(v, i, false, buf, sizeof buf);
-        if (n > UINT16_MAX || off + n > cap) continue;
-        if (n > sizeof buf) {
-            char *big = ll_malloc(n);
-            if (!big) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
-            ll_tok_piece(v, i, false, big, n);
-            memcpy(c->tok_bytes + off, big, n);
-            ll_free(big);
-        } else if (n) {
-            memcpy(c->tok_bytes + off, buf, n);
-        }
-        off += n;
-        if (n) {
-            ids[n_ids++] = i;
-            if ((int32_t)n > c->max_tok_len) c->max_tok_len = (int32_t)n;
-        }
-    }
-    c->tok_off[nv] = (uint32_t)off;
-    sort_tokens(c, ids, tmp, n_ids);
-    st = trie_build(&c->trie, c, ids, NULL, n_ids, err);
+    st = vtab_get(&c->vt, v, err);
     if (st != LL_OK) goto fail;
+    c->n_vocab = c->vt->n_vocab;
+    c->n_words = c->vt->n_words;
+    c->tok_bytes = c->vt->tok_bytes;
+    c->tok_off = c->vt->tok_off;
+    c->eog_ids = c->vt->eog_ids;
+    c->n_eog = c->vt->n_eog;
+    c->max_tok_len = c->vt->max_tok_len;
+    c->trie = c->vt->trie;
 
     /* per-position classes: as many as fit in the compile budget now, the rest on first use */
     c->pinfo_of = ll_malloc_array((size_t)c->g.n_elems, sizeof *c->pinfo_of);
@@ -674,11 +848,9 @@ static ll_status compiled_init(gr_compiled **out, gr_grammar *g, const ll_vocab 
         if (st != LL_OK) goto fail;
         atomic_store_explicit(&c->pinfo[c->pinfo_of[p]].ready, 1, memory_order_relaxed);
     }
-    ll_free(ids); ll_free(tmp);
     *out = c;
     return LL_OK;
 fail:
-    ll_free(ids); ll_free(tmp);
     compiled_free(c);
     return st;
 }
@@ -706,12 +878,12 @@ static ll_status matcher_new(ll_grammar **out, gr_compiled *c, ll_error *err) {
 }
 
 /* ---- compiled grammars, cached per (vocabulary, format or schema text) ----
- * Building the token tables costs tens of ms and each position's classes a few ms on first
- * use; a server sees the same schema request after request. So the last GR_CACHE compiled
- * grammars are kept, keyed by a hash of the vocabulary's token bytes (a vocabulary freed and
- * another loaded at the same address does not match) and the exact schema text; a hit costs
- * the vocabulary hash (~5 ms for 128K tokens) and a clone. Compiled grammars are immutable
- * apart from their lazily filled classes, which have their own lock. */
+ * Classifying a grammar's positions costs tens of ms and each position left to first use a
+ * few ms more; a server sees the same schema request after request. So the last GR_CACHE
+ * compiled grammars are kept, keyed by the vocabulary object (ll_vocab_serial: a vocabulary
+ * freed and another loaded at the same address does not match) and the exact text; a hit
+ * costs a clone. Compiled grammars are immutable apart from their lazily filled classes,
+ * which have their own lock. */
 #define GR_CACHE 8
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -720,24 +892,11 @@ static struct {
     char    *text;         /* schema text (kind 2) */
     size_t   len;
     int      kind;         /* 0 json value, 1 json object, 2 schema */
-    uint64_t vhash;
+    uint64_t vhash;        /* ll_vocab_serial */
     int32_t  n_vocab;
     uint64_t used;         /* LRU clock */
 } gcache[GR_CACHE];        /* guarded by cache_lock */
 static uint64_t gcache_clock;
-
-static uint64_t vocab_hash(const ll_vocab *v) {
-    uint64_t h = 1469598103934665603ull;
-    char buf[256];
-    int32_t nv = ll_vocab_n_tokens(v);
-    for (int32_t i = 0; i < nv; i++) {
-        size_t n = ll_vocab_is_eog(v, i) ? 0 : ll_tok_piece(v, i, false, buf, sizeof buf);
-        size_t m = n < sizeof buf ? n : sizeof buf;
-        for (size_t k = 0; k < m; k++) h = (h ^ (unsigned char)buf[k]) * 1099511628211ull;
-        h = (h ^ (uint64_t)n ^ (ll_vocab_is_eog(v, i) ? 0x100u : 0u)) * 1099511628211ull;
-    }
-    return h;
-}
 
 static gr_compiled *cache_get(int kind, const char *text, size_t len, uint64_t vh, int32_t nv) {
     gr_compiled *c = NULL;
@@ -788,6 +947,12 @@ void ll_grammar_cache_clear(void) {
         memset(&gcache[i], 0, sizeof gcache[i]);
     }
     pthread_mutex_unlock(&cache_lock);
+    pthread_mutex_lock(&vcache_lock);   /* the vocabulary tables too (grammars keep theirs) */
+    for (int i = 0; i < GR_VCACHE; i++) {
+        vtab_unref(vcache[i]);
+        vcache[i] = NULL;
+    }
+    pthread_mutex_unlock(&vcache_lock);
 }
 
 static ll_status grammar_init(ll_grammar **out, const ll_vocab *v, int kind, const char *text,
@@ -796,7 +961,7 @@ static ll_status grammar_init(ll_grammar **out, const ll_vocab *v, int kind, con
     uint64_t vh = 0;
     int32_t nv = v ? ll_vocab_n_tokens(v) : 0;
     if (v) {
-        vh = vocab_hash(v);
+        vh = ll_vocab_serial(v);
         gr_compiled *c = cache_get(kind, text, len, vh, nv);
         if (c) {
             ll_status st = matcher_new(out, c, err);
@@ -805,7 +970,8 @@ static ll_status grammar_init(ll_grammar **out, const ll_vocab *v, int kind, con
         }
     }
     gr_grammar g;
-    ll_status st = kind == 2 ? gr_compile_schema(&g, text, len, err) : gr_compile_json(&g, kind == 1, err);
+    ll_status st = kind == 3 ? gr_compile_tools(&g, text, len, err)
+                 : kind == 2 ? gr_compile_schema(&g, text, len, err) : gr_compile_json(&g, kind == 1, err);
     if (st != LL_OK) return st;
     gr_compiled *c;
     st = compiled_init(&c, &g, v, err);
@@ -825,6 +991,13 @@ ll_status ll_grammar_init_schema(ll_grammar **out, const ll_vocab *v, const char
     *out = NULL;
     if (!schema) return ll_fail(err, LL_ERR_ARG, "grammar: no schema");
     return grammar_init(out, v, 2, schema, len, err);
+}
+
+ll_status ll_grammar_init_tools(ll_grammar **out, const ll_vocab *v, const char *spec, size_t len,
+                                ll_error *err) {
+    *out = NULL;
+    if (!spec) return ll_fail(err, LL_ERR_ARG, "grammar: no tool spec");
+    return grammar_init(out, v, 3, spec, len, err);
 }
 
 void ll_grammar_free(ll_grammar *m) {
@@ -1054,8 +1227,22 @@ ll_status ll_grammar_mask(ll_grammar *m, uint64_t *allow, size_t n_words, ll_err
             const pos_info *pi = &c->pinfo[c->pinfo_of[m->cur.t[j].pos]];
             if (!popped->n) continue;
             if (pi->suf.n_nodes) st = walk_accept(m, &pi->suf, popped, allow, err);
-            for (int32_t r = 0; r < pi->n_refs && st == LL_OK; r++)
-                st = walk_ref(m, pi->refs[2 * r], pi->refs[2 * r + 1], popped, allow, err);
+            for (int32_t r = 0; r < pi->n_refs && st == LL_OK;) {
+                /* a group of references with the same first byte after the pop: most die
+                 * right there, so that byte is tried once for all of them */
+                int32_t b = pi->refs[3 * r + 2], e = r + 1;
+                while (e < pi->n_refs && pi->refs[3 * e + 2] == b) e++;
+                bool dead = false;
+                if (b < 256) {
+                    int32_t mark = m->arena.len;
+                    st = gr_advance(&c->g, &m->arena, popped, (unsigned char)b, &m->tmp[1], err);
+                    dead = m->tmp[1].n == 0 && !m->tmp[1].complete;
+                    m->arena.len = mark;
+                }
+                for (int32_t k = r; k < e && st == LL_OK && !dead; k++)
+                    st = walk_ref(m, pi->refs[3 * k], pi->refs[3 * k + 1], popped, allow, err);
+                r = e;
+            }
         }
         m->arena.len = base;
         if (st != LL_OK) return st;

@@ -258,10 +258,21 @@ static ll_status map_system(const json_t *body, sbuf *out, ll_error *err) {
 }
 
 /* tools (§3.1): {name, description, input_schema} → native function tools, the schema passed
- * through unchanged (§5 D10). Server tools (web_search_*) run in Ollama's cloud; we have none. */
+ * through unchanged (§5 D10). Server tools (web_search_*) run in Ollama's cloud; we have none.
+ * Issue 11 (not in Ollama, which ignores both): "strict": true on a tool → its name in the
+ * internal "_strict_tools" (input must follow input_schema exactly); tool_choice {"type":"any"}
+ * → "_tool_choice": "required", {"type":"tool","name":N} → {"name":N}, {"type":"none"} → no
+ * tools offered, {"type":"auto"} → nothing. */
 static ll_status map_tools(const json_t *body, json_t *native, anth_req *r, ll_error *err) {
-    json_t *tools = ll_json_field(body, "tools");
-    if (!tools) return LL_OK;
+    json_t *tools = ll_json_field(body, "tools"), *choice = ll_json_field(body, "tool_choice");
+    const char *ct = json_string_value(ll_json_field(choice, "type"));
+    if (choice && (!json_is_object(choice) || !ct || (strcmp(ct, "auto") && strcmp(ct, "any") && strcmp(ct, "tool") && strcmp(ct, "none"))))
+        return ll_fail(err, LL_ERR_ARG, "tool_choice: type must be one of 'auto', 'any', 'tool' or 'none'");
+    if (ct && !strcmp(ct, "tool") && !json_is_string(ll_json_field(choice, "name")))
+        return ll_fail(err, LL_ERR_ARG, "tool_choice.name: Field required");
+    if (ct && (!strcmp(ct, "any") || !strcmp(ct, "tool")) && json_array_size(tools) == 0)
+        return ll_fail(err, LL_ERR_ARG, "tool_choice: a tool use is required, but no tools were given");
+    if (!tools || (ct && !strcmp(ct, "none"))) return LL_OK;
     if (!json_is_array(tools)) return ll_fail(err, LL_ERR_ARG, "tools must be an array");
     json_t *out = json_array();
     if (!out) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
@@ -287,6 +298,15 @@ static ll_status map_tools(const json_t *body, json_t *native, anth_req *r, ll_e
     }
     if (json_array_size(out)) json_object_set(native, "tools", out);
     json_decref(out);
+    json_t *strict = json_array();
+    for (size_t i = 0; strict && i < json_array_size(tools); i++) {
+        json_t *t = json_array_get(tools, i);
+        if (json_is_true(ll_json_field(t, "strict"))) json_array_append(strict, ll_json_field(t, "name"));
+    }
+    if (json_array_size(strict)) json_object_set(native, "_strict_tools", strict);
+    json_decref(strict);
+    if (ct && !strcmp(ct, "any")) json_object_set_new(native, "_tool_choice", json_string("required"));
+    if (ct && !strcmp(ct, "tool")) json_object_set_new(native, "_tool_choice", json_pack("{s:O}", "name", ll_json_field(choice, "name")));
     return LL_OK;
 }
 
@@ -399,7 +419,7 @@ static ll_status map_request(ll_api_ctx *ctx, const json_t *body, json_t **out, 
     if (map_think(ctx, body, model, native, err) != LL_OK) goto fail;
     json_t *ka = ll_json_field(body, "keep_alive");     /* not Anthropic's, but as on /v1 */
     if (ka) json_object_set(native, "keep_alive", ka);
-    /* tool_choice, metadata, container, mcp_servers, service_tier: ignored (§3.1) */
+    /* metadata, container, mcp_servers, service_tier: ignored (§3.1); tool_choice: map_tools */
     ll_free(sys.p);
     *out = native;
     *est = (json_int_t)(r.est_chars / 4 ? r.est_chars / 4 : 1);

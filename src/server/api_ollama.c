@@ -105,9 +105,14 @@ typedef struct {
     int32_t        *ids;           /* prompt + generated tokens for `context` */
     size_t          n_ids, cap_ids;
     ll_think       *th;            /* the model's template has thinking tags (§1.2.4), else NULL */
-    ll_grammar     *grammar;       /* format after a thinking trace: borrowed from the scheduler's job */
-    atomic_bool     grammar_on;    /* ... switched on when the answer starts (sched grammar_gate) */
+    ll_grammar     *grammar;       /* a gated grammar (below): borrowed from the scheduler's job */
+    atomic_bool     grammar_on;    /* ... switched on by the event it waits for (sched grammar_gate) */
+    enum { GATE_NONE, GATE_ANSWER, GATE_MARKER } gate;   /* that event, until it happened:
+                                   * the answer after a thinking trace (format, or a required
+                                   * tool call), or a tool-call marker (tools, issue 11) */
     bool            format_broken; /* the answer's first free bytes do not fit the format */
+    bool            tool_strict;   /* GATE_MARKER: a call that cannot be constrained is an error */
+    bool            tool_broken;   /* ... and the call's first free bytes did not fit */
     gbuf            thinking;      /* thinking for the done:true object (all of it when not streamed) */
     ll_toolcall    *tc;            /* chat with tools: the call parser (§1.2.5), else NULL */
     json_t         *calls;         /* non-streamed: every call, native shape (§1.2.7) */
@@ -206,7 +211,8 @@ static bool gen_release(gen *g, const char *text, size_t n, bool final) {
         /* §1.0.6: a thinking model thinks freely; the format holds from its answer on. The
          * answer's bytes released with the closing tag came from a free token: the grammar
          * takes them first, then masks every token after. */
-        if (g->grammar && !atomic_load(&g->grammar_on) && ll_think_answering(g->th)) {
+        if (g->gate == GATE_ANSWER && ll_think_answering(g->th)) {
+            g->gate = GATE_NONE;
             if (content.n && ll_grammar_accept_bytes(g->grammar, content.p, content.n, &e) != LL_OK) {
                 g->format_broken = true;
                 return false;
@@ -220,6 +226,22 @@ static bool gen_release(gen *g, const char *text, size_t n, bool final) {
         if (ll_toolcall_add(g->tc, content.p, content.n, final, &content, g->new_calls, &e) != LL_OK) {
             LL_WARN("tool calls: %s", e.msg);
             return false;
+        }
+        /* Issue 11: the call is constrained from its marker on (a lazy grammar). The bytes
+         * after the marker that came with the token that completed it were free: the grammar
+         * takes them first, then masks every token until the call is complete. */
+        if (g->gate == GATE_MARKER && ll_toolcall_calling(g->tc) && !final) {
+            g->gate = GATE_NONE;
+            ll_str held = ll_toolcall_held(g->tc);
+            if (json_array_size(g->new_calls) == 0 &&
+                (held.n == 0 || ll_grammar_accept_bytes(g->grammar, held.p, held.n, &e) == LL_OK)) {
+                atomic_store(&g->grammar_on, true);
+            } else if (g->tool_strict) {
+                g->tool_broken = true;
+                return false;
+            } else {
+                LL_WARN("tool calls: the call's first bytes do not fit the tools' schemas; left unconstrained");
+            }
         }
     }
     size_t nc = g->tc ? json_array_size(g->new_calls) : 0;
@@ -274,6 +296,7 @@ static json_t *logprob_obj(gen *g, int32_t id, float lp) {
 }
 
 #define FORMAT_BROKEN "the model's answer after its thinking trace does not fit the requested format"
+#define TOOL_BROKEN   "the model's tool call does not fit the tool's strict schema"
 
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
@@ -333,6 +356,69 @@ static bool gen_on_token(void *user, int32_t id, const ll_sched_token_info *info
     memmove(g->hold.p, g->hold.p + used, g->hold.n - used);
     g->hold.n -= used;
     return gen_release(g, g->chunk.p, g->chunk.n, false);
+}
+
+/* ---- tool calls under a grammar (issue 11) ---------------------------------------------------- */
+
+/* The adapters' tool policy, in internal fields of the native body: "_tool_choice" ("auto",
+ * "required", or {"name": F}; "none" never arrives: the adapter drops the tools) and
+ * "_strict_tools" (names of tools whose arguments must follow their schema exactly). Native
+ * requests have neither: calls are constrained lazily and loosely, as far as the template's
+ * tool syntax allows. */
+typedef struct {
+    bool        required;     /* a call from the first token (or the first answer token) */
+    const char *forced;       /* required: that tool only */
+    bool        strict;       /* some tool offered is strict */
+} tool_policy;
+
+static ll_status tool_policy_of(const json_t *body, const json_t *tools, tool_policy *p, ll_error *err) {
+    memset(p, 0, sizeof *p);
+    const json_t *tc = ll_json_field(body, "_tool_choice"), *strict = ll_json_field(body, "_strict_tools");
+    if (json_is_string(tc) && !strcmp(json_string_value(tc), "required")) p->required = true;
+    else if (json_is_object(tc)) {
+        p->required = true;
+        p->forced = json_string_value(json_object_get(tc, "name"));
+        bool found = false;
+        for (size_t i = 0; p->forced && i < json_array_size(tools) && !found; i++) {
+            const char *n = json_string_value(ll_json_field(ll_json_field(json_array_get(tools, i), "function"), "name"));
+            found = n && !strcmp(n, p->forced);
+        }
+        if (!found) return ll_fail(err, LL_ERR_ARG, "tool_choice names the function '%s', which is not among the tools", p->forced ? p->forced : "");
+    }
+    for (size_t i = 0; i < json_array_size(strict); i++) {
+        const char *n = json_string_value(json_array_get(strict, i));
+        if (n && (!p->forced || !strcmp(n, p->forced))) p->strict = true;
+    }
+    return LL_OK;
+}
+
+/* The runner-cache key of the call grammar for these tools and syntax: "tools:" + spec
+ * (ll_grammar_init_tools). Heap string; NULL when out of memory. */
+static char *tool_grammar_key(const json_t *body, const json_t *tools, const tool_policy *p,
+                              const ll_toolcall_syntax *syn) {
+    json_t *list = json_array(), *strict = ll_json_field(body, "_strict_tools");
+    for (size_t i = 0; list && i < json_array_size(tools); i++) {
+        const json_t *fn = ll_json_field(json_array_get(tools, i), "function");
+        const char *name = json_string_value(ll_json_field(fn, "name"));
+        if (!name || !*name || (p->forced && strcmp(name, p->forced))) continue;
+        bool st = false;
+        for (size_t k = 0; k < json_array_size(strict); k++)
+            st = st || !strcmp(json_string_value(json_array_get(strict, k)) ? json_string_value(json_array_get(strict, k)) : "", name);
+        json_t *t = json_pack("{s:s, s:b}", "name", name, "strict", st);
+        const json_t *params = ll_json_field(fn, "parameters");
+        if (t && params) json_object_set(t, "parameters", (json_t *)params);
+        json_array_append_new(list, t);
+    }
+    json_t *spec = json_pack("{s:o, s:s, s:s, s:b, s:b, s:s, s:b}", "tools", list, "name_key", syn->name_key,
+                             "args_key", syn->args_key, "args_first", syn->args_first, "array", syn->array,
+                             "prefix", p->required && !syn->bare ? syn->marker : "", "lead_ws", !syn->bare);
+    char *text = spec ? json_dumps(spec, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(spec);
+    if (!text) return NULL;
+    char *key = ll_malloc(strlen(text) + 7);
+    if (key) { memcpy(key, "tools:", 6); strcpy(key + 6, text); }
+    free(text);
+    return key;
 }
 
 static uint64_t dur(uint64_t a, uint64_t b) { return b > a && a ? b - a : 0; }
@@ -401,8 +487,8 @@ static void gen_on_done(void *user, const ll_sched_result *r) {
         pthread_mutex_unlock(&g->mu);
         return;
     }
-    if (g->format_broken) {
-        ll_http_stream_error(g->s, FORMAT_BROKEN);
+    if (g->format_broken || g->tool_broken) {
+        ll_http_stream_error(g->s, g->tool_broken ? TOOL_BROKEN : FORMAT_BROKEN);
     } else if (r->reason == LL_DONE_ERROR) {
         ll_http_stream_error(g->s, r->err.msg);
     } else if (r->reason != LL_DONE_CANCELLED && !g->client_gone) {
@@ -823,11 +909,53 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
             goto out;
         }
     }
+    /* Tool calls (issue 11): with a template that writes calls as JSON, a call's arguments are
+     * constrained to its tool's schema from the marker on; tool_choice "required" or a named
+     * function constrains the output to one call from the start. A format takes precedence
+     * over lazily constrained calls. */
+    const bool thinks = g->th && th_open && !json_is_false(ll_json_field(body, "think"));
+    bool release = false;
+    if (g->tc) {
+        tool_policy pol;
+        if (tool_policy_of(body, tools, &pol, &err) != LL_OK) { ll_http_resp_error(resp, 400, "%s", err.msg); goto out; }
+        if (format && pol.required) {
+            ll_http_resp_error(resp, 400, "tool_choice cannot require a tool call together with a response format");
+            goto out;
+        }
+        ll_toolcall_syntax syn;
+        ll_toolcall_syntax_of(t, &syn);
+        if (!format && !syn.json && (pol.required || pol.strict)) {
+            ll_toolcall_syntax_clear(&syn);
+            ll_http_resp_error(resp, 400, "%s: this model's template does not write tool calls as JSON, so they cannot be constrained",
+                               pol.required ? "tool_choice" : "strict");
+            goto out;
+        }
+        if (!format && syn.json) {
+            char *key = tool_grammar_key(body, tools, &pol, &syn);
+            ll_status gst = key ? ll_runner_grammar(runner, key, &grammar, &err) : ll_fail(&err, LL_ERR_NOMEM, "out of memory");
+            ll_free(key);
+            if (gst != LL_OK && (pol.strict || pol.required || gst == LL_ERR_NOMEM)) {
+                ll_toolcall_syntax_clear(&syn);
+                ll_http_resp_error(resp, gst == LL_ERR_NOMEM ? 500 : 400, "invalid tool schema: %s", err.msg);
+                goto out;
+            }
+            if (gst != LL_OK) {
+                /* Ollama accepts any tool schema: calls go unconstrained rather than fail */
+                LL_WARN("%s: tool calls left unconstrained: %s", g->model, err.msg);
+            } else {
+                g->tool_strict = pol.strict;
+                if (pol.required) g->gate = thinks ? GATE_ANSWER : GATE_NONE;
+                else { g->gate = GATE_MARKER; release = !syn.bare; }
+            }
+        }
+        ll_toolcall_syntax_clear(&syn);
+    }
+    if (format && thinks) g->gate = GATE_ANSWER;   /* a thinking model: the format starts with the answer (§1.0.6) */
     ll_sched_req sr = {
         .prompt = ids, .n_prompt = n_ids, .sp = g->o.sp, .num_predict = g->o.num_predict,
         .grammar = grammar,
-        /* a thinking model: the format starts with the answer (§1.0.6) */
-        .grammar_gate = grammar && g->th && th_open && !json_is_false(ll_json_field(body, "think")) ? &g->grammar_on : NULL,
+        .grammar_gate = grammar && g->gate != GATE_NONE ? &g->grammar_on : NULL,
+        .grammar_release = release,
         .num_keep = (int32_t)(g->o.num_keep < 0 ? 0 : g->o.num_keep > INT32_MAX ? INT32_MAX : g->o.num_keep),
         .no_shift = !shift, .on_token_info = gen_on_token, .on_done = gen_on_done, .user = g,
         .want_logprobs = logprobs, .top_logprobs = (int32_t)top_logprobs,
@@ -869,8 +997,8 @@ void api_gen_run(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, bool cha
     pthread_mutex_lock(&g->mu);
     while (!g->done) pthread_cond_wait(&g->cv, &g->mu);
     pthread_mutex_unlock(&g->mu);
-    if (g->format_broken) {
-        ll_http_resp_error(resp, 500, FORMAT_BROKEN);
+    if (g->format_broken || g->tool_broken) {
+        ll_http_resp_error(resp, 500, g->tool_broken ? TOOL_BROKEN : FORMAT_BROKEN);
     } else if (g->res.reason == LL_DONE_ERROR) {
         ll_http_resp_error(resp, 500, "%s", g->res.err.msg);
     } else if (g->res.reason == LL_DONE_CANCELLED) {

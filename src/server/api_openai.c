@@ -143,6 +143,50 @@ static ll_status map_common(const json_t *body, bool completions, json_t *native
     return LL_OK;
 }
 
+/* tools and tool_choice (issue 11; Ollama passes tools and ignores the rest, §2.1.1): a
+ * function's "strict": true puts its name in the internal "_strict_tools" (its arguments must
+ * follow its parameters exactly; the flag itself is not passed to the template);
+ * tool_choice "none" offers no tools, "required" → "_tool_choice": "required", a named
+ * function → {"name": N}, "auto" → nothing. */
+static ll_status map_tools(const json_t *body, json_t *native, ll_error *err) {
+    json_t *tools = ll_json_field(body, "tools"), *choice = ll_json_field(body, "tool_choice");
+    bool have = json_is_array(tools) && json_array_size(tools);
+    json_t *forced = NULL;
+    if (json_is_string(choice)) {
+        const char *c = json_string_value(choice);
+        if (strcmp(c, "none") && strcmp(c, "auto") && strcmp(c, "required"))
+            return ll_fail(err, LL_ERR_ARG, "Invalid value for 'tool_choice': '%s'. Supported values are: 'none', 'auto' and 'required'.", c);
+        if (!strcmp(c, "none")) return LL_OK;
+        if (!strcmp(c, "required")) forced = json_string("required");
+    } else if (json_is_object(choice)) {
+        json_t *name = ll_json_field(ll_json_field(choice, "function"), "name");
+        if (!json_is_string(name)) return ll_fail(err, LL_ERR_ARG, "Missing required parameter: 'tool_choice.function.name'.");
+        forced = json_pack("{s:O}", "name", name);
+    } else if (choice && !json_is_null(choice)) {
+        return ll_fail(err, LL_ERR_ARG, "Invalid type for 'tool_choice': expected a string or an object.");
+    }
+    if (forced && !have) {
+        json_decref(forced);
+        return ll_fail(err, LL_ERR_ARG, "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.");
+    }
+    if (!have) return LL_OK;
+    json_t *copy = json_deep_copy(tools), *strict = json_array();
+    if (!copy || !strict) { json_decref(copy); json_decref(strict); json_decref(forced); return ll_fail(err, LL_ERR_NOMEM, "out of memory"); }
+    size_t i;
+    json_t *t;
+    json_array_foreach(copy, i, t) {
+        json_t *fn = ll_json_field(t, "function");
+        if (!json_is_object(fn)) continue;
+        if (json_is_true(json_object_get(fn, "strict"))) json_array_append(strict, json_object_get(fn, "name"));
+        json_object_del(fn, "strict");
+    }
+    json_object_set_new(native, "tools", copy);
+    if (json_array_size(strict)) json_object_set(native, "_strict_tools", strict);
+    json_decref(strict);
+    if (forced) json_object_set_new(native, "_tool_choice", forced);
+    return LL_OK;
+}
+
 /* response_format → format (§2.1.1). */
 static ll_status map_format(const json_t *body, json_t *native, ll_error *err) {
     json_t *rf = ll_json_field(body, "response_format");
@@ -539,8 +583,7 @@ static void v1_generate(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, b
         json_object_set_new(native, "messages", nm);
         for (size_t i = 0; i < json_array_size(msgs); i++)
             if (map_message(json_array_get(msgs, i), nm, nm, &err) != LL_OK) goto bad;
-        json_t *tools = ll_json_field(body, "tools");
-        if (json_is_array(tools) && json_array_size(tools)) json_object_set(native, "tools", tools);
+        if (map_tools(body, native, &err) != LL_OK) goto bad;
         if (map_think(body, native, &err) != LL_OK) goto bad;
         json_t *lp = ll_json_field(body, "logprobs"), *top = ll_json_field(body, "top_logprobs");
         if (lp) json_object_set(native, "logprobs", lp);       /* §2.1.1: same-named fields */

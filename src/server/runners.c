@@ -83,6 +83,7 @@ ll_status ll_runner_grammar(ll_runner *r, const char *key, ll_grammar **out, ll_
     const ll_vocab *v = ll_model_vocab(r->m);
     ll_grammar *g = NULL;
     ll_status st = !strcmp(key, "json") ? ll_grammar_init_json(&g, v, true, err)
+                 : !strncmp(key, "tools:", 6) ? ll_grammar_init_tools(&g, v, key + 6, strlen(key + 6), err)
                                         : ll_grammar_init_schema(&g, v, key, strlen(key), err);
     if (st != LL_OK) return st;
     char *k = strdup(key);

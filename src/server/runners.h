@@ -58,7 +58,8 @@ size_t    ll_runners_list(ll_runners *rs, ll_runner_info *out, size_t cap);
 ll_sched       *ll_runner_sched(ll_runner *r);
 const ll_model *ll_runner_model(ll_runner *r);
 /* A grammar for format (§1.0.6) on this runner's vocabulary, ready for one request (the
- * caller frees it). key is "json" or the schema's compact JSON text. Compiling walks the whole
+ * caller frees it). key is "json", the schema's compact JSON text, or "tools:" and a tool-call spec
+ * (ll_grammar_init_tools). Compiling walks the whole
  * vocabulary (~100 ms on 128K tokens) and the tables fill as masks are asked for, so each
  * runner keeps the last few compiled grammars and hands out clones that share them. Errors are
  * ll_grammar_init_*'s (LL_ERR_UNSUPPORTED, LL_ERR_FORMAT: a bad schema). Thread-safe. */

@@ -232,7 +232,10 @@ static void emit(ll_sched *s, slot *sl) {
     }
     if (!go_on) { slot_finish(s, sl, LL_DONE_STOP, NULL); return; }
     /* A complete value that nothing may extend: done, without waiting for the model's EOG. */
-    if (constrained && ll_grammar_is_done(j->r.grammar)) { slot_finish(s, sl, LL_DONE_STOP, NULL); return; }
+    if (constrained && ll_grammar_is_done(j->r.grammar)) {
+        if (!j->r.grammar_release || !j->r.grammar_gate) { slot_finish(s, sl, LL_DONE_STOP, NULL); return; }
+        atomic_store(j->r.grammar_gate, false);
+    }
     const int64_t cap = j->r.num_predict >= 0 ? j->r.num_predict : 10 * (int64_t)s->n_ctx;   /* R4 */
     if (j->res.n_gen >= cap) { slot_finish(s, sl, LL_DONE_LENGTH, NULL); return; }
     const int32_t si = (int32_t)(sl - s->slots);

@@ -90,7 +90,11 @@ typedef struct {
     /* With a grammar: NULL = constrain from the first token; else only while *grammar_gate
      * is true (a thinking model's answer after its free trace; on_token raises it, on the
      * scheduler thread, after feeding the grammar the answer's bytes so far). */
-    const atomic_bool *grammar_gate;
+    atomic_bool   *grammar_gate;
+    /* With a gate: once the grammar is done, lower the gate (the scheduler thread stores
+     * false) and go on unconstrained, instead of ending the request. A tool call constrained
+     * from its marker on: text may follow it (§1.2.5). */
+    bool           grammar_release;
 } ll_sched_req;
 
 ll_status ll_sched_init(ll_sched **out, const ll_model *m, const ll_sched_params *p, ll_error *err);

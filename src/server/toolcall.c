@@ -267,8 +267,8 @@ nomem:
 
 static char *render_turn(const ll_tmpl *t, bool with_call) {
     json_t *asst = with_call
-        ? json_pack("{s:s, s:s, s:[{s:{s:s, s:{}}}]}", "role", "assistant", "content", "", "tool_calls",
-                    "function", "name", "ll_probe_tool", "arguments")
+        ? json_pack("{s:s, s:s, s:[{s:{s:s, s:{s:i}}}]}", "role", "assistant", "content", "", "tool_calls",
+                    "function", "name", "ll_probe_tool", "arguments", "ll_probe_arg", 7)
         : json_pack("{s:s, s:s}", "role", "assistant", "content", "\x01");
     json_t *v = json_pack("{s:[{s:s, s:s}, o], s:[{s:s, s:{s:s, s:s, s:{s:s, s:{}}}}]}",
                           "Messages", "role", "user", "content", "hi", asst,
@@ -303,4 +303,75 @@ bare:
     ll_free(a);
     ll_free(b);
     return ll_str_dup(ll_str_c("{"));
+}
+
+/* ---- the JSON shape of a call (for constraining it) -------------------------------------------- */
+
+/* The key of obj whose value equals want; NULL when none. */
+static const char *key_with(const json_t *obj, const json_t *want) {
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)obj, k, v) if (json_equal(v, want)) return k;
+    return NULL;
+}
+
+void ll_toolcall_syntax_of(const ll_tmpl *t, ll_toolcall_syntax *out) {
+    memset(out, 0, sizeof *out);
+    char *a = NULL, *b = NULL, *m = ll_toolcall_marker(t);
+    json_t *call = NULL, *probe_name = json_string("ll_probe_tool"), *probe_args = json_pack("{s:i}", "ll_probe_arg", 7);
+    out->marker = m;
+    out->bare = m && (!strcmp(m, "{") || !strcmp(m, "["));
+    if (!m || !probe_name || !probe_args || !t || !ll_tmpl_uses(t, "toolcalls")) goto done;
+    a = render_turn(t, false);
+    b = render_turn(t, true);
+    if (!a || !b) goto done;
+    size_t l = 0;
+    while (a[l] && a[l] == b[l]) l++;
+    /* the call's JSON: the first '{' or '[' from the marker on (a bare marker is its start) */
+    const char *at = strstr(b + l, m);
+    if (!at) goto done;
+    if (!out->bare) at += strlen(m);
+    const char *js = at;
+    while (*js && is_ws(*js)) js++;
+    if (*js != '{' && *js != '[') goto done;
+    json_error_t je;
+    call = json_loadb(js, strlen(js), JSON_DISABLE_EOF_CHECK, &je);
+    if (json_is_array(call) && json_array_size(call) >= 1 && json_is_object(json_array_get(call, 0))) {
+        out->array = true;
+        json_t *first = json_incref(json_array_get(call, 0));
+        json_decref(call);
+        call = first;
+    }
+    if (!json_is_object(call) || json_object_size(call) != 2) goto done;
+    const char *nk = key_with(call, probe_name), *ak = key_with(call, probe_args);
+    if (!nk || !ak || strlen(nk) >= sizeof out->name_key || strlen(ak) >= sizeof out->args_key) goto done;
+    strcpy(out->name_key, nk);
+    strcpy(out->args_key, ak);
+    /* key order as written: find both quoted keys in the text */
+    char qn[80], qa[80];
+    snprintf(qn, sizeof qn, "\"%s\"", nk);
+    snprintf(qa, sizeof qa, "\"%s\"", ak);
+    const char *pn = strstr(js, qn), *pa = strstr(js, qa);
+    out->args_first = pn && pa && pa < pn;
+    out->json = true;
+done:
+    json_decref(call);
+    json_decref(probe_name);
+    json_decref(probe_args);
+    ll_free(a);
+    ll_free(b);
+}
+
+void ll_toolcall_syntax_clear(ll_toolcall_syntax *s) {
+    ll_free(s->marker);
+    memset(s, 0, sizeof *s);
+}
+
+bool ll_toolcall_calling(const ll_toolcall *p) { return p->st == TC_CALL; }
+
+ll_str ll_toolcall_held(const ll_toolcall *p) {
+    if (p->st != TC_CALL || !p->buf.p) return (ll_str){ "", 0 };
+    size_t i = 0;
+    if (p->bare) while (i < p->buf.n && is_ws(p->buf.p[i])) i++;
+    return (ll_str){ p->buf.p + i, p->buf.n - i };
 }

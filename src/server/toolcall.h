@@ -56,4 +56,26 @@ size_t ll_toolcall_count(const ll_toolcall *p);
  * string (ll_free); NULL only when out of memory. */
 char *ll_toolcall_marker(const ll_tmpl *t);
 
+/* The call as the template writes it, for constraining calls (issue 11): the marker, and when
+ * the template renders a call as JSON right after it (optionally in an array) with exactly a
+ * name key and an arguments key, those keys and their order (json set). Found by rendering a
+ * probe call. marker is a heap string (ll_toolcall_syntax_clear frees it); NULL only when out
+ * of memory. */
+typedef struct {
+    char *marker;
+    bool  bare;             /* the marker is "{" or "[": the JSON itself opens the call */
+    bool  json;             /* the fields below are known */
+    bool  array;            /* calls come in a JSON array */
+    bool  args_first;       /* the arguments key comes before the name key */
+    char  name_key[64], args_key[64];
+} ll_toolcall_syntax;
+void ll_toolcall_syntax_of(const ll_tmpl *t, ll_toolcall_syntax *out);
+void ll_toolcall_syntax_clear(ll_toolcall_syntax *s);
+
+/* The marker was seen: the output is a call from here on. */
+bool   ll_toolcall_calling(const ll_toolcall *p);
+/* Calling: the bytes held after the marker (a bare marker's call from its "{" on, whitespace
+ * before it skipped), not yet parsed into a call. A view valid until the next call. */
+ll_str ll_toolcall_held(const ll_toolcall *p);
+
 #endif

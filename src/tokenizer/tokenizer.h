@@ -16,4 +16,9 @@ ll_status ll_vocab_from_gguf(ll_vocab **out, const ll_gguf *g, ll_error *err);
  * vocab fails with LL_ERR_ARG; pieces and decoding are the same as after ll_vocab_load. */
 ll_status ll_vocab_load_decode_only(ll_vocab **out, const char *path, ll_error *err);
 
+/* A number that identifies this vocab object among all created in the process (never 0,
+ * never reused, even for a vocab loaded at a freed one's address): a key for caches of tables
+ * derived from the vocabulary (the grammar's token trie). */
+uint64_t ll_vocab_serial(const ll_vocab *v);
+
 #endif

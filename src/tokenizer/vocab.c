@@ -7,6 +7,8 @@
 #include "tokenizer/unicode.h"
 #include "tokenizer/vocab_impl.h"
 
+#include <stdatomic.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -470,8 +472,10 @@ static ll_status vocab_build(ll_vocab **out, const ll_gguf *g, bool decode_only,
     ll_status st;
     ll_vocab *v = ll_calloc(1, sizeof *v);
     if (!v) return ll_fail(err, LL_ERR_NOMEM, "vocab: out of memory");
+    static atomic_uint_fast64_t serials;
     v->bos = v->eos = v->unk = v->eot = v->eom = v->pad = v->sep = -1;
     v->decode_only = decode_only;
+    v->serial = atomic_fetch_add(&serials, 1) + 1;
 
     const ll_gguf_kv *tk = NULL, *tt = NULL, *sc = NULL;
     uint32_t total = 0;
@@ -533,6 +537,7 @@ void ll_vocab_free(ll_vocab *v) {
 }
 
 int32_t ll_vocab_n_tokens(const ll_vocab *v) { return v->n_tokens; }
+uint64_t ll_vocab_serial(const ll_vocab *v) { return v->serial; }
 int32_t ll_vocab_bos(const ll_vocab *v) { return v->bos; }
 int32_t ll_vocab_eos(const ll_vocab *v) { return v->eos; }
 bool    ll_vocab_add_bos(const ll_vocab *v) { return v->add_bos && v->bos >= 0; }

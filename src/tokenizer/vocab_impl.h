@@ -65,6 +65,7 @@ struct ll_vocab {
     int32_t bos, eos, unk, eot, eom, pad, sep;   /* -1 when absent */
     bool add_bos, add_eos, add_space_prefix, clean_spaces, ignore_merges;
     bool decode_only;   /* loaded without merges (ll_vocab_load_decode_only) */
+    uint64_t serial;    /* ll_vocab_serial */
 };
 
 static inline ll_str vocab_text(const ll_vocab *v, int32_t id) {

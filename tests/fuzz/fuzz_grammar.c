@@ -5,7 +5,8 @@
  * accepts byte by byte, that are complete at their end, and that parse as JSON: the grammar
  * never allows invalid JSON whatever the schema. The input is also fed as output text to the
  * format-"json" grammar, which must stop at the first bad byte without error codes other than
- * LL_ERR_ARG (a rejected byte) or LL_ERR_LIMIT. */
+ * LL_ERR_ARG (a rejected byte) or LL_ERR_LIMIT. The input is also a tool's parameters in a
+ * tool-call grammar (check_tool). */
 #include "grammar/grammar.h"
 
 #include <jansson.h>
@@ -24,7 +25,40 @@ static void check_matcher(ll_grammar *g, const char *p, size_t n, bool must_comp
     if (must_complete && !ll_grammar_can_end(g)) abort();
 }
 
+/* The input as a tool's parameters (ll_grammar_init_tools): a tool that is not strict never
+ * fails on its schema (only on the caps), and its calls are JSON objects naming the tool. */
+static void check_tool(const uint8_t *data, size_t size) {
+    json_error_t je;
+    json_t *params = json_loadb((const char *)data, size, JSON_DECODE_ANY, &je);
+    if (!params) return;
+    json_t *spec = json_pack("{s:[{s:s, s:o}], s:s, s:s}", "tools", "name", "f", "parameters", params,
+                             "name_key", "name", "args_key", "arguments");
+    char *text = spec ? json_dumps(spec, JSON_COMPACT) : NULL;
+    json_decref(spec);
+    if (!text) return;
+    ll_grammar *g = NULL;
+    ll_error err = { 0 };
+    ll_status st = ll_grammar_init_tools(&g, NULL, text, strlen(text), &err);
+    free(text);
+    if (st != LL_OK) {
+        if (st != LL_ERR_LIMIT && st != LL_ERR_NOMEM) abort();
+        return;
+    }
+    static char buf[1 << 16];
+    uint64_t rng = size;
+    size_t n;
+    if (gr_sample(gr_of(g), &rng, 64, buf, sizeof buf, &n, &err) == LL_OK) {
+        check_matcher(g, buf, n, true);
+        json_t *j = json_loadb(buf, n, JSON_ALLOW_NUL, &je);
+        if (!j || strcmp(json_string_value(json_object_get(j, "name")) ? json_string_value(json_object_get(j, "name")) : "", "f"))
+            abort();
+        json_decref(j);
+    }
+    ll_grammar_free(g);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    check_tool(data, size);
     static ll_grammar *json_any;
     ll_error err = { 0 };
     if (!json_any && ll_grammar_init_json(&json_any, NULL, false, &err) != LL_OK) abort();

@@ -8,6 +8,7 @@
  * never empty while the output is unfinished; end of generation is allowed exactly when the
  * output is complete. */
 #include "grammar/grammar.h"
+#include "tokenizer/tokenizer.h"
 #include "../test.h"
 
 #include <jansson.h>
@@ -501,6 +502,87 @@ static void test_clones_mask_concurrently(void) {
 
 /* The compiled-grammar cache returns the grammar of exactly this text and vocabulary, and
  * grammars in use survive a cache clear. */
+/* A tool-call grammar (ll_grammar_init_tools) on the real vocabulary: random allowed tokens
+ * keep the text a prefix of the byte-level grammar of the same spec, the mask is never empty
+ * before the call is complete, and the finished call names one of the tools. */
+static void test_tool_grammar_mask_random_walk(void) {
+    static const char spec[] =
+        "{\"tools\":[{\"name\":\"get_weather\",\"strict\":true,\"parameters\":{\"type\":\"object\",\"properties\":{"
+        "\"city\":{\"type\":\"string\",\"maxLength\":12},\"unit\":{\"enum\":[\"c\",\"f\"]}},\"required\":[\"city\",\"unit\"]}},"
+        "{\"name\":\"add\",\"parameters\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\",\"multipleOf\":2}},"
+        "\"required\":[\"a\"]}}],\"name_key\":\"name\",\"args_key\":\"arguments\",\"prefix\":\"<tool_call>\",\"lead_ws\":true}";
+    ll_error err = {0};
+    ll_grammar *g, *bytes;
+    CHECK(ll_grammar_init_tools(&g, vocab, spec, strlen(spec), &err) == LL_OK);
+    CHECK(ll_grammar_init_tools(&bytes, NULL, spec, strlen(spec), &err) == LL_OK);
+    uint64_t *allow = calloc(n_words, sizeof *allow);
+    static char text[1 << 15];
+    int n_open = 0;
+    for (int run = 0; run < 8; run++) {
+        uint64_t rng = 77 + (uint64_t)run;
+        ll_grammar_reset(g);
+        size_t n = 0;
+        for (int step = 0; step < 400 && !ll_grammar_is_done(g); step++) {
+            CHECK(ll_grammar_mask(g, allow, n_words, &err) == LL_OK);
+            size_t cnt = popcount(allow);
+            CHECK_MSG(cnt > 0, "run %d step %d: empty mask", run, step);
+            if (!cnt) break;
+            size_t pick = rng_next(&rng) % cnt;
+            int32_t id = -1;
+            for (int32_t i = 0; i < n_vocab; i++) if (bit(allow, i) && pick-- == 0) { id = i; break; }
+            if (step % 7 == 0) check_mask_against_bytes(g, allow, text, n, bytes, &rng);
+            CHECK(ll_grammar_accept(g, id, &err) == LL_OK);
+            if (!ll_vocab_is_eog(vocab, id)) n += ll_tok_piece(vocab, id, false, text + n, sizeof text - n);
+        }
+        if (!ll_grammar_is_done(g)) { n_open++; continue; }   /* add's loosened 'a' is any JSON: may not end in 400 steps */
+        bool complete = false;
+        CHECK_EQ_INT(first_reject(bytes, text, n, &complete), -1);
+        CHECK(complete);
+        CHECK_MSG(n > 11 && !memcmp(text, "<tool_call>", 11), "%.*s", (int)n, text);
+        json_error_t je;
+        json_t *call = n > 11 ? json_loadb(text + 11, n - 11, 0, &je) : NULL;
+        const char *name = json_string_value(json_object_get(call, "name"));
+        CHECK_MSG(name && (!strcmp(name, "get_weather") || !strcmp(name, "add")), "%.*s", (int)n, text);
+        CHECK(json_is_object(json_object_get(call, "arguments")));
+        json_decref(call);
+    }
+    CHECK_MSG(n_open <= 6, "%d of 8 random calls did not end", n_open);   /* get_weather calls are bounded */
+    free(allow);
+    ll_grammar_free(g);
+    ll_grammar_free(bytes);
+}
+
+/* Compiled grammars and the token trie are keyed by the vocabulary object: a second load of
+ * the same file is another vocabulary (its own serial) and gets the same masks. */
+static void test_second_vocabulary_object(void) {
+    ll_error err = {0};
+    ll_vocab *v2;
+    CHECK(ll_vocab_load(&v2, LLAMA3, &err) == LL_OK);
+    CHECK(ll_vocab_serial(v2) != ll_vocab_serial(vocab) && ll_vocab_serial(v2) != 0);
+    const char *schema = "{\"type\":\"object\",\"properties\":{\"k\":{\"enum\":[\"x\",\"yy\"]}},\"required\":[\"k\"]}";
+    ll_grammar *a, *b;
+    CHECK(ll_grammar_init_schema(&a, vocab, schema, strlen(schema), &err) == LL_OK);
+    CHECK(ll_grammar_init_schema(&b, v2, schema, strlen(schema), &err) == LL_OK);
+    uint64_t *ma = calloc(n_words, 8), *mb = calloc(n_words, 8);
+    for (int step = 0; step < 3; step++) {
+        CHECK(ll_grammar_mask(a, ma, n_words, &err) == LL_OK);
+        CHECK(ll_grammar_mask(b, mb, n_words, &err) == LL_OK);
+        CHECK(memcmp(ma, mb, n_words * 8) == 0);
+        const char *next[] = { "{\"", "k", "\":" };
+        int32_t id[4];
+        size_t nt;
+        CHECK(ll_tok_encode(vocab, next[step], strlen(next[step]), false, false, id, 4, &nt, &err) == LL_OK);
+        for (size_t i = 0; i < nt; i++) {
+            CHECK(ll_grammar_accept(a, id[i], &err) == LL_OK);
+            CHECK(ll_grammar_accept(b, id[i], &err) == LL_OK);
+        }
+    }
+    ll_grammar_free(a);
+    ll_grammar_free(b);
+    ll_vocab_free(v2);   /* b's tables outlive nothing: freed with the last grammar */
+    free(ma); free(mb);
+}
+
 static void test_compiled_cache_keys_and_lifetime(void) {
     ll_error err = {0};
     ll_grammar *a, *b, *a2;
@@ -553,6 +635,8 @@ int main(void) {
     RUN(test_clone_and_rollback);
     RUN(test_clones_mask_concurrently);
     RUN(test_compiled_cache_keys_and_lifetime);
+    RUN(test_tool_grammar_mask_random_walk);
+    RUN(test_second_vocabulary_object);
     ll_grammar_free(g_json);
     ll_grammar_free(g_obj);
     ll_grammar_cache_clear();

@@ -323,6 +323,84 @@ static void test_allocation_failures(void) {
     CHECK(ok_at > 0);
 }
 
+/* ---- tool calls (gr_compile_tools) ---- */
+
+static long run_tools(const char *spec, const char *text) {
+    ll_error err = {0};
+    ll_grammar *g;
+    if (ll_grammar_init_tools(&g, NULL, spec, strlen(spec), &err) != LL_OK) {
+        fprintf(stderr, "  tools refused: %s\n", err.msg);
+        return -3;
+    }
+    long at = -1;
+    for (size_t i = 0; text[i]; i++)
+        if (ll_grammar_accept_bytes(g, text + i, 1, &err) != LL_OK) { at = (long)i; break; }
+    if (at == -1 && !ll_grammar_can_end(g)) at = -2;
+    ll_grammar_free(g);
+    return at;
+}
+#define TOOL_OK(spec, text) CHECK_MSG(run_tools(spec, text) == -1, "'%s' -> %ld", text, run_tools(spec, text))
+#define TOOL_AT(spec, text, idx) CHECK_MSG(run_tools(spec, text) == (idx), "'%s' -> %ld, expected %d", text, run_tools(spec, text), idx)
+
+#define WEATHER "{\"name\":\"get_weather\",\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}," \
+                "\"unit\":{\"enum\":[\"c\",\"f\"]}},\"required\":[\"city\",\"unit\"]}}"
+#define ADD "{\"name\":\"add\",\"strict\":true,\"parameters\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}," \
+            "\"b\":{\"type\":\"integer\"}},\"required\":[\"a\",\"b\"],\"additionalProperties\":false}}"
+
+static void test_tool_call_union_over_tools(void) {
+    const char *spec = "{\"tools\":[" WEATHER "," ADD "],\"name_key\":\"name\",\"args_key\":\"parameters\"}";
+    TOOL_OK(spec, "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\", \"unit\": \"c\"}}");
+    TOOL_OK(spec, "{\"name\":\"add\",\"parameters\":{\"a\":1,\"b\":-2}}");
+    TOOL_AT(spec, "{\"name\":\"sub\"", 9);                                  /* not a tool name */
+    TOOL_AT(spec, "{\"name\":\"add\",\"parameters\":{\"a\":\"1\"", 32);     /* add's a is an integer */
+    TOOL_AT(spec, "{\"name\":\"add\",\"parameters\":{\"city\"", 29);        /* that is the other tool's */
+    TOOL_AT(spec, "{\"name\":\"get_weather\",\"parameters\":{\"city\":\"x\",\"unit\":\"k\"", 55);
+    TOOL_AT(spec, "{\"parameters\"", 2);                                   /* name comes first */
+    TOOL_AT(spec, "{\"name\":\"add\",\"arguments\"", 15);                  /* the template's key */
+    TOOL_AT(spec, " {", 0);                                                /* no leading space */
+    TOOL_AT(spec, "{\"name\":\"add\",\"parameters\":{\"a\":1,\"b\":2}} x", 41);   /* one call, then the end */
+}
+
+static void test_tool_call_syntax_variants(void) {
+    /* a tag marker in front, whitespace after it, arguments first */
+    const char *tag = "{\"tools\":[" ADD "],\"name_key\":\"name\",\"args_key\":\"arguments\",\"args_first\":true,"
+                      "\"prefix\":\"<tool_call>\",\"lead_ws\":true}";
+    TOOL_OK(tag, "<tool_call>\n{\"arguments\": {\"a\": 1, \"b\": 2}, \"name\": \"add\"}");
+    TOOL_AT(tag, "{\"arguments\"", 0);
+    TOOL_AT(tag, "<tool_call>\n{\"name\"", 14);
+    /* Mistral-style: an array of calls, one at least */
+    const char *arr = "{\"tools\":[" ADD "," WEATHER "],\"name_key\":\"name\",\"args_key\":\"arguments\",\"array\":true}";
+    TOOL_OK(arr, "[{\"name\":\"add\",\"arguments\":{\"a\":1,\"b\":2}}, {\"name\":\"get_weather\",\"arguments\":{\"city\":\"R\",\"unit\":\"f\"}}]");
+    TOOL_AT(arr, "[]", 1);
+}
+
+static void test_tool_call_loose_and_strict_schemas(void) {
+    /* not strict: multipleOf is not enforced, so n may be any JSON value, but the rest holds */
+    const char *loose = "{\"tools\":[{\"name\":\"f\",\"parameters\":{\"type\":\"object\",\"properties\":{"
+                        "\"n\":{\"type\":\"integer\",\"multipleOf\":3},\"s\":{\"type\":\"string\"}},\"required\":[\"n\",\"s\"]}}],"
+                        "\"name_key\":\"name\",\"args_key\":\"arguments\"}";
+    TOOL_OK(loose, "{\"name\":\"f\",\"arguments\":{\"n\":[1,\"x\"],\"s\":\"ok\"}}");
+    TOOL_AT(loose, "{\"name\":\"f\",\"arguments\":{\"n\":4,\"s\":5", 35);
+    /* not strict, parameters that do not compile at all (a $ref that does not resolve), or none: any object */
+    const char *broken = "{\"tools\":[{\"name\":\"g\",\"parameters\":{\"$ref\":\"#/nowhere\"}},{\"name\":\"h\"}],"
+                         "\"name_key\":\"name\",\"args_key\":\"arguments\"}";
+    TOOL_OK(broken, "{\"name\":\"g\",\"arguments\":{\"any\":[1]}}");
+    TOOL_OK(broken, "{\"name\":\"h\",\"arguments\":{}}");
+    TOOL_AT(broken, "{\"name\":\"h\",\"arguments\":3", 24);
+    /* strict: the same keyword is an error naming the tool and the keyword */
+    const char *strict = "{\"tools\":[{\"name\":\"f\",\"strict\":true,\"parameters\":{\"type\":\"object\",\"properties\":{"
+                         "\"n\":{\"type\":\"integer\",\"multipleOf\":3}}}}],\"name_key\":\"name\",\"args_key\":\"arguments\"}";
+    ll_error err = {0};
+    ll_grammar *g = NULL;
+    CHECK(ll_grammar_init_tools(&g, NULL, strict, strlen(strict), &err) == LL_ERR_UNSUPPORTED);
+    CHECK_MSG(strstr(err.msg, "tool 'f'") && strstr(err.msg, "multipleOf"), "%s", err.msg);
+    ll_grammar_free(g);
+    /* bad specs */
+    CHECK(ll_grammar_init_tools(&g, NULL, "{\"tools\":[]}", 12, &err) == LL_ERR_FORMAT);
+    CHECK(ll_grammar_init_tools(&g, NULL, "{\"tools\":[{}],\"name_key\":\"n\",\"args_key\":\"a\"}", 44, &err) == LL_ERR_FORMAT);
+    CHECK(ll_grammar_init_tools(&g, NULL, "[", 1, &err) == LL_ERR_FORMAT);
+}
+
 int main(void) {
     RUN(test_type_each_and_unions);
     RUN(test_properties_in_order_with_required);
@@ -339,5 +417,8 @@ int main(void) {
     RUN(test_unsupported_keywords_are_named);
     RUN(test_bad_schemas);
     RUN(test_allocation_failures);
+    RUN(test_tool_call_union_over_tools);
+    RUN(test_tool_call_syntax_variants);
+    RUN(test_tool_call_loose_and_strict_schemas);
     return test_summary();
 }

@@ -272,6 +272,73 @@ static void test_marker_from_template(void) {
     ll_free(m);
 }
 
+static ll_toolcall_syntax syntax_of(const char *src) {
+    ll_toolcall_syntax syn = { 0 };
+    ll_tmpl *t = NULL;
+    ll_error err = { 0 };
+    if (ll_tmpl_parse(&t, src, strlen(src), &err) != LL_OK) { fprintf(stderr, "%s\n", err.msg); return syn; }
+    ll_toolcall_syntax_of(t, &syn);
+    ll_tmpl_free(t);
+    return syn;
+}
+
+static void test_call_syntax_from_template(void) {
+    ll_toolcall_syntax s = syntax_of(
+        "{{- range .Messages }}<|im_start|>{{ .Role }}\n"
+        "{{- if and (eq .Role \"assistant\") .ToolCalls }}\n"
+        "{{- range .ToolCalls }}<tool_call>\n{\"arguments\": {{ .Function.Arguments }}, \"name\": \"{{ .Function.Name }}\"}\n</tool_call>{{ end }}"
+        "{{- else }}{{ .Content }}{{ end }}<|im_end|>\n{{ end }}<|im_start|>assistant\n");
+    CHECK(s.marker && !strcmp(s.marker, "<tool_call>") && !s.bare && s.json && !s.array);
+    CHECK_MSG(!strcmp(s.name_key, "name") && !strcmp(s.args_key, "arguments") && s.args_first, "%s %s", s.name_key, s.args_key);
+    ll_toolcall_syntax_clear(&s);
+    s = syntax_of(
+        "{{- range .Messages }}{{- if eq .Role \"assistant\" }}A:{{- if .ToolCalls }}\n"
+        "{{ range .ToolCalls }}{\"name\": \"{{ .Function.Name }}\", \"parameters\": {{ .Function.Arguments }}}{{ end }}"
+        "{{- else }}{{ .Content }}{{ end }}{{ else }}U:{{ .Content }}{{ end }}{{ end }}");
+    CHECK(s.marker && !strcmp(s.marker, "{") && s.bare && s.json && !s.args_first);
+    CHECK_MSG(!strcmp(s.name_key, "name") && !strcmp(s.args_key, "parameters"), "%s %s", s.name_key, s.args_key);
+    ll_toolcall_syntax_clear(&s);
+    /* Mistral: the array's bracket is part of the marker, each call an object */
+    s = syntax_of(
+        "{{- range .Messages }}{{- if eq .Role \"assistant\" }}{{- if .ToolCalls }}[TOOL_CALLS] ["
+        "{{- range .ToolCalls }}{\"name\": \"{{ .Function.Name }}\", \"arguments\": {{ json .Function.Arguments }}}{{ end }}]"
+        "{{- else }}{{ .Content }}{{ end }}{{ else }}[INST]{{ .Content }}[/INST]{{ end }}{{ end }}");
+    CHECK_MSG(s.marker && s.json && !strcmp(s.args_key, "arguments"), "marker '%s' json %d", s.marker ? s.marker : "", s.json);
+    ll_toolcall_syntax_clear(&s);
+    /* not JSON after the marker: cannot be constrained */
+    s = syntax_of(
+        "{{- range .Messages }}{{- if eq .Role \"assistant\" }}{{- if .ToolCalls }}"
+        "{{- range .ToolCalls }}<function={{ .Function.Name }}>{{ .Function.Arguments }}</function>{{ end }}"
+        "{{- else }}{{ .Content }}{{ end }}{{ else }}{{ .Content }}{{ end }}{{ end }}");
+    CHECK(s.marker && !s.json);
+    ll_toolcall_syntax_clear(&s);
+    s = syntax_of("{{ .Prompt }}");
+    CHECK(s.marker && s.bare && !s.json);
+    ll_toolcall_syntax_clear(&s);
+}
+
+static void test_calling_and_held_bytes(void) {
+    json_t *tools = json_pack("[{s:{s:s}}]", "function", "name", "f");
+    ll_toolcall *p = NULL;
+    ll_error err = { 0 };
+    json_t *calls = json_array();
+    ll_str c;
+    CHECK(ll_toolcall_init(&p, tools, "<tool_call>", &err) == LL_OK);
+    CHECK(ll_toolcall_add(p, "hi <tool_", 9, false, &c, calls, &err) == LL_OK && !ll_toolcall_calling(p));
+    CHECK(ll_toolcall_add(p, "call>\n{\"na", 10, false, &c, calls, &err) == LL_OK && ll_toolcall_calling(p));
+    ll_str h = ll_toolcall_held(p);
+    CHECK_MSG(h.n == 5 && !memcmp(h.p, "\n{\"na", 5), "held '%.*s'", (int)h.n, h.p);
+    ll_toolcall_free(p);
+    CHECK(ll_toolcall_init(&p, tools, "{", &err) == LL_OK);
+    CHECK(ll_toolcall_add(p, " \n", 2, false, &c, calls, &err) == LL_OK && !ll_toolcall_calling(p));
+    CHECK(ll_toolcall_add(p, " {\"", 3, false, &c, calls, &err) == LL_OK && ll_toolcall_calling(p));
+    h = ll_toolcall_held(p);
+    CHECK_MSG(h.n == 2 && !memcmp(h.p, "{\"", 2), "held '%.*s'", (int)h.n, h.p);
+    ll_toolcall_free(p);
+    json_decref(tools);
+    json_decref(calls);
+}
+
 int main(void) {
     RUN(test_bare_json_parameters);
     RUN(test_bare_json_arguments_keep_model_order);
@@ -290,5 +357,7 @@ int main(void) {
     RUN(test_every_split_same_result);
     RUN(test_limit);
     RUN(test_marker_from_template);
+    RUN(test_call_syntax_from_template);
+    RUN(test_calling_and_held_bytes);
     return test_summary();
 }
