@@ -334,7 +334,7 @@ static void test_matmul_rows_matches_dots(void) {
  * to overflowing. Outputs outside rows [r0, r1) and tokens [0, n_tok) stay untouched. */
 static void test_gemm_bit_identical(void) {
     if (!simd_or_skip()) return;
-    static const uint32_t must[] = { LL_TYPE_Q4_K, LL_TYPE_Q6_K };
+    static const uint32_t must[] = { LL_TYPE_Q4_K, LL_TYPE_Q6_K, LL_TYPE_F16 };
     for (size_t m = 0; m < sizeof must / sizeof must[0]; m++)
         CHECK_MSG(k_simd.gemm[must[m]] != NULL, "%s has no gemm", ll_type_traits_of(must[m])->name);
     enum { MAX_IN = 2048, N_ROWS = 23, MAX_TOK = 25, Y_STRIDE = 29 };
