@@ -132,6 +132,7 @@ bool ll_gemm_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const
     int64_t tile = (int64_t)(F16_TILE_BYTES / rb);
     if (tile < F16_TILE_ROWS) tile = F16_TILE_ROWS;
     if (tile > F16_TILE_MAX_ROWS) tile = F16_TILE_MAX_ROWS;
+    tile -= tile % F16_TILE_ROWS;             /* whole row groups, except at the end of the range */
     const uint8_t *wb = w;
     for (int64_t rt = r0; rt < r1; rt += tile) {
         int64_t re = rt + tile < r1 ? rt + tile : r1;

@@ -237,6 +237,7 @@ static bool gemm_q8_k(const tile_fn *by_rows, size_t row_bytes, int64_t n_in, co
     int64_t tile = (int64_t)(GEMM_TILE_BYTES / row_bytes);
     if (tile < GEMM_ROWS) tile = GEMM_ROWS;
     if (tile > GEMM_TILE_MAX_ROWS) tile = GEMM_TILE_MAX_ROWS;
+    tile -= tile % GEMM_ROWS;                 /* whole row groups, except at the end of the range */
     const uint8_t *wb = w;
     for (int64_t rt = r0; rt < r1; rt += tile) {
         int64_t re = rt + tile < r1 ? rt + tile : r1;
