@@ -127,6 +127,7 @@ q4_k_tile(int nr, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, fl
         __m256i isum[GEMM_ROWS];
         ROWS(r) isum[r] = _mm256_setzero_si256();
         const uint8_t *aq = pk + PK_QS;
+        _Pragma("GCC unroll 8")
         for (int j = 0; j < 8; j++) {
             __m256i p16[GEMM_ROWS];
             ROWS(r) p16[r] = _mm256_setzero_si256();
