@@ -23,9 +23,19 @@ enum { LL_DOT_MULTI_MAX = 8 };
 typedef void (*ll_dot_multi_fn)(int64_t n, const void *w, const void *a, size_t a_stride,
                                 int n_cols, float *out);
 
+/* Rows [r0, r1) x n_tok tokens of a matrix product in one call (the ll_matmul_rows contract
+ * below), for prompts and batches: y[t * y_stride + r] bit-identical to dot(row r, token t) of
+ * the same table. A register-tiled kernel repacks the tokens' activations itself (into a
+ * buffer it allocates and frees); false when that allocation fails, and the caller then takes
+ * the dot_multi path. Only worth calling for LL_GEMM_MIN_TOK tokens or more. */
+enum { LL_GEMM_MIN_TOK = 8 };
+typedef bool (*ll_gemm_fn)(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
+                           size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride);
+
 struct ll_kernels {
     ll_dot_fn          dot[LL_TYPE_COUNT];           /* by weight type; NULL if unsupported */
     ll_dot_multi_fn    dot_multi[LL_TYPE_COUNT];     /* by weight type; NULL: loop over dot */
+    ll_gemm_fn         gemm[LL_TYPE_COUNT];          /* by weight type; NULL: dot_multi */
     ll_quantize_act_fn quantize_act[LL_TYPE_COUNT];  /* by activation (dot) type */
     const char        *isa;                          /* "avx512", "avx2", "scalar" */
 };

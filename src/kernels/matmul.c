@@ -22,7 +22,11 @@ void ll_matmul_rows(const struct ll_kernels *k, uint32_t w_type, const void *w, 
         for (int64_t r = r0; r < r1; r++) y[r] = dot(n_in, wb + (uint64_t)r * row_bytes, xb);
         return;
     }
-    /* Batches and prompts: each weight row is decoded once per group of up to
+    /* Prompts: the type's register-tiled product where there is one. */
+    ll_gemm_fn gemm = k->gemm[w_type];
+    if (gemm && n_tok >= LL_GEMM_MIN_TOK && gemm(n_in, w, r0, r1, xq, xq_stride, n_tok, y, y_stride))
+        return;
+    /* Batches (and prompts of types without one): each weight row is decoded once per group of up to
      * LL_DOT_MULTI_MAX tokens (dot_multi), not once per token. Bit-identical to the per-token
      * dots, so a sequence gets the same logits inside a batch as alone. */
     ll_dot_multi_fn multi = k->dot_multi[w_type];

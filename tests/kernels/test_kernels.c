@@ -327,6 +327,71 @@ static void test_matmul_rows_matches_dots(void) {
     }
 }
 
+/* Every register-tiled product (gemm) against the single dot of its table, bit for bit: row
+ * ranges that are not a multiple of the row tile, token counts that are not a multiple of the
+ * token group, an odd activation stride, and besides random data the extreme blocks (every
+ * quant byte 0x00 or 0xFF, activations all at +-127) where the i16 partial sums come closest
+ * to overflowing. Outputs outside rows [r0, r1) and tokens [0, n_tok) stay untouched. */
+static void test_gemm_bit_identical(void) {
+    if (!simd_or_skip()) return;
+    static const uint32_t must[] = { LL_TYPE_Q4_K, LL_TYPE_Q6_K, LL_TYPE_F16 };
+    for (size_t m = 0; m < sizeof must / sizeof must[0]; m++)
+        CHECK_MSG(k_simd.gemm[must[m]] != NULL, "%s has no gemm", ll_type_traits_of(must[m])->name);
+    enum { MAX_IN = 2048, N_ROWS = 23, MAX_TOK = 25, Y_STRIDE = 29 };
+    static const int64_t n_ins[] = { 256, 768, 2048 };
+    static const int toks[] = { 8, 9, 15, 16, 25 };
+    static uint8_t w[N_ROWS * MAX_IN * 2 + 64], xq[MAX_TOK * (MAX_IN * 2 + 64) + 64];
+    static float x[MAX_IN], y[MAX_TOK * Y_STRIDE];
+    int n_checked = 0;
+    for (uint32_t wt = 0; wt < LL_TYPE_COUNT; wt++) {
+        if (!k_simd.gemm[wt]) continue;
+        const ll_type_traits *tt = ll_type_traits_of(wt);
+        for (size_t ni = 0; ni < sizeof n_ins / sizeof n_ins[0]; ni++)
+        for (int mode = 0; mode < 3; mode++) {           /* random, all 0xFF, all 0x00 */
+            int64_t n_in = n_ins[ni];
+            uint64_t rb = 0, xb = 0;
+            ll_type_row_bytes(wt, n_in, &rb);
+            ll_type_row_bytes(tt->dot_type, n_in, &xb);
+            size_t stride = (size_t)xb + 7;
+            uint8_t *wr = w + 3;
+            for (int r = 0; r < N_ROWS; r++) {
+                random_weights(wfields_of(wt), wr + r * rb, n_in, 0);
+                if (mode == 0) continue;
+                uint8_t keep[4];
+                for (int64_t b = 0; b < n_in / tt->blck; b++) {     /* keep the f16 scales */
+                    uint8_t *blk = wr + r * rb + b * tt->bytes;
+                    const struct wfields *wf = wfields_of(wt);
+                    for (int f = 0; f < wf->n; f++) memcpy(keep + 2 * f, blk + wf->off[f], 2);
+                    memset(blk, mode == 1 ? 0xFF : 0x00, tt->bytes);
+                    for (int f = 0; f < wf->n; f++) memcpy(blk + wf->off[f], keep + 2 * f, 2);
+                }
+            }
+            for (int t = 0; t < MAX_TOK; t++) {
+                for (int64_t e = 0; e < n_in; e++)
+                    x[e] = mode == 0 ? rng_uniform(-1, 1) : (t % 2 ? -1.0f : 1.0f);
+                k_simd.quantize_act[tt->dot_type](x, xq + 1 + t * stride, n_in);
+            }
+            for (size_t ti = 0; ti < sizeof toks / sizeof toks[0]; ti++) {
+                int n_tok = toks[ti];
+                for (int i = 0; i < MAX_TOK * Y_STRIDE; i++) y[i] = -999.0f;
+                const int r0 = 2, r1 = N_ROWS;              /* 21 rows: 5 tiles of 4 and 1 */
+                CHECK(k_simd.gemm[wt](n_in, wr, r0, r1, xq + 1, stride, n_tok, y, Y_STRIDE));
+                int bad = 0;
+                for (int t = 0; t < MAX_TOK; t++)
+                    for (int r = 0; r < Y_STRIDE; r++) {
+                        float want = t < n_tok && r >= r0 && r < r1
+                                         ? k_simd.dot[wt](n_in, wr + r * rb, xq + 1 + t * stride) : -999.0f;
+                        if (!same_bits(y[t * Y_STRIDE + r], want)) bad++;
+                    }
+                CHECK_MSG(bad == 0, "%s n_in=%lld mode %d n_tok=%d: %d outputs wrong", tt->name,
+                          (long long)n_in, mode, n_tok, bad);
+                n_checked++;
+            }
+        }
+    }
+    CHECK(n_checked > 0);
+}
+
 /* The K-quant dots of every SIMD table compute the same integer sums and scale them in the
  * same f32 expression: on random data an AVX-512 output equals the AVX2 output bit for bit,
  * single and multi-column. */
@@ -380,6 +445,7 @@ int main(void) {
         RUN(test_quantize_act_bit_identical);
         RUN(test_dot_multi_bit_identical);
         RUN(test_matmul_rows_matches_dots);
+        RUN(test_gemm_bit_identical);
     }
     RUN(test_avx512_equals_avx2_bitwise);
     return test_summary();

@@ -5,6 +5,7 @@
 #ifndef LL_KERNELS_X86_AVX2_H
 #define LL_KERNELS_X86_AVX2_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,14 @@ void ll_dot_multi_q3_k_avx2(int64_t n, const void *w, const void *a, size_t a_st
 void ll_dot_multi_q4_k_avx2(int64_t n, const void *w, const void *a, size_t a_stride, int n_cols, float *out);
 void ll_dot_multi_q5_k_avx2(int64_t n, const void *w, const void *a, size_t a_stride, int n_cols, float *out);
 void ll_dot_multi_q6_k_avx2(int64_t n, const void *w, const void *a, size_t a_stride, int n_cols, float *out);
+
+/* Register-tiled products for prompts (kernels.h, ll_gemm_fn), gemm_kquants_avx2.c. */
+bool ll_gemm_q4_k_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
+                       size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride);
+bool ll_gemm_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
+                      size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride);   /* dot_float_avx2.c */
+bool ll_gemm_q6_k_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
+                       size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride);
 
 void ll_quantize_q8_0_avx2(const float *x, void *dst, int64_t n);
 void ll_quantize_q8_1_avx2(const float *x, void *dst, int64_t n);

@@ -5,6 +5,8 @@
  * by f32 rounding of the lane sums. */
 #include "kernels/x86/avx2_util.h"
 
+#include <stdlib.h>
+
 static inline __m256 load_f16x8(const uint8_t *p) {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
 }
@@ -66,3 +68,85 @@ DOT_MULTI_BODY f16_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t a
     }
 }
 DOT_MULTI_DEFINE(ll_dot_multi_f16_avx2, f16_cols)
+
+/* ---- F16 prompts: a register-tiled product (kernels.h, ll_gemm_fn) ----------------------------
+ *
+ * dot_multi converts the 8 activations of every column at every step (cvtph for 8 columns
+ * per one weight vector), which costs as much as the FMAs. Here the tokens' F16 activations
+ * are converted to f32 once per call (exactly), and a tile of 3 weight rows x 4 tokens keeps
+ * 12 accumulators in registers: per 8 elements 3 conversions and 12 FMAs with the activation
+ * as a memory operand. Each (row, token) accumulator is the single dot's s0 (the same FMAs on
+ * the same lanes, in the same order) and ends with its hsum and double tail, so the result is
+ * bit-identical to ll_dot_f16_avx2. */
+enum { F16_TILE_ROWS = 3, F16_TILE_COLS = 4, F16_TILE_BYTES = 128 * 1024, F16_TILE_MAX_ROWS = 63 };
+
+static inline __attribute__((always_inline)) void
+f16_tile(int nr, int nc, int64_t n, const uint8_t *w, size_t rb, const float *x, size_t xs,
+         float out[F16_TILE_ROWS][F16_TILE_COLS]) {
+    __m256 s[F16_TILE_ROWS][F16_TILE_COLS];
+    _Pragma("GCC unroll 3") for (int r = 0; r < nr; r++)
+        _Pragma("GCC unroll 4") for (int c = 0; c < nc; c++) s[r][c] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 wv[F16_TILE_ROWS];
+        _Pragma("GCC unroll 3") for (int r = 0; r < nr; r++) wv[r] = load_f16x8(w + r * rb + 2 * i);
+        _Pragma("GCC unroll 4") for (int c = 0; c < nc; c++) {
+            __m256 xv = _mm256_loadu_ps(x + c * xs + i);
+            _Pragma("GCC unroll 3") for (int r = 0; r < nr; r++) s[r][c] = _mm256_fmadd_ps(wv[r], xv, s[r][c]);
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        for (int c = 0; c < nc; c++) {
+            double tail = 0.0;
+            for (int64_t j = i; j < n; j++) tail += (double)(f16_at(w + r * rb + 2 * j) * x[c * xs + j]);
+            out[r][c] = (float)((double)hsum_ps(s[r][c]) + tail);
+        }
+}
+
+typedef void (*f16_tile_fn)(int64_t n, const uint8_t *w, size_t rb, const float *x, size_t xs,
+                            float out[F16_TILE_ROWS][F16_TILE_COLS]);
+#define F16_TILE(R, C)                                                                            \
+    static void f16_tile_##R##_##C(int64_t n, const uint8_t *w, size_t rb, const float *x, size_t xs, \
+                                   float out[F16_TILE_ROWS][F16_TILE_COLS]) { f16_tile(R, C, n, w, rb, x, xs, out); }
+F16_TILE(1, 1) F16_TILE(1, 2) F16_TILE(1, 3) F16_TILE(1, 4)
+F16_TILE(2, 1) F16_TILE(2, 2) F16_TILE(2, 3) F16_TILE(2, 4)
+F16_TILE(3, 1) F16_TILE(3, 2) F16_TILE(3, 3) F16_TILE(3, 4)
+static const f16_tile_fn f16_tiles[F16_TILE_ROWS][F16_TILE_COLS] = {
+    { f16_tile_1_1, f16_tile_1_2, f16_tile_1_3, f16_tile_1_4 },
+    { f16_tile_2_1, f16_tile_2_2, f16_tile_2_3, f16_tile_2_4 },
+    { f16_tile_3_1, f16_tile_3_2, f16_tile_3_3, f16_tile_3_4 },
+};
+
+bool ll_gemm_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
+                      size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride) {
+    const size_t xs = (size_t)n_in, rb = (size_t)n_in * 2;
+    float *x = malloc((size_t)n_tok * xs * sizeof *x);
+    if (!x) return false;
+    for (int64_t t = 0; t < n_tok; t++) {
+        const uint8_t *src = (const uint8_t *)xq + (size_t)t * xq_stride;
+        float *dst = x + (size_t)t * xs;
+        int64_t i = 0;
+        for (; i + 8 <= n_in; i += 8) _mm256_storeu_ps(dst + i, load_f16x8(src + 2 * i));
+        for (; i < n_in; i++) dst[i] = f16_at(src + 2 * i);
+    }
+    int64_t tile = (int64_t)(F16_TILE_BYTES / rb);
+    if (tile < F16_TILE_ROWS) tile = F16_TILE_ROWS;
+    if (tile > F16_TILE_MAX_ROWS) tile = F16_TILE_MAX_ROWS;
+    tile -= tile % F16_TILE_ROWS;             /* whole row groups, except at the end of the range */
+    const uint8_t *wb = w;
+    for (int64_t rt = r0; rt < r1; rt += tile) {
+        int64_t re = rt + tile < r1 ? rt + tile : r1;
+        for (int64_t t = 0; t < n_tok; t += F16_TILE_COLS) {
+            int nc = n_tok - t < F16_TILE_COLS ? (int)(n_tok - t) : F16_TILE_COLS;
+            for (int64_t r = rt; r < re; r += F16_TILE_ROWS) {
+                int nr = re - r < F16_TILE_ROWS ? (int)(re - r) : F16_TILE_ROWS;
+                float out[F16_TILE_ROWS][F16_TILE_COLS];
+                f16_tiles[nr - 1][nc - 1](n_in, wb + (size_t)r * rb, rb, x + (size_t)t * xs, xs, out);
+                for (int c = 0; c < nc; c++)
+                    for (int i = 0; i < nr; i++) y[(t + c) * y_stride + r + i] = out[i][c];
+            }
+        }
+    }
+    free(x);
+    return true;
+}

@@ -1,0 +1,272 @@
+/* kernels/x86: AVX2 register-tiled matrix products of Q4_K and Q6_K weights against Q8_K
+ * activations, for prompts and batches (kernels.h, ll_gemm_fn).
+ *
+ * Why not dot_multi: there each weight row meets one token per maddubs, and every 32-element
+ * sub-block of every (row, token) pair needs its own madd with the sub-block scale. maddubs and
+ * madd share the one integer-multiply pipe on the CPUs this targets (a 256-bit op is two
+ * 128-bit halves on Zen 1), so that madd costs as much as the product itself. Here the
+ * activations of 8 tokens are first repacked ("x8" layout below) so that one vector holds four
+ * consecutive elements of each of the 8 tokens; the weight's four matching quants are
+ * broadcast to all lanes, and one maddubs gives partial sums for 8 tokens at once. The partial
+ * sums of a whole sub-block share one scale, so they are added as i16 first and the scale is
+ * applied by a single madd per sub-block for all 8 tokens (Q4_K: 8 maddubs per madd; Q6_K,
+ * whose larger quants leave less i16 headroom: 2). Four weight rows share each activation
+ * load. The weights are not repacked: a super-block of each row is unpacked to bytes once into
+ * a small buffer and used for the 8 tokens.
+ *
+ * Exactness: every integer sum is the exact value the single dot computes (no i16 sum can
+ * overflow: see the bounds at each kernel), and the per-super-block f32 expression and its
+ * accumulation order are those of k4_scale / kq_scale_offs, evaluated lane-wise for the 8
+ * tokens (-std=c11: no contraction into FMA). So y[t][r] is bit-identical to
+ * dot(row r, token t) of the same table; tests/kernels compares them with memcmp. */
+#include "kernels/x86/kquants_util.h"
+
+#include <stdlib.h>
+
+/* One super-block of 8 tokens' Q8_K activations, repacked ("x8"):
+ *   PK_D     8 f32      the tokens' scales d
+ *   PK_QS    64 x 32 B  chunk k: token c's elements 4k..4k+3 at bytes 4c..4c+3
+ *   PK_MINS  4 x 32 B   vector p: token c's (bsum_4p + bsum_4p+1, bsum_4p+2 + bsum_4p+3) as two
+ *                       i16 at bytes 4c..4c+3: the 32-element sums Q4_K's mins multiply
+ *   PK_BSUMS 8 x 32 B   vector p: token c's (bsum_2p, bsum_2p+1): the 16-element sums for
+ *                       Q6_K's offset
+ * Tokens past the end of the prompt repeat the first token of the group; their outputs are
+ * computed and dropped. */
+enum {
+    PK_D = 0, PK_QS = 32, PK_MINS = PK_QS + 64 * 32, PK_BSUMS = PK_MINS + 4 * 32,
+    PK_BYTES = PK_BSUMS + 8 * 32,
+    GEMM_COLS = 8, GEMM_ROWS = 4,
+};
+
+/* Weight bytes kept hot in L2 while the token groups stream past (as matmul.c's tile). */
+enum { GEMM_TILE_BYTES = 128 * 1024, GEMM_TILE_MAX_ROWS = 64 };
+
+/* v[i] holds dword j of row i; afterwards v[j] holds dword j of rows 0..7 (8x8 transpose). */
+static inline void transpose8_epi32(__m256i v[8]) {
+    __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]), t1 = _mm256_unpackhi_epi32(v[0], v[1]);
+    __m256i t2 = _mm256_unpacklo_epi32(v[2], v[3]), t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+    __m256i t4 = _mm256_unpacklo_epi32(v[4], v[5]), t5 = _mm256_unpackhi_epi32(v[4], v[5]);
+    __m256i t6 = _mm256_unpacklo_epi32(v[6], v[7]), t7 = _mm256_unpackhi_epi32(v[6], v[7]);
+    __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+    __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+    __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+    __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+    v[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
+    v[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
+    v[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
+    v[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
+    v[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
+    v[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
+    v[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
+    v[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
+}
+
+/* Tokens x .. x + (nc-1)*xs (nc <= 8), nb super-blocks each, into nb x8 blocks at dst. */
+static void pack_q8_k_x8(const uint8_t *x, size_t xs, int nc, int64_t nb, uint8_t *dst) {
+    const uint8_t *col[GEMM_COLS];
+    for (int c = 0; c < GEMM_COLS; c++) col[c] = x + (size_t)(c < nc ? c : 0) * xs;
+    for (int64_t i = 0; i < nb; i++, dst += PK_BYTES) {
+        const size_t o = (size_t)i * Q8_K_BYTES;
+        __m256i v[8];
+        for (int c = 0; c < GEMM_COLS; c++) memcpy(dst + PK_D + 4 * c, col[c] + o + Q8_K_D, 4);
+        for (int s = 0; s < 8; s++) {
+            for (int c = 0; c < GEMM_COLS; c++) v[c] = load32(col[c] + o + Q8_K_QS + 32 * s);
+            transpose8_epi32(v);
+            for (int k = 0; k < 8; k++) _mm256_storeu_si256((__m256i *)(dst + PK_QS + 32 * (8 * s + k)), v[k]);
+        }
+        for (int c = 0; c < GEMM_COLS; c++) v[c] = load32(col[c] + o + Q8_K_BSUMS);
+        __m256i pairs[8];
+        for (int c = 0; c < GEMM_COLS; c++)   /* |bsum| <= 16 * 128, so the i16 pair sums are exact */
+            pairs[c] = _mm256_castsi128_si256(_mm_hadd_epi16(_mm256_castsi256_si128(v[c]),
+                                                             _mm256_extracti128_si256(v[c], 1)));
+        transpose8_epi32(v);
+        for (int p = 0; p < 8; p++) _mm256_storeu_si256((__m256i *)(dst + PK_BSUMS + 32 * p), v[p]);
+        transpose8_epi32(pairs);
+        for (int p = 0; p < 4; p++) _mm256_storeu_si256((__m256i *)(dst + PK_MINS + 32 * p), pairs[p]);
+    }
+}
+
+static inline __m256i bcast4(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* acc + v in i16 lanes as a running sum, pinned like add_i32_chain (avx2_util.h) so GCC does
+ * not evaluate a sub-block's products first and spill them. */
+static inline __m256i add_i16_chain(__m256i acc, __m256i v) {
+    acc = _mm256_add_epi16(acc, v);
+    __asm__("" : "+x"(acc));
+    return acc;
+}
+
+#define ROWS(r) _Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)
+
+/* Q4_K, nr rows (row r at w + r * rb) x 8 packed tokens: out[r][c] = dot(row r, token c).
+ * Integer bounds: quants 0..15, |activation| <= 127 (Q8_K), so one maddubs lane is at most
+ * 2 * 15 * 127 = 3810 and the sum of the 8 chunks of a sub-block at most 30480 < 32767. */
+static inline __attribute__((always_inline)) void
+q4_k_tile(int nr, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, float out[][GEMM_COLS]) {
+    const __m256i m15 = _mm256_set1_epi8(15);
+    _Alignas(32) uint8_t q[GEMM_ROWS][QK_K];
+    __m256 fsum[GEMM_ROWS];
+    ROWS(r) fsum[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++, w += Q4_K_BYTES, pk += PK_BYTES) {
+        uint8_t sc[GEMM_ROWS][8];
+        int32_t mpair[GEMM_ROWS][4];
+        ROWS(r) {
+            const uint8_t *wr = w + (size_t)r * rb;
+            __m128i mins = k4_unpack_scales_mins(wr + Q4_K_SCALES, sc[r]);
+            _mm_storeu_si128((__m128i *)mpair[r], mins);      /* dword p: (m_2p, m_2p+1) */
+            for (int g = 0; g < 4; g++) {
+                __m256i qv = load32(wr + Q4_K_QS + 32 * g);
+                _mm256_store_si256((__m256i *)(q[r] + 64 * g), _mm256_and_si256(qv, m15));
+                _mm256_store_si256((__m256i *)(q[r] + 64 * g + 32), _mm256_and_si256(_mm256_srli_epi16(qv, 4), m15));
+            }
+        }
+        __m256i isum[GEMM_ROWS];
+        ROWS(r) isum[r] = _mm256_setzero_si256();
+        const uint8_t *aq = pk + PK_QS;
+        _Pragma("GCC unroll 8")
+        for (int j = 0; j < 8; j++) {
+            __m256i p16[GEMM_ROWS];
+            ROWS(r) p16[r] = _mm256_setzero_si256();
+            _Pragma("GCC unroll 8")
+            for (int k = 0; k < 8; k++) {
+                __m256i a = load32(aq + 32 * (8 * j + k));
+                ROWS(r) p16[r] = add_i16_chain(p16[r], _mm256_maddubs_epi16(bcast4(q[r] + 32 * j + 4 * k), a));
+            }
+            ROWS(r) isum[r] = add_i32_chain(isum[r], _mm256_madd_epi16(p16[r], _mm256_set1_epi16(sc[r][j])));
+        }
+        __m256 ad = _mm256_loadu_ps((const float *)(pk + PK_D));
+        ROWS(r) {
+            __m256i ms = _mm256_madd_epi16(load32(pk + PK_MINS), _mm256_set1_epi32(mpair[r][0]));
+            for (int p = 1; p < 4; p++)
+                ms = _mm256_add_epi32(ms, _mm256_madd_epi16(load32(pk + PK_MINS + 32 * p), _mm256_set1_epi32(mpair[r][p])));
+            const uint8_t *wr = w + (size_t)r * rb;
+            __m256 dd = _mm256_mul_ps(_mm256_set1_ps(f16_at(wr + Q4_K_D)), ad);
+            __m256 dm = _mm256_mul_ps(_mm256_set1_ps(f16_at(wr + Q4_K_DMIN)), ad);
+            __m256 v = _mm256_sub_ps(_mm256_mul_ps(dd, _mm256_cvtepi32_ps(isum[r])),
+                                     _mm256_mul_ps(dm, _mm256_cvtepi32_ps(ms)));
+            fsum[r] = _mm256_add_ps(fsum[r], v);
+        }
+    }
+    ROWS(r) _mm256_storeu_ps(out[r], fsum[r]);
+}
+
+/* Q6_K: quants stored + 32 as 0..63, the 32 taken back as 32 * sum_j sc_j * bsum_j. One
+ * maddubs lane is at most 2 * 63 * 127 = 16002, so two chunks (8 elements of a 16-element
+ * sub-block) are added as i16 (32004 < 32767) before the madd with the sub-block's scale. */
+static inline __attribute__((always_inline)) void
+q6_k_tile(int nr, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, float out[][GEMM_COLS]) {
+    const __m256i m15 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
+    _Alignas(32) uint8_t q[GEMM_ROWS][QK_K];
+    __m256 fsum[GEMM_ROWS];
+    ROWS(r) fsum[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++, w += Q6_K_BYTES, pk += PK_BYTES) {
+        int8_t sc[GEMM_ROWS][16];
+        ROWS(r) {
+            const uint8_t *wr = w + (size_t)r * rb;
+            memcpy(sc[r], wr + Q6_K_SCALES, 16);
+            for (int h = 0; h < 2; h++) {
+                __m256i ql0 = load32(wr + Q6_K_QL + 64 * h), ql1 = load32(wr + Q6_K_QL + 64 * h + 32);
+                __m256i qhv = load32(wr + Q6_K_QH + 32 * h);
+                for (int p = 0; p < 4; p++) {
+                    __m256i src = p % 2 ? ql1 : ql0;
+                    __m256i low = _mm256_and_si256(p < 2 ? src : _mm256_srli_epi16(src, 4), m15);
+                    __m256i high = _mm256_and_si256(_mm256_srli_epi16(qhv, 2 * p), m3);
+                    _mm256_store_si256((__m256i *)(q[r] + 128 * h + 32 * p),
+                                       _mm256_or_si256(low, _mm256_slli_epi16(high, 4)));
+                }
+            }
+        }
+        __m256i isum[GEMM_ROWS];
+        ROWS(r) isum[r] = _mm256_setzero_si256();
+        const uint8_t *aq = pk + PK_QS;
+        for (int j = 0; j < 16; j++) {
+            _Pragma("GCC unroll 2")
+            for (int h = 0; h < 2; h++) {
+                const int k = 4 * j + 2 * h;
+                __m256i a0 = load32(aq + 32 * k), a1 = load32(aq + 32 * (k + 1));
+                ROWS(r) {
+                    __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(bcast4(q[r] + 4 * k), a0),
+                                                   _mm256_maddubs_epi16(bcast4(q[r] + 4 * k + 4), a1));
+                    isum[r] = add_i32_chain(isum[r], _mm256_madd_epi16(p16, _mm256_set1_epi16(sc[r][j])));
+                }
+            }
+        }
+        __m256 ad = _mm256_loadu_ps((const float *)(pk + PK_D));
+        ROWS(r) {
+            const uint8_t *wr = w + (size_t)r * rb;
+            __m256i offs = _mm256_setzero_si256();
+            for (int p = 0; p < 8; p++) {
+                uint32_t pair = (uint16_t)(int16_t)sc[r][2 * p] | (uint32_t)(uint16_t)(int16_t)sc[r][2 * p + 1] << 16;
+                offs = _mm256_add_epi32(offs, _mm256_madd_epi16(load32(pk + PK_BSUMS + 32 * p), _mm256_set1_epi32((int)pair)));
+            }
+            __m256i tot = _mm256_sub_epi32(isum[r], _mm256_slli_epi32(offs, 5));   /* isum - 32 * offs */
+            __m256 dd = _mm256_mul_ps(_mm256_set1_ps(f16_at(wr + Q6_K_D)), ad);
+            fsum[r] = _mm256_add_ps(fsum[r], _mm256_mul_ps(dd, _mm256_cvtepi32_ps(tot)));
+        }
+    }
+    ROWS(r) _mm256_storeu_ps(out[r], fsum[r]);
+}
+
+typedef void (*tile_fn)(int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, float out[][GEMM_COLS]);
+
+#define TILE_INSTANCES(T)                                                                                   \
+    static void T##_1(int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, float o[][GEMM_COLS]) { T(1, nb, w, rb, pk, o); } \
+    static void T##_2(int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, float o[][GEMM_COLS]) { T(2, nb, w, rb, pk, o); } \
+    static void T##_3(int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, float o[][GEMM_COLS]) { T(3, nb, w, rb, pk, o); } \
+    static void T##_4(int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, float o[][GEMM_COLS]) { T(4, nb, w, rb, pk, o); } \
+    static const tile_fn T##_by_rows[GEMM_ROWS + 1] = { NULL, T##_1, T##_2, T##_3, T##_4 };
+TILE_INSTANCES(q4_k_tile)
+TILE_INSTANCES(q6_k_tile)
+
+/* The driver shared by the types: pack every token group once, then for each L2-sized tile of
+ * rows, each group of 8 tokens, each group of 4 rows, one tile kernel call. */
+static bool gemm_q8_k(const tile_fn *by_rows, size_t row_bytes, int64_t n_in, const void *w,
+                      int64_t r0, int64_t r1, const void *xq, size_t xq_stride, int64_t n_tok,
+                      float *y, int64_t y_stride) {
+    const int64_t nb = n_in / QK_K, groups = (n_tok + GEMM_COLS - 1) / GEMM_COLS;
+    uint8_t *pk = malloc((size_t)(groups * nb) * PK_BYTES);
+    if (!pk) return false;
+    for (int64_t g = 0; g < groups; g++) {
+        int64_t t = g * GEMM_COLS;
+        int nc = n_tok - t < GEMM_COLS ? (int)(n_tok - t) : GEMM_COLS;
+        pack_q8_k_x8((const uint8_t *)xq + (size_t)t * xq_stride, xq_stride, nc, nb, pk + (size_t)(g * nb) * PK_BYTES);
+    }
+    int64_t tile = (int64_t)(GEMM_TILE_BYTES / row_bytes);
+    if (tile < GEMM_ROWS) tile = GEMM_ROWS;
+    if (tile > GEMM_TILE_MAX_ROWS) tile = GEMM_TILE_MAX_ROWS;
+    tile -= tile % GEMM_ROWS;                 /* whole row groups, except at the end of the range */
+    const uint8_t *wb = w;
+    for (int64_t rt = r0; rt < r1; rt += tile) {
+        int64_t re = rt + tile < r1 ? rt + tile : r1;
+        for (int64_t g = 0; g < groups; g++) {
+            int64_t t = g * GEMM_COLS;
+            int nc = n_tok - t < GEMM_COLS ? (int)(n_tok - t) : GEMM_COLS;
+            const uint8_t *pg = pk + (size_t)(g * nb) * PK_BYTES;
+            for (int64_t r = rt; r < re; r += GEMM_ROWS) {
+                int nr = re - r < GEMM_ROWS ? (int)(re - r) : GEMM_ROWS;
+                float out[GEMM_ROWS][GEMM_COLS];
+                by_rows[nr](nb, wb + (size_t)r * row_bytes, row_bytes, pg, out);
+                for (int c = 0; c < nc; c++)
+                    for (int i = 0; i < nr; i++) y[(t + c) * y_stride + r + i] = out[i][c];
+            }
+        }
+    }
+    free(pk);
+    return true;
+}
+
+bool ll_gemm_q4_k_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
+                       size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride) {
+    return gemm_q8_k(q4_k_tile_by_rows, (size_t)(n_in / QK_K) * Q4_K_BYTES, n_in, w, r0, r1, xq,
+                     xq_stride, n_tok, y, y_stride);
+}
+
+bool ll_gemm_q6_k_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
+                       size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride) {
+    return gemm_q8_k(q6_k_tile_by_rows, (size_t)(n_in / QK_K) * Q6_K_BYTES, n_in, w, r0, r1, xq,
+                     xq_stride, n_tok, y, y_stride);
+}
