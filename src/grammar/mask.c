@@ -87,7 +87,7 @@ typedef struct {
     struct ll_grammar *scratch;   /* matcher whose arena and levels the walks use */
     flat_memo fm;
     idvec acc, pid, poff, tid, toff;
-    uint8_t *uf, *hd;
+    uint8_t *uf, *hd, *mat;
     int32_t *sid;
 } pos_lazy;
 
@@ -382,21 +382,29 @@ static int32_t fm_intern(flat_memo *f, const gr_set *s) {
     return id;
 }
 
-/* Successor of state sid on byte c into out, from the memo or by gr_advance (then
- * remembered). Returns the successor's id or -1. */
+/* Successor of state sid on byte c from the memo: (successor << 1) | underflow, or -1 when
+ * not known (-2 in the table: known not to be a plain position set). */
+static inline int32_t fm_next(const flat_memo *f, int32_t sid, unsigned char c) {
+    if (sid < 0 || !f->next[sid]) return -1;
+    int32_t e = f->next[sid][c];
+    return e >= 0 ? e : -1;
+}
+
+/* The positions of state sid as a set in out (each directly over the sentinel). */
+static ll_status fm_load(const flat_memo *f, int32_t sid, gr_set *out, ll_error *err) {
+    ll_status st = gr_set_reserve(out, f->cnt[sid], err);
+    if (st != LL_OK) return st;
+    for (int32_t i = 0; i < f->cnt[sid]; i++) out->t[i] = (gr_top){ f->pos[f->off[sid] + i], GR_SENT };
+    out->n = f->cnt[sid];
+    out->complete = false;
+    out->underflow = false;
+    return LL_OK;
+}
+
+/* Successor of in (state sid, or -1) on byte c into out by gr_advance, remembered in the memo.
+ * Returns the successor's id or -1. */
 static int32_t fm_step(flat_memo *f, ll_grammar *m, int32_t sid, const gr_set *in, unsigned char c,
                        gr_set *out, ll_status *st, ll_error *err) {
-    *st = LL_OK;
-    if (sid >= 0 && f->next[sid] && f->next[sid][c] >= 0) {
-        int32_t e = f->next[sid][c], to = e >> 1;
-        *st = gr_set_reserve(out, f->cnt[to], err);
-        if (*st != LL_OK) return -1;
-        for (int32_t i = 0; i < f->cnt[to]; i++) out->t[i] = (gr_top){ f->pos[f->off[to] + i], GR_SENT };
-        out->n = f->cnt[to];
-        out->complete = false;
-        out->underflow = e & 1;
-        return to;
-    }
     *st = gr_advance(&m->c->g, &m->arena, in, c, out, err);
     if (*st != LL_OK) return -1;
     int32_t to = fm_intern(f, out);
@@ -410,8 +418,13 @@ static int32_t fm_step(flat_memo *f, ll_grammar *m, int32_t sid, const gr_set *i
     return to;
 }
 
+/* The walk keeps, per depth, the memo state id and whether lv[d] holds that depth's set: a
+ * step the memo knows costs one table read and copies no set (most nodes of a walk inside a
+ * string or a repetition chain); lv[d] is filled from the memo only when a step below it
+ * misses. mat[d]: lv[d] is current. */
 static ll_status walk_classify(ll_grammar *m, flat_memo *fm, int32_t *sid, int32_t pos, idvec *acc,
-                               idvec *pid, idvec *poff, uint8_t *uf, uint8_t *hd, ll_error *err) {
+                               idvec *pid, idvec *poff, uint8_t *uf, uint8_t *hd, uint8_t *mat,
+                               ll_error *err) {
     const gr_compiled *c = m->c;
     const tr_trie *t = &c->trie;
     gr_set *lv = m->lv;
@@ -421,23 +434,43 @@ static ll_status walk_classify(ll_grammar *m, flat_memo *fm, int32_t *sid, int32
     lv[0].complete = lv[0].underflow = false;
     m->lv_mark[0] = 0;
     uf[0] = hd[0] = 0;
+    mat[0] = 1;
     sid[0] = fm_intern(fm, &lv[0]);
     for (int32_t i = 0; i < t->n_nodes;) {
         const tr_node *nd = &t->nodes[i];
         int d = nd->depth;
-        m->arena.len = m->lv_mark[d - 1];
-        ll_status st;
-        sid[d] = fm_step(fm, m, sid[d - 1], &lv[d - 1], nd->byte, &lv[d], &st, err);
-        if (st != LL_OK) return st;
-        m->lv_mark[d] = m->arena.len;
-        bool here = lv[d].underflow;
+        int32_t e = fm_next(fm, sid[d - 1], nd->byte), n;
+        bool here;
+        if (e >= 0) {
+            sid[d] = e >> 1;
+            here = e & 1;
+            n = fm->cnt[sid[d]];
+            mat[d] = 0;
+            m->lv_mark[d] = m->lv_mark[d - 1];
+        } else {
+            ll_status st;
+            if (!mat[d - 1]) {   /* only memo states are left unmaterialized */
+                m->arena.len = m->lv_mark[d - 1];
+                st = fm_load(fm, sid[d - 1], &lv[d - 1], err);
+                if (st != LL_OK) return st;
+                lv[d - 1].underflow = hd[d - 1];
+                mat[d - 1] = 1;
+            }
+            m->arena.len = m->lv_mark[d - 1];
+            sid[d] = fm_step(fm, m, sid[d - 1], &lv[d - 1], nd->byte, &lv[d], &st, err);
+            if (st != LL_OK) return st;
+            m->lv_mark[d] = m->arena.len;
+            mat[d] = 1;
+            here = lv[d].underflow;
+            n = lv[d].n;
+        }
         hd[d] = here;
         uf[d] = uf[d - 1] || here;
-        if (lv[d].n == 0 && !uf[d]) { i = nd->end; continue; }
-        if (lv[d].n || here)
+        if (n == 0 && !uf[d]) { i = nd->end; continue; }
+        if (n || here)
             for (int32_t k = nd->tok_lo; k < nd->tok_hi; k++)
                 if (!idvec_push(acc, t->ids[k])) return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
-        if (lv[d].n == 0) {
+        if (n == 0) {
             /* only the context can decide this node's tokens (unless accepted just above) and
              * everything below: one reference per depth at which the frame popped */
             for (int j = 1; j <= d; j++)
@@ -485,7 +518,7 @@ static ll_status sort_pairs_fast(const gr_compiled *c, int32_t *id, int32_t *off
                                  int32_t n, ll_error *err) {
     if (n < 512) { sort_pairs(c, id, off, tid, toff, n); return LL_OK; }
     uint64_t *k = ll_malloc_array((size_t)n * 2, sizeof *k);
-    int32_t *cnt = ll_malloc_array(65536, sizeof *cnt);
+    int32_t *cnt = ll_malloc_array(n >= 65536 ? 65536 : 256, sizeof *cnt);
     if (!k || !cnt) { ll_free(k); ll_free(cnt); return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); }
     uint64_t *k2 = k + n;
     for (int32_t i = 0; i < n; i++) {
@@ -498,14 +531,17 @@ static ll_status sort_pairs_fast(const gr_compiled *c, int32_t *id, int32_t *off
     }
     uint64_t *ka = k, *kb = k2;
     int32_t *ia = id, *oa = off, *ib = tid, *ob = toff;
-    for (int shift = 0; shift < 64; shift += 16) {
-        memset(cnt, 0, 65536 * sizeof *cnt);
-        for (int32_t i = 0; i < n; i++) cnt[(ka[i] >> shift) & 0xffff]++;
-        if (cnt[(ka[0] >> shift) & 0xffff] == n) continue;   /* one digit value: nothing moves */
+    /* 16-bit digits for many pairs, 8-bit ones below that (the counters would dominate) */
+    int bits = n >= 65536 ? 16 : 8;
+    uint64_t dmask = ((uint64_t)1 << bits) - 1;
+    for (int shift = 0; shift < 64; shift += bits) {
+        memset(cnt, 0, ((size_t)dmask + 1) * sizeof *cnt);
+        for (int32_t i = 0; i < n; i++) cnt[(ka[i] >> shift) & dmask]++;
+        if (cnt[(ka[0] >> shift) & dmask] == n) continue;   /* one digit value: nothing moves */
         int32_t sum = 0;
-        for (int d = 0; d < 65536; d++) { int32_t t = cnt[d]; cnt[d] = sum; sum += t; }
+        for (uint64_t d = 0; d <= dmask; d++) { int32_t t = cnt[d]; cnt[d] = sum; sum += t; }
         for (int32_t i = 0; i < n; i++) {
-            int32_t at = cnt[(ka[i] >> shift) & 0xffff]++;
+            int32_t at = cnt[(ka[i] >> shift) & dmask]++;
             kb[at] = ka[i];
             ib[at] = ia[i];
             ob[at] = oa[i];
@@ -520,8 +556,16 @@ static ll_status sort_pairs_fast(const gr_compiled *c, int32_t *id, int32_t *off
     }
     for (int32_t a = 0; a < n;) {
         int32_t b = a + 1;
-        while (b < n && ka[b] == ka[a]) b++;
-        if (b - a > 1) sort_pairs(c, id + a, off + a, tid, toff, b - a);
+        /* a run with equal keys is already in order when its suffixes are the same bytes:
+         * all of one length of at most 8 (the key holds them whole); the order of equal
+         * suffixes does not matter to the trie. Common: every token that ends in `"`. */
+        size_t len_a = tok_str(c, id[a]).n - (size_t)off[a];
+        bool same = len_a <= 8;
+        while (b < n && ka[b] == ka[a]) {
+            same = same && tok_str(c, id[b]).n - (size_t)off[b] == len_a;
+            b++;
+        }
+        if (b - a > 1 && !same) sort_pairs(c, id + a, off + a, tid, toff, b - a);
         a = b;
     }
     ll_free(k);
@@ -678,7 +722,7 @@ static void compiled_free(gr_compiled *c) {
     if (z->scratch) { z->scratch->c = NULL; ll_grammar_free(z->scratch); }
     fm_free(&z->fm);
     ll_free(z->acc.a); ll_free(z->pid.a); ll_free(z->poff.a); ll_free(z->tid.a); ll_free(z->toff.a);
-    ll_free(z->uf); ll_free(z->hd); ll_free(z->sid);
+    ll_free(z->uf); ll_free(z->hd); ll_free(z->mat); ll_free(z->sid);
     pthread_mutex_destroy(&c->lazy_lock);
     gr_grammar_free(&c->g);
     vtab_unref(c->vt);
@@ -703,7 +747,7 @@ static ll_status pos_compute(gr_compiled *c, int32_t p, ll_error *err) {
     ll_status st;
     pos_info *pi = &c->pinfo[c->pinfo_of[p]];
     acc->n = pid->n = poff->n = 0;
-    st = walk_classify(z->scratch, &z->fm, z->sid, p, acc, pid, poff, z->uf, z->hd, err);
+    st = walk_classify(z->scratch, &z->fm, z->sid, p, acc, pid, poff, z->uf, z->hd, z->mat, err);
     if (st != LL_OK) return st;
     pi->n_acc = acc->n;
     if (acc->n > 2048) {
@@ -835,8 +879,9 @@ static ll_status compiled_init(gr_compiled **out, gr_grammar *g, const ll_vocab 
     pos_lazy *z = &c->lazy;
     z->uf = ll_malloc((size_t)c->max_tok_len + 2);
     z->hd = ll_malloc((size_t)c->max_tok_len + 2);
+    z->mat = ll_malloc((size_t)c->max_tok_len + 2);
     z->sid = ll_malloc_array((size_t)c->max_tok_len + 2, sizeof *z->sid);
-    if (!c->pinfo || !z->uf || !z->hd || !z->sid) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
+    if (!c->pinfo || !z->uf || !z->hd || !z->mat || !z->sid) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
     c->n_pinfo = np;
     st = matcher_new(&z->scratch, c, err);   /* borrows c: no reference, see compiled_free */
     if (st != LL_OK) goto fail;
