@@ -73,15 +73,18 @@ DOT_MULTI_DEFINE(ll_dot_multi_f16_avx2, f16_cols)
  *
  * dot_multi converts the 8 activations of every column at every step (cvtph for 8 columns
  * per one weight vector), which costs as much as the FMAs. Here the tokens' F16 activations
- * are converted to f32 once per call (exactly), and a tile of 3 weight rows x 4 tokens keeps
- * 12 accumulators in registers: per 8 elements 3 conversions and 12 FMAs with the activation
- * as a memory operand. Each (row, token) accumulator is the single dot's s0 (the same FMAs on
- * the same lanes, in the same order) and ends with its hsum and double tail, so the result is
+ * are converted to f32 once per call, and each tile of weight rows once per call into an f32
+ * panel (both exact), so the inner loop is FMAs and loads only: on Zen 1 a ymm cvtph2ps takes
+ * the FMA pipes, and converting 3 weight vectors per 12 FMAs left the kernel at 65% of the
+ * FMA peak (`build/bench/peak`). A tile of 3 weight rows x 4 tokens keeps 12 accumulators in
+ * registers: per 8 elements 3 weight loads and 12 FMAs with the activation as a memory
+ * operand. Each (row, token) accumulator is the single dot's s0 (the same FMAs on the same
+ * lanes, in the same order) and ends with its hsum and double tail, so the result is
  * bit-identical to ll_dot_f16_avx2. */
-enum { F16_TILE_ROWS = 3, F16_TILE_COLS = 4, F16_TILE_BYTES = 128 * 1024, F16_TILE_MAX_ROWS = 63 };
+enum { F16_TILE_ROWS = 3, F16_TILE_COLS = 4, F16_PANEL_BYTES = 192 * 1024, F16_TILE_MAX_ROWS = 63 };
 
 static inline __attribute__((always_inline)) void
-f16_tile(int nr, int nc, int64_t n, const uint8_t *w, size_t rb, const float *x, size_t xs,
+f16_tile(int nr, int nc, int64_t n, const float *w, size_t ws, const float *x, size_t xs,
          float out[F16_TILE_ROWS][F16_TILE_COLS]) {
     __m256 s[F16_TILE_ROWS][F16_TILE_COLS];
     _Pragma("GCC unroll 3") for (int r = 0; r < nr; r++)
@@ -89,7 +92,7 @@ f16_tile(int nr, int nc, int64_t n, const uint8_t *w, size_t rb, const float *x,
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 wv[F16_TILE_ROWS];
-        _Pragma("GCC unroll 3") for (int r = 0; r < nr; r++) wv[r] = load_f16x8(w + r * rb + 2 * i);
+        _Pragma("GCC unroll 3") for (int r = 0; r < nr; r++) wv[r] = _mm256_loadu_ps(w + r * ws + i);
         _Pragma("GCC unroll 4") for (int c = 0; c < nc; c++) {
             __m256 xv = _mm256_loadu_ps(x + c * xs + i);
             _Pragma("GCC unroll 3") for (int r = 0; r < nr; r++) s[r][c] = _mm256_fmadd_ps(wv[r], xv, s[r][c]);
@@ -98,16 +101,16 @@ f16_tile(int nr, int nc, int64_t n, const uint8_t *w, size_t rb, const float *x,
     for (int r = 0; r < nr; r++)
         for (int c = 0; c < nc; c++) {
             double tail = 0.0;
-            for (int64_t j = i; j < n; j++) tail += (double)(f16_at(w + r * rb + 2 * j) * x[c * xs + j]);
+            for (int64_t j = i; j < n; j++) tail += (double)(w[r * ws + j] * x[c * xs + j]);
             out[r][c] = (float)((double)hsum_ps(s[r][c]) + tail);
         }
 }
 
-typedef void (*f16_tile_fn)(int64_t n, const uint8_t *w, size_t rb, const float *x, size_t xs,
+typedef void (*f16_tile_fn)(int64_t n, const float *w, size_t ws, const float *x, size_t xs,
                             float out[F16_TILE_ROWS][F16_TILE_COLS]);
 #define F16_TILE(R, C)                                                                            \
-    static void f16_tile_##R##_##C(int64_t n, const uint8_t *w, size_t rb, const float *x, size_t xs, \
-                                   float out[F16_TILE_ROWS][F16_TILE_COLS]) { f16_tile(R, C, n, w, rb, x, xs, out); }
+    static void f16_tile_##R##_##C(int64_t n, const float *w, size_t ws, const float *x, size_t xs, \
+                                   float out[F16_TILE_ROWS][F16_TILE_COLS]) { f16_tile(R, C, n, w, ws, x, xs, out); }
 F16_TILE(1, 1) F16_TILE(1, 2) F16_TILE(1, 3) F16_TILE(1, 4)
 F16_TILE(2, 1) F16_TILE(2, 2) F16_TILE(2, 3) F16_TILE(2, 4)
 F16_TILE(3, 1) F16_TILE(3, 2) F16_TILE(3, 3) F16_TILE(3, 4)
@@ -117,31 +120,35 @@ static const f16_tile_fn f16_tiles[F16_TILE_ROWS][F16_TILE_COLS] = {
     { f16_tile_3_1, f16_tile_3_2, f16_tile_3_3, f16_tile_3_4 },
 };
 
+/* n F16 values at src to f32 at dst (exact). */
+static void f16_row_to_f32(const uint8_t *src, float *dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load_f16x8(src + 2 * i));
+    for (; i < n; i++) dst[i] = f16_at(src + 2 * i);
+}
+
 bool ll_gemm_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
                       size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride) {
     const size_t xs = (size_t)n_in, rb = (size_t)n_in * 2;
-    float *x = malloc((size_t)n_tok * xs * sizeof *x);
-    if (!x) return false;
-    for (int64_t t = 0; t < n_tok; t++) {
-        const uint8_t *src = (const uint8_t *)xq + (size_t)t * xq_stride;
-        float *dst = x + (size_t)t * xs;
-        int64_t i = 0;
-        for (; i + 8 <= n_in; i += 8) _mm256_storeu_ps(dst + i, load_f16x8(src + 2 * i));
-        for (; i < n_in; i++) dst[i] = f16_at(src + 2 * i);
-    }
-    int64_t tile = (int64_t)(F16_TILE_BYTES / rb);
+    /* Rows per panel: whole row groups whose f32 copy stays in L2 beside 4 tokens. */
+    int64_t tile = (int64_t)(F16_PANEL_BYTES / (xs * sizeof(float)));
     if (tile < F16_TILE_ROWS) tile = F16_TILE_ROWS;
     if (tile > F16_TILE_MAX_ROWS) tile = F16_TILE_MAX_ROWS;
     tile -= tile % F16_TILE_ROWS;             /* whole row groups, except at the end of the range */
+    float *x = malloc(((size_t)n_tok + (size_t)tile) * xs * sizeof *x);
+    if (!x) return false;
+    float *panel = x + (size_t)n_tok * xs;
+    for (int64_t t = 0; t < n_tok; t++) f16_row_to_f32((const uint8_t *)xq + (size_t)t * xq_stride, x + (size_t)t * xs, n_in);
     const uint8_t *wb = w;
     for (int64_t rt = r0; rt < r1; rt += tile) {
         int64_t re = rt + tile < r1 ? rt + tile : r1;
+        for (int64_t r = rt; r < re; r++) f16_row_to_f32(wb + (size_t)r * rb, panel + (size_t)(r - rt) * xs, n_in);
         for (int64_t t = 0; t < n_tok; t += F16_TILE_COLS) {
             int nc = n_tok - t < F16_TILE_COLS ? (int)(n_tok - t) : F16_TILE_COLS;
             for (int64_t r = rt; r < re; r += F16_TILE_ROWS) {
                 int nr = re - r < F16_TILE_ROWS ? (int)(re - r) : F16_TILE_ROWS;
                 float out[F16_TILE_ROWS][F16_TILE_COLS];
-                f16_tiles[nr - 1][nc - 1](n_in, wb + (size_t)r * rb, rb, x + (size_t)t * xs, xs, out);
+                f16_tiles[nr - 1][nc - 1](n_in, panel + (size_t)(r - rt) * xs, xs, x + (size_t)t * xs, xs, out);
                 for (int c = 0; c < nc; c++)
                     for (int i = 0; i < nr; i++) y[(t + c) * y_stride + r + i] = out[i][c];
             }
