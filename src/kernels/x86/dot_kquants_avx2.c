@@ -76,23 +76,64 @@ static inline float k4_block(const uint8_t *d, const uint8_t *dmin, const uint8_
     return k4_scale(d, dmin, ab, hsum_i32(isum), msum);
 }
 
-/* Q4_K / Q5_K: 64-element groups g; the low nibbles of qs[32g..] are sub-block 2g, the high
- * nibbles sub-block 2g+1, each one whole vector with one scale. */
+/* Q4_K: a super-block's integer sums, the scaled quants' isum as 8 lanes and the min
+ * correction's 8 i16 x bsum products as 4 lanes (their totals are k4_scale's isum and msum).
+ * 64-element groups g: the low nibbles of qs[32g..] are sub-block 2g, the high nibbles
+ * sub-block 2g+1, each one whole vector with one scale. */
+static inline __attribute__((always_inline)) __m256i
+q4_k_isum(const uint8_t *wb, const uint8_t *ab, __m128i *mprod) {
+    const __m256i m15 = _mm256_set1_epi8(15);
+    uint8_t sc[8];
+    __m128i mins = k4_unpack_scales_mins(wb + Q4_K_SCALES, sc);
+    __m128i b0 = _mm_loadu_si128((const __m128i *)(ab + Q8_K_BSUMS));
+    __m128i b1 = _mm_loadu_si128((const __m128i *)(ab + Q8_K_BSUMS + 16));
+    *mprod = _mm_madd_epi16(_mm_hadd_epi16(b0, b1), mins);   /* as k4_mins_dot_bsums */
+    __m256i isum = _mm256_setzero_si256();
+    _Pragma("GCC unroll 4")
+    for (int g = 0; g < 4; g++) {
+        __m256i qv = load32(wb + Q4_K_QS + 32 * g);
+        __m256i lo = _mm256_and_si256(qv, m15);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m15);
+        isum = _mm256_add_epi32(isum, k4_group(lo, hi, ab + Q8_K_QS + 64 * g, sc + 2 * g));
+    }
+    return isum;
+}
+
+/* The totals of four 8-lane and four 4-lane i32 vectors, one hadd tree each (exact). */
+static inline __m128i hsum4_i32(__m256i v0, __m256i v1, __m256i v2, __m256i v3) {
+    __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+static inline __m128i hsum4_i32x4(__m128i v0, __m128i v1, __m128i v2, __m128i v3) {
+    return _mm_hadd_epi32(_mm_hadd_epi32(v0, v1), _mm_hadd_epi32(v2, v3));
+}
+
+/* Four super-blocks' integer parts are computed before any is reduced, and reduced together:
+ * one super-block's reduction and f32 tail is a long latency chain, and with one block at a
+ * time the next block's work could not start under it. The f32 sum still takes the blocks in
+ * order, each through k4_scale, so the result is unchanged. */
 float ll_dot_q4_k_avx2(int64_t n, const void *w, const void *a) {
     const uint8_t *wb = w, *ab = a;
-    const __m256i m15 = _mm256_set1_epi8(15);
+    int64_t nb = n / QK_K, i = 0;
     float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK_K; i++, wb += Q4_K_BYTES, ab += Q8_K_BYTES) {
-        uint8_t sc[8];
-        int32_t msum = k4_scales_mins(wb + Q4_K_SCALES, ab, sc);
-        __m256i isum = _mm256_setzero_si256();
-        for (int g = 0; g < 4; g++) {
-            __m256i qv = load32(wb + Q4_K_QS + 32 * g);
-            __m256i lo = _mm256_and_si256(qv, m15);
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m15);
-            isum = _mm256_add_epi32(isum, k4_group(lo, hi, ab + Q8_K_QS + 64 * g, sc + 2 * g));
-        }
-        sum += k4_block(wb + Q4_K_D, wb + Q4_K_DMIN, ab, isum, msum);
+    for (; i + 4 <= nb; i += 4, wb += 4 * Q4_K_BYTES, ab += 4 * Q8_K_BYTES) {
+        __m128i m0, m1, m2, m3;
+        __m256i v0 = q4_k_isum(wb, ab, &m0);
+        __m256i v1 = q4_k_isum(wb + Q4_K_BYTES, ab + Q8_K_BYTES, &m1);
+        __m256i v2 = q4_k_isum(wb + 2 * Q4_K_BYTES, ab + 2 * Q8_K_BYTES, &m2);
+        __m256i v3 = q4_k_isum(wb + 3 * Q4_K_BYTES, ab + 3 * Q8_K_BYTES, &m3);
+        int32_t is[4], ms[4];
+        _mm_storeu_si128((__m128i *)is, hsum4_i32(v0, v1, v2, v3));
+        _mm_storeu_si128((__m128i *)ms, hsum4_i32x4(m0, m1, m2, m3));
+        for (int j = 0; j < 4; j++)
+            sum += k4_scale(wb + j * Q4_K_BYTES + Q4_K_D, wb + j * Q4_K_BYTES + Q4_K_DMIN,
+                            ab + j * Q8_K_BYTES, is[j], ms[j]);
+    }
+    for (; i < nb; i++, wb += Q4_K_BYTES, ab += Q8_K_BYTES) {
+        __m128i m;
+        __m256i v = q4_k_isum(wb, ab, &m);
+        __m128i t = hsum4_i32(v, v, v, v), mt = hsum4_i32x4(m, m, m, m);
+        sum += k4_scale(wb + Q4_K_D, wb + Q4_K_DMIN, ab, _mm_cvtsi128_si32(t), _mm_cvtsi128_si32(mt));
     }
     return sum;
 }
@@ -120,32 +161,73 @@ float ll_dot_q5_k_avx2(int64_t n, const void *w, const void *a) {
     return sum;
 }
 
-/* Q6_K: q + 32 = low4 | high2 << 4 is unsigned 0..63; the 32 comes back as 32 * sc_j * bsum_j.
+/* Q6_K plane p (0..3) of a half as unsigned bytes low4 | high2 << 4: the low nibbles of ql0
+ * (p = 0) or ql1 (p = 1), or their high nibbles (p = 2, 3); the high two bits are bits
+ * 2p..2p+1 of qh, moved to bits 4..5 with one shift and one mask. */
+static inline __attribute__((always_inline)) __m256i q6_k_plane(__m256i ql0, __m256i ql1, __m256i qh, int p) {
+    const __m256i m15 = _mm256_set1_epi8(15), m48 = _mm256_set1_epi8(48);
+    __m256i src = p % 2 ? ql1 : ql0;
+    __m256i low = _mm256_and_si256(p < 2 ? src : _mm256_srli_epi16(src, 4), m15);
+    __m256i high = p == 2 ? qh : p < 2 ? _mm256_slli_epi16(qh, 4 - 2 * p) : _mm256_srli_epi16(qh, 2);
+    return _mm256_or_si256(low, _mm256_and_si256(high, m48));
+}
+
+/* The 8 i16 scales of half h (sub-blocks 8h..8h+7) in both 128-bit lanes, from the 16 scales
+ * as i16 (sc16, lanes s0..7 | s8..15); q6_k_scale_pair then picks plane p's pair with one
+ * shuffle: lane 0 = s[8h + 2p], lane 1 = s[8h + 2p + 1]. */
+static inline __m256i q6_k_scales_half(__m256i sc16, int h) {
+    return _mm256_permute4x64_epi64(sc16, h ? 0xEE : 0x44);
+}
+static inline __attribute__((always_inline)) __m256i q6_k_scale_pair(__m256i s16, int p) {
+    const int a = 4 * p, b = 4 * p + 2;    /* byte offsets of s[2p] and s[2p+1] in a lane */
+    const __m256i ctrl = _mm256_setr_epi8(a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1,
+                                          a, a + 1, a, a + 1, b, b + 1, b, b + 1, b, b + 1, b, b + 1,
+                                          b, b + 1, b, b + 1, b, b + 1, b, b + 1);
+    return _mm256_shuffle_epi8(s16, ctrl);
+}
+
+/* Q6_K: q + 32 = low4 | high2 << 4 is unsigned 0..63; the 32 comes back as 32 * sc_j * bsum_j,
+ * subtracted in the lanes here (the total is kq_scale_offs's isum - 32 * offs, exactly).
  * Plane p of a half takes its low nibbles from ql[64*half + 32*(p%2) ..] (low for p < 2,
  * high for p >= 2) and its high bits from bits 2p..2p+1 of qh[32*half ..]. */
+static inline __attribute__((always_inline)) __m256i q6_k_isum(const uint8_t *wb, const uint8_t *ab) {
+    __m128i sc = _mm_loadu_si128((const __m128i *)(wb + Q6_K_SCALES));
+    __m256i sc16 = _mm256_cvtepi8_epi16(sc);
+    __m256i offs = _mm256_madd_epi16(sc16, load32(ab + Q8_K_BSUMS));
+    __m256i isum = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offs, 5));
+    _Pragma("GCC unroll 2")
+    for (int h = 0; h < 2; h++) {
+        __m256i s16 = q6_k_scales_half(sc16, h);
+        __m256i ql0 = load32(wb + Q6_K_QL + 64 * h), ql1 = load32(wb + Q6_K_QL + 64 * h + 32);
+        __m256i qhv = load32(wb + Q6_K_QH + 32 * h);
+        _Pragma("GCC unroll 4")
+        for (int p = 0; p < 4; p++) {
+            __m256i q = q6_k_plane(ql0, ql1, qhv, p);
+            __m256i p16 = _mm256_maddubs_epi16(q, load32(ab + Q8_K_QS + 128 * h + 32 * p));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, q6_k_scale_pair(s16, p)));
+        }
+    }
+    return isum;
+}
+
+/* As ll_dot_q4_k_avx2: four super-blocks' integer parts, then one reduction, then the f32
+ * tail of each in order. */
 float ll_dot_q6_k_avx2(int64_t n, const void *w, const void *a) {
     const uint8_t *wb = w, *ab = a;
-    const __m256i m15 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
+    int64_t nb = n / QK_K, i = 0;
     float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK_K; i++, wb += Q6_K_BYTES, ab += Q8_K_BYTES) {
-        __m128i sc = _mm_loadu_si128((const __m128i *)(wb + Q6_K_SCALES));
-        int32_t offs = scales_dot_bsums(sc, ab);
-        __m256i s8 = _mm256_broadcastsi128_si256(sc);
-        __m256i isum = _mm256_setzero_si256();
-        for (int h = 0; h < 2; h++) {
-            __m256i ql0 = load32(wb + Q6_K_QL + 64 * h), ql1 = load32(wb + Q6_K_QL + 64 * h + 32);
-            __m256i qhv = load32(wb + Q6_K_QH + 32 * h);
-            for (int p = 0; p < 4; p++) {
-                __m256i src = p % 2 ? ql1 : ql0;
-                __m256i low = _mm256_and_si256(p < 2 ? src : _mm256_srli_epi16(src, 4), m15);
-                __m256i high = _mm256_and_si256(_mm256_srli_epi16(qhv, 2 * p), m3);
-                __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
-                __m256i p16 = _mm256_maddubs_epi16(q, load32(ab + Q8_K_QS + 128 * h + 32 * p));
-                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, scale_pair(s8, 4 * h + p)));
-            }
-        }
-        sum += kq_scale_offs(wb + Q6_K_D, ab, hsum_i32(isum), offs, 32);
+    for (; i + 4 <= nb; i += 4, wb += 4 * Q6_K_BYTES, ab += 4 * Q8_K_BYTES) {
+        __m256i v0 = q6_k_isum(wb, ab);
+        __m256i v1 = q6_k_isum(wb + Q6_K_BYTES, ab + Q8_K_BYTES);
+        __m256i v2 = q6_k_isum(wb + 2 * Q6_K_BYTES, ab + 2 * Q8_K_BYTES);
+        __m256i v3 = q6_k_isum(wb + 3 * Q6_K_BYTES, ab + 3 * Q8_K_BYTES);
+        int32_t t[4];
+        _mm_storeu_si128((__m128i *)t, hsum4_i32(v0, v1, v2, v3));
+        for (int j = 0; j < 4; j++)
+            sum += (f16_at(wb + j * Q6_K_BYTES + Q6_K_D) * blk_f32(ab + j * Q8_K_BYTES + Q8_K_D)) * (float)t[j];
     }
+    for (; i < nb; i++, wb += Q6_K_BYTES, ab += Q8_K_BYTES)
+        sum += (f16_at(wb + Q6_K_D) * blk_f32(ab + Q8_K_D)) * (float)hsum_i32(q6_k_isum(wb, ab));
     return sum;
 }
 
@@ -197,25 +279,22 @@ DOT_MULTI_BODY q4_k_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t 
 DOT_MULTI_DEFINE(ll_dot_multi_q4_k_avx2, q4_k_cols)
 
 DOT_MULTI_BODY q6_k_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t as, int nc, float *out) {
-    const __m256i m15 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
     float sum[LL_DOT_MULTI_MAX];
     COLS(c) sum[c] = 0.0f;
     for (int64_t i = 0; i < n / QK_K; i++, wb += Q6_K_BYTES, a += Q8_K_BYTES) {
         __m128i sc = _mm_loadu_si128((const __m128i *)(wb + Q6_K_SCALES));
-        __m256i s8 = _mm256_broadcastsi128_si256(sc);
+        __m256i sc16h = _mm256_cvtepi8_epi16(sc);
         __m256i isum[LL_DOT_MULTI_MAX];
         COLS(c) isum[c] = _mm256_setzero_si256();
         _Pragma("GCC unroll 2")
         for (int h = 0; h < 2; h++) {
+            __m256i sh = q6_k_scales_half(sc16h, h);
             __m256i ql0 = load32(wb + Q6_K_QL + 64 * h), ql1 = load32(wb + Q6_K_QL + 64 * h + 32);
             __m256i qhv = load32(wb + Q6_K_QH + 32 * h);
             _Pragma("GCC unroll 4")
             for (int p = 0; p < 4; p++) {
-                __m256i src = p % 2 ? ql1 : ql0;
-                __m256i low = _mm256_and_si256(p < 2 ? src : _mm256_srli_epi16(src, 4), m15);
-                __m256i high = _mm256_and_si256(_mm256_srli_epi16(qhv, 2 * p), m3);
-                __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
-                __m256i s16 = scale_pair(s8, 4 * h + p);
+                __m256i q = q6_k_plane(ql0, ql1, qhv, p);
+                __m256i s16 = q6_k_scale_pair(sh, p);
                 COLS(c) {
                     __m256i p16 = _mm256_maddubs_epi16(q, load32(a + c * as + Q8_K_QS + 128 * h + 32 * p));
                     isum[c] = add_i32_chain(isum[c], _mm256_madd_epi16(p16, s16));
