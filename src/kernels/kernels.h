@@ -32,8 +32,15 @@ enum { LL_GEMM_MIN_TOK = 8 };
 typedef bool (*ll_gemm_fn)(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
                            size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride);
 
+/* Rows [r0, r1) against ONE token, for generation: y[r] bit-identical to dot(row r, xq) of the
+ * same table. A kernel here runs several rows' accumulation chains side by side (a single dot
+ * waits on one chain's latency) and converts the activation once for all rows. false when its
+ * scratch allocation fails; the caller then loops over dot. */
+typedef bool (*ll_gemv_fn)(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq, float *y);
+
 struct ll_kernels {
     ll_dot_fn          dot[LL_TYPE_COUNT];           /* by weight type; NULL if unsupported */
+    ll_gemv_fn         gemv[LL_TYPE_COUNT];          /* by weight type; NULL: a loop over dot */
     ll_dot_multi_fn    dot_multi[LL_TYPE_COUNT];     /* by weight type; NULL: loop over dot */
     ll_gemm_fn         gemm[LL_TYPE_COUNT];          /* by weight type; NULL: dot_multi */
     ll_quantize_act_fn quantize_act[LL_TYPE_COUNT];  /* by activation (dot) type */

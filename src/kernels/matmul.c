@@ -19,6 +19,8 @@ void ll_matmul_rows(const struct ll_kernels *k, uint32_t w_type, const void *w, 
     const uint8_t *wb = w, *xb = xq;
 
     if (n_tok == 1) {                                   /* generation: one pass over W */
+        ll_gemv_fn gemv = k->gemv[w_type];
+        if (gemv && gemv(n_in, w, r0, r1, xq, y)) return;
         for (int64_t r = r0; r < r1; r++) y[r] = dot(n_in, wb + (uint64_t)r * row_bytes, xb);
         return;
     }

@@ -392,6 +392,48 @@ static void test_gemm_bit_identical(void) {
     CHECK(n_checked > 0);
 }
 
+/* Every generation kernel (gemv: rows against one token) against the single dot of its table,
+ * bit for bit: row ranges that are not a multiple of its row group, lengths with a tail the
+ * vector loop does not cover, an odd activation address. Rows outside [r0, r1) stay untouched. */
+static void test_gemv_bit_identical(void) {
+    if (!simd_or_skip()) return;
+    CHECK_MSG(k_simd.gemv[LL_TYPE_F16] != NULL, "F16 has no gemv");
+    enum { MAX_IN = 2051, N_ROWS = 23 };
+    static const int64_t n_ins[] = { 8, 256, 2048, 2051 };
+    static uint8_t w[N_ROWS * MAX_IN * 4 + 64], xq[MAX_IN * 4 + 64];
+    static float x[MAX_IN], y[N_ROWS];
+    int n_checked = 0;
+    for (uint32_t wt = 0; wt < LL_TYPE_COUNT; wt++) {
+        if (!k_simd.gemv[wt]) continue;
+        const ll_type_traits *tt = ll_type_traits_of(wt);
+        for (size_t ni = 0; ni < sizeof n_ins / sizeof n_ins[0]; ni++) {
+            int64_t n_in = n_ins[ni];
+            if (n_in % tt->blck) continue;
+            uint64_t rb = 0;
+            ll_type_row_bytes(wt, n_in, &rb);
+            uint8_t *wr = w + 3;
+            for (int r = 0; r < N_ROWS; r++) random_weights(wfields_of(wt), wr + r * rb, n_in, 0);
+            for (int64_t e = 0; e < n_in; e++) x[e] = rng_uniform(-1, 1);
+            k_simd.quantize_act[tt->dot_type](x, xq + 1, n_in);
+            static const int ranges[][2] = { { 0, 23 }, { 2, 23 }, { 5, 8 }, { 7, 8 } };
+            for (size_t ri = 0; ri < sizeof ranges / sizeof ranges[0]; ri++) {
+                int r0 = ranges[ri][0], r1 = ranges[ri][1];
+                for (int r = 0; r < N_ROWS; r++) y[r] = -999.0f;
+                CHECK(k_simd.gemv[wt](n_in, wr, r0, r1, xq + 1, y));
+                int bad = 0;
+                for (int r = 0; r < N_ROWS; r++) {
+                    float want = r >= r0 && r < r1 ? k_simd.dot[wt](n_in, wr + r * rb, xq + 1) : -999.0f;
+                    if (!same_bits(y[r], want)) bad++;
+                }
+                CHECK_MSG(bad == 0, "%s n_in=%lld rows [%d,%d): %d outputs wrong", tt->name,
+                          (long long)n_in, r0, r1, bad);
+                n_checked++;
+            }
+        }
+    }
+    CHECK(n_checked > 0);
+}
+
 /* The K-quant dots of every SIMD table compute the same integer sums and scale them in the
  * same f32 expression: on random data an AVX-512 output equals the AVX2 output bit for bit,
  * single and multi-column. */
@@ -446,6 +488,7 @@ int main(void) {
         RUN(test_dot_multi_bit_identical);
         RUN(test_matmul_rows_matches_dots);
         RUN(test_gemm_bit_identical);
+        RUN(test_gemv_bit_identical);
     }
     RUN(test_avx512_equals_avx2_bitwise);
     return test_summary();
