@@ -85,18 +85,22 @@ static size_t widest_act_row(const ll_model *m) {
     return (size_t)best;
 }
 
-/* Per-thread attention scratch, sized from the pool's thread count: floats for the scores
- * and one V slice; bytes for the query in K's dot type (F16: 2 hd, Q8_0: 34 hd / 32) and the
+/* Per-thread attention scratch, sized from the pool's thread count, for one KV group (the
+ * query heads sharing a KV head): floats for each head's scores (n_ctx) and one V slice;
+ * bytes for each head's query in K's dot type (F16: 2 hd, Q8_0: 34 hd / 32) and each head's
  * weights as F16 (2 n_ctx). */
 static bool alloc_attention_scratch(ll_ctx *c) {
     const ll_hparams *hp = &c->m->hp;
-    size_t rows;
-    c->att_stride = (size_t)c->n_ctx + (size_t)hp->head_dim_v;
+    const size_t group = (size_t)(hp->n_head / hp->n_head_kv);
+    size_t rows, scores, wts;
+    if (!ll_mul_size((size_t)c->n_ctx, group, &scores)) return false;
+    c->att_stride = scores + (size_t)hp->head_dim_v;
     if (!ll_mul_size(c->att_stride, (size_t)c->n_threads, &rows)) return false;
     c->att = ll_malloc_array(rows, sizeof(float));
-    const size_t q_bytes = ((size_t)hp->head_dim_k * 2 + 63) / 64 * 64;   /* >= Q8_0's 34/32 */
-    c->att_b_wofs = q_bytes;
-    c->att_b_stride = q_bytes + ((size_t)c->n_ctx * 2 + 63) / 64 * 64;
+    c->att_b_qstride = ((size_t)hp->head_dim_k * 2 + 63) / 64 * 64;       /* >= Q8_0's 34/32 */
+    c->att_b_wofs = c->att_b_qstride * group;
+    if (!ll_mul_size(((size_t)c->n_ctx * 2 + 63) / 64 * 64, group, &wts)) return false;
+    c->att_b_stride = c->att_b_wofs + wts;
     if (!ll_mul_size(c->att_b_stride, (size_t)c->n_threads, &rows)) return false;
     c->att_b = ll_malloc(rows);
     return c->att && c->att_b;

@@ -172,6 +172,9 @@ static uint32_t kv_dot_type(ll_kv_type t) {
     return t == LL_KV_F32 ? LL_TYPE_F32 : t == LL_KV_F16 ? LL_TYPE_F16 : LL_TYPE_Q8_0;
 }
 
+/* The query heads that share one KV head are done together: each key row and each row of V^T
+ * is read once for the group, through the type's dot_multi (bit-identical to its dot, so every
+ * head gets exactly the values it would get alone), instead of once per head. */
 static void attention_worker(void *arg, int ith, int nth) {
     const struct attn_job *j = arg;
     ll_ctx *c = j->c;
@@ -183,59 +186,94 @@ static void attention_worker(void *arg, int ith, int nth) {
     const float scale = 1.0f / sqrtf((float)hd);
     const uint32_t kt = kv_dot_type(kv->type_k), vt = kv_dot_type(kv->type_v);
     const ll_dot_fn dot_k = c->kern->dot[kt];                     /* SIMD when the CPU has it */
+    const ll_dot_multi_fn multi_k = c->kern->dot_multi[kt];       /* NULL: one dot per head */
     const ll_quantize_act_fn q_conv = kt == LL_TYPE_F32 ? NULL : c->kern->quantize_act[kt];
     const ll_dot_fn dot_v = kv->v_trans ? c->kern->dot[vt] : NULL;
+    const ll_dot_multi_fn multi_v = kv->v_trans ? c->kern->dot_multi[vt] : NULL;
     const ll_quantize_act_fn to_f16 = c->kern->quantize_act[LL_TYPE_F16];
     const size_t k_head_bytes = kv->k_row_bytes / (size_t)hp->n_head_kv;
     const size_t v_head_bytes = kv->v_row_bytes / (size_t)hp->n_head_kv;   /* by position */
-    float *score = c->att + (size_t)ith * c->att_stride;          /* (n_ctx) this thread's row */
-    float *v_row = score + n_ctx;                                 /* (hdv) one dequantized V slice */
-    uint8_t *q_conv_buf = c->att_b + (size_t)ith * c->att_b_stride; /* q in K's dot type */
-    uint16_t *w_h = (uint16_t *)(q_conv_buf + c->att_b_wofs);     /* (n_ctx) F16 weights */
+    float *scores = c->att + (size_t)ith * c->att_stride;         /* (group, n_ctx) */
+    float *v_row = scores + (size_t)group * (size_t)n_ctx;        /* (hdv) one dequantized V slice */
+    uint8_t *q_conv_buf = c->att_b + (size_t)ith * c->att_b_stride; /* (group) queries in K's type */
+    uint16_t *w_h = (uint16_t *)(q_conv_buf + c->att_b_wofs);     /* (group, n_ctx) F16 weights */
+    const size_t q_stride = q_conv ? c->att_b_qstride : (size_t)hd * sizeof(float);
+    float part[LL_DOT_MULTI_MAX];
 
     int64_t i0, i1;
-    share(j->n_tok * hp->n_head, ith, nth, &i0, &i1);
+    share(j->n_tok * hp->n_head_kv, ith, nth, &i0, &i1);
     for (int64_t i = i0; i < i1; i++) {
-        const int64_t t = i / hp->n_head, h = i % hp->n_head, g = h / group;
+        const int64_t t = i / hp->n_head_kv, g = i % hp->n_head_kv, h0 = g * group;
         const int32_t seq = c->ub_seq[t], p = c->ub_pos[t];
         const ll_kv_seq *sq = &kv->seq[seq];
-        const void *q = c->q + t * q_dim + h * hd;                 /* (hd) */
-        if (q_conv) { q_conv(q, q_conv_buf, hd); q = q_conv_buf; }
-        float max = -INFINITY;
+        const uint8_t *q = (const uint8_t *)(c->q + t * q_dim + h0 * hd);   /* (group, hd) */
+        if (q_conv) {
+            for (int64_t h = 0; h < group; h++) q_conv(c->q + t * q_dim + (h0 + h) * hd, q_conv_buf + (size_t)h * q_stride, hd);
+            q = q_conv_buf;
+        }
+        float max[LL_DOT_MULTI_MAX];
+        for (int64_t h = 0; h < group; h++) max[h] = -INFINITY;
         int64_t hi = 0;                                            /* last visible cell + 1 */
         for (int64_t s = 0; s < sq->n_cells; s++) {
             if (sq->pos[s] > p) continue;
-            score[s] = dot_k(hd, ll_kv_k_row(kv, j->layer, seq, (int32_t)s) + (size_t)g * k_head_bytes, q) * scale;
-            if (score[s] > max) max = score[s];
+            const uint8_t *k = ll_kv_k_row(kv, j->layer, seq, (int32_t)s) + (size_t)g * k_head_bytes;
+            for (int64_t h = 0; h < group; h += LL_DOT_MULTI_MAX) {
+                int nc = group - h < LL_DOT_MULTI_MAX ? (int)(group - h) : LL_DOT_MULTI_MAX;
+                if (multi_k) multi_k(hd, k, q + (size_t)h * q_stride, q_stride, nc, part);
+                else for (int e = 0; e < nc; e++) part[e] = dot_k(hd, k, q + (size_t)(h + e) * q_stride);
+                for (int e = 0; e < nc; e++) {
+                    float sc = part[e] * scale;
+                    scores[(size_t)(h + e) * (size_t)n_ctx + (size_t)s] = sc;
+                    if (sc > max[h + e]) max[h + e] = sc;
+                }
+            }
             hi = s + 1;
         }
-        double sum = 0.0;
-        for (int64_t s = 0; s < hi; s++) {
-            if (sq->pos[s] > p) { score[s] = 0.0f; continue; }
-            score[s] = expf(score[s] - max);
-            sum += (double)score[s];
+        for (int64_t h = 0; h < group; h++) {
+            float *score = scores + (size_t)h * (size_t)n_ctx;
+            double sum = 0.0;
+            for (int64_t s = 0; s < hi; s++) {
+                if (sq->pos[s] > p) { score[s] = 0.0f; continue; }
+                score[s] = expf(score[s] - max[h]);
+                sum += (double)score[s];
+            }
+            const float inv = (float)(1.0 / sum);
+            for (int64_t s = 0; s < hi; s++) score[s] *= inv;
         }
-        const float inv = (float)(1.0 / sum);
-        for (int64_t s = 0; s < hi; s++) score[s] *= inv;
-        float *out = c->att_out + t * o_dim + h * hdv;             /* (hdv) */
+        float *out = c->att_out + t * o_dim + h0 * hdv;            /* (group, hdv) */
         const uint8_t *vb = ll_kv_v_block(kv, j->layer, seq);
         if (kv->v_trans) {
             int64_t n_kv = (hi + 31) / 32 * 32;                    /* padded; zero weights */
             if (n_kv > n_ctx) n_kv = hi;
-            for (int64_t s = hi; s < n_kv; s++) score[s] = 0.0f;
-            const void *wts = score;
-            if (vt == LL_TYPE_F16) { to_f16(score, w_h, n_kv); wts = w_h; }
+            const uint8_t *wts = (const uint8_t *)scores;
+            size_t w_stride = (size_t)n_ctx * sizeof(float);
+            for (int64_t h = 0; h < group; h++) {
+                float *score = scores + (size_t)h * (size_t)n_ctx;
+                for (int64_t s = hi; s < n_kv; s++) score[s] = 0.0f;
+                if (vt == LL_TYPE_F16) to_f16(score, w_h + (size_t)h * (size_t)n_ctx, n_kv);
+            }
+            if (vt == LL_TYPE_F16) { wts = (const uint8_t *)w_h; w_stride = (size_t)n_ctx * 2; }
             const size_t es = kv->v_elem_bytes;
-            for (int64_t e = 0; e < hdv; e++)                      /* row e of V^T: (n_ctx) */
-                out[e] = dot_v(n_kv, vb + (size_t)(g * hdv + e) * (size_t)n_ctx * es, wts);
+            for (int64_t e = 0; e < hdv; e++) {                    /* row e of V^T: (n_ctx) */
+                const uint8_t *vr = vb + (size_t)(g * hdv + e) * (size_t)n_ctx * es;
+                for (int64_t h = 0; h < group; h += LL_DOT_MULTI_MAX) {
+                    int nc = group - h < LL_DOT_MULTI_MAX ? (int)(group - h) : LL_DOT_MULTI_MAX;
+                    if (multi_v) multi_v(n_kv, vr, wts + (size_t)h * w_stride, w_stride, nc, part);
+                    else for (int x = 0; x < nc; x++) part[x] = dot_v(n_kv, vr, wts + (size_t)(h + x) * w_stride);
+                    for (int x = 0; x < nc; x++) out[(h + x) * hdv + e] = part[x];
+                }
+            }
         } else {
-            for (int64_t e = 0; e < hdv; e++) out[e] = 0.0f;
+            for (int64_t e = 0; e < group * hdv; e++) out[e] = 0.0f;
             for (int64_t s = 0; s < hi; s++) {
                 if (sq->pos[s] > p) continue;
                 ll_dequantize_row(LL_TYPE_Q8_0, vb + (size_t)s * kv->v_row_bytes + (size_t)g * v_head_bytes,
                                   v_row, hdv);
-                const float a = score[s];
-                for (int64_t e = 0; e < hdv; e++) out[e] += a * v_row[e];
+                for (int64_t h = 0; h < group; h++) {
+                    const float a = scores[(size_t)h * (size_t)n_ctx + (size_t)s];
+                    float *o = out + h * hdv;
+                    for (int64_t e = 0; e < hdv; e++) o[e] += a * v_row[e];
+                }
             }
         }
     }

@@ -183,12 +183,15 @@ struct ll_ctx {
     float     *y;                       /* (n_batch, d) output of Wo and of Wdown */
     float     *gate;                    /* (n_batch, n_ff) gate, then silu(gate) * up */
     float     *up;                      /* (n_batch, n_ff) */
-    float     *att;                     /* (n_threads, att_stride) per thread: scores (n_ctx),
-                                         * then one dequantized V slice (hd_v) */
+    float     *att;                     /* (n_threads, att_stride) per thread: scores (n_ctx)
+                                         * of each query head of one KV group, then one
+                                         * dequantized V slice (hd_v) */
     size_t     att_stride;
-    uint8_t   *att_b;                   /* (n_threads, att_b_stride) bytes per thread: the query
-                                         * of one head in K's dot type, then the weights as F16 */
+    uint8_t   *att_b;                   /* (n_threads, att_b_stride) bytes per thread: the group's
+                                         * queries in K's dot type (att_b_qstride apart), then
+                                         * their weights as F16 (n_ctx apart) */
     size_t     att_b_stride;
+    size_t     att_b_qstride;           /* bytes between two heads' converted queries */
     size_t     att_b_wofs;              /* offset of the F16 weights in a thread's att_b row */
     float     *rope_cs;                 /* (n_batch, n_rot) (cos, sin) per token and pair */
     void      *xq;                      /* (n_batch, widest input row in its dot type) bytes */
