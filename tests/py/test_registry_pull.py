@@ -41,7 +41,8 @@ from test_api_native import TINY, Server, free_port
 REGISTRY_BIN = "/usr/bin/docker-registry"
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 # The weights blob of the test model is 1.9 MB, under the 32 MiB a blob needs before it is
-# cut: these force 256 KiB parts, 4 in flight, so the pulls below run the parallel path.
+# cut: these force 256 KiB parts, 4 in flight (a fixed count: without it the count adapts,
+# see test_connections_adapt_to_a_per_connection_cap), so the pulls below run the parallel path.
 PART_SIZE = 256 * 1024
 PARTS_ENV = {"LOCALLAMA_PULL_PART_SIZE": str(PART_SIZE), "LOCALLAMA_PULL_CONNECTIONS": "4"}
 
@@ -132,6 +133,7 @@ class Proxy:
     def __init__(self, reg_port):
         self.blob_bytes = 0
         self.rate = None              # bytes/s for blob bodies (a slow registry), None: full speed
+        self.chunk = 32768            # paced in writes of this many bytes
         self.gets = []                # (digest, Range header or None) of each storage GET
         self.active = {}              # digest -> storage GETs in flight
         self.max_active = {}          # digest -> the most in flight at once
@@ -223,11 +225,12 @@ class Proxy:
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                chunk = proxy.chunk
                 try:
-                    for i in range(0, len(body), 32768):
-                        self.wfile.write(body[i:i + 32768])
+                    for i in range(0, len(body), chunk):
+                        self.wfile.write(body[i:i + chunk])
                         self.wfile.flush()
-                        time.sleep(32768 / rate)
+                        time.sleep(chunk / rate)
                 except (BrokenPipeError, ConnectionResetError):   # the killed server's pull
                     self.close_connection = True
 
@@ -789,3 +792,40 @@ def test_dropped_connections_resume_their_parts(env):
     assert len(resumed) == 3, (got, sorted(starts))
     check_pulled(env, name)
     rm(env["dst"], name)
+
+
+def test_connections_adapt_to_a_per_connection_cap(env, tmp_path):
+    """Without LOCALLAMA_PULL_CONNECTIONS the pull starts with one connection and doubles the
+    count while the doubled count gets 1.5x the rate: from the loopback proxy at full speed the
+    whole blob arrives before a second doubling is measured (at most 2 GETs at once), while
+    through a cap of 250 KB/s per connection it grows to 4 or more at once (8 at most). Either
+    way the Range GETs cover the blob exactly, in the layout of 8 connections, and it verifies."""
+    px = env["proxy"]
+    name = f"127.0.0.1:{px.port}/library/tiny:latest"
+    mb = model_blob(env["m"])
+    srv = Server(tmp_path, env={"LOCALLAMA_PULL_PART_SIZE": str(PART_SIZE)})
+    blob = tmp_path / "models" / "blobs" / mb["digest"].replace(":", "-")
+    try:
+        for rate in (None, 250_000):
+            px.gets.clear()
+            px.max_active.clear()
+            px.rate, px.chunk = rate, 4096     # small writes: the rate is smooth at the probe's scale
+            try:
+                st, body = srv.json("POST", "/api/pull", {"model": name, "insecure": True, "stream": False})
+            finally:
+                px.rate, px.chunk = None, 32768
+            assert st == 200, body
+            ranges = sorted(tuple(int(x) for x in r[len("bytes="):].split("-"))
+                            for d, r in px.gets if d == mb["digest"])
+            assert ranges == [(o, o + n - 1) for o, n in layout(mb["size"], conns=8)], ranges
+            data = blob.read_bytes()
+            assert "sha256:" + hashlib.sha256(data).hexdigest() == mb["digest"]
+            most = px.max_active[mb["digest"]]
+            if rate is None:
+                assert most <= 2, px.max_active
+            else:
+                assert 4 <= most <= 8, px.max_active
+            st, _ = srv.request("DELETE", "/api/delete", {"model": name})
+            assert st == 200 and not blob.exists()
+    finally:
+        srv.stop()
