@@ -228,6 +228,7 @@ typedef struct {
  * while not settled. */
 typedef struct {
     int      level, prev;        /* parts in flight now; before the last step (0: none) */
+    int      most;               /* the most that were in flight at once */
     double   prev_rate;          /* bytes/s measured at prev */
     bool     settled, open;      /* open: a measuring window runs since t0, at bytes0 */
     int64_t  t0;
@@ -725,7 +726,7 @@ static ll_status parts_run(blob_dl *b, ll_error *err) {
     CURLM *m = curl_multi_init();
     if (!m) return ll_fail(err, LL_ERR_NOMEM, "curl: out of memory");
     b->probe.level = b->conns_fixed ? b->n_conns : 1;
-    b->probe.prev = 0;
+    b->probe.prev = b->probe.most = 0;
     b->probe.settled = b->conns_fixed;
     b->probe.open = false;
     b->probe.log[0] = 0;
@@ -746,6 +747,7 @@ static ll_status parts_run(blob_dl *b, ll_error *err) {
             if (t->done == t->size || (t->c && t->retry_ns == -1) || t->retry_ns > t_now) continue;
             if ((st = part_start(b, t, m, err)) == LL_OK) { t->retry_ns = -1; running++; }
         }
+        if (running > b->probe.most) b->probe.most = running;
         if (st != LL_OK) break;
         int still;
         curl_multi_perform(m, &still);
@@ -928,9 +930,9 @@ static ll_status blob_pull(pull *p, const ll_layer *l, bool *pinned, ll_error *e
         goto out;
     }
     fdatasync(b->fd);
-    LL_INFO("pull: %s: %llu bytes in %d parts (%llu resumed) over %d connection%s%s%s%s in %.2f s (%llu hashed "
-            "by then), then %.2f s hashing and %.2f s syncing", b->dg, (unsigned long long)l->size, b->n_parts,
-            (unsigned long long)resumed, b->probe.level, b->probe.level == 1 ? "" : "s",
+    LL_INFO("pull: %s: %llu bytes in %d parts (%llu resumed), at most %d connection%s at once%s%s%s in %.2f s "
+            "(%llu hashed by then), then %.2f s hashing and %.2f s syncing", b->dg, (unsigned long long)l->size,
+            b->n_parts, (unsigned long long)resumed, b->probe.most, b->probe.most == 1 ? "" : "s",
             b->conns_fixed ? " (fixed)" : "", b->probe.log[0] ? "; measured " : "", b->probe.log,
             (t1 - t0) / 1e9, (unsigned long long)hashed_t1, (t2 - t1) / 1e9, (now_ns() - t2) / 1e9);
     pthread_mutex_lock(&s->mu);

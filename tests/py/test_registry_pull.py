@@ -136,6 +136,7 @@ class Proxy:
         self.chunk = 32768            # paced in writes of this many bytes
         self.gets = []                # (digest, Range header or None) of each storage GET
         self.active = {}              # digest -> storage GETs in flight
+        self.busy_at_start = []       # (digest, storage GETs of it already in flight) per storage GET
         self.max_active = {}          # digest -> the most in flight at once
         self.lock = threading.Lock()
         self.drop_next = 0            # storage GETs still to cut off half way (a dropped connection)
@@ -182,6 +183,7 @@ class Proxy:
                 if storage:
                     with proxy.lock:
                         proxy.gets.append((digest, self.headers.get("Range")))
+                        proxy.busy_at_start.append((digest, proxy.active.get(digest, 0)))
                         proxy.active[digest] = proxy.active.get(digest, 0) + 1
                         proxy.max_active[digest] = max(proxy.max_active.get(digest, 0), proxy.active[digest])
                 try:
@@ -795,11 +797,13 @@ def test_dropped_connections_resume_their_parts(env):
 
 
 def test_connections_adapt_to_a_per_connection_cap(env, tmp_path):
-    """Without LOCALLAMA_PULL_CONNECTIONS the pull starts with one connection and doubles the
-    count while the doubled count gets 1.5x the rate: from the loopback proxy at full speed the
-    whole blob arrives before a second doubling is measured (at most 2 GETs at once), while
-    through a cap of 250 KB/s per connection it grows to 4 or more at once (8 at most). Either
-    way the Range GETs cover the blob exactly, in the layout of 8 connections, and it verifies."""
+    """Without LOCALLAMA_PULL_CONNECTIONS the pull starts with one connection (its first part,
+    32 KiB, ends before the first 250 ms measurement does, so the second GET starts when the
+    first is over) and doubles the count while the doubled count gets 1.5x the rate: through a
+    cap of 250 KB/s per connection it grows to 4 or more at once (8 at most). Both at full
+    speed and capped, the Range GETs cover the blob exactly, in the layout of 8 connections,
+    and it verifies. (Whether a fast source stays at one or two is timing; bench/pull_speed.py
+    shows it, the server's log line names the counts it measured.)"""
     px = env["proxy"]
     name = f"127.0.0.1:{px.port}/library/tiny:latest"
     mb = model_blob(env["m"])
@@ -809,6 +813,7 @@ def test_connections_adapt_to_a_per_connection_cap(env, tmp_path):
         for rate in (None, 250_000):
             px.gets.clear()
             px.max_active.clear()
+            px.busy_at_start.clear()
             px.rate, px.chunk = rate, 4096     # small writes: the rate is smooth at the probe's scale
             try:
                 st, body = srv.json("POST", "/api/pull", {"model": name, "insecure": True, "stream": False})
@@ -820,11 +825,10 @@ def test_connections_adapt_to_a_per_connection_cap(env, tmp_path):
             assert ranges == [(o, o + n - 1) for o, n in layout(mb["size"], conns=8)], ranges
             data = blob.read_bytes()
             assert "sha256:" + hashlib.sha256(data).hexdigest() == mb["digest"]
-            most = px.max_active[mb["digest"]]
-            if rate is None:
-                assert most <= 2, px.max_active
-            else:
-                assert 4 <= most <= 8, px.max_active
+            busy = [n for d, n in px.busy_at_start if d == mb["digest"]]
+            assert busy[:2] == [0, 0], busy
+            if rate:
+                assert 4 <= px.max_active[mb["digest"]] <= 8, px.max_active
             st, _ = srv.request("DELETE", "/api/delete", {"model": name})
             assert st == 200 and not blob.exists()
     finally:
