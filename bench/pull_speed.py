@@ -8,8 +8,8 @@ through a loopback proxy that limits EACH connection to 20 MB/s (as CDNs cap con
 Setup (all on 127.0.0.1, in a temporary directory deleted at the end): Debian's
 docker-registry with filesystem storage; a random blob of --size-mb MiB pushed raw (POST, then
 PUT with the digest) with a tiny config under library/big:latest; two `locallama serve`
-processes with empty stores, one as shipped and one with LOCALLAMA_PULL_CONNECTIONS=1 (one
-connection at a time, the baseline); a TCP proxy (this script, a thread per connection) that
+processes with empty stores, one as shipped (the connection count adapts, 1 to 8) and one with
+LOCALLAMA_PULL_CONNECTIONS=1 (one connection at a time, the baseline); a TCP proxy (this script, a thread per connection) that
 paces registry-to-client bytes of each connection to --rate-mb MB/s.
 
 What is timed (wall clock, medians over --rounds interleaved runs, A B A B):
@@ -17,7 +17,10 @@ What is timed (wall clock, medians over --rounds interleaved runs, A B A B):
      fdatasync, rename, manifest write; the model is removed again after each run, untimed,
      which deletes the blob) vs `curl -s -o FILE http://HOST/v2/library/big/blobs/sha256:…`
      (the file deleted after, untimed), and vs the same curl followed by fdatasync of FILE
-     (what the pull guarantees before its rename: the blob is on disk).
+     (what the pull guarantees before its rename: the blob is on disk), and vs the disk's own
+     write rate in the same filesystem (`dd if=/dev/zero bs=1M conv=fdatasync`). A verified
+     durable pull cannot end before the disk has the bytes, so its limit is
+     min(curl -o rate, dd rate); the pull's share of that limit is printed.
   2. through the proxy: the shipped server (parts in parallel) vs the one-connection server.
 The registry's file stays in the page cache across runs; both sides see the same cache.
 The load average and the CPU time of other processes are printed beside each figure, since
@@ -276,10 +279,14 @@ def main():
             assert os.path.getsize(out) == size
             os.unlink(out)
 
+        def dd():
+            subprocess.run(["dd", "if=/dev/zero", f"of={out}", "bs=1M", f"count={a.size_mb}", "conv=fdatasync"],
+                           check=True, capture_output=True)
+
         mb = size / 1e6
         print(f"blob {size} bytes ({a.size_mb} MiB); {os.cpu_count()} CPUs; load average at start "
               f"{os.getloadavg()[0]:.2f}")
-        res = {"pull": [], "curl": [], "curl+sync": [], "par": [], "one": []}
+        res = {"pull": [], "curl": [], "curl+sync": [], "dd": [], "par": [], "one": []}
 
         def run(key, fn, after=None):
             w, busy, la = timed(fn)
@@ -289,7 +296,7 @@ def main():
             print(f"  {key:9s} {w:7.2f} s  {mb / w:7.1f} MB/s   (machine CPU busy {busy * 100:3.0f}%, load avg {la:.2f})",
                   flush=True)
 
-        print("loopback registry, no throttle: locallama pull vs curl -o (A B A B)")
+        print("loopback registry, no throttle: locallama pull vs curl -o vs dd (A B A B)")
         run("curl", lambda: curl(rport), uncurl)           # warm the registry's page cache
         res["curl"].clear()
         for _ in range(a.rounds):
@@ -297,6 +304,7 @@ def main():
                 lambda: unpull(par_port, par_models, f"127.0.0.1:{rport}/library/big:latest"))
             run("curl", lambda: curl(rport), uncurl)
             run("curl+sync", lambda: curl(rport, True), uncurl)
+            run("dd", dd, uncurl)
         proxy = ThrottleProxy(rport, a.rate_mb * 1e6)
         print(f"through a proxy pacing each connection to {a.rate_mb:g} MB/s: parts in parallel vs one connection")
         for _ in range(a.rounds):
@@ -310,6 +318,9 @@ def main():
               f"pull/curl = {med['curl'] / med['pull']:.2f}x (goal >= 0.9)")
         print(f"  curl -o then fdatasync (a pulled blob is synced before its rename) "
               f"{mb / med['curl+sync']:.1f} MB/s: pull/(curl+sync) = {med['curl+sync'] / med['pull']:.2f}x")
+        limit = min(mb / med['curl'], mb / med['dd'])
+        print(f"  disk write rate (dd, conv=fdatasync) {mb / med['dd']:.1f} MB/s: limit min(curl, dd) = {limit:.1f} MB/s, "
+              f"pull/limit = {mb / med['pull'] / limit:.2f}x (goal >= 0.9)")
         print(f"  throttled: parallel {mb / med['par']:.1f} MB/s, one connection {mb / med['one']:.1f} MB/s: "
               f"{med['one'] / med['par']:.2f}x (goal >= 3); proxy connections {proxy.conns}, "
               f"at most {proxy.max_open} at once")

@@ -186,7 +186,8 @@ static ll_status get_authed(pull *p, const char *url, const char *accept, long *
 
 #define PULL_PART_MIN     (32ull << 20)  /* below this a blob is one part */
 #define PULL_PARTS_MAX    64             /* bigger blobs get bigger parts */
-#define PULL_CONNS        8              /* parts in flight at once */
+#define PULL_CONNS        8              /* parts in flight at once, at most */
+#define PULL_PROBE_NS     (250000000LL)  /* a connection count is measured this long */
 #define PULL_RETRIES      5              /* attempts in a row without progress, per part */
 #define PULL_STATE_NS     (1000000000LL) /* a part's progress is saved about once a second */
 #define PULL_STATE_BYTES  160            /* fixed-size record: one pwrite replaces it whole */
@@ -202,6 +203,8 @@ typedef struct {
     int       n;                 /* index, the <n> of its state file */
     uint64_t  offset, size;      /* bytes [offset, offset + size) of the blob */
     uint64_t  done;              /* bytes from offset written to the partial */
+    uint64_t  landed;            /* done as the flusher sees it (under b->mu) */
+    uint64_t  flushed;           /* bytes from offset whose write-back was started (under b->mu) */
     uint64_t  saved;             /* done as last written to the state file */
     int64_t   saved_ns;
     int       state_fd;
@@ -209,6 +212,7 @@ typedef struct {
     struct curl_slist *hdr;
     uint64_t  done_at_start;     /* done when this attempt began */
     int       tries;             /* attempts in a row that made no progress */
+    bool      flowing;           /* this attempt has written body bytes */
     int64_t   retry_ns;          /* not started again before this time */
     unsigned  token_gen;         /* b->token_gen when this attempt began */
     /* this attempt's response (the header callback resets it for each response) */
@@ -220,13 +224,27 @@ typedef struct {
     char      errbuf[CURL_ERROR_SIZE];
 } part;
 
+/* The connection count of a blob's download (probe_step): level parts in flight, measured
+ * while not settled. */
+typedef struct {
+    int      level, prev;        /* parts in flight now; before the last step (0: none) */
+    int      most;               /* the most that were in flight at once */
+    double   prev_rate;          /* bytes/s measured at prev */
+    bool     settled, open;      /* open: a measuring window runs since t0, at bytes0 */
+    int64_t  t0;
+    uint64_t bytes0;
+    char     log[160];           /* "1: 410 MB/s, 2: 395 MB/s" for the log line */
+} conn_probe;
+
 typedef struct blob_dl {
     pull     *p;
     const ll_layer *l;
     char      dg[80], status[32], url[LL_NAME_HOST_MAX + 512];
     int       fd;                /* the partial, flock-ed by us */
     part     *parts;
-    int       n_parts, n_conns;
+    int       n_parts, n_conns;  /* n_conns: the most in flight at once */
+    bool      conns_fixed;       /* LOCALLAMA_PULL_CONNECTIONS: always n_conns */
+    conn_probe probe;            /* how many of them (parts_run) */
     bool      io_failed;  int io_errno;
     bool      no_ranges;         /* the registry answered a ranged GET with the whole blob */
     unsigned  token_gen;         /* bumped each time p->token is renewed */
@@ -240,7 +258,6 @@ typedef struct blob_dl {
     bool            abandon;     /* exit now */
     /* the thread's alone until joined */
     uint64_t        hashed;
-    uint64_t        flushed;     /* the flusher's: bytes written back (sync_file_range) */
     _Atomic uint64_t hashed_pub; /* hashed, for the log line */
     bool            hash_failed;
     int             hash_errno;
@@ -277,8 +294,9 @@ static void part_plan(blob_dl *b, uint64_t *part_size) {
     *part_size = ps;
 }
 
-static int blob_conns(void) {
+static int blob_conns(bool *fixed) {
     uint64_t c = env_u64("LOCALLAMA_PULL_CONNECTIONS", 1, 64);
+    *fixed = c != 0;
     return c ? (int)c : PULL_CONNS;
 }
 
@@ -414,39 +432,65 @@ static void *hasher_main(void *arg) {
     return NULL;
 }
 
-/* The flusher: writes the finished prefix to disk while the download goes on, so the
- * fdatasync before the rename has little left (the page cache would otherwise hold the whole
- * blob dirty until then, and the disk would start only after the last byte). A thread of its
- * own because sync_file_range blocks while the disk's queue is full: in the hasher it held
- * the hash back to disk speed. */
+/* The next write-back the flusher owes (b->mu held): the first part with PULL_FLUSH_BYTES
+ * landed beyond its flushed bytes, or finished with any. */
+static bool flush_next(blob_dl *b, part **out, uint64_t *to) {
+    for (int i = 0; i < b->n_parts; i++) {
+        part *t = &b->parts[i];
+        uint64_t end = t->landed == t->size ? t->size : t->landed / PULL_FLUSH_BYTES * PULL_FLUSH_BYTES;
+        if (end > t->flushed) { *out = t; *to = end; return true; }
+    }
+    return false;
+}
+
+/* The flusher: starts the write-back of every region as its bytes land, in each part (not
+ * only the finished prefix: with parts in flight side by side that left each one's bytes
+ * dirty until its prefix closed, up to a part per connection, 1.5 s of fdatasync at the end
+ * of a 1 GiB pull). The page cache would otherwise hold the whole blob dirty and the disk
+ * start only after the last byte; this way the disk writes while the network delivers, and
+ * the fdatasync before the rename finds little left. Each region is written and waited for
+ * (WRITE alone is WB_SYNC_NONE, which may skip pages: the end fdatasync then found as much
+ * left as before), which blocks at disk speed, hence a thread of its own (in the hasher it
+ * held the hash back to disk speed). */
 static void *flusher_main(void *arg) {
     blob_dl *b = arg;
+    pthread_mutex_lock(&b->mu);
     for (;;) {
-        pthread_mutex_lock(&b->mu);
-        while (!b->abandon && !b->stop && b->frontier < b->flushed + PULL_FLUSH_BYTES)
-            pthread_cond_wait(&b->cv, &b->mu);
-        bool quit = b->abandon || b->stop;         /* the fdatasync after does the rest */
+        part *t = NULL;
+        uint64_t to = 0;
+        while (!b->abandon && !b->stop && !flush_next(b, &t, &to)) pthread_cond_wait(&b->cv, &b->mu);
+        if (b->abandon || b->stop) break;          /* the fdatasync after does the rest */
+        uint64_t from = t->flushed;
+        t->flushed = to;
         pthread_mutex_unlock(&b->mu);
-        if (quit) break;
-        sync_file_range(b->fd, (off_t)b->flushed, PULL_FLUSH_BYTES,
+        sync_file_range(b->fd, (off_t)(t->offset + from), (off_t)(to - from),
                         SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
-        b->flushed += PULL_FLUSH_BYTES;
+        pthread_mutex_lock(&b->mu);
     }
+    pthread_mutex_unlock(&b->mu);
     return NULL;
 }
 
-/* The end of the finished prefix: whole parts, then the done bytes of the first unfinished. */
+/* Tell the threads what landed: the end of the finished prefix (whole parts, then the done
+ * bytes of the first unfinished) for the hasher, each part's count for the flusher. */
 static void hasher_advance(blob_dl *b) {
     uint64_t f = 0;
-    for (int i = 0; i < b->n_parts; i++) {
-        f = b->parts[i].offset + b->parts[i].done;
-        if (b->parts[i].done < b->parts[i].size) break;
-    }
+    bool prefix = true, wake = false;
     pthread_mutex_lock(&b->mu);
+    for (int i = 0; i < b->n_parts; i++) {
+        part *t = &b->parts[i];
+        if (prefix) f = t->offset + t->done;
+        if (t->done < t->size) prefix = false;
+        if (t->done != t->landed) {
+            wake |= t->done == t->size || t->done / PULL_FLUSH_BYTES != t->landed / PULL_FLUSH_BYTES;
+            t->landed = t->done;
+        }
+    }
     if (f > b->frontier) {
         b->frontier = f;
-        pthread_cond_broadcast(&b->cv);
+        wake = true;
     }
+    if (wake) pthread_cond_broadcast(&b->cv);
     pthread_mutex_unlock(&b->mu);
 }
 
@@ -526,6 +570,7 @@ static size_t part_on_body(char *data, size_t sz, size_t nm, void *ud) {
         w += (size_t)r;
     }
     t->done += len;
+    t->flowing = true;
     if (t->done == t->size || now_ns() - t->saved_ns >= PULL_STATE_NS) part_save(t);
     return len;
 }
@@ -569,7 +614,7 @@ static ll_status part_start(blob_dl *b, part *t, CURLM *m, ll_error *err) {
     t->errbuf[0] = 0;
     t->auth[0] = 0;
     t->code = 0;
-    t->decided = t->to_file = t->overflow = t->has_range = false;
+    t->decided = t->to_file = t->overflow = t->has_range = t->flowing = false;
     t->discarded = 0;
     t->done_at_start = t->done;
     t->token_gen = b->token_gen;
@@ -630,11 +675,62 @@ static uint64_t blob_done(const blob_dl *b) {
     return d;
 }
 
-/* Run every unfinished part to its end, n_conns at a time. */
+/* How many parts run at once. More connections multiply a per-connection cap (a CDN's), but
+ * where one connection already gets all there is (loopback, a LAN, a fast link) more only cost
+ * CPU and scatter the bytes: on 2 cores, 8 loopback connections got a 1 GiB blob no sooner
+ * than one, and left 0.2-0.6 s of hashing after the last byte where one left none (the hasher
+ * follows the finished prefix, which grows steadily only when bytes come in order). So a
+ * blob starts with one connection and doubles the count while that pays: each count is
+ * measured for PULL_PROBE_NS from when all its connections deliver bytes, and a step is kept
+ * only when the doubled count gets at least 1.5x the rate (the added connections got half
+ * their share or more); a step that gained under 15% is taken back. Through a 20 MB/s cap per
+ * connection that reaches 8 in about a second; on loopback it stays at 1 or 2. Measured once
+ * per blob, at its start (a resumed blob too); LOCALLAMA_PULL_CONNECTIONS fixes the count. */
+static void probe_step(blob_dl *b, int64_t t_now) {
+    conn_probe *pr = &b->probe;
+    if (pr->settled) return;
+    int running = 0, waiting = 0;
+    bool flowing = true;
+    for (int i = 0; i < b->n_parts; i++) {
+        part *t = &b->parts[i];
+        if (t->c && t->retry_ns == -1) { running++; flowing &= t->flowing; }
+        else if (t->done < t->size) waiting++;
+    }
+    if (!pr->open) {
+        if (running >= pr->level && flowing) {
+            pr->open = true;
+            pr->t0 = t_now;
+            pr->bytes0 = blob_done(b);
+        } else if (running < pr->level && !waiting) pr->settled = true;   /* fewer parts left */
+        return;
+    }
+    if (t_now - pr->t0 < PULL_PROBE_NS) return;
+    pr->open = false;
+    double rate = (double)(blob_done(b) - pr->bytes0) * 1e9 / (double)(t_now - pr->t0);
+    size_t k = strlen(pr->log);
+    snprintf(pr->log + k, sizeof pr->log - k, "%s%d: %.3g MB/s", k ? ", " : "", pr->level, rate / 1e6);
+    if (pr->prev && rate < pr->prev_rate * 1.5) {            /* the added ones did not pay */
+        if (rate < pr->prev_rate * 1.15) pr->level = pr->prev;
+        pr->settled = true;
+    } else if (pr->level >= b->n_conns) {
+        pr->settled = true;
+    } else {
+        pr->prev = pr->level;
+        pr->prev_rate = rate;
+        pr->level = 2 * pr->level < b->n_conns ? 2 * pr->level : b->n_conns;
+    }
+}
+
+/* Run every unfinished part to its end, probe.level at a time. */
 static ll_status parts_run(blob_dl *b, ll_error *err) {
     pull *p = b->p;
     CURLM *m = curl_multi_init();
     if (!m) return ll_fail(err, LL_ERR_NOMEM, "curl: out of memory");
+    b->probe.level = b->conns_fixed ? b->n_conns : 1;
+    b->probe.prev = b->probe.most = 0;
+    b->probe.settled = b->conns_fixed;
+    b->probe.open = false;
+    b->probe.log[0] = 0;
     ll_status st = LL_OK;
     int64_t last = now_ns();
     for (;;) {
@@ -647,17 +743,20 @@ static ll_status parts_run(blob_dl *b, ll_error *err) {
             if (t->c && t->retry_ns == -1) running++;
         }
         if (!left) break;
-        for (int i = 0; i < b->n_parts && running < b->n_conns && st == LL_OK; i++) {   /* in order */
+        for (int i = 0; i < b->n_parts && running < b->probe.level && st == LL_OK; i++) {   /* in order */
             part *t = &b->parts[i];
             if (t->done == t->size || (t->c && t->retry_ns == -1) || t->retry_ns > t_now) continue;
             if ((st = part_start(b, t, m, err)) == LL_OK) { t->retry_ns = -1; running++; }
         }
+        if (running > b->probe.most) b->probe.most = running;
         if (st != LL_OK) break;
         int still;
         curl_multi_perform(m, &still);
         CURLMsg *msg;
         int q;
+        bool ended = false;
         while ((msg = curl_multi_info_read(m, &q))) {
+            ended = true;
             if (msg->msg != CURLMSG_DONE) continue;
             part *t = NULL;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
@@ -671,11 +770,14 @@ static ll_status parts_run(blob_dl *b, ll_error *err) {
         if (st != LL_OK || b->no_ranges) break;
         hasher_advance(b);
         t_now = now_ns();
+        probe_step(b, t_now);
         if (t_now - last >= PULL_PROGRESS_NS) {
             last = t_now;
             if (!report(p, b->status, b->dg, b->l->size, blob_done(b))) { st = ll_fail(err, LL_ERR_CANCELLED, "pull cancelled"); break; }
         }
-        curl_multi_poll(m, NULL, 0, 100, NULL);
+        /* a part that just ended is replaced at once: a wait here idles its connection (with
+         * one connection, 100 ms per part, half the time of a loopback pull) */
+        if (!ended) curl_multi_poll(m, NULL, 0, 100, NULL);
     }
     for (int i = 0; i < b->n_parts; i++) {
         part *t = &b->parts[i];
@@ -771,7 +873,7 @@ static ll_status blob_pull(pull *p, const ll_layer *l, bool *pinned, ll_error *e
     if (fstat(b->fd, &sb) != 0) { st = ll_fail(err, LL_ERR_IO, "%s: %s", pname, strerror(errno)); goto out; }
     uint64_t part_size;
     part_plan(b, &part_size);
-    b->n_conns = blob_conns();
+    b->n_conns = blob_conns(&b->conns_fixed);
     if (!parts_load(b, (uint64_t)sb.st_size)) {
         uint64_t prefix = (uint64_t)sb.st_size <= l->size ? (uint64_t)sb.st_size : 0;
         if ((st = parts_create(b, part_size, prefix, err)) != LL_OK) goto out;
@@ -799,7 +901,7 @@ static ll_status blob_pull(pull *p, const ll_layer *l, bool *pinned, ll_error *e
         LL_INFO("pull: %s: the registry ignores Range; one connection from the start", b->dg);
         hasher_join(b, false);
         EVP_DigestInit_ex(b->md, EVP_sha256(), NULL);
-        b->hashed = b->frontier = b->flushed = 0;
+        b->hashed = b->frontier = 0;
         atomic_store(&b->hashed_pub, 0);
         b->stop = b->abandon = b->no_ranges = false;
         parts_free(b);
@@ -829,10 +931,11 @@ static ll_status blob_pull(pull *p, const ll_layer *l, bool *pinned, ll_error *e
         goto out;
     }
     fdatasync(b->fd);
-    LL_INFO("pull: %s: %llu bytes in %d parts (%llu resumed) in %.2f s (%llu hashed by then), then %.2f s "
-            "hashing and %.2f s syncing", b->dg, (unsigned long long)l->size, b->n_parts,
-            (unsigned long long)resumed, (t1 - t0) / 1e9, (unsigned long long)hashed_t1, (t2 - t1) / 1e9,
-            (now_ns() - t2) / 1e9);
+    LL_INFO("pull: %s: %llu bytes in %d parts (%llu resumed), at most %d connection%s at once%s%s%s in %.2f s "
+            "(%llu hashed by then), then %.2f s hashing and %.2f s syncing", b->dg, (unsigned long long)l->size,
+            b->n_parts, (unsigned long long)resumed, b->probe.most, b->probe.most == 1 ? "" : "s",
+            b->conns_fixed ? " (fixed)" : "", b->probe.log[0] ? "; measured " : "", b->probe.log,
+            (t1 - t0) / 1e9, (unsigned long long)hashed_t1, (t2 - t1) / 1e9, (now_ns() - t2) / 1e9);
     pthread_mutex_lock(&s->mu);
     if (renameat(s->blobs_fd, pname, s->blobs_fd, fname) != 0)
         st = ll_fail(err, LL_ERR_IO, "renaming %s: %s", pname, strerror(errno));

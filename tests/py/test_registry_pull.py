@@ -41,7 +41,8 @@ from test_api_native import TINY, Server, free_port
 REGISTRY_BIN = "/usr/bin/docker-registry"
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 # The weights blob of the test model is 1.9 MB, under the 32 MiB a blob needs before it is
-# cut: these force 256 KiB parts, 4 in flight, so the pulls below run the parallel path.
+# cut: these force 256 KiB parts, 4 in flight (a fixed count: without it the count adapts,
+# see test_connections_adapt_to_a_per_connection_cap), so the pulls below run the parallel path.
 PART_SIZE = 256 * 1024
 PARTS_ENV = {"LOCALLAMA_PULL_PART_SIZE": str(PART_SIZE), "LOCALLAMA_PULL_CONNECTIONS": "4"}
 
@@ -132,8 +133,10 @@ class Proxy:
     def __init__(self, reg_port):
         self.blob_bytes = 0
         self.rate = None              # bytes/s for blob bodies (a slow registry), None: full speed
+        self.chunk = 32768            # paced in writes of this many bytes
         self.gets = []                # (digest, Range header or None) of each storage GET
         self.active = {}              # digest -> storage GETs in flight
+        self.busy_at_start = []       # (digest, storage GETs of it already in flight) per storage GET
         self.max_active = {}          # digest -> the most in flight at once
         self.lock = threading.Lock()
         self.drop_next = 0            # storage GETs still to cut off half way (a dropped connection)
@@ -180,6 +183,7 @@ class Proxy:
                 if storage:
                     with proxy.lock:
                         proxy.gets.append((digest, self.headers.get("Range")))
+                        proxy.busy_at_start.append((digest, proxy.active.get(digest, 0)))
                         proxy.active[digest] = proxy.active.get(digest, 0) + 1
                         proxy.max_active[digest] = max(proxy.max_active.get(digest, 0), proxy.active[digest])
                 try:
@@ -223,11 +227,12 @@ class Proxy:
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                chunk = proxy.chunk
                 try:
-                    for i in range(0, len(body), 32768):
-                        self.wfile.write(body[i:i + 32768])
+                    for i in range(0, len(body), chunk):
+                        self.wfile.write(body[i:i + chunk])
                         self.wfile.flush()
-                        time.sleep(32768 / rate)
+                        time.sleep(chunk / rate)
                 except (BrokenPipeError, ConnectionResetError):   # the killed server's pull
                     self.close_connection = True
 
@@ -789,3 +794,42 @@ def test_dropped_connections_resume_their_parts(env):
     assert len(resumed) == 3, (got, sorted(starts))
     check_pulled(env, name)
     rm(env["dst"], name)
+
+
+def test_connections_adapt_to_a_per_connection_cap(env, tmp_path):
+    """Without LOCALLAMA_PULL_CONNECTIONS the pull starts with one connection (its first part,
+    32 KiB, ends before the first 250 ms measurement does, so the second GET starts when the
+    first is over) and doubles the count while the doubled count gets 1.5x the rate: through a
+    cap of 250 KB/s per connection it grows to 4 or more at once (8 at most). Both at full
+    speed and capped, the Range GETs cover the blob exactly, in the layout of 8 connections,
+    and it verifies. (Whether a fast source stays at one or two is timing; bench/pull_speed.py
+    shows it, the server's log line names the counts it measured.)"""
+    px = env["proxy"]
+    name = f"127.0.0.1:{px.port}/library/tiny:latest"
+    mb = model_blob(env["m"])
+    srv = Server(tmp_path, env={"LOCALLAMA_PULL_PART_SIZE": str(PART_SIZE)})
+    blob = tmp_path / "models" / "blobs" / mb["digest"].replace(":", "-")
+    try:
+        for rate in (None, 250_000):
+            px.gets.clear()
+            px.max_active.clear()
+            px.busy_at_start.clear()
+            px.rate, px.chunk = rate, 4096     # small writes: the rate is smooth at the probe's scale
+            try:
+                st, body = srv.json("POST", "/api/pull", {"model": name, "insecure": True, "stream": False})
+            finally:
+                px.rate, px.chunk = None, 32768
+            assert st == 200, body
+            ranges = sorted(tuple(int(x) for x in r[len("bytes="):].split("-"))
+                            for d, r in px.gets if d == mb["digest"])
+            assert ranges == [(o, o + n - 1) for o, n in layout(mb["size"], conns=8)], ranges
+            data = blob.read_bytes()
+            assert "sha256:" + hashlib.sha256(data).hexdigest() == mb["digest"]
+            busy = [n for d, n in px.busy_at_start if d == mb["digest"]]
+            assert busy[:2] == [0, 0], busy
+            if rate:
+                assert 4 <= px.max_active[mb["digest"]] <= 8, px.max_active
+            st, _ = srv.request("DELETE", "/api/delete", {"model": name})
+            assert st == 200 and not blob.exists()
+    finally:
+        srv.stop()
