@@ -161,17 +161,6 @@ float ll_dot_q5_k_avx2(int64_t n, const void *w, const void *a) {
     return sum;
 }
 
-/* Q6_K plane p (0..3) of a half as unsigned bytes low4 | high2 << 4: the low nibbles of ql0
- * (p = 0) or ql1 (p = 1), or their high nibbles (p = 2, 3); the high two bits are bits
- * 2p..2p+1 of qh, moved to bits 4..5 with one shift and one mask. */
-static inline __attribute__((always_inline)) __m256i q6_k_plane(__m256i ql0, __m256i ql1, __m256i qh, int p) {
-    const __m256i m15 = _mm256_set1_epi8(15), m48 = _mm256_set1_epi8(48);
-    __m256i src = p % 2 ? ql1 : ql0;
-    __m256i low = _mm256_and_si256(p < 2 ? src : _mm256_srli_epi16(src, 4), m15);
-    __m256i high = p == 2 ? qh : p < 2 ? _mm256_slli_epi16(qh, 4 - 2 * p) : _mm256_srli_epi16(qh, 2);
-    return _mm256_or_si256(low, _mm256_and_si256(high, m48));
-}
-
 /* The 8 i16 scales of half h (sub-blocks 8h..8h+7) in both 128-bit lanes, from the 16 scales
  * as i16 (sc16, lanes s0..7 | s8..15); q6_k_scale_pair then picks plane p's pair with one
  * shuffle: lane 0 = s[8h + 2p], lane 1 = s[8h + 2p + 1]. */

@@ -159,7 +159,6 @@ q4_k_tile(int nr, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, fl
  * sub-block) are added as i16 (32004 < 32767) before the madd with the sub-block's scale. */
 static inline __attribute__((always_inline)) void
 q6_k_tile(int nr, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, float out[][GEMM_COLS]) {
-    const __m256i m15 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
     _Alignas(32) uint8_t q[GEMM_ROWS][QK_K];
     __m256 fsum[GEMM_ROWS];
     ROWS(r) fsum[r] = _mm256_setzero_ps();
@@ -168,16 +167,13 @@ q6_k_tile(int nr, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, fl
         ROWS(r) {
             const uint8_t *wr = w + (size_t)r * rb;
             memcpy(sc[r], wr + Q6_K_SCALES, 16);
+            _Pragma("GCC unroll 2")
             for (int h = 0; h < 2; h++) {
                 __m256i ql0 = load32(wr + Q6_K_QL + 64 * h), ql1 = load32(wr + Q6_K_QL + 64 * h + 32);
                 __m256i qhv = load32(wr + Q6_K_QH + 32 * h);
-                for (int p = 0; p < 4; p++) {
-                    __m256i src = p % 2 ? ql1 : ql0;
-                    __m256i low = _mm256_and_si256(p < 2 ? src : _mm256_srli_epi16(src, 4), m15);
-                    __m256i high = _mm256_and_si256(_mm256_srli_epi16(qhv, 2 * p), m3);
-                    _mm256_store_si256((__m256i *)(q[r] + 128 * h + 32 * p),
-                                       _mm256_or_si256(low, _mm256_slli_epi16(high, 4)));
-                }
+                _Pragma("GCC unroll 4")
+                for (int p = 0; p < 4; p++)
+                    _mm256_store_si256((__m256i *)(q[r] + 128 * h + 32 * p), q6_k_plane(ql0, ql1, qhv, p));
             }
         }
         __m256i isum[GEMM_ROWS];

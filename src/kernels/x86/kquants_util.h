@@ -70,6 +70,17 @@ static inline int32_t k4_scales_mins(const uint8_t *s, const uint8_t *ab, uint8_
     return k4_mins_dot_bsums(k4_unpack_scales_mins(s, sc), ab);
 }
 
+/* Q6_K plane p (0..3) of a half as unsigned bytes low4 | high2 << 4: the low nibbles of ql0
+ * (p = 0) or ql1 (p = 1), or their high nibbles (p = 2, 3); the high two bits are bits
+ * 2p..2p+1 of qh, moved to bits 4..5 with one shift and one mask. */
+static inline __attribute__((always_inline)) __m256i q6_k_plane(__m256i ql0, __m256i ql1, __m256i qh, int p) {
+    const __m256i m15 = _mm256_set1_epi8(15), m48 = _mm256_set1_epi8(48);
+    __m256i src = p % 2 ? ql1 : ql0;
+    __m256i low = _mm256_and_si256(p < 2 ? src : _mm256_srli_epi16(src, 4), m15);
+    __m256i high = p == 2 ? qh : p < 2 ? _mm256_slli_epi16(qh, 4 - 2 * p) : _mm256_srli_epi16(qh, 2);
+    return _mm256_or_si256(low, _mm256_and_si256(high, m48));
+}
+
 /* A super-block's value from its integer parts, in quant/dot_ref.c's f32 order: with mins
  * (Q2_K, Q4_K, Q5_K) or with a constant offset folded into the quants (Q3_K: 4, Q6_K: 32).
  * The one f32 expression of the single and the multi-column dots, so both round alike. */
