@@ -40,6 +40,11 @@ typedef bool (*ll_gemv_fn)(int64_t n_in, const void *w, int64_t r0, int64_t r1, 
 
 struct ll_kernels {
     ll_dot_fn          dot[LL_TYPE_COUNT];           /* by weight type; NULL if unsupported */
+    /* As dot_multi, but the columns are f32 arrays holding values of the dot type exactly
+     * (for F16: F16-rounded values widened to f32), so a caller that meets the same columns
+     * many times (attention: the queries of a KV group against every key) converts them once.
+     * Bit-identical to dot of the columns converted back. NULL: convert and use dot_multi. */
+    ll_dot_multi_fn    dot_multi_xf32[LL_TYPE_COUNT];
     ll_gemv_fn         gemv[LL_TYPE_COUNT];          /* by weight type; NULL: a loop over dot */
     ll_dot_multi_fn    dot_multi[LL_TYPE_COUNT];     /* by weight type; NULL: loop over dot */
     ll_gemm_fn         gemm[LL_TYPE_COUNT];          /* by weight type; NULL: dot_multi */

@@ -87,8 +87,8 @@ static size_t widest_act_row(const ll_model *m) {
 
 /* Per-thread attention scratch, sized from the pool's thread count, for one KV group (the
  * query heads sharing a KV head): floats for each head's scores (n_ctx) and one V slice;
- * bytes for each head's query in K's dot type (F16: 2 hd, Q8_0: 34 hd / 32) and each head's
- * weights as F16 (2 n_ctx). */
+ * bytes for each head's query in K's dot type or widened to f32 (4 hd), one F16 query, and
+ * each head's weights as F16 (2 n_ctx). */
 static bool alloc_attention_scratch(ll_ctx *c) {
     const ll_hparams *hp = &c->m->hp;
     const size_t group = (size_t)(hp->n_head / hp->n_head_kv);
@@ -97,8 +97,10 @@ static bool alloc_attention_scratch(ll_ctx *c) {
     c->att_stride = scores + (size_t)hp->head_dim_v;
     if (!ll_mul_size(c->att_stride, (size_t)c->n_threads, &rows)) return false;
     c->att = ll_malloc_array(rows, sizeof(float));
-    c->att_b_qstride = ((size_t)hp->head_dim_k * 2 + 63) / 64 * 64;       /* >= Q8_0's 34/32 */
-    c->att_b_wofs = c->att_b_qstride * group;
+    /* a query as f32 (the F16 path widens it after rounding) or in K's type (<= 4 bytes/elem) */
+    c->att_b_qstride = ((size_t)hp->head_dim_k * 4 + 63) / 64 * 64;
+    c->att_b_tofs = c->att_b_qstride * group;                            /* one F16 query */
+    c->att_b_wofs = c->att_b_tofs + ((size_t)hp->head_dim_k * 2 + 63) / 64 * 64;
     if (!ll_mul_size(((size_t)c->n_ctx * 2 + 63) / 64 * 64, group, &wts)) return false;
     c->att_b_stride = c->att_b_wofs + wts;
     if (!ll_mul_size(c->att_b_stride, (size_t)c->n_threads, &rows)) return false;

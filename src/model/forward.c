@@ -191,6 +191,10 @@ static void attention_worker(void *arg, int ith, int nth) {
     const ll_dot_fn dot_v = kv->v_trans ? c->kern->dot[vt] : NULL;
     const ll_dot_multi_fn multi_v = kv->v_trans ? c->kern->dot_multi[vt] : NULL;
     const ll_quantize_act_fn to_f16 = c->kern->quantize_act[LL_TYPE_F16];
+    /* F16 K and V: queries and weights rounded to F16 once, widened to f32, and met by the
+     * f32-column kernel (bit-identical to the F16 dot, no conversion per key) */
+    const ll_dot_multi_fn xk = kt == LL_TYPE_F16 ? c->kern->dot_multi_xf32[kt] : NULL;
+    const ll_dot_multi_fn xv = kv->v_trans && vt == LL_TYPE_F16 ? c->kern->dot_multi_xf32[vt] : NULL;
     const size_t k_head_bytes = kv->k_row_bytes / (size_t)hp->n_head_kv;
     const size_t v_head_bytes = kv->v_row_bytes / (size_t)hp->n_head_kv;   /* by position */
     float *scores = c->att + (size_t)ith * c->att_stride;         /* (group, n_ctx) */
@@ -207,7 +211,14 @@ static void attention_worker(void *arg, int ith, int nth) {
         const int32_t seq = c->ub_seq[t], p = c->ub_pos[t];
         const ll_kv_seq *sq = &kv->seq[seq];
         const uint8_t *q = (const uint8_t *)(c->q + t * q_dim + h0 * hd);   /* (group, hd) */
-        if (q_conv) {
+        if (xk) {
+            uint8_t *q16 = q_conv_buf + c->att_b_tofs;
+            for (int64_t h = 0; h < group; h++) {
+                q_conv(c->q + t * q_dim + (h0 + h) * hd, q16, hd);
+                ll_dequantize_row(LL_TYPE_F16, q16, (float *)(q_conv_buf + (size_t)h * q_stride), hd);
+            }
+            q = q_conv_buf;
+        } else if (q_conv) {
             for (int64_t h = 0; h < group; h++) q_conv(c->q + t * q_dim + (h0 + h) * hd, q_conv_buf + (size_t)h * q_stride, hd);
             q = q_conv_buf;
         }
@@ -219,7 +230,8 @@ static void attention_worker(void *arg, int ith, int nth) {
             const uint8_t *k = ll_kv_k_row(kv, j->layer, seq, (int32_t)s) + (size_t)g * k_head_bytes;
             for (int64_t h = 0; h < group; h += LL_DOT_MULTI_MAX) {
                 int nc = group - h < LL_DOT_MULTI_MAX ? (int)(group - h) : LL_DOT_MULTI_MAX;
-                if (multi_k) multi_k(hd, k, q + (size_t)h * q_stride, q_stride, nc, part);
+                if (xk) xk(hd, k, q + (size_t)h * q_stride, q_stride, nc, part);
+                else if (multi_k) multi_k(hd, k, q + (size_t)h * q_stride, q_stride, nc, part);
                 else for (int e = 0; e < nc; e++) part[e] = dot_k(hd, k, q + (size_t)(h + e) * q_stride);
                 for (int e = 0; e < nc; e++) {
                     float sc = part[e] * scale;
@@ -251,14 +263,16 @@ static void attention_worker(void *arg, int ith, int nth) {
                 float *score = scores + (size_t)h * (size_t)n_ctx;
                 for (int64_t s = hi; s < n_kv; s++) score[s] = 0.0f;
                 if (vt == LL_TYPE_F16) to_f16(score, w_h + (size_t)h * (size_t)n_ctx, n_kv);
+                if (xv) ll_dequantize_row(LL_TYPE_F16, w_h + (size_t)h * (size_t)n_ctx, score, n_kv);
             }
-            if (vt == LL_TYPE_F16) { wts = (const uint8_t *)w_h; w_stride = (size_t)n_ctx * 2; }
+            if (vt == LL_TYPE_F16 && !xv) { wts = (const uint8_t *)w_h; w_stride = (size_t)n_ctx * 2; }
             const size_t es = kv->v_elem_bytes;
             for (int64_t e = 0; e < hdv; e++) {                    /* row e of V^T: (n_ctx) */
                 const uint8_t *vr = vb + (size_t)(g * hdv + e) * (size_t)n_ctx * es;
                 for (int64_t h = 0; h < group; h += LL_DOT_MULTI_MAX) {
                     int nc = group - h < LL_DOT_MULTI_MAX ? (int)(group - h) : LL_DOT_MULTI_MAX;
-                    if (multi_v) multi_v(n_kv, vr, wts + (size_t)h * w_stride, w_stride, nc, part);
+                    if (xv) xv(n_kv, vr, wts + (size_t)h * w_stride, w_stride, nc, part);
+                    else if (multi_v) multi_v(n_kv, vr, wts + (size_t)h * w_stride, w_stride, nc, part);
                     else for (int x = 0; x < nc; x++) part[x] = dot_v(n_kv, vr, wts + (size_t)(h + x) * w_stride);
                     for (int x = 0; x < nc; x++) out[(h + x) * hdv + e] = part[x];
                 }

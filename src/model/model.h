@@ -192,6 +192,7 @@ struct ll_ctx {
                                          * their weights as F16 (n_ctx apart) */
     size_t     att_b_stride;
     size_t     att_b_qstride;           /* bytes between two heads' converted queries */
+    size_t     att_b_tofs;              /* offset of one F16 query (before widening) */
     size_t     att_b_wofs;              /* offset of the F16 weights in a thread's att_b row */
     float     *rope_cs;                 /* (n_batch, n_rot) (cos, sin) per token and pair */
     void      *xq;                      /* (n_batch, widest input row in its dot type) bytes */

@@ -392,6 +392,43 @@ static void test_gemm_bit_identical(void) {
     CHECK(n_checked > 0);
 }
 
+/* Every f32-column multi dot (dot_multi_xf32) against the single dot of its table with the
+ * columns in the dot type, bit for bit: lengths with and without a vector tail, 1..11 columns
+ * (more than one pass of LL_DOT_MULTI_MAX), an odd column stride. */
+static void test_dot_multi_xf32_bit_identical(void) {
+    if (!simd_or_skip()) return;
+    CHECK_MSG(k_simd.dot_multi_xf32[LL_TYPE_F16] != NULL, "F16 has no dot_multi_xf32");
+    enum { MAX_N = 131, MAX_C = 11, XS = MAX_N + 3 };
+    static const int64_t ns[] = { 8, 64, 128, 131 };
+    static uint8_t w[MAX_N * 2 + 8], a16[MAX_C][MAX_N * 2];
+    static float x[MAX_C * XS], out[MAX_C];
+    int n_checked = 0;
+    for (uint32_t wt = 0; wt < LL_TYPE_COUNT; wt++) {
+        if (!k_simd.dot_multi_xf32[wt]) continue;
+        CHECK_MSG(wt == LL_TYPE_F16, "dot_multi_xf32 for a type this test cannot widen");
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+            int64_t n = ns[ni];
+            random_weights(wfields_of(wt), w + 1, n, 0);
+            for (int c = 0; c < MAX_C; c++) {
+                float tmp[MAX_N];
+                for (int64_t e = 0; e < n; e++) tmp[e] = rng_uniform(-2, 2);
+                k_simd.quantize_act[LL_TYPE_F16](tmp, a16[c], n);
+                ll_dequantize_row(LL_TYPE_F16, a16[c], x + c * XS, n);
+            }
+            for (int nc = 1; nc <= MAX_C; nc++) {
+                k_simd.dot_multi_xf32[wt](n, w + 1, x, XS * sizeof(float), nc, out);
+                int bad = 0;
+                for (int c = 0; c < nc; c++)
+                    if (!same_bits(out[c], k_simd.dot[wt](n, w + 1, a16[c]))) bad++;
+                CHECK_MSG(bad == 0, "%s n=%lld nc=%d: %d columns differ", ll_type_traits_of(wt)->name,
+                          (long long)n, nc, bad);
+                n_checked++;
+            }
+        }
+    }
+    CHECK(n_checked > 0);
+}
+
 /* Every generation kernel (gemv: rows against one token) against the single dot of its table,
  * bit for bit: row ranges that are not a multiple of its row group, lengths with a tail the
  * vector loop does not cover, an odd activation address. Rows outside [r0, r1) stay untouched. */
@@ -489,6 +526,7 @@ int main(void) {
         RUN(test_matmul_rows_matches_dots);
         RUN(test_gemm_bit_identical);
         RUN(test_gemv_bit_identical);
+        RUN(test_dot_multi_xf32_bit_identical);
     }
     RUN(test_avx512_equals_avx2_bitwise);
     return test_summary();

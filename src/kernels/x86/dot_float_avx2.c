@@ -69,6 +69,25 @@ DOT_MULTI_BODY f16_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t a
 }
 DOT_MULTI_DEFINE(ll_dot_multi_f16_avx2, f16_cols)
 
+/* The same with the columns already widened to f32 (kernels.h, dot_multi_xf32): one
+ * conversion per 8 weights and none per column. */
+DOT_MULTI_BODY f16_xf32_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t as, int nc, float *out) {
+    __m256 s[LL_DOT_MULTI_MAX];
+    COLS(c) s[c] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 wv = load_f16x8(wb + 2 * i);
+        COLS(c) s[c] = _mm256_fmadd_ps(wv, _mm256_loadu_ps((const float *)(a + c * as) + i), s[c]);
+    }
+    COLS(c) {
+        const float *x = (const float *)(a + c * as);
+        double tail = 0.0;
+        for (int64_t j = i; j < n; j++) tail += (double)(f16_at(wb + 2 * j) * x[j]);
+        out[c] = (float)((double)hsum_ps(s[c]) + tail);
+    }
+}
+DOT_MULTI_DEFINE(ll_dot_multi_f16_xf32_avx2, f16_xf32_cols)
+
 /* ---- F16 generation: rows against one token (kernels.h, ll_gemv_fn) --------------------------
  *
  * The single dot converts both operands (two cvtph2ps per FMA) and waits on one FMA chain,
