@@ -138,12 +138,24 @@ static ll_status serve_models_init(serve_models *sm, ll_error *err) {
             LL_INFO("start-up prune: removed %zu unused blobs and %zu temporary files (%llu bytes)",
                     gs.n_blobs_removed, gs.n_temps_removed, (unsigned long long)gs.bytes_removed);
     }
+    /* KV cache element type, as Ollama's OLLAMA_KV_CACHE_TYPE (default f16, as Ollama and
+     * llama.cpp: half the memory of f32, logits within the reference tolerances). q4_0, which
+     * Ollama also takes, is not a cache type here: it falls back to f16 with a warning. */
+    ll_kv_type kv_type = LL_KV_F16;
+    char kvb[32];
+    const char *kvs = ll_env_get("KV_CACHE_TYPE", kvb, sizeof kvb);
+    if (kvs && *kvs) {
+        if (!strcasecmp(kvs, "f16")) kv_type = LL_KV_F16;
+        else if (!strcasecmp(kvs, "f32")) kv_type = LL_KV_F32;
+        else if (!strcasecmp(kvs, "q8_0")) kv_type = LL_KV_Q8_0;
+        else LL_WARN("KV_CACHE_TYPE=%s is not f16, f32 or q8_0; using f16", kvs);
+    }
     long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
     if ((st = ll_pool_init(&sm->pool, n_cpu > 0 && n_cpu < 1024 ? (int)n_cpu : 1, err)) != LL_OK) goto fail;
     ll_runners_params rp = {
         .max_loaded = serve_env_int("MAX_LOADED_MODELS", 0),
         .n_parallel = serve_env_int("NUM_PARALLEL", 4),
-        .type_k = LL_KV_F32, .type_v = LL_KV_F32,
+        .type_k = kv_type, .type_v = kv_type,
         .pool = sm->pool,
     };
     if ((st = ll_runners_init(&sm->runners, &rp, err)) != LL_OK) goto fail;
