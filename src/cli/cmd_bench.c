@@ -60,7 +60,7 @@ static void bench_usage(FILE *f) {
           "  -np, --n-parallel N[,N..] sequences decoded together (default 1); t/s is the\n"
           "                           aggregate over all sequences\n"
           "  -r, --repetitions N      timed repetitions per test (default 5)\n"
-          "  -ctk, --kv-type f32|f16|q8_0  KV cache type (default f32)\n"
+          "  -ctk, --kv-type f32|f16|q8_0  KV cache type (default f16)\n"
           "  -o, --output md|json     markdown table (default) or llama-bench's JSON\n",
           f);
 }
@@ -88,6 +88,7 @@ static int bench_parse(int argc, char **argv, bench_opts *o) {
     o->n_depth = (int_list){ { 0 }, 1 };
     o->n_threads = (int_list){ { 0 }, 1 };
     o->n_parallel = (int_list){ { 1 }, 1 };
+    o->kv_type = LL_KV_F16;                        /* llama-bench's and serve's default */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { bench_usage(stdout); return 0; }

@@ -43,7 +43,7 @@ def test_bench_json(bin_path):
                 assert isinstance(v, typ) and not isinstance(v, bool), (name, v)
         assert r["model_filename"] == TINY
         assert r["backends"] == "CPU" and r["gpu_info"] == "" and r["n_gpu_layers"] == 0
-        assert r["type_k"] == "f32" and r["type_v"] == "f32"
+        assert r["type_k"] == "f16" and r["type_v"] == "f16"     # llama-bench's default
         assert r["n_threads"] == 1 and r["n_depth"] == 0 and r["n_parallel"] == 1
         assert 0 < r["model_size"] <= os.path.getsize(TINY)
         assert r["model_n_params"] > 0
