@@ -984,7 +984,7 @@ static void cache_put(gr_compiled *c, int kind, const char *text, size_t len, ui
     ll_free(old_text);
 }
 
-void ll_grammar_cache_clear(void) {
+void gr_cache_forget(void) {
     pthread_mutex_lock(&cache_lock);
     for (int i = 0; i < GR_CACHE; i++) {
         compiled_unref(gcache[i].c);
@@ -992,6 +992,10 @@ void ll_grammar_cache_clear(void) {
         memset(&gcache[i], 0, sizeof gcache[i]);
     }
     pthread_mutex_unlock(&cache_lock);
+}
+
+void ll_grammar_cache_clear(void) {
+    gr_cache_forget();
     pthread_mutex_lock(&vcache_lock);   /* the vocabulary tables too (grammars keep theirs) */
     for (int i = 0; i < GR_VCACHE; i++) {
         vtab_unref(vcache[i]);
