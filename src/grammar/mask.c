@@ -65,6 +65,7 @@ typedef struct {
     int32_t  *refs;      /* or, when that trie would be large: (node, depth, first byte after
                           * the pop) triples, see below, in order of that byte */
     int32_t   n_refs;
+    uint64_t  follow[4]; /* bytes that may follow the frame's end (FOLLOW of p's rule) */
 } pos_info;
 
 typedef struct { int32_t *a; int32_t n, cap; } idvec;
@@ -87,7 +88,7 @@ typedef struct {
     struct ll_grammar *scratch;   /* matcher whose arena and levels the walks use */
     flat_memo fm;
     idvec acc, pid, poff, tid, toff;
-    uint8_t *uf, *hd, *mat;
+    uint8_t *uf, *hd, *mat, *pb;
     int32_t *sid;
 } pos_lazy;
 
@@ -424,7 +425,7 @@ static int32_t fm_step(flat_memo *f, ll_grammar *m, int32_t sid, const gr_set *i
  * misses. mat[d]: lv[d] is current. */
 static ll_status walk_classify(ll_grammar *m, flat_memo *fm, int32_t *sid, int32_t pos, idvec *acc,
                                idvec *pid, idvec *poff, uint8_t *uf, uint8_t *hd, uint8_t *mat,
-                               ll_error *err) {
+                               uint8_t *pb, const uint64_t *follow, ll_error *err) {
     const gr_compiled *c = m->c;
     const tr_trie *t = &c->trie;
     gr_set *lv = m->lv;
@@ -465,6 +466,7 @@ static ll_status walk_classify(ll_grammar *m, flat_memo *fm, int32_t *sid, int32
             n = lv[d].n;
         }
         hd[d] = here;
+        pb[d] = nd->byte;
         uf[d] = uf[d - 1] || here;
         if (n == 0 && !uf[d]) { i = nd->end; continue; }
         if (n || here)
@@ -472,10 +474,18 @@ static ll_status walk_classify(ll_grammar *m, flat_memo *fm, int32_t *sid, int32
                 if (!idvec_push(acc, t->ids[k])) return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
         if (n == 0) {
             /* only the context can decide this node's tokens (unless accepted just above) and
-             * everything below: one reference per depth at which the frame popped */
-            for (int j = 1; j <= d; j++)
-                if (hd[j] && (!idvec_push(pid, i) || !idvec_push(poff, j)))
+             * everything below: one reference per depth at which the frame popped, unless the
+             * byte after the pop can follow the frame in no context (FOLLOW of the frame's rule:
+             * inside a counted chain only the closing quote can, so a token that leaves the
+             * string early and every other mid-token pop is rejected here, once). A pop after
+             * the node's own last byte refers to the children that may follow. */
+            for (int j = 1; j < d; j++)
+                if (hd[j] && gr_class_has(follow, pb[j + 1]) && (!idvec_push(pid, i) || !idvec_push(poff, j)))
                     return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
+            if (hd[d])
+                for (int32_t ch = i + 1; ch < nd->end; ch = t->nodes[ch].end)
+                    if (gr_class_has(follow, t->nodes[ch].byte) && (!idvec_push(pid, ch) || !idvec_push(poff, d)))
+                        return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
             i = nd->end;
             continue;
         }
@@ -722,7 +732,7 @@ static void compiled_free(gr_compiled *c) {
     if (z->scratch) { z->scratch->c = NULL; ll_grammar_free(z->scratch); }
     fm_free(&z->fm);
     ll_free(z->acc.a); ll_free(z->pid.a); ll_free(z->poff.a); ll_free(z->tid.a); ll_free(z->toff.a);
-    ll_free(z->uf); ll_free(z->hd); ll_free(z->mat); ll_free(z->sid);
+    ll_free(z->uf); ll_free(z->hd); ll_free(z->mat); ll_free(z->pb); ll_free(z->sid);
     pthread_mutex_destroy(&c->lazy_lock);
     gr_grammar_free(&c->g);
     vtab_unref(c->vt);
@@ -739,6 +749,79 @@ static void compiled_free(gr_compiled *c) {
 
 static ll_status matcher_new(ll_grammar **out, gr_compiled *c, ll_error *err);
 
+/* FOLLOW sets (the textbook ones, over bytes): for each rule, the bytes that may come right
+ * after it in some sentence; each class position gets its rule's set (pos_info.follow). A
+ * frame that pops its sentinel continues with one of those bytes or not at all, which lets
+ * walk_classify drop the pops no context can continue. Fixpoints over NULLABLE, FIRST and
+ * FOLLOW; when they do not settle within GR_FOLLOW_ROUNDS rounds (a pathological grammar)
+ * every set is all bytes, which only forgoes the filter. */
+#define GR_FOLLOW_ROUNDS 64
+static ll_status follow_sets(gr_compiled *c, ll_error *err) {
+    const gr_grammar *g = &c->g;
+    int32_t nr = g->n_rules;
+    uint8_t *nul = ll_calloc((size_t)nr + 1, 1);
+    uint64_t (*first)[4] = ll_calloc((size_t)nr + 1, sizeof *first);
+    uint64_t (*fol)[4] = ll_calloc((size_t)nr + 1, sizeof *fol);
+    if (!nul || !first || !fol) {
+        ll_free(nul); ll_free(first); ll_free(fol);
+        return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory for follow sets");
+    }
+    bool settled = false;
+    for (int round = 0; round < GR_FOLLOW_ROUNDS && !settled; round++) {   /* NULLABLE, FIRST */
+        settled = true;
+        for (int32_t r = 0; r < nr; r++)
+            for (int32_t k = g->alt_off[r]; k < g->alt_off[r + 1]; k++) {
+                bool all_nul = true;
+                for (int32_t e = g->alts[k]; g->elems[e].type != GR_END && all_nul; e++) {
+                    const gr_elem *x = &g->elems[e];
+                    const uint64_t *add = x->type == GR_CHAR ? x->bits : first[x->ref];
+                    for (int w = 0; w < 4; w++)
+                        if (add[w] & ~first[r][w]) { first[r][w] |= add[w]; settled = false; }
+                    all_nul = x->type == GR_RULE && nul[x->ref];
+                }
+                if (all_nul && !nul[r]) { nul[r] = 1; settled = false; }
+            }
+    }
+    bool ok = settled;
+    settled = false;
+    for (int round = 0; round < GR_FOLLOW_ROUNDS && ok && !settled; round++) {   /* FOLLOW */
+        settled = true;
+        for (int32_t r = 0; r < nr; r++)
+            for (int32_t k = g->alt_off[r]; k < g->alt_off[r + 1]; k++) {
+                /* backwards: after holds FIRST of the rest of the alternative, tail_nul whether
+                 * the rest can be empty (then what follows r follows too) */
+                int32_t e0 = g->alts[k], e1 = e0;
+                while (g->elems[e1].type != GR_END) e1++;
+                uint64_t after[4] = { 0 };
+                bool tail_nul = true;
+                for (int32_t e = e1 - 1; e >= e0; e--) {
+                    const gr_elem *x = &g->elems[e];
+                    if (x->type == GR_RULE) {
+                        uint64_t *f = fol[x->ref];
+                        for (int w = 0; w < 4; w++) {
+                            uint64_t v = after[w] | (tail_nul ? fol[r][w] : 0);
+                            if (v & ~f[w]) { f[w] |= v; settled = false; }
+                        }
+                    }
+                    const uint64_t *add = x->type == GR_CHAR ? x->bits : first[x->ref];
+                    bool xn = x->type == GR_RULE && nul[x->ref];
+                    for (int w = 0; w < 4; w++) after[w] = xn ? after[w] | add[w] : add[w];
+                    tail_nul = tail_nul && xn;
+                }
+            }
+    }
+    ok = ok && settled;
+    for (int32_t r = 0; r < nr; r++)
+        for (int32_t k = g->alt_off[r]; k < g->alt_off[r + 1]; k++)
+            for (int32_t e = g->alts[k]; g->elems[e].type != GR_END; e++)
+                if (c->pinfo_of[e] >= 0) {
+                    uint64_t *f = c->pinfo[c->pinfo_of[e]].follow;
+                    for (int w = 0; w < 4; w++) f[w] = ok ? fol[r][w] : ~0ull;
+                }
+    ll_free(nul); ll_free(first); ll_free(fol);
+    return LL_OK;
+}
+
 /* Classify every token for position p (see the file comment); called once per position,
  * under c->lazy_lock unless from compiled_init. */
 static ll_status pos_compute(gr_compiled *c, int32_t p, ll_error *err) {
@@ -747,7 +830,8 @@ static ll_status pos_compute(gr_compiled *c, int32_t p, ll_error *err) {
     ll_status st;
     pos_info *pi = &c->pinfo[c->pinfo_of[p]];
     acc->n = pid->n = poff->n = 0;
-    st = walk_classify(z->scratch, &z->fm, z->sid, p, acc, pid, poff, z->uf, z->hd, z->mat, err);
+    st = walk_classify(z->scratch, &z->fm, z->sid, p, acc, pid, poff, z->uf, z->hd, z->mat, z->pb,
+                       pi->follow, err);
     if (st != LL_OK) return st;
     pi->n_acc = acc->n;
     if (acc->n > 2048) {
@@ -880,19 +964,47 @@ static ll_status compiled_init(gr_compiled **out, gr_grammar *g, const ll_vocab 
     z->uf = ll_malloc((size_t)c->max_tok_len + 2);
     z->hd = ll_malloc((size_t)c->max_tok_len + 2);
     z->mat = ll_malloc((size_t)c->max_tok_len + 2);
+    z->pb = ll_malloc((size_t)c->max_tok_len + 2);
     z->sid = ll_malloc_array((size_t)c->max_tok_len + 2, sizeof *z->sid);
-    if (!c->pinfo || !z->uf || !z->hd || !z->mat || !z->sid) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
+    if (!c->pinfo || !z->uf || !z->hd || !z->mat || !z->pb || !z->sid) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
     c->n_pinfo = np;
+    st = follow_sets(c, err);
+    if (st != LL_OK) goto fail;
     st = matcher_new(&z->scratch, c, err);   /* borrows c: no reference, see compiled_free */
     if (st != LL_OK) goto fail;
+    /* rules the root can reach (inlining leaves some without references): only their
+     * positions are worth classifying now */
+    uint8_t *live = ll_calloc((size_t)c->g.n_rules, 1);
+    int32_t *todo = ll_malloc_array((size_t)c->g.n_rules + 1, sizeof *todo);
+    if (!live || !todo) { ll_free(live); ll_free(todo); st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
+    int32_t n_todo = 0;
+    live[c->g.root] = 1;
+    todo[n_todo++] = c->g.root;
+    while (n_todo) {
+        int32_t r = todo[--n_todo];
+        for (int32_t k = c->g.alt_off[r]; k < c->g.alt_off[r + 1]; k++)
+            for (int32_t e = c->g.alts[k]; c->g.elems[e].type != GR_END; e++)
+                if (c->g.elems[e].type == GR_RULE && !live[c->g.elems[e].ref]) {
+                    live[c->g.elems[e].ref] = 1;
+                    todo[n_todo++] = c->g.elems[e].ref;
+                }
+    }
+    ll_free(todo);
+    uint8_t *live_pos = ll_calloc((size_t)c->g.n_elems, 1);
+    if (!live_pos) { ll_free(live); st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
+    for (int32_t r = 0; r < c->g.n_rules; r++)
+        for (int32_t k = c->g.alt_off[r]; live[r] && k < c->g.alt_off[r + 1]; k++)
+            for (int32_t e = c->g.alts[k]; c->g.elems[e].type != GR_END; e++) live_pos[e] = 1;
+    ll_free(live);
     uint64_t t0 = ll_time_ns();
-    for (int32_t p = 0; p < c->g.n_elems; p++) {
-        if (c->pinfo_of[p] < 0) continue;
+    for (int32_t p = 0; p < c->g.n_elems && st == LL_OK; p++) {
+        if (c->pinfo_of[p] < 0 || !live_pos[p]) continue;
         if (ll_time_ns() - t0 > GR_EAGER_NS) break;
         st = pos_compute(c, p, err);
-        if (st != LL_OK) goto fail;
-        atomic_store_explicit(&c->pinfo[c->pinfo_of[p]].ready, 1, memory_order_relaxed);
+        if (st == LL_OK) atomic_store_explicit(&c->pinfo[c->pinfo_of[p]].ready, 1, memory_order_relaxed);
     }
+    ll_free(live_pos);
+    if (st != LL_OK) goto fail;
     *out = c;
     return LL_OK;
 fail:
