@@ -24,8 +24,11 @@
  * Compile cost: the walks reuse a memo of transitions between plain position sets (a frame's
  * inner loop is a handful of such sets), and positions not classified within GR_EAGER_NS are
  * classified on first use under a lock, so compile time is bounded and the first mask that
- * meets a new position pays for it (a few ms for positions inside long counted repetitions,
- * e.g. maxLength chains, which are the expensive case). The context-dependent pairs of a
+ * meets a new position pays for it. Two things keep that small: pairs whose byte after the
+ * pop can follow the frame in no context are dropped (FOLLOW sets), and the steps of a counted
+ * repetition (maxLength chains, {m,n}), which would each walk most of the trie, take the
+ * classes of the short tokens from a neighbouring step and walk only the long ones
+ * (pos_share). The context-dependent pairs of a
  * position are radix-sorted by their first 8 suffix bytes, and references are grouped by the
  * byte that follows the pop, so a whitespace position (every token that starts with a space)
  * costs one step per distinct second byte at run time and nothing to sort at build time.
@@ -109,6 +112,7 @@ typedef struct gr_vtab {
     int32_t   max_tok_len;
     tr_trie   trie;
     uint16_t *sub_max;       /* (trie nodes) length of the longest token in the node's subtree */
+    int32_t  *by_len;        /* (trie.n_ids) token ids, longest first */
 } gr_vtab;
 
 typedef struct gr_compiled {
@@ -127,6 +131,7 @@ typedef struct gr_compiled {
     int32_t  max_tok_len;
     tr_trie  trie;
     const uint16_t *sub_max; /* the vocabulary's, see gr_vtab */
+    const int32_t *by_len;
     int32_t *pinfo_of;       /* (n_elems) index into pinfo, -1 for non-class elements */
     pos_info *pinfo;
     int32_t  n_pinfo;
@@ -138,7 +143,7 @@ typedef struct gr_compiled {
     int32_t *succ, *pred;    /* (n_rules) */
 } gr_compiled;
 
-#define GR_EAGER_NS (40ull * 1000 * 1000)   /* compile-time budget for the eager precompute */
+#define GR_EAGER_NS (80ull * 1000 * 1000)   /* compile-time budget for the eager precompute (compile goal: 100 ms) */
 #define GR_MCACHE 8       /* remembered masks per matcher */
 #define GR_HIST 32           /* tokens ll_grammar_rollback can undo */
 
@@ -634,6 +639,7 @@ static void vtab_free(gr_vtab *t) {
     ll_free(t->eog_ids);
     trie_free(&t->trie);
     ll_free(t->sub_max);
+    ll_free(t->by_len);
     ll_free(t);
 }
 
@@ -712,6 +718,16 @@ static ll_status vtab_build(gr_vtab **out, const ll_vocab *v, ll_error *err) {
         for (int32_t ch = i + 1; ch < nd->end; ch = t->trie.nodes[ch].end)
             if (t->sub_max[ch] > mx) mx = t->sub_max[ch];
         t->sub_max[i] = mx;
+    }
+    {   /* counting sort by length, longest first */
+        int32_t *cnt = ll_calloc((size_t)t->max_tok_len + 2, sizeof *cnt);
+        t->by_len = ll_malloc_array((size_t)n_ids + 1, sizeof *t->by_len);
+        if (!cnt || !t->by_len) { ll_free(cnt); st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
+        for (int32_t k = 0; k < n_ids; k++) cnt[t->max_tok_len - (int32_t)(t->tok_off[ids[k] + 1] - t->tok_off[ids[k]])]++;
+        for (int32_t l = 0, sum = 0; l <= t->max_tok_len; l++) { int32_t x = cnt[l]; cnt[l] = sum; sum += x; }
+        for (int32_t k = 0; k < n_ids; k++)
+            t->by_len[cnt[t->max_tok_len - (int32_t)(t->tok_off[ids[k] + 1] - t->tok_off[ids[k]])]++] = ids[k];
+        ll_free(cnt);
     }
     ll_free(ids);
     ll_free(tmp);
@@ -935,6 +951,11 @@ static int32_t pos_share(const gr_compiled *c, int32_t p, int *n) {
     return *n >= 2 ? best : -1;
 }
 
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 /* Rule structure for pos_share. */
 static ll_status shift_init(gr_compiled *c, ll_error *err) {
     const gr_grammar *g = &c->g;
@@ -984,12 +1005,14 @@ static ll_status pos_compute(gr_compiled *c, int32_t p, ll_error *err) {
     if (q >= 0) {   /* the short tokens' classes, from q */
         const pos_info *qi = &c->pinfo[c->pinfo_of[q]];
         bool ok = true;
-        if (qi->acc_bits) {
-            for (int32_t w = 0; w < c->n_words && ok; w++)
-                for (uint64_t bits = qi->acc_bits[w]; bits && ok; bits &= bits - 1) {
-                    int32_t id = w * 64 + __builtin_ctzll(bits);
-                    if ((int)tok_str(c, id).n < n_short) ok = idvec_push(acc, id);
-                }
+        if (qi->acc_bits) {   /* q's bits without its long tokens (by_len: a prefix) */
+            pi->acc_bits = ll_malloc_array((size_t)c->n_words, sizeof *pi->acc_bits);
+            ok = pi->acc_bits != NULL;
+            if (ok) {
+                memcpy(pi->acc_bits, qi->acc_bits, (size_t)c->n_words * sizeof *pi->acc_bits);
+                for (int32_t k = 0; k < c->trie.n_ids && (int)tok_str(c, c->by_len[k]).n >= n_short; k++)
+                    pi->acc_bits[c->by_len[k] >> 6] &= ~(1ull << (c->by_len[k] & 63));
+            }
         } else {
             for (int32_t k = 0; k < qi->n_acc && ok; k++)
                 if ((int)tok_str(c, qi->acc_ids[k]).n < n_short) ok = idvec_push(acc, qi->acc_ids[k]);
@@ -1018,8 +1041,11 @@ static ll_status pos_compute(gr_compiled *c, int32_t p, ll_error *err) {
         }
         if (!ok) return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
     }
-    pi->n_acc = acc->n;
-    if (acc->n > 2048) {
+    if (pi->acc_bits) {   /* started from a shifted copy's bits: add the walk's */
+        for (int32_t k = 0; k < acc->n; k++) pi->acc_bits[acc->a[k] >> 6] |= 1ull << (acc->a[k] & 63);
+        pi->n_acc = 0;
+        for (int32_t w = 0; w < c->n_words; w++) pi->n_acc += __builtin_popcountll(pi->acc_bits[w]);
+    } else if ((pi->n_acc = acc->n) > 2048) {
         pi->acc_bits = ll_calloc((size_t)c->n_words, sizeof *pi->acc_bits);
         if (!pi->acc_bits) { return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); }
         for (int32_t k = 0; k < acc->n; k++) pi->acc_bits[acc->a[k] >> 6] |= 1ull << (acc->a[k] & 63);
@@ -1143,6 +1169,7 @@ static ll_status compiled_init(gr_compiled **out, gr_grammar *g, const ll_vocab 
     c->max_tok_len = c->vt->max_tok_len;
     c->trie = c->vt->trie;
     c->sub_max = c->vt->sub_max;
+    c->by_len = c->vt->by_len;
 
     /* per-position classes: as many as fit in the compile budget now, the rest on first use */
     c->pinfo_of = ll_malloc_array((size_t)c->g.n_elems, sizeof *c->pinfo_of);
@@ -1187,17 +1214,41 @@ static ll_status compiled_init(gr_compiled **out, gr_grammar *g, const ll_vocab 
         for (int32_t k = c->g.alt_off[r]; live[r] && k < c->g.alt_off[r + 1]; k++)
             for (int32_t e = c->g.alts[k]; c->g.elems[e].type != GR_END; e++) live_pos[e] = 1;
     ll_free(live);
-    /* Last element first: compilers build a rule's parts before the rule, so this starts at
-     * the outer structure, and a counted chain (built from its end) is met head first, where
-     * each step borrows its neighbour's classes (pos_share) without piling them up. */
+    /* Order: by the step of a counted chain the position is in (0 outside chains), then by
+     * element. Shared rules (whitespace, string characters) and every chain's first steps
+     * come first, and each chain is met head first, where a step borrows the classes of the
+     * step before it (pos_share) without piling them up. */
+    int32_t *order = NULL, n_order = 0;
+    int32_t *step = ll_malloc_array((size_t)c->g.n_rules + 1, sizeof *step);
+    int64_t *key = ll_malloc_array((size_t)c->n_pinfo + 1, sizeof *key);
+    if (!step || !key) { ll_free(step); ll_free(key); ll_free(live_pos); st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
+    for (int32_t r = 0; r < c->g.n_rules; r++) step[r] = -1;
+    for (int32_t r = 0; r < c->g.n_rules; r++) {
+        int32_t at = r, n_up = 0;   /* up to a rule whose step is known, or the head */
+        while (step[at] < 0) {
+            int32_t pr = c->pred[at];
+            if (pr < 0 || c->succ[pr] != at || !shift_match(c, pr, at)) { step[at] = 0; break; }
+            at = pr;
+            n_up++;
+        }
+        for (int32_t b = r, k = n_up; k > 0; k--) { step[b] = step[at] + k; b = c->pred[b]; }
+    }
+    for (int32_t p = 0; p < c->g.n_elems; p++)
+        if (c->pinfo_of[p] >= 0 && live_pos[p])
+            key[n_order++] = (int64_t)step[c->alt_rule[c->elem_alt[p]]] << 32 | p;
+    ll_free(step);
+    ll_free(live_pos);
+    qsort(key, (size_t)n_order, sizeof *key, cmp_i64);
+    order = (int32_t *)key;   /* the low halves, in place */
+    for (int32_t i = 0; i < n_order; i++) order[i] = (int32_t)(key[i] & 0xffffffff);
     uint64_t t0 = ll_time_ns();
-    for (int32_t p = c->g.n_elems - 1; p >= 0 && st == LL_OK; p--) {
-        if (c->pinfo_of[p] < 0 || !live_pos[p]) continue;
+    for (int32_t i = 0; i < n_order && st == LL_OK; i++) {
+        int32_t p = order[i];
         if (ll_time_ns() - t0 > GR_EAGER_NS) break;
         st = pos_compute(c, p, err);
         if (st == LL_OK) atomic_store_explicit(&c->pinfo[c->pinfo_of[p]].ready, 1, memory_order_relaxed);
     }
-    ll_free(live_pos);
+    ll_free(key);
     if (st != LL_OK) goto fail;
     *out = c;
     return LL_OK;
