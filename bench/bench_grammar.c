@@ -19,7 +19,9 @@
  *     from the cache, request after request).
  * A request uses its grammar once, so "first" (replay and random together, fresh grammars) is
  * the figure the goal applies to. Median and p99 over all masks of all runs; ll_time_ns
- * (monotonic) around each call; compile median and max over the runs. */
+ * (monotonic) around each call; compile median and max over the runs.
+ * BG_SLOW=1 in the environment prints each replayed mask over 300 us with the tokens before it
+ * (to find the grammar positions that cost). */
 #include "grammar/grammar.h"
 
 #include <stdio.h>
@@ -115,6 +117,11 @@ static int replay(bench_ctx *b, size_t gi, ll_grammar *q, size_t nt, samples *in
         uint64_t a = ll_time_ns();
         if (ll_grammar_mask(q, b->allow, b->nw, &err) != LL_OK) { fprintf(stderr, "mask: %s\n", err.msg); return -1; }
         push(into, ll_time_ns() - a);
+        if (getenv("BG_SLOW") && ll_time_ns() - a > 300000) {
+            fprintf(stderr, "SLOW %.0f us at %zu after [", (ll_time_ns() - a) / 1e3, k);
+            for (size_t j = 0; j < k; j++) { char buf[256]; size_t o = ll_tok_piece(b->v, b->ids[j], false, buf, sizeof buf); for (size_t x = 0; x < o && x < sizeof buf; x++) fprintf(stderr, (unsigned char)buf[x] >= 32 && (unsigned char)buf[x] < 127 ? "%c" : "\\x%02x", (unsigned char)buf[x]); fprintf(stderr, "|"); }
+            fprintf(stderr, "]\n");
+        }
         int32_t id = k < nt ? b->ids[k] : ll_vocab_eos(b->v);
         if (k == nt)
             for (int32_t e = 0; e < b->nv; e++)

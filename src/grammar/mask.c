@@ -995,6 +995,13 @@ static ll_status pos_compute(gr_compiled *c, int32_t p, ll_error *err) {
     idvec *acc = &z->acc, *pid = &z->pid, *poff = &z->poff, *tid = &z->tid, *toff = &z->toff;
     ll_status st;
     pos_info *pi = &c->pinfo[c->pinfo_of[p]];
+    /* what an earlier attempt that failed half way left (nothing reads a position before
+     * it is ready) */
+    ll_free(pi->acc_bits); ll_free(pi->acc_ids); ll_free(pi->refs);
+    pi->acc_bits = NULL; pi->acc_ids = NULL; pi->refs = NULL;
+    pi->n_acc = pi->n_refs = 0;
+    trie_free(&pi->suf);
+    pi->bsuf = NULL;
     acc->n = pid->n = poff->n = z->xid.n = z->xoff.n = 0;
     int n_short = 0;
     int32_t q = pos_share(c, p, &n_short);
