@@ -366,6 +366,89 @@ static ll_status build_closures(gr_grammar *g, ll_error *err) {
     return LL_OK;
 }
 
+/* Inlining. Compilers build sequences out of small rules: a regex concatenation is a rule per
+ * piece, a literal `.` or `@` a rule of its own. Each reference that is not at the end of its
+ * alternative pushes a continuation node, and the mask precompute (mask.c) decides a token
+ * without context only while it stays inside the frame of its position, which ends at the
+ * position's alternative. So a one-character rule is a frame of one byte, and every token
+ * through it depends on the context (the `.` of an email: every token starting with a dot,
+ * walked at run time). Splicing the one alternative of a non-recursive rule into the
+ * sequences that reference it gives the same language with longer frames. Only short
+ * alternatives are spliced (GR_INLINE_MAX elements once their own references are spliced),
+ * never a rule into itself, and the whole grammar grows by at most about twice; rules left
+ * without references stay (mask.c skips positions unreachable from the root). */
+#define GR_INLINE_MAX   16
+#define GR_INLINE_DEPTH 16
+
+typedef struct {
+    const gr_grammar *g;
+    gr_elem *out;
+    int32_t  n, cap, budget;
+    int32_t  stack[GR_INLINE_DEPTH];
+    int      depth;
+    bool     oom;
+} gr_inliner;
+
+static void inl_put(gr_inliner *x, const gr_elem *e) {
+    if (x->oom) return;
+    if (x->n == x->cap) {
+        int32_t nc = x->cap * 2 + 64;
+        gr_elem *q = ll_realloc(x->out, (size_t)nc * sizeof *q);
+        if (!q) { x->oom = true; return; }
+        x->out = q;
+        x->cap = nc;
+    }
+    x->out[x->n++] = *e;
+}
+
+/* Emit the elements of the alternative starting at e0 (not its GR_END), splicing references
+ * to short one-alternative rules. */
+static void inl_emit(gr_inliner *x, int32_t e0) {
+    const gr_grammar *g = x->g;
+    for (int32_t e = e0; g->elems[e].type != GR_END && !x->oom; e++) {
+        const gr_elem *el = &g->elems[e];
+        bool splice = el->type == GR_RULE && x->depth < GR_INLINE_DEPTH && x->n < x->budget &&
+                      g->alt_off[el->ref + 1] - g->alt_off[el->ref] == 1;
+        for (int d = 0; d < x->depth && splice; d++) splice = x->stack[d] != el->ref;
+        if (splice) {
+            int32_t mark = x->n;
+            x->stack[x->depth++] = el->ref;
+            inl_emit(x, g->alts[g->alt_off[el->ref]]);
+            x->depth--;
+            if (x->n - mark <= GR_INLINE_MAX) continue;
+            x->n = mark;   /* too long: keep the reference */
+        }
+        inl_put(x, el);
+    }
+}
+
+static ll_status inline_rules(gr_grammar *g, ll_error *err) {
+    /* splicing stops at the budget; what is copied after it is at most the original size */
+    gr_inliner x = { .g = g, .budget = g->n_elems * 2 + 1024 };
+    if (x.budget > GR_MAX_ELEMS - g->n_elems) x.budget = GR_MAX_ELEMS - g->n_elems;
+    int32_t na = g->alt_off[g->n_rules];
+    int32_t *starts = ll_malloc_array((size_t)na + 1, sizeof *starts);
+    if (!starts) return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
+    gr_elem end = { { 0 }, GR_END, 0 };
+    for (int32_t a = 0; a < na && !x.oom; a++) {
+        starts[a] = x.n;
+        inl_emit(&x, g->alts[a]);
+        inl_put(&x, &end);
+    }
+    if (x.oom || x.n > GR_MAX_ELEMS) {
+        ll_free(starts);
+        ll_free(x.out);
+        if (x.oom) return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
+        return ll_fail(err, LL_ERR_LIMIT, "grammar: more than %d elements", GR_MAX_ELEMS);
+    }
+    ll_free(g->elems);
+    g->elems = x.out;
+    g->n_elems = x.n;
+    memcpy(g->alts, starts, (size_t)na * sizeof *starts);
+    ll_free(starts);
+    return LL_OK;
+}
+
 ll_status gr_build(gr_builder *b, int32_t root, gr_grammar *g) {
     memset(g, 0, sizeof *g);
     int32_t *alt_off = NULL, *alts = NULL, *order = NULL;
@@ -445,7 +528,8 @@ ll_status gr_build(gr_builder *b, int32_t root, gr_grammar *g) {
     b->elems = NULL; b->names = NULL; b->n_rules = 0; b->n_elems = 0;
     ll_free(prod); ll_free(nullable); ll_free(alive_alt); ll_free(order);
     {
-        ll_status st = build_closures(g, b->err);
+        ll_status st = inline_rules(g, b->err);
+        if (st == LL_OK) st = build_closures(g, b->err);
         gr_builder_free(b);
         if (st != LL_OK) gr_grammar_free(g);
         return st;

@@ -199,6 +199,9 @@ ll_status gr_sample(const gr_grammar *g, uint64_t *rng, size_t budget, char *out
 /* ---- mask.c ---- */
 /* The grammar behind a public ll_grammar (tests and tools). */
 const gr_grammar *gr_of(const ll_grammar *m);
+/* Drop the compiled grammars from the cache, keeping the vocabulary tables (the bench measures
+ * first use of a grammar this way without paying for the vocabulary again). */
+void gr_cache_forget(void);
 
 /* ---- json_schema.c ---- */
 /* format "json": any JSON value (object_only: an object, as Ollama does). */

@@ -24,8 +24,11 @@
  * Compile cost: the walks reuse a memo of transitions between plain position sets (a frame's
  * inner loop is a handful of such sets), and positions not classified within GR_EAGER_NS are
  * classified on first use under a lock, so compile time is bounded and the first mask that
- * meets a new position pays for it (a few ms for positions inside long counted repetitions,
- * e.g. maxLength chains, which are the expensive case). The context-dependent pairs of a
+ * meets a new position pays for it. Two things keep that small: pairs whose byte after the
+ * pop can follow the frame in no context are dropped (FOLLOW sets), and the steps of a counted
+ * repetition (maxLength chains, {m,n}), which would each walk most of the trie, take the
+ * classes of the short tokens from a neighbouring step and walk only the long ones
+ * (pos_share). The context-dependent pairs of a
  * position are radix-sorted by their first 8 suffix bytes, and references are grouped by the
  * byte that follows the pop, so a whitespace position (every token that starts with a space)
  * costs one step per distinct second byte at run time and nothing to sort at build time.
@@ -65,6 +68,10 @@ typedef struct {
     int32_t  *refs;      /* or, when that trie would be large: (node, depth, first byte after
                           * the pop) triples, see below, in order of that byte */
     int32_t   n_refs;
+    uint64_t  follow[4]; /* bytes that may follow the frame's end (FOLLOW of p's rule) */
+    const tr_trie *bsuf; /* another position's suffix trie, borrowed (pos_share): only its
+                          * pairs that popped before bsuf_max_off bytes count */
+    int32_t   bsuf_max_off;
 } pos_info;
 
 typedef struct { int32_t *a; int32_t n, cap; } idvec;
@@ -87,8 +94,9 @@ typedef struct {
     struct ll_grammar *scratch;   /* matcher whose arena and levels the walks use */
     flat_memo fm;
     idvec acc, pid, poff, tid, toff;
-    uint8_t *uf, *hd, *mat;
+    uint8_t *uf, *hd, *mat, *pb;
     int32_t *sid;
+    idvec xid, xoff;              /* (token, offset) pairs copied from a shifted position */
 } pos_lazy;
 
 /* The vocabulary's side: token bytes and the trie, built once per vocabulary object and
@@ -103,6 +111,8 @@ typedef struct gr_vtab {
     int32_t   n_eog;
     int32_t   max_tok_len;
     tr_trie   trie;
+    uint16_t *sub_max;       /* (trie nodes) length of the longest token in the node's subtree */
+    int32_t  *by_len;        /* (trie.n_ids) token ids, longest first */
 } gr_vtab;
 
 typedef struct gr_compiled {
@@ -120,12 +130,20 @@ typedef struct gr_compiled {
     int32_t  n_eog;
     int32_t  max_tok_len;
     tr_trie  trie;
+    const uint16_t *sub_max; /* the vocabulary's, see gr_vtab */
+    const int32_t *by_len;
     int32_t *pinfo_of;       /* (n_elems) index into pinfo, -1 for non-class elements */
     pos_info *pinfo;
     int32_t  n_pinfo;
+    /* Shifted copies (pos_share): the alternative of each element, the rule of each
+     * alternative, and per rule the rule its alternatives end in (succ, -1 when none or not
+     * one) and the one rule ending in it (pred). */
+    int32_t *elem_alt;       /* (n_elems) */
+    int32_t *alt_rule;       /* (n alternatives) */
+    int32_t *succ, *pred;    /* (n_rules) */
 } gr_compiled;
 
-#define GR_EAGER_NS (40ull * 1000 * 1000)   /* compile-time budget for the eager precompute */
+#define GR_EAGER_NS (80ull * 1000 * 1000)   /* compile-time budget for the eager precompute (compile goal: 100 ms) */
 #define GR_MCACHE 8       /* remembered masks per matcher */
 #define GR_HIST 32           /* tokens ll_grammar_rollback can undo */
 
@@ -221,8 +239,19 @@ static ll_status levels_reserve(ll_grammar *m, int32_t n, ll_error *err) {
 
 /* Run-time walk over trie nodes [lo, hi) whose depths start at base + 1: set the bits of the
  * tokens that the stacks `from` (in m's arena) accept. */
+/* Set the bits of the tokens ending at trie node nd; with max_off (a borrowed suffix trie),
+ * only those whose pop came before max_off bytes. */
+static inline void emit_tokens(const gr_compiled *c, const tr_trie *t, const tr_node *nd, int32_t max_off,
+                               uint64_t *allow) {
+    for (int32_t k = nd->tok_lo; k < nd->tok_hi; k++) {
+        int32_t id = t->ids[k];
+        if (max_off < INT32_MAX && (int32_t)(c->tok_off[id + 1] - c->tok_off[id]) - nd->depth >= max_off) continue;
+        allow[id >> 6] |= 1ull << (id & 63);
+    }
+}
+
 static ll_status walk_range(ll_grammar *m, const tr_trie *t, int32_t lo, int32_t hi, int base_depth,
-                            const gr_set *from, uint64_t *allow, ll_error *err) {
+                            const gr_set *from, uint64_t *allow, int32_t max_off, ll_error *err) {
     const gr_grammar *g = &m->c->g;
     gr_set *lv = m->lv;
     int32_t base = m->arena.len;
@@ -237,14 +266,11 @@ static ll_status walk_range(ll_grammar *m, const tr_trie *t, int32_t lo, int32_t
         if (st != LL_OK) break;
         m->lv_mark[d] = m->arena.len;
         if (lv[d].n == 0) {
-            if (lv[d].complete)
-                for (int32_t k = nd->tok_lo; k < nd->tok_hi; k++)
-                    allow[t->ids[k] >> 6] |= 1ull << (t->ids[k] & 63);
+            if (lv[d].complete) emit_tokens(m->c, t, nd, max_off, allow);
             i = nd->end;
             continue;
         }
-        for (int32_t k = nd->tok_lo; k < nd->tok_hi; k++)
-            allow[t->ids[k] >> 6] |= 1ull << (t->ids[k] & 63);
+        emit_tokens(m->c, t, nd, max_off, allow);
         i++;
     }
     m->arena.len = base;
@@ -252,8 +278,8 @@ static ll_status walk_range(ll_grammar *m, const tr_trie *t, int32_t lo, int32_t
 }
 
 static ll_status walk_accept(ll_grammar *m, const tr_trie *t, const gr_set *from, uint64_t *allow,
-                             ll_error *err) {
-    return walk_range(m, t, 0, t->n_nodes, 0, from, allow, err);
+                             int32_t max_off, ll_error *err) {
+    return walk_range(m, t, 0, t->n_nodes, 0, from, allow, max_off, err);
 }
 
 /* A (node, j) reference: every token below main-trie node x (depth d) popped the frame after
@@ -279,7 +305,7 @@ static ll_status walk_ref(ll_grammar *m, int32_t x, int j, const gr_set *popped,
     if (d > j)
         for (int32_t k = nd->tok_lo; k < nd->tok_hi; k++)
             allow[t->ids[k] >> 6] |= 1ull << (t->ids[k] & 63);
-    if (cur->n) st = walk_range(m, t, x + 1, nd->end, d, cur, allow, err);
+    if (cur->n) st = walk_range(m, t, x + 1, nd->end, d, cur, allow, INT32_MAX, err);
     m->arena.len = base;
     return st;
 }
@@ -424,7 +450,7 @@ static int32_t fm_step(flat_memo *f, ll_grammar *m, int32_t sid, const gr_set *i
  * misses. mat[d]: lv[d] is current. */
 static ll_status walk_classify(ll_grammar *m, flat_memo *fm, int32_t *sid, int32_t pos, idvec *acc,
                                idvec *pid, idvec *poff, uint8_t *uf, uint8_t *hd, uint8_t *mat,
-                               ll_error *err) {
+                               uint8_t *pb, const uint64_t *follow, int min_len, ll_error *err) {
     const gr_compiled *c = m->c;
     const tr_trie *t = &c->trie;
     gr_set *lv = m->lv;
@@ -439,6 +465,7 @@ static ll_status walk_classify(ll_grammar *m, flat_memo *fm, int32_t *sid, int32
     for (int32_t i = 0; i < t->n_nodes;) {
         const tr_node *nd = &t->nodes[i];
         int d = nd->depth;
+        if (c->sub_max[i] < min_len) { i = nd->end; continue; }   /* decided by a shifted copy */
         int32_t e = fm_next(fm, sid[d - 1], nd->byte), n;
         bool here;
         if (e >= 0) {
@@ -465,17 +492,26 @@ static ll_status walk_classify(ll_grammar *m, flat_memo *fm, int32_t *sid, int32
             n = lv[d].n;
         }
         hd[d] = here;
+        pb[d] = nd->byte;
         uf[d] = uf[d - 1] || here;
         if (n == 0 && !uf[d]) { i = nd->end; continue; }
-        if (n || here)
+        if ((n || here) && d >= min_len)   /* shorter ones: from the shifted copy */
             for (int32_t k = nd->tok_lo; k < nd->tok_hi; k++)
                 if (!idvec_push(acc, t->ids[k])) return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
         if (n == 0) {
             /* only the context can decide this node's tokens (unless accepted just above) and
-             * everything below: one reference per depth at which the frame popped */
-            for (int j = 1; j <= d; j++)
-                if (hd[j] && (!idvec_push(pid, i) || !idvec_push(poff, j)))
+             * everything below: one reference per depth at which the frame popped, unless the
+             * byte after the pop can follow the frame in no context (FOLLOW of the frame's rule:
+             * inside a counted chain only the closing quote can, so a token that leaves the
+             * string early and every other mid-token pop is rejected here, once). A pop after
+             * the node's own last byte refers to the children that may follow. */
+            for (int j = 1; j < d; j++)
+                if (hd[j] && gr_class_has(follow, pb[j + 1]) && (!idvec_push(pid, i) || !idvec_push(poff, j)))
                     return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
+            if (hd[d])
+                for (int32_t ch = i + 1; ch < nd->end; ch = t->nodes[ch].end)
+                    if (gr_class_has(follow, t->nodes[ch].byte) && (!idvec_push(pid, ch) || !idvec_push(poff, d)))
+                        return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
             i = nd->end;
             continue;
         }
@@ -602,6 +638,8 @@ static void vtab_free(gr_vtab *t) {
     ll_free(t->tok_off);
     ll_free(t->eog_ids);
     trie_free(&t->trie);
+    ll_free(t->sub_max);
+    ll_free(t->by_len);
     ll_free(t);
 }
 
@@ -672,6 +710,25 @@ static ll_status vtab_build(gr_vtab **out, const ll_vocab *v, ll_error *err) {
     sort_tokens(&view, ids, tmp, n_ids);
     st = trie_build(&t->trie, &view, ids, NULL, n_ids, err);
     if (st != LL_OK) goto fail;
+    t->sub_max = ll_malloc_array((size_t)t->trie.n_nodes + 1, sizeof *t->sub_max);
+    if (!t->sub_max) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
+    for (int32_t i = t->trie.n_nodes - 1; i >= 0; i--) {   /* children come after their parent */
+        const tr_node *nd = &t->trie.nodes[i];
+        uint16_t mx = nd->tok_hi > nd->tok_lo ? nd->depth : 0;
+        for (int32_t ch = i + 1; ch < nd->end; ch = t->trie.nodes[ch].end)
+            if (t->sub_max[ch] > mx) mx = t->sub_max[ch];
+        t->sub_max[i] = mx;
+    }
+    {   /* counting sort by length, longest first */
+        int32_t *cnt = ll_calloc((size_t)t->max_tok_len + 2, sizeof *cnt);
+        t->by_len = ll_malloc_array((size_t)n_ids + 1, sizeof *t->by_len);
+        if (!cnt || !t->by_len) { ll_free(cnt); st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
+        for (int32_t k = 0; k < n_ids; k++) cnt[t->max_tok_len - (int32_t)(t->tok_off[ids[k] + 1] - t->tok_off[ids[k]])]++;
+        for (int32_t l = 0, sum = 0; l <= t->max_tok_len; l++) { int32_t x = cnt[l]; cnt[l] = sum; sum += x; }
+        for (int32_t k = 0; k < n_ids; k++)
+            t->by_len[cnt[t->max_tok_len - (int32_t)(t->tok_off[ids[k] + 1] - t->tok_off[ids[k]])]++] = ids[k];
+        ll_free(cnt);
+    }
     ll_free(ids);
     ll_free(tmp);
     *out = t;
@@ -722,7 +779,9 @@ static void compiled_free(gr_compiled *c) {
     if (z->scratch) { z->scratch->c = NULL; ll_grammar_free(z->scratch); }
     fm_free(&z->fm);
     ll_free(z->acc.a); ll_free(z->pid.a); ll_free(z->poff.a); ll_free(z->tid.a); ll_free(z->toff.a);
-    ll_free(z->uf); ll_free(z->hd); ll_free(z->mat); ll_free(z->sid);
+    ll_free(z->uf); ll_free(z->hd); ll_free(z->mat); ll_free(z->pb); ll_free(z->sid);
+    ll_free(z->xid.a); ll_free(z->xoff.a);
+    ll_free(c->elem_alt); ll_free(c->alt_rule); ll_free(c->succ); ll_free(c->pred);
     pthread_mutex_destroy(&c->lazy_lock);
     gr_grammar_free(&c->g);
     vtab_unref(c->vt);
@@ -739,6 +798,196 @@ static void compiled_free(gr_compiled *c) {
 
 static ll_status matcher_new(ll_grammar **out, gr_compiled *c, ll_error *err);
 
+/* FOLLOW sets (the textbook ones, over bytes): for each rule, the bytes that may come right
+ * after it in some sentence; each class position gets its rule's set (pos_info.follow). A
+ * frame that pops its sentinel continues with one of those bytes or not at all, which lets
+ * walk_classify drop the pops no context can continue. Fixpoints over NULLABLE, FIRST and
+ * FOLLOW; when they do not settle within GR_FOLLOW_ROUNDS rounds (a pathological grammar)
+ * every set is all bytes, which only forgoes the filter. */
+#define GR_FOLLOW_ROUNDS 64
+static ll_status follow_sets(gr_compiled *c, ll_error *err) {
+    const gr_grammar *g = &c->g;
+    int32_t nr = g->n_rules;
+    uint8_t *nul = ll_calloc((size_t)nr + 1, 1);
+    uint64_t (*first)[4] = ll_calloc((size_t)nr + 1, sizeof *first);
+    uint64_t (*fol)[4] = ll_calloc((size_t)nr + 1, sizeof *fol);
+    if (!nul || !first || !fol) {
+        ll_free(nul); ll_free(first); ll_free(fol);
+        return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory for follow sets");
+    }
+    bool settled = false;
+    for (int round = 0; round < GR_FOLLOW_ROUNDS && !settled; round++) {   /* NULLABLE, FIRST */
+        settled = true;
+        for (int32_t r = 0; r < nr; r++)
+            for (int32_t k = g->alt_off[r]; k < g->alt_off[r + 1]; k++) {
+                bool all_nul = true;
+                for (int32_t e = g->alts[k]; g->elems[e].type != GR_END && all_nul; e++) {
+                    const gr_elem *x = &g->elems[e];
+                    const uint64_t *add = x->type == GR_CHAR ? x->bits : first[x->ref];
+                    for (int w = 0; w < 4; w++)
+                        if (add[w] & ~first[r][w]) { first[r][w] |= add[w]; settled = false; }
+                    all_nul = x->type == GR_RULE && nul[x->ref];
+                }
+                if (all_nul && !nul[r]) { nul[r] = 1; settled = false; }
+            }
+    }
+    bool ok = settled;
+    settled = false;
+    for (int round = 0; round < GR_FOLLOW_ROUNDS && ok && !settled; round++) {   /* FOLLOW */
+        settled = true;
+        for (int32_t r = 0; r < nr; r++)
+            for (int32_t k = g->alt_off[r]; k < g->alt_off[r + 1]; k++) {
+                /* backwards: after holds FIRST of the rest of the alternative, tail_nul whether
+                 * the rest can be empty (then what follows r follows too) */
+                int32_t e0 = g->alts[k], e1 = e0;
+                while (g->elems[e1].type != GR_END) e1++;
+                uint64_t after[4] = { 0 };
+                bool tail_nul = true;
+                for (int32_t e = e1 - 1; e >= e0; e--) {
+                    const gr_elem *x = &g->elems[e];
+                    if (x->type == GR_RULE) {
+                        uint64_t *f = fol[x->ref];
+                        for (int w = 0; w < 4; w++) {
+                            uint64_t v = after[w] | (tail_nul ? fol[r][w] : 0);
+                            if (v & ~f[w]) { f[w] |= v; settled = false; }
+                        }
+                    }
+                    const uint64_t *add = x->type == GR_CHAR ? x->bits : first[x->ref];
+                    bool xn = x->type == GR_RULE && nul[x->ref];
+                    for (int w = 0; w < 4; w++) after[w] = xn ? after[w] | add[w] : add[w];
+                    tail_nul = tail_nul && xn;
+                }
+            }
+    }
+    ok = ok && settled;
+    for (int32_t r = 0; r < nr; r++)
+        for (int32_t k = g->alt_off[r]; k < g->alt_off[r + 1]; k++)
+            for (int32_t e = g->alts[k]; g->elems[e].type != GR_END; e++)
+                if (c->pinfo_of[e] >= 0) {
+                    uint64_t *f = c->pinfo[c->pinfo_of[e]].follow;
+                    for (int w = 0; w < 4; w++) f[w] = ok ? fol[r][w] : ~0ull;
+                }
+    ll_free(nul); ll_free(first); ll_free(fol);
+    return LL_OK;
+}
+
+/* ---- shifted copies --------------------------------------------------------------------------
+ * A counted repetition (maxLength, {m,n}) unrolls into a chain of rules, one per count, each
+ * the same alternatives ending in a reference to the next: every step's positions need their
+ * own classes (a token's fate depends on how many items are left), and each costs a walk of
+ * most of the trie (a string character: every token that is string content). But a token of
+ * fewer bytes than the items left cannot tell two neighbouring steps apart: each item takes at
+ * least one byte, so its walks from step k and from step k+1 run through rules that match
+ * one to one. pos_share finds such a neighbour already classified; pos_compute then takes
+ * the short tokens' classes from it and walks only the subtrees holding longer tokens.
+ *
+ * Rules R and S = succ(R) match when they have the same number of alternatives, each of the
+ * same length, with equal byte classes and equal references, except that a reference to S in
+ * R's last place is one to succ(S) in S's; every alternative that is not empty starts with a
+ * byte class (an item takes a byte). shift_depth(R) counts the matches R, succ(R), ... : a
+ * token shorter than that count (and a pop before that many bytes) is classified alike from R
+ * and from succ(R). */
+static bool shift_match(const gr_compiled *c, int32_t r, int32_t s) {
+    const gr_grammar *g = &c->g;
+    int32_t na = g->alt_off[r + 1] - g->alt_off[r];
+    if (s < 0 || s == r || g->alt_off[s + 1] - g->alt_off[s] != na || c->succ[s] < 0) return false;
+    for (int32_t i = 0; i < na; i++) {
+        int32_t a = g->alts[g->alt_off[r] + i], b = g->alts[g->alt_off[s] + i];
+        if (g->elems[a].type == GR_RULE) return false;   /* must start with a byte or be empty */
+        for (;; a++, b++) {
+            const gr_elem *x = &g->elems[a], *y = &g->elems[b];
+            if (x->type != y->type) return false;
+            if (x->type == GR_END) break;
+            if (x->type == GR_CHAR && memcmp(x->bits, y->bits, sizeof x->bits)) return false;
+            if (x->type == GR_RULE) {
+                bool tail = g->elems[a + 1].type == GR_END;
+                if (x->ref == s) { if (!tail || y->ref != c->succ[s]) return false; }
+                else if (x->ref != y->ref || x->ref == r || y->ref == s) return false;
+            }
+        }
+    }
+    return true;
+}
+
+static int shift_depth(const gr_compiled *c, int32_t r, int cap) {
+    int n = 0;
+    while (n < cap && c->succ[r] >= 0 && shift_match(c, r, c->succ[r])) { n++; r = c->succ[r]; }
+    return n;
+}
+
+/* A classified position q whose classes agree with p's for tokens shorter than *n bytes (and
+ * pops before *n bytes), or -1. q is up to GR_SHARE_REACH steps along p's chain either way
+ * (a token of several characters skips steps, so the neighbour may not have been used): d
+ * steps toward the head keeps p's depth, d steps toward the end loses d of it. */
+#define GR_SHARE_REACH 64
+static int32_t pos_share(const gr_compiled *c, int32_t p, int *n) {
+    const gr_grammar *g = &c->g;
+    *n = 0;
+    if (!c->elem_alt) return -1;
+    int32_t ai = c->elem_alt[p];
+    if (ai < 0) return -1;
+    int32_t r = c->alt_rule[ai], k = ai - g->alt_off[r], off = p - g->alts[ai];
+    const uint64_t *fp = c->pinfo[c->pinfo_of[p]].follow;
+    int depth = shift_depth(c, r, c->max_tok_len + 2 + GR_SHARE_REACH);
+    int32_t best = -1;
+    for (int side = 0; side < 2; side++) {
+        int32_t at = r;
+        for (int d = 1; d <= GR_SHARE_REACH; d++) {
+            int32_t nx = side ? c->succ[at] : c->pred[at];
+            if (nx < 0) break;
+            if (side ? !shift_match(c, at, nx) : (c->succ[nx] != at || !shift_match(c, nx, at))) break;
+            at = nx;
+            int gain = side ? depth - d : depth;
+            if (gain <= *n) { if (side) break; continue; }
+            int32_t q = g->alts[g->alt_off[at] + k] + off;   /* same shape: in range */
+            if (c->pinfo_of[q] < 0 || !atomic_load_explicit(&c->pinfo[c->pinfo_of[q]].ready, memory_order_acquire) ||
+                memcmp(c->pinfo[c->pinfo_of[q]].follow, fp, 4 * sizeof *fp))
+                continue;
+            *n = gain;
+            best = q;
+            break;
+        }
+    }
+    return *n >= 2 ? best : -1;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Rule structure for pos_share. */
+static ll_status shift_init(gr_compiled *c, ll_error *err) {
+    const gr_grammar *g = &c->g;
+    int32_t nr = g->n_rules, na = g->alt_off[nr];
+    c->elem_alt = ll_malloc_array((size_t)g->n_elems, sizeof *c->elem_alt);
+    c->alt_rule = ll_malloc_array((size_t)na + 1, sizeof *c->alt_rule);
+    c->succ = ll_malloc_array((size_t)nr + 1, sizeof *c->succ);
+    c->pred = ll_malloc_array((size_t)nr + 1, sizeof *c->pred);
+    if (!c->elem_alt || !c->alt_rule || !c->succ || !c->pred) return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
+    for (int32_t e = 0; e < g->n_elems; e++) c->elem_alt[e] = -1;
+    for (int32_t r = 0; r < nr; r++) { c->succ[r] = -2; c->pred[r] = -2; }   /* -2: none yet */
+    for (int32_t r = 0; r < nr; r++)
+        for (int32_t k = g->alt_off[r]; k < g->alt_off[r + 1]; k++) {
+            c->alt_rule[k] = r;
+            int32_t e = g->alts[k];
+            for (; g->elems[e].type != GR_END; e++) c->elem_alt[e] = k;
+            if (e == g->alts[k]) continue;   /* empty */
+            const gr_elem *last = &g->elems[e - 1];
+            int32_t t = last->type == GR_RULE ? last->ref : -1;
+            if (t < 0 || t == r) c->succ[r] = -1;
+            else if (c->succ[r] == -2) c->succ[r] = t;
+            else if (c->succ[r] != t) c->succ[r] = -1;
+        }
+    for (int32_t r = 0; r < nr; r++) {
+        if (c->succ[r] == -2) c->succ[r] = -1;
+        int32_t t = c->succ[r];
+        if (t >= 0) c->pred[t] = c->pred[t] == -2 ? r : -1;
+    }
+    for (int32_t r = 0; r < nr; r++) if (c->pred[r] == -2) c->pred[r] = -1;
+    return LL_OK;
+}
+
 /* Classify every token for position p (see the file comment); called once per position,
  * under c->lazy_lock unless from compiled_init. */
 static ll_status pos_compute(gr_compiled *c, int32_t p, ll_error *err) {
@@ -746,11 +995,64 @@ static ll_status pos_compute(gr_compiled *c, int32_t p, ll_error *err) {
     idvec *acc = &z->acc, *pid = &z->pid, *poff = &z->poff, *tid = &z->tid, *toff = &z->toff;
     ll_status st;
     pos_info *pi = &c->pinfo[c->pinfo_of[p]];
-    acc->n = pid->n = poff->n = 0;
-    st = walk_classify(z->scratch, &z->fm, z->sid, p, acc, pid, poff, z->uf, z->hd, z->mat, err);
+    /* what an earlier attempt that failed half way left (nothing reads a position before
+     * it is ready) */
+    ll_free(pi->acc_bits); ll_free(pi->acc_ids); ll_free(pi->refs);
+    pi->acc_bits = NULL; pi->acc_ids = NULL; pi->refs = NULL;
+    pi->n_acc = pi->n_refs = 0;
+    trie_free(&pi->suf);
+    pi->bsuf = NULL;
+    acc->n = pid->n = poff->n = z->xid.n = z->xoff.n = 0;
+    int n_short = 0;
+    int32_t q = pos_share(c, p, &n_short);
+    st = walk_classify(z->scratch, &z->fm, z->sid, p, acc, pid, poff, z->uf, z->hd, z->mat, z->pb,
+                       pi->follow, q >= 0 ? n_short : 0, err);
     if (st != LL_OK) return st;
-    pi->n_acc = acc->n;
-    if (acc->n > 2048) {
+    int32_t n_walked = pid->n;   /* references from the walk; those after are q's */
+    if (q >= 0) {   /* the short tokens' classes, from q */
+        const pos_info *qi = &c->pinfo[c->pinfo_of[q]];
+        bool ok = true;
+        if (qi->acc_bits) {   /* q's bits without its long tokens (by_len: a prefix) */
+            pi->acc_bits = ll_malloc_array((size_t)c->n_words, sizeof *pi->acc_bits);
+            ok = pi->acc_bits != NULL;
+            if (ok) {
+                memcpy(pi->acc_bits, qi->acc_bits, (size_t)c->n_words * sizeof *pi->acc_bits);
+                for (int32_t k = 0; k < c->trie.n_ids && (int)tok_str(c, c->by_len[k]).n >= n_short; k++)
+                    pi->acc_bits[c->by_len[k] >> 6] &= ~(1ull << (c->by_len[k] & 63));
+            }
+        } else {
+            for (int32_t k = 0; k < qi->n_acc && ok; k++)
+                if ((int)tok_str(c, qi->acc_ids[k]).n < n_short) ok = idvec_push(acc, qi->acc_ids[k]);
+        }
+        for (int32_t r = 0; r < qi->n_refs && ok; r++)
+            if (qi->refs[3 * r + 1] < n_short) ok = idvec_push(pid, qi->refs[3 * r]) && idvec_push(poff, qi->refs[3 * r + 1]);
+        /* q's suffix trie: borrowed with a filter when it is q's own walk's; when q borrows
+         * one itself, that one (under both filters) and q's own pairs copied (few: they
+         * come from q's walk of long tokens) */
+        const tr_trie *own = &qi->suf;
+        if (qi->bsuf) {
+            pi->bsuf = qi->bsuf;
+            pi->bsuf_max_off = qi->bsuf_max_off < n_short ? qi->bsuf_max_off : n_short;
+        } else if (qi->suf.n_nodes) {
+            pi->bsuf = &qi->suf;
+            pi->bsuf_max_off = n_short;
+            own = NULL;
+        }
+        for (int32_t i = 0; own && i < own->n_nodes && ok; i++) {
+            const tr_node *nd = &own->nodes[i];
+            for (int32_t k = nd->tok_lo; k < nd->tok_hi && ok; k++) {
+                /* short tokens only: p's own walk has every pair of the long ones */
+                int32_t id = own->ids[k], len = (int32_t)tok_str(c, id).n;
+                if (len < n_short) ok = idvec_push(&z->xid, id) && idvec_push(&z->xoff, len - nd->depth);
+            }
+        }
+        if (!ok) return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
+    }
+    if (pi->acc_bits) {   /* started from a shifted copy's bits: add the walk's */
+        for (int32_t k = 0; k < acc->n; k++) pi->acc_bits[acc->a[k] >> 6] |= 1ull << (acc->a[k] & 63);
+        pi->n_acc = 0;
+        for (int32_t w = 0; w < c->n_words; w++) pi->n_acc += __builtin_popcountll(pi->acc_bits[w]);
+    } else if ((pi->n_acc = acc->n) > 2048) {
         pi->acc_bits = ll_calloc((size_t)c->n_words, sizeof *pi->acc_bits);
         if (!pi->acc_bits) { return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); }
         for (int32_t k = 0; k < acc->n; k++) pi->acc_bits[acc->a[k] >> 6] |= 1ull << (acc->a[k] & 63);
@@ -771,7 +1073,7 @@ static ll_status pos_compute(gr_compiled *c, int32_t p, ll_error *err) {
         int32_t hi = x->end < c->trie.n_nodes ? c->trie.nodes[x->end].tok_lo : c->trie.n_ids;
         n_pairs += (size_t)(hi - x->tok_lo);
     }
-    if (n_pairs > 4096 && (pid->n <= 256 || n_pairs >= (size_t)pid->n * 16 || n_pairs > 500000)) {
+    if (z->xid.n == 0 && n_pairs > 4096 && (pid->n <= 256 || n_pairs >= (size_t)pid->n * 16 || n_pairs > 500000)) {
         pi->refs = ll_malloc_array((size_t)pid->n * 3, sizeof *pi->refs);
         if (!pi->refs) { return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); }
         /* counting sort by the first byte after the pop: the path's byte j when the pop was
@@ -816,9 +1118,13 @@ static ll_status pos_compute(gr_compiled *c, int32_t p, ll_error *err) {
             for (int32_t k = x->tok_lo; k < hi; k++) {
                 int32_t id = c->trie.ids[k];
                 if ((int32_t)tok_str(c, id).n <= js[r]) continue;   /* ends at the pop: accepted */
+                if (q >= 0 && r < n_walked && (int32_t)tok_str(c, id).n < n_short) continue;   /* from q */
                 if (!idvec_push(pid, id) || !idvec_push(poff, js[r])) { return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); }
             }
         }
+        for (int32_t k = 0; k < z->xid.n; k++)   /* pairs taken from a shifted copy */
+            if (!idvec_push(pid, z->xid.a[k]) || !idvec_push(poff, z->xoff.a[k]))
+                return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
     }
     if (pid->n > tid->cap) {
         int32_t *a1 = ll_realloc(tid->a, (size_t)pid->n * sizeof *a1);
@@ -869,6 +1175,8 @@ static ll_status compiled_init(gr_compiled **out, gr_grammar *g, const ll_vocab 
     c->n_eog = c->vt->n_eog;
     c->max_tok_len = c->vt->max_tok_len;
     c->trie = c->vt->trie;
+    c->sub_max = c->vt->sub_max;
+    c->by_len = c->vt->by_len;
 
     /* per-position classes: as many as fit in the compile budget now, the rest on first use */
     c->pinfo_of = ll_malloc_array((size_t)c->g.n_elems, sizeof *c->pinfo_of);
@@ -880,19 +1188,75 @@ static ll_status compiled_init(gr_compiled **out, gr_grammar *g, const ll_vocab 
     z->uf = ll_malloc((size_t)c->max_tok_len + 2);
     z->hd = ll_malloc((size_t)c->max_tok_len + 2);
     z->mat = ll_malloc((size_t)c->max_tok_len + 2);
+    z->pb = ll_malloc((size_t)c->max_tok_len + 2);
     z->sid = ll_malloc_array((size_t)c->max_tok_len + 2, sizeof *z->sid);
-    if (!c->pinfo || !z->uf || !z->hd || !z->mat || !z->sid) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
+    if (!c->pinfo || !z->uf || !z->hd || !z->mat || !z->pb || !z->sid) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
     c->n_pinfo = np;
+    st = follow_sets(c, err);
+    if (st == LL_OK) st = shift_init(c, err);
+    if (st != LL_OK) goto fail;
     st = matcher_new(&z->scratch, c, err);   /* borrows c: no reference, see compiled_free */
     if (st != LL_OK) goto fail;
+    /* rules the root can reach (inlining leaves some without references): only their
+     * positions are worth classifying now */
+    uint8_t *live = ll_calloc((size_t)c->g.n_rules, 1);
+    int32_t *todo = ll_malloc_array((size_t)c->g.n_rules + 1, sizeof *todo);
+    if (!live || !todo) { ll_free(live); ll_free(todo); st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
+    int32_t n_todo = 0;
+    live[c->g.root] = 1;
+    todo[n_todo++] = c->g.root;
+    while (n_todo) {
+        int32_t r = todo[--n_todo];
+        for (int32_t k = c->g.alt_off[r]; k < c->g.alt_off[r + 1]; k++)
+            for (int32_t e = c->g.alts[k]; c->g.elems[e].type != GR_END; e++)
+                if (c->g.elems[e].type == GR_RULE && !live[c->g.elems[e].ref]) {
+                    live[c->g.elems[e].ref] = 1;
+                    todo[n_todo++] = c->g.elems[e].ref;
+                }
+    }
+    ll_free(todo);
+    uint8_t *live_pos = ll_calloc((size_t)c->g.n_elems, 1);
+    if (!live_pos) { ll_free(live); st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
+    for (int32_t r = 0; r < c->g.n_rules; r++)
+        for (int32_t k = c->g.alt_off[r]; live[r] && k < c->g.alt_off[r + 1]; k++)
+            for (int32_t e = c->g.alts[k]; c->g.elems[e].type != GR_END; e++) live_pos[e] = 1;
+    ll_free(live);
+    /* Order: by the step of a counted chain the position is in (0 outside chains), then by
+     * element. Shared rules (whitespace, string characters) and every chain's first steps
+     * come first, and each chain is met head first, where a step borrows the classes of the
+     * step before it (pos_share) without piling them up. */
+    int32_t *order = NULL, n_order = 0;
+    int32_t *step = ll_malloc_array((size_t)c->g.n_rules + 1, sizeof *step);
+    int64_t *key = ll_malloc_array((size_t)c->n_pinfo + 1, sizeof *key);
+    if (!step || !key) { ll_free(step); ll_free(key); ll_free(live_pos); st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
+    for (int32_t r = 0; r < c->g.n_rules; r++) step[r] = -1;
+    for (int32_t r = 0; r < c->g.n_rules; r++) {
+        int32_t at = r, n_up = 0;   /* up to a rule whose step is known, or the head */
+        while (step[at] < 0) {
+            int32_t pr = c->pred[at];
+            if (pr < 0 || c->succ[pr] != at || !shift_match(c, pr, at)) { step[at] = 0; break; }
+            at = pr;
+            n_up++;
+        }
+        for (int32_t b = r, k = n_up; k > 0; k--) { step[b] = step[at] + k; b = c->pred[b]; }
+    }
+    for (int32_t p = 0; p < c->g.n_elems; p++)
+        if (c->pinfo_of[p] >= 0 && live_pos[p])
+            key[n_order++] = (int64_t)step[c->alt_rule[c->elem_alt[p]]] << 32 | p;
+    ll_free(step);
+    ll_free(live_pos);
+    qsort(key, (size_t)n_order, sizeof *key, cmp_i64);
+    order = (int32_t *)key;   /* the low halves, in place */
+    for (int32_t i = 0; i < n_order; i++) order[i] = (int32_t)(key[i] & 0xffffffff);
     uint64_t t0 = ll_time_ns();
-    for (int32_t p = 0; p < c->g.n_elems; p++) {
-        if (c->pinfo_of[p] < 0) continue;
+    for (int32_t i = 0; i < n_order && st == LL_OK; i++) {
+        int32_t p = order[i];
         if (ll_time_ns() - t0 > GR_EAGER_NS) break;
         st = pos_compute(c, p, err);
-        if (st != LL_OK) goto fail;
-        atomic_store_explicit(&c->pinfo[c->pinfo_of[p]].ready, 1, memory_order_relaxed);
+        if (st == LL_OK) atomic_store_explicit(&c->pinfo[c->pinfo_of[p]].ready, 1, memory_order_relaxed);
     }
+    ll_free(key);
+    if (st != LL_OK) goto fail;
     *out = c;
     return LL_OK;
 fail:
@@ -984,7 +1348,7 @@ static void cache_put(gr_compiled *c, int kind, const char *text, size_t len, ui
     ll_free(old_text);
 }
 
-void ll_grammar_cache_clear(void) {
+void gr_cache_forget(void) {
     pthread_mutex_lock(&cache_lock);
     for (int i = 0; i < GR_CACHE; i++) {
         compiled_unref(gcache[i].c);
@@ -992,6 +1356,10 @@ void ll_grammar_cache_clear(void) {
         memset(&gcache[i], 0, sizeof gcache[i]);
     }
     pthread_mutex_unlock(&cache_lock);
+}
+
+void ll_grammar_cache_clear(void) {
+    gr_cache_forget();
     pthread_mutex_lock(&vcache_lock);   /* the vocabulary tables too (grammars keep theirs) */
     for (int i = 0; i < GR_VCACHE; i++) {
         vtab_unref(vcache[i]);
@@ -1259,6 +1627,7 @@ ll_status ll_grammar_mask(ll_grammar *m, uint64_t *allow, size_t n_words, ll_err
         if (seen || parent < 0) continue;   /* a popped root takes no more bytes */
         for (int32_t j = i; j < m->cur.n && !any; j++)
             any = m->cur.t[j].parent == parent && (c->pinfo[c->pinfo_of[m->cur.t[j].pos]].suf.n_nodes ||
+                                                   c->pinfo[c->pinfo_of[m->cur.t[j].pos]].bsuf ||
                                                    c->pinfo[c->pinfo_of[m->cur.t[j].pos]].n_refs);
         if (!any) continue;
         int32_t base = m->arena.len;
@@ -1271,7 +1640,8 @@ ll_status ll_grammar_mask(ll_grammar *m, uint64_t *allow, size_t n_words, ll_err
             if (m->cur.t[j].parent != parent) continue;
             const pos_info *pi = &c->pinfo[c->pinfo_of[m->cur.t[j].pos]];
             if (!popped->n) continue;
-            if (pi->suf.n_nodes) st = walk_accept(m, &pi->suf, popped, allow, err);
+            if (pi->suf.n_nodes) st = walk_accept(m, &pi->suf, popped, allow, INT32_MAX, err);
+            if (pi->bsuf && st == LL_OK) st = walk_accept(m, pi->bsuf, popped, allow, pi->bsuf_max_off, err);
             for (int32_t r = 0; r < pi->n_refs && st == LL_OK;) {
                 /* a group of references with the same first byte after the pop: most die
                  * right there, so that byte is tried once for all of them */

@@ -606,6 +606,88 @@ static void test_compiled_cache_keys_and_lifetime(void) {
     free(ma); free(mb); free(ma2);
 }
 
+/* ---- the whole mask against the slow path ----------------------------------------------------
+ * The precompute shortcuts (spliced one-alternative rules, pairs dropped by FOLLOW sets, the
+ * classes of one step of a counted chain taken from another step, a borrowed suffix trie)
+ * must leave the mask exactly what accepting each token would say. Every token of the
+ * vocabulary is checked at many states: accept it on the matcher, roll back. */
+
+/* Tokens whose allowed bit differs from what accepting them says: 0 when the mask is exact. */
+static int mask_mismatches(ll_grammar *g, const uint64_t *allow, const char *what, size_t at) {
+    ll_error err = {0};
+    int bad = 0;
+    for (int32_t id = 0; id < n_vocab; id++) {
+        bool ok = ll_grammar_accept(g, id, &err) == LL_OK;
+        if (ok) CHECK(ll_grammar_rollback(g, 1, &err) == LL_OK);
+        if (ok != bit(allow, id)) {
+            if (bad++ < 3) {
+                char piece[64];
+                size_t pn = ll_tok_piece(vocab, id, false, piece, sizeof piece);
+                CHECK_MSG(0, "%s, token %zu: token %d '%.*s' mask %d, accept %d", what, at, id,
+                          (int)(pn > sizeof piece ? sizeof piece : pn), piece, bit(allow, id), ok);
+            }
+        }
+    }
+    return bad;
+}
+
+static void check_schema_mask_exact(const char *schema, int docs, int walks) {
+    ll_error err = {0};
+    uint64_t *allow = calloc(n_words, sizeof *allow);
+    static char doc[1 << 14];
+    static int32_t ids[1 << 14];
+    int32_t eog = eog_token();
+    for (int k = 0; k < docs + walks; k++) {
+        gr_cache_forget();   /* a fresh compile: positions classified on first use, too */
+        ll_grammar *g;
+        CHECK_MSG(ll_grammar_init_schema(&g, vocab, schema, strlen(schema), &err) == LL_OK, "%s", err.msg);
+        if (!g) break;
+        uint64_t rng = 77 + (uint64_t)k;
+        if (k < docs) {   /* a sampled document, token by token */
+            size_t n, nt;
+            CHECK(gr_sample(gr_of(g), &rng, 200, doc, sizeof doc, &n, &err) == LL_OK);
+            CHECK(ll_tok_encode(vocab, doc, n, false, false, ids, 1 << 14, &nt, &err) == LL_OK);
+            for (size_t t = 0; t <= nt; t++) {
+                CHECK(ll_grammar_mask(g, allow, n_words, &err) == LL_OK);
+                if (mask_mismatches(g, allow, schema, t)) break;
+                int32_t id = t < nt ? ids[t] : eog;
+                CHECK_MSG(bit(allow, id), "sampled token %zu (%d) not allowed", t, id);
+                if (ll_grammar_accept(g, id, &err) != LL_OK) break;
+            }
+        } else {          /* random allowed tokens: long strings, odd tokens */
+            for (int step = 0; step < 60 && !ll_grammar_is_done(g); step++) {
+                CHECK(ll_grammar_mask(g, allow, n_words, &err) == LL_OK);
+                if (mask_mismatches(g, allow, schema, (size_t)step)) break;
+                size_t cnt = popcount(allow);
+                CHECK_MSG(cnt > 0, "empty mask at step %d", step);
+                if (!cnt) break;
+                size_t pick = rng_next(&rng) % cnt;
+                int32_t id = -1;
+                for (int32_t i = 0; i < n_vocab; i++) if (bit(allow, i) && pick-- == 0) { id = i; break; }
+                if (ll_vocab_is_eog(vocab, id)) break;
+                CHECK(ll_grammar_accept(g, id, &err) == LL_OK);
+            }
+        }
+        ll_grammar_free(g);
+    }
+    free(allow);
+}
+
+/* Counted chains (maxLength with a minimum, a long maxLength met mostly on first use, {m,n} in
+ * a pattern), formats whose regexes become chains of small rules (email, date-time, uuid) and
+ * the bounded whitespace every schema has. */
+static void test_mask_exact_on_chains_and_formats(void) {
+    check_schema_mask_exact("{\"type\":\"object\",\"properties\":{\"t\":{\"type\":\"string\",\"minLength\":3,"
+                            "\"maxLength\":40}},\"required\":[\"t\"]}", 3, 3);
+    check_schema_mask_exact("{\"type\":\"string\",\"maxLength\":300}", 2, 3);
+    check_schema_mask_exact("{\"type\":\"object\",\"properties\":{\"e\":{\"type\":\"string\",\"format\":\"email\"},"
+                            "\"c\":{\"type\":\"string\",\"pattern\":\"^[A-Z]{2,4}[0-9]{2}$\"},"
+                            "\"d\":{\"type\":\"string\",\"format\":\"date-time\"},"
+                            "\"u\":{\"type\":\"string\",\"format\":\"uuid\"}},\"required\":[\"e\",\"c\",\"d\",\"u\"]}", 3, 3);
+    check_schema_mask_exact("{\"type\":\"array\",\"items\":{\"type\":\"string\",\"minLength\":2,\"maxLength\":12},"
+                            "\"minItems\":1,\"maxItems\":6}", 2, 3);
+}
+
 int main(void) {
     RUN(test_build_rejects_left_recursion);
     RUN(test_build_rejects_rule_without_base_case);
@@ -637,6 +719,7 @@ int main(void) {
     RUN(test_compiled_cache_keys_and_lifetime);
     RUN(test_tool_grammar_mask_random_walk);
     RUN(test_second_vocabulary_object);
+    RUN(test_mask_exact_on_chains_and_formats);
     ll_grammar_free(g_json);
     ll_grammar_free(g_obj);
     ll_grammar_cache_clear();
