@@ -72,6 +72,14 @@ static inline __m256i add_i32_chain(__m256i acc, __m256i v) {
     return acc;
 }
 
+/* acc + v in i16 lanes as a running sum, pinned like add_i32_chain so GCC does
+ * not evaluate a sub-block's products first and spill them. */
+static inline __m256i add_i16_chain(__m256i acc, __m256i v) {
+    acc = _mm256_add_epi16(acc, v);
+    __asm__("" : "+x"(acc));
+    return acc;
+}
+
 /* The horizontal sums of v[0..nc-1] (nc <= 8) into out[0..nc-1]: one hadd tree for all of
  * them instead of a reduction per vector. Integer sums, so the grouping does not matter. */
 static inline void hsum_i32_cols(const __m256i *v, int nc, int32_t *out) {

@@ -66,14 +66,6 @@ static void pack_q8_k_x8(const uint8_t *x, size_t xs, int nc, int64_t nb, uint8_
     }
 }
 
-/* acc + v in i16 lanes as a running sum, pinned like add_i32_chain (avx2_util.h) so GCC does
- * not evaluate a sub-block's products first and spill them. */
-static inline __m256i add_i16_chain(__m256i acc, __m256i v) {
-    acc = _mm256_add_epi16(acc, v);
-    __asm__("" : "+x"(acc));
-    return acc;
-}
-
 #define ROWS(r) _Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)
 
 /* Q4_K, nr rows (row r at w + r * rb) x 8 packed tokens: out[r][c] = dot(row r, token c).
