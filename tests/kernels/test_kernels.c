@@ -328,18 +328,20 @@ static void test_matmul_rows_matches_dots(void) {
 }
 
 /* Every register-tiled product (gemm) against the single dot of its table, bit for bit: row
- * ranges that are not a multiple of the row tile, token counts that are not a multiple of the
- * token group, an odd activation stride, and besides random data the extreme blocks (every
- * quant byte 0x00 or 0xFF, activations all at +-127) where the i16 partial sums come closest
- * to overflowing. Outputs outside rows [r0, r1) and tokens [0, n_tok) stay untouched. */
+ * ranges that are not a multiple of the row tile (4 for the K-quants, 8 for Q4_0/Q8_0), token
+ * counts 8..40 that are not a multiple of the token group, block counts that are not a
+ * multiple of the legacy types' four chains, an odd activation stride, and besides random data
+ * the extreme blocks (every quant byte 0x00, 0xFF or 0x80 - Q8_0's -128 -, activations all at
+ * +-127) where the i16 partial sums come closest to overflowing. Outputs outside rows
+ * [r0, r1) and tokens [0, n_tok) stay untouched. */
 static void test_gemm_bit_identical(void) {
     if (!simd_or_skip()) return;
-    static const uint32_t must[] = { LL_TYPE_Q4_K, LL_TYPE_Q6_K, LL_TYPE_F16 };
+    static const uint32_t must[] = { LL_TYPE_Q4_K, LL_TYPE_Q6_K, LL_TYPE_F16, LL_TYPE_Q4_0, LL_TYPE_Q8_0 };
     for (size_t m = 0; m < sizeof must / sizeof must[0]; m++)
         CHECK_MSG(k_simd.gemm[must[m]] != NULL, "%s has no gemm", ll_type_traits_of(must[m])->name);
-    enum { MAX_IN = 2048, N_ROWS = 23, MAX_TOK = 25, Y_STRIDE = 29 };
-    static const int64_t n_ins[] = { 256, 768, 2048 };
-    static const int toks[] = { 8, 9, 15, 16, 25 };
+    enum { MAX_IN = 2048, N_ROWS = 23, MAX_TOK = 40, Y_STRIDE = 29 };
+    static const int64_t n_ins[] = { 256, 768, 2048, 96, 224 };   /* 96, 224: 3 and 7 legacy blocks */
+    static const int toks[] = { 8, 9, 15, 16, 25, 33, 40 };
     static uint8_t w[N_ROWS * MAX_IN * 2 + 64], xq[MAX_TOK * (MAX_IN * 2 + 64) + 64];
     static float x[MAX_IN], y[MAX_TOK * Y_STRIDE];
     int n_checked = 0;
@@ -347,8 +349,9 @@ static void test_gemm_bit_identical(void) {
         if (!k_simd.gemm[wt]) continue;
         const ll_type_traits *tt = ll_type_traits_of(wt);
         for (size_t ni = 0; ni < sizeof n_ins / sizeof n_ins[0]; ni++)
-        for (int mode = 0; mode < 3; mode++) {           /* random, all 0xFF, all 0x00 */
+        for (int mode = 0; mode < 4; mode++) {           /* random, all 0xFF, 0x00, 0x80 */
             int64_t n_in = n_ins[ni];
+            if (n_in % tt->blck != 0) continue;
             uint64_t rb = 0, xb = 0;
             ll_type_row_bytes(wt, n_in, &rb);
             ll_type_row_bytes(tt->dot_type, n_in, &xb);
@@ -362,7 +365,7 @@ static void test_gemm_bit_identical(void) {
                     uint8_t *blk = wr + r * rb + b * tt->bytes;
                     const struct wfields *wf = wfields_of(wt);
                     for (int f = 0; f < wf->n; f++) memcpy(keep + 2 * f, blk + wf->off[f], 2);
-                    memset(blk, mode == 1 ? 0xFF : 0x00, tt->bytes);
+                    memset(blk, mode == 1 ? 0xFF : mode == 2 ? 0x00 : 0x80, tt->bytes);
                     for (int f = 0; f < wf->n; f++) memcpy(blk + wf->off[f], keep + 2 * f, 2);
                 }
             }
@@ -374,7 +377,8 @@ static void test_gemm_bit_identical(void) {
             for (size_t ti = 0; ti < sizeof toks / sizeof toks[0]; ti++) {
                 int n_tok = toks[ti];
                 for (int i = 0; i < MAX_TOK * Y_STRIDE; i++) y[i] = -999.0f;
-                const int r0 = 2, r1 = N_ROWS;              /* 21 rows: 5 tiles of 4 and 1 */
+                /* 21 rows (5 tiles of 4 and 1; 2 of 8 and 5), then 16 (whole tiles of 8) */
+                const int r0 = ti % 2 ? 2 : 7, r1 = N_ROWS;
                 CHECK(k_simd.gemm[wt](n_in, wr, r0, r1, xq + 1, stride, n_tok, y, Y_STRIDE));
                 int bad = 0;
                 for (int t = 0; t < MAX_TOK; t++)

@@ -47,6 +47,10 @@ bool ll_gemm_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const
                       size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride);   /* dot_float_avx2.c */
 bool ll_gemm_q6_k_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
                        size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride);
+bool ll_gemm_q4_0_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
+                       size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride);   /* gemm_legacy_avx2.c */
+bool ll_gemm_q8_0_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
+                       size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride);
 
 void ll_quantize_q8_0_avx2(const float *x, void *dst, int64_t n);
 void ll_quantize_q8_1_avx2(const float *x, void *dst, int64_t n);

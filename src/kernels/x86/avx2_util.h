@@ -8,6 +8,7 @@
 #include "quant/blocks.h"
 
 #include <immintrin.h>
+#include <string.h>
 
 /* f16 scale at p (any alignment) to f32, exactly, with the F16C instruction. */
 static inline float f16_at(const uint8_t *p) { return _cvtsh_ss(blk_u16(p)); }
@@ -71,6 +72,14 @@ static inline __m256i add_i32_chain(__m256i acc, __m256i v) {
     return acc;
 }
 
+/* acc + v in i16 lanes as a running sum, pinned like add_i32_chain so GCC does
+ * not evaluate a sub-block's products first and spill them. */
+static inline __m256i add_i16_chain(__m256i acc, __m256i v) {
+    acc = _mm256_add_epi16(acc, v);
+    __asm__("" : "+x"(acc));
+    return acc;
+}
+
 /* The horizontal sums of v[0..nc-1] (nc <= 8) into out[0..nc-1]: one hadd tree for all of
  * them instead of a reduction per vector. Integer sums, so the grouping does not matter. */
 static inline void hsum_i32_cols(const __m256i *v, int nc, int32_t *out) {
@@ -93,6 +102,46 @@ static inline void hsum_i32_cols(const __m256i *v, int nc, int32_t *out) {
     _mm256_storeu_si256((__m256i *)t, s);
     for (int c = 0; c < nc; c++) out[c] = t[c];
 }
+
+/* v[i] holds dword j of row i; afterwards v[j] holds dword j of rows 0..7 (8x8 transpose); with 4-byte groups of 8 rows in, v[j] gets group j of
+ * every row, the "lanes = rows" layout of the legacy gemm. */
+static inline void transpose8_epi32(__m256i v[8]) {
+    __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]), t1 = _mm256_unpackhi_epi32(v[0], v[1]);
+    __m256i t2 = _mm256_unpacklo_epi32(v[2], v[3]), t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+    __m256i t4 = _mm256_unpacklo_epi32(v[4], v[5]), t5 = _mm256_unpackhi_epi32(v[4], v[5]);
+    __m256i t6 = _mm256_unpacklo_epi32(v[6], v[7]), t7 = _mm256_unpackhi_epi32(v[6], v[7]);
+    __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+    __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+    __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+    __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+    v[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
+    v[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
+    v[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
+    v[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
+    v[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
+    v[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
+    v[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
+    v[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
+}
+
+/* The 4 bytes at p (any alignment) in every dword lane. */
+static inline __m256i bcast4(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* Q4_0 and Q8_0 against Q8_0 (dot_legacy_avx2.c: dot, dot_multi; gemm_legacy_avx2.c: gemm)
+ * share one order of the float operations, so all three give the same bits:
+ *   isum_b  the exact integer dot of block b (integers: any order)
+ *   s_b     f16(w.d) * f16(a.d), one f32 multiply
+ *   c_j     = fma(s_b, (float)isum_b, c_j) for the blocks b = j, j + 4, j + 8, ... in turn,
+ *           four chains j = 0..3 starting at 0 (|isum_b| < 2^24, so the conversion is exact)
+ *   y       = (c_0 + c_2) + (c_1 + c_3)
+ * Four chains because the single dot (generation) would otherwise wait on one FMA latency per
+ * block; the gemm keeps one accumulator per chain and token. */
+enum { LEGACY_CHAINS = 4 };
+static inline float legacy_chains_sum(const float c[LEGACY_CHAINS]) { return (c[0] + c[2]) + (c[1] + c[3]); }
 
 /* Multi-column dots (kernels.h, ll_dot_multi_fn) are written once as a body taking the column
  * count nc, always inlined into one instance per constant count 1..LL_DOT_MULTI_MAX so the

@@ -1,44 +1,22 @@
 /* kernels/x86: AVX2 dots of the 32-element types against Q8_0 / Q8_1 (gguf-and-quants.md C.3).
  *
  * One block = one 256-bit vector of 32 byte quants. The integer dot of a block is exact (the
- * same sum as quant/dot_ref.c); its 8 partial i32 sums are scaled by f16(w.d) * f16(a.d) and
- * accumulated in 8 f32 lanes, reduced at the end, so results differ from the reference only
- * in summation order. Two blocks per iteration give the FMA chains some independence. */
+ * same sum as quant/dot_ref.c), so results differ from the reference only in the order of the
+ * float operations.
+ *
+ * Q5_0, Q4_1, Q5_1: the block's 8 partial i32 sums are scaled by f16(w.d) * f16(a.d) and
+ * accumulated in 8 f32 lanes, reduced at the end.
+ *
+ * Q4_0 and Q8_0 (the types with a gemm, gemm_legacy_avx2.c) follow the order in avx2_util.h
+ * (LEGACY_CHAINS): each block's integer sum is reduced to one i32 and the f32 products go to
+ * four chains by block index, because a register-tiled gemm cannot keep 8 lane partials per
+ * (row, token). Four blocks per step: their 8-lane sums meet in one hadd tree, which gives the
+ * four block sums in chain order in one 128-bit vector, so one 4-lane FMA feeds all chains. */
 #include "kernels/x86/avx2_util.h"
-
-float ll_dot_q8_0_avx2(int64_t n, const void *w, const void *a) {
-    const uint8_t *wb = w, *ab = a;
-    int64_t nb = n / QK;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++, wb += Q8_0_BYTES, ab += Q8_0_BYTES) {
-        __m256i p = mul_sum_i8(_mm256_loadu_si256((const __m256i *)(wb + Q8_0_QS)),
-                               _mm256_loadu_si256((const __m256i *)(ab + Q8_0_QS)));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb) * f16_at(ab)), _mm256_cvtepi32_ps(p), acc);
-    }
-    return hsum_ps(acc);
-}
 
 /* Q4_0: nibbles - 8 as signed bytes (-8..7). */
 static inline __m256i q4_0_block(const uint8_t *b) {
     return _mm256_sub_epi8(nibbles_32(b + Q4_0_QS), _mm256_set1_epi8(8));
-}
-
-float ll_dot_q4_0_avx2(int64_t n, const void *w, const void *a) {
-    const uint8_t *wb = w, *ab = a;
-    int64_t nb = n / QK, i = 0;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    for (; i + 1 < nb; i += 2, wb += 2 * Q4_0_BYTES, ab += 2 * Q8_0_BYTES) {
-        const uint8_t *wb1 = wb + Q4_0_BYTES, *ab1 = ab + Q8_0_BYTES;
-        __m256i p0 = mul_sum_i8(q4_0_block(wb), _mm256_loadu_si256((const __m256i *)(ab + Q8_0_QS)));
-        __m256i p1 = mul_sum_i8(q4_0_block(wb1), _mm256_loadu_si256((const __m256i *)(ab1 + Q8_0_QS)));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb) * f16_at(ab)), _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb1) * f16_at(ab1)), _mm256_cvtepi32_ps(p1), acc1);
-    }
-    for (; i < nb; i++, wb += Q4_0_BYTES, ab += Q8_0_BYTES) {
-        __m256i p = mul_sum_i8(q4_0_block(wb), _mm256_loadu_si256((const __m256i *)(ab + Q8_0_QS)));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb) * f16_at(ab)), _mm256_cvtepi32_ps(p), acc0);
-    }
-    return hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
 /* Q5_0: (nibble | fifth bit << 4) - 16 as signed bytes (-16..15). */
@@ -112,54 +90,6 @@ static inline __m256 col_scales(const uint8_t *a, size_t as, int nc, float dw) {
 /* Lane c of v in all 8 lanes. */
 static inline __m256 lane_ps(__m256 v, int c) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(c)); }
 
-DOT_MULTI_BODY q8_0_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t as, int nc, float *out) {
-    __m256 acc[LL_DOT_MULTI_MAX];
-    COLS(c) acc[c] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / QK; i++, wb += Q8_0_BYTES, a += Q8_0_BYTES) {
-        /* mul_sum_i8(w, a) = mul_sum_u8_i8(|w|, sign(a, w)), with |w| shared. */
-        __m256i wv = _mm256_loadu_si256((const __m256i *)(wb + Q8_0_QS)), wabs = _mm256_abs_epi8(wv);
-        __m256 d = col_scales(a, as, nc, f16_at(wb));
-        COLS(c) {
-            __m256i av = _mm256_loadu_si256((const __m256i *)(a + c * as + Q8_0_QS));
-            __m256i p = mul_sum_u8_i8(wabs, _mm256_sign_epi8(av, wv));
-            acc[c] = _mm256_fmadd_ps(lane_ps(d, c), _mm256_cvtepi32_ps(p), acc[c]);
-        }
-    }
-    COLS(c) out[c] = hsum_ps(acc[c]);
-}
-DOT_MULTI_DEFINE(ll_dot_multi_q8_0_avx2, q8_0_cols)
-
-/* Q4_0: the single dot sends block i to acc0 when i is even and to acc1 when odd (its tail
- * block, when the count is odd, has an even index), so block i goes to acc[i % 2] here. */
-DOT_MULTI_BODY q4_0_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t as, int nc, float *out) {
-    __m256 acc0[LL_DOT_MULTI_MAX], acc1[LL_DOT_MULTI_MAX];
-    COLS(c) acc0[c] = acc1[c] = _mm256_setzero_ps();
-    int64_t nb = n / QK, i = 0;
-    for (; i + 1 < nb; i += 2, wb += 2 * Q4_0_BYTES, a += 2 * Q8_0_BYTES) {
-        __m256i w0 = q4_0_block(wb), w1 = q4_0_block(wb + Q4_0_BYTES);
-        __m256i w0abs = _mm256_abs_epi8(w0), w1abs = _mm256_abs_epi8(w1);
-        __m256 d0 = col_scales(a, as, nc, f16_at(wb)), d1 = col_scales(a + Q8_0_BYTES, as, nc, f16_at(wb + Q4_0_BYTES));
-        COLS(c) {
-            const uint8_t *ab = a + c * as, *ab1 = ab + Q8_0_BYTES;
-            __m256i p0 = mul_sum_u8_i8(w0abs, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(ab + Q8_0_QS)), w0));
-            __m256i p1 = mul_sum_u8_i8(w1abs, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(ab1 + Q8_0_QS)), w1));
-            acc0[c] = _mm256_fmadd_ps(lane_ps(d0, c), _mm256_cvtepi32_ps(p0), acc0[c]);
-            acc1[c] = _mm256_fmadd_ps(lane_ps(d1, c), _mm256_cvtepi32_ps(p1), acc1[c]);
-        }
-    }
-    if (i < nb) {
-        __m256i w0 = q4_0_block(wb), w0abs = _mm256_abs_epi8(w0);
-        __m256 d0 = col_scales(a, as, nc, f16_at(wb));
-        COLS(c) {
-            const uint8_t *ab = a + c * as;
-            __m256i p = mul_sum_u8_i8(w0abs, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(ab + Q8_0_QS)), w0));
-            acc0[c] = _mm256_fmadd_ps(lane_ps(d0, c), _mm256_cvtepi32_ps(p), acc0[c]);
-        }
-    }
-    COLS(c) out[c] = hsum_ps(_mm256_add_ps(acc0[c], acc1[c]));
-}
-DOT_MULTI_DEFINE(ll_dot_multi_q4_0_avx2, q4_0_cols)
-
 DOT_MULTI_BODY q5_0_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t as, int nc, float *out) {
     __m256 acc[LL_DOT_MULTI_MAX];
     COLS(c) acc[c] = _mm256_setzero_ps();
@@ -214,3 +144,89 @@ DOT_MULTI_BODY q5_1_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t 
     COLS(c) out[c] = hsum_ps(acc[c]) + m[c];
 }
 DOT_MULTI_DEFINE(ll_dot_multi_q5_1_avx2, q5_1_cols)
+
+/* ---- Q4_0 and Q8_0: four chains by block index ------------------------------------------------
+ *
+ * One body for the single dot (nc = 1) and the multi-column dot: the weight blocks are decoded
+ * once for all columns, each column runs the same operations on its own accumulator, so
+ * out[c] is bit-identical to the single dot, and both to the gemm. */
+
+/* The 4 f16 values at p, p + stride, p + 2 * stride, p + 3 * stride as f32 (exact). */
+static inline __m128 f16x4(const uint8_t *p, size_t stride) {
+    __m128i h = _mm_setr_epi16((short)blk_u16(p), (short)blk_u16(p + stride), (short)blk_u16(p + 2 * stride),
+                               (short)blk_u16(p + 3 * stride), 0, 0, 0, 0);
+    return _mm_cvtph_ps(h);
+}
+
+/* The totals of four 8-lane i32 partial sums, in order: [sum p0, sum p1, sum p2, sum p3]. */
+static inline __m128i isum4(__m256i p0, __m256i p1, __m256i p2, __m256i p3) {
+    __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+/* The signed quants of a Q4_0 (q4 != 0) or Q8_0 block. */
+static inline __attribute__((always_inline)) __m256i legacy_block(int q4, const uint8_t *b) {
+    return q4 ? q4_0_block(b) : _mm256_loadu_si256((const __m256i *)(b + Q8_0_QS));
+}
+
+DOT_MULTI_BODY legacy_cols(int q4, int64_t n, const uint8_t *wb, const uint8_t *a, size_t as, int nc, float *out) {
+    const size_t wbytes = q4 ? Q4_0_BYTES : Q8_0_BYTES;
+    const int64_t nb = n / QK;
+    int64_t i = 0;
+    __m128 acc[LL_DOT_MULTI_MAX];                   /* lane j: chain j of column c */
+    COLS(c) acc[c] = _mm_setzero_ps();
+    for (; i + LEGACY_CHAINS <= nb; i += LEGACY_CHAINS, wb += LEGACY_CHAINS * wbytes, a += LEGACY_CHAINS * Q8_0_BYTES) {
+        __m256i wv[LEGACY_CHAINS], wabs[LEGACY_CHAINS];
+        _Pragma("GCC unroll 4")
+        for (int k = 0; k < LEGACY_CHAINS; k++) {
+            wv[k] = legacy_block(q4, wb + k * wbytes);
+            wabs[k] = _mm256_abs_epi8(wv[k]);
+        }
+        __m128 dw = f16x4(wb, wbytes);
+        COLS(c) {
+            const uint8_t *ac = a + c * as;
+            __m256i p[LEGACY_CHAINS];
+            _Pragma("GCC unroll 4")
+            for (int k = 0; k < LEGACY_CHAINS; k++) {
+                __m256i av = _mm256_loadu_si256((const __m256i *)(ac + k * Q8_0_BYTES + Q8_0_QS));
+                p[k] = mul_sum_u8_i8(wabs[k], _mm256_sign_epi8(av, wv[k]));
+            }
+            __m128 s = _mm_mul_ps(dw, f16x4(ac, Q8_0_BYTES));
+            acc[c] = _mm_fmadd_ps(s, _mm_cvtepi32_ps(isum4(p[0], p[1], p[2], p[3])), acc[c]);
+        }
+    }
+    COLS(c) {
+        float ch[LEGACY_CHAINS];
+        _mm_storeu_ps(ch, acc[c]);
+        /* The last nb % 4 blocks: chains 0.. in turn, one scalar FMA each. */
+        for (int j = 0; i + j < nb; j++) {
+            const uint8_t *wj = wb + j * wbytes, *aj = a + c * as + j * Q8_0_BYTES;
+            int32_t is = hsum_i32(mul_sum_i8(legacy_block(q4, wj), _mm256_loadu_si256((const __m256i *)(aj + Q8_0_QS))));
+            __m128 s = _mm_set_ss(f16_at(wj) * f16_at(aj));
+            ch[j] = _mm_cvtss_f32(_mm_fmadd_ss(s, _mm_cvtsi32_ss(_mm_setzero_ps(), is), _mm_set_ss(ch[j])));
+        }
+        out[c] = legacy_chains_sum(ch);
+    }
+}
+
+DOT_MULTI_BODY q8_0_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t as, int nc, float *out) {
+    legacy_cols(0, n, wb, a, as, nc, out);
+}
+DOT_MULTI_DEFINE(ll_dot_multi_q8_0_avx2, q8_0_cols)
+
+DOT_MULTI_BODY q4_0_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t as, int nc, float *out) {
+    legacy_cols(1, n, wb, a, as, nc, out);
+}
+DOT_MULTI_DEFINE(ll_dot_multi_q4_0_avx2, q4_0_cols)
+
+float ll_dot_q8_0_avx2(int64_t n, const void *w, const void *a) {
+    float out;
+    legacy_cols(0, n, w, a, 0, 1, &out);
+    return out;
+}
+
+float ll_dot_q4_0_avx2(int64_t n, const void *w, const void *a) {
+    float out;
+    legacy_cols(1, n, w, a, 0, 1, &out);
+    return out;
+}

@@ -41,26 +41,6 @@ enum {
 /* Weight bytes kept hot in L2 while the token groups stream past (as matmul.c's tile). */
 enum { GEMM_TILE_BYTES = 128 * 1024, GEMM_TILE_MAX_ROWS = 64 };
 
-/* v[i] holds dword j of row i; afterwards v[j] holds dword j of rows 0..7 (8x8 transpose). */
-static inline void transpose8_epi32(__m256i v[8]) {
-    __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]), t1 = _mm256_unpackhi_epi32(v[0], v[1]);
-    __m256i t2 = _mm256_unpacklo_epi32(v[2], v[3]), t3 = _mm256_unpackhi_epi32(v[2], v[3]);
-    __m256i t4 = _mm256_unpacklo_epi32(v[4], v[5]), t5 = _mm256_unpackhi_epi32(v[4], v[5]);
-    __m256i t6 = _mm256_unpacklo_epi32(v[6], v[7]), t7 = _mm256_unpackhi_epi32(v[6], v[7]);
-    __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
-    __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
-    __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
-    __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
-    v[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
-    v[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
-    v[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
-    v[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
-    v[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
-    v[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
-    v[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
-    v[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
-}
-
 /* Tokens x .. x + (nc-1)*xs (nc <= 8), nb super-blocks each, into nb x8 blocks at dst. */
 static void pack_q8_k_x8(const uint8_t *x, size_t xs, int nc, int64_t nb, uint8_t *dst) {
     const uint8_t *col[GEMM_COLS];
@@ -84,20 +64,6 @@ static void pack_q8_k_x8(const uint8_t *x, size_t xs, int nc, int64_t nb, uint8_
         transpose8_epi32(pairs);
         for (int p = 0; p < 4; p++) _mm256_storeu_si256((__m256i *)(dst + PK_MINS + 32 * p), pairs[p]);
     }
-}
-
-static inline __m256i bcast4(const uint8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
-
-/* acc + v in i16 lanes as a running sum, pinned like add_i32_chain (avx2_util.h) so GCC does
- * not evaluate a sub-block's products first and spill them. */
-static inline __m256i add_i16_chain(__m256i acc, __m256i v) {
-    acc = _mm256_add_epi16(acc, v);
-    __asm__("" : "+x"(acc));
-    return acc;
 }
 
 #define ROWS(r) _Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)
