@@ -243,9 +243,12 @@ static void attention_worker(void *arg, int ith, int nth) {
         }
         for (int64_t h = 0; h < group; h++) {
             float *score = scores + (size_t)h * (size_t)n_ctx;
-            for (int64_t s = 0; s < hi; s++)
-                if (sq->pos[s] > p) score[s] = -INFINITY;          /* hidden: weight 0 */
-            double sum = c->kern->exp_sum(score, hi, max[h]);
+            double sum = 0.0;
+            for (int64_t s = 0; s < hi; s++) {
+                if (sq->pos[s] > p) { score[s] = 0.0f; continue; }
+                score[s] = expf(score[s] - max[h]);
+                sum += (double)score[s];
+            }
             const float inv = (float)(1.0 / sum);
             for (int64_t s = 0; s < hi; s++) score[s] *= inv;
         }
