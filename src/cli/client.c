@@ -113,7 +113,7 @@ int cli_heartbeat(void) {
 
 json_t *cli_resp_json(const cli_resp *r) {
     if (!r->body) return NULL;
-    return json_loadb(r->body, r->n_body, 0, NULL);
+    return json_loadb(r->body, r->n_body, JSON_ALLOW_NUL, NULL);
 }
 
 int cli_resp_fail(const cli_resp *r) {
@@ -174,7 +174,7 @@ static void stream_line(stream_state *s, const char *p, size_t n) {
     if (n == 0) return;
     long status = 0;
     curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &status);
-    json_t *j = json_loadb(p, n, 0, NULL);
+    json_t *j = json_loadb(p, n, JSON_ALLOW_NUL, NULL);
     s->n_lines++;
     if (!j || !json_is_object(j)) {
         json_decref(j);
