@@ -238,7 +238,9 @@ static void thinking_end(answer *a) {
 static int on_chunk(json_t *c, void *ud) {
     answer *a = ud;
     json_t *m = a->chat ? json_object_get(c, "message") : c;
-    const char *content = json_string_value(json_object_get(m, a->chat ? "content" : "response"));
+    json_t *cv = json_object_get(m, a->chat ? "content" : "response");
+    const char *content = json_string_value(cv);
+    size_t content_n = content ? json_string_length(cv) : 0;   /* may hold NUL bytes */
     const char *thinking = json_string_value(json_object_get(m, "thinking"));
     if (thinking && thinking[0]) {
         size_t n = strlen(thinking);
@@ -256,8 +258,8 @@ static int on_chunk(json_t *c, void *ud) {
             }
         }
     }
-    if (content && content[0]) {
-        size_t n = strlen(content);
+    if (content && content_n) {
+        size_t n = content_n;
         thinking_end(a);
         wrap_write(&a->wrap, content, n);
         if (!buf_append(&a->content, &a->n_content, &a->cap_content, content, n))
