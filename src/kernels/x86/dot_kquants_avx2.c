@@ -165,7 +165,9 @@ float ll_dot_q5_k_avx2(int64_t n, const void *w, const void *a) {
  * as i16 (sc16, lanes s0..7 | s8..15); q6_k_scale_pair then picks plane p's pair with one
  * shuffle: lane 0 = s[8h + 2p], lane 1 = s[8h + 2p + 1]. */
 static inline __m256i q6_k_scales_half(__m256i sc16, int h) {
-    return _mm256_permute4x64_epi64(sc16, h ? 0xEE : 0x44);
+    /* two literal immediates: at -O1 (the sanitizer build) a folded `h ? a : b` is not one */
+    if (h) return _mm256_permute4x64_epi64(sc16, 0xEE);
+    return _mm256_permute4x64_epi64(sc16, 0x44);
 }
 static inline __attribute__((always_inline)) __m256i q6_k_scale_pair(__m256i s16, int p) {
     const int a = 4 * p, b = 4 * p + 2;    /* byte offsets of s[2p] and s[2p+1] in a lane */
