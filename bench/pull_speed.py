@@ -7,9 +7,10 @@ through a loopback proxy that limits EACH connection to 20 MB/s (as CDNs cap con
 
 Setup (all on 127.0.0.1, in a temporary directory deleted at the end): Debian's
 docker-registry with filesystem storage; a random blob of --size-mb MiB pushed raw (POST, then
-PUT with the digest) with a tiny config under library/big:latest; two `locallama serve`
-processes with empty stores, one as shipped (the connection count adapts, 1 to 8) and one with
-LOCALLAMA_PULL_CONNECTIONS=1 (one connection at a time, the baseline); a TCP proxy (this script, a thread per connection) that
+PUT with the digest) with a tiny config under library/big:latest; three `locallama serve`
+processes with empty stores, one as shipped (the connection count adapts, 1 to 8), one with
+LOCALLAMA_PULL_CONNECTIONS=1 (one connection at a time, the baseline) and one with
+LOCALLAMA_PULL_SYNC=0 (no flush before the rename, as Ollama); a TCP proxy (this script, a thread per connection) that
 paces registry-to-client bytes of each connection to --rate-mb MB/s.
 
 What is timed (wall clock, medians over --rounds interleaved runs, A B A B):
@@ -249,6 +250,7 @@ def main():
 
         par_port, par_models = serve("par", {})
         one_port, one_models = serve("one", {"LOCALLAMA_PULL_CONNECTIONS": "1"})
+        ns_port, ns_models = serve("nosync", {"LOCALLAMA_PULL_SYNC": "0"})
 
         def pull(port, models, host):
             name = f"{host}/library/big:latest"
@@ -286,7 +288,7 @@ def main():
         mb = size / 1e6
         print(f"blob {size} bytes ({a.size_mb} MiB); {os.cpu_count()} CPUs; load average at start "
               f"{os.getloadavg()[0]:.2f}")
-        res = {"pull": [], "curl": [], "curl+sync": [], "dd": [], "par": [], "one": []}
+        res = {"pull": [], "nosync": [], "curl": [], "curl+sync": [], "dd": [], "par": [], "one": []}
 
         def run(key, fn, after=None):
             w, busy, la = timed(fn)
@@ -303,6 +305,8 @@ def main():
             run("pull", lambda: pull(par_port, par_models, f"127.0.0.1:{rport}"),
                 lambda: unpull(par_port, par_models, f"127.0.0.1:{rport}/library/big:latest"))
             run("curl", lambda: curl(rport), uncurl)
+            run("nosync", lambda: pull(ns_port, ns_models, f"127.0.0.1:{rport}"),
+                lambda: unpull(ns_port, ns_models, f"127.0.0.1:{rport}/library/big:latest"))
             run("curl+sync", lambda: curl(rport, True), uncurl)
             run("dd", dd, uncurl)
         proxy = ThrottleProxy(rport, a.rate_mb * 1e6)
@@ -316,6 +320,8 @@ def main():
         print("medians:")
         print(f"  locallama pull {mb / med['pull']:.1f} MB/s, curl {mb / med['curl']:.1f} MB/s: "
               f"pull/curl = {med['curl'] / med['pull']:.2f}x (goal >= 0.9)")
+        print(f"  locallama pull with LOCALLAMA_PULL_SYNC=0 (no flush: Ollama's semantics) {mb / med['nosync']:.1f} MB/s: "
+              f"nosync/curl = {med['curl'] / med['nosync']:.2f}x")
         print(f"  curl -o then fdatasync (a pulled blob is synced before its rename) "
               f"{mb / med['curl+sync']:.1f} MB/s: pull/(curl+sync) = {med['curl+sync'] / med['pull']:.2f}x")
         limit = min(mb / med['curl'], mb / med['dd'])

@@ -494,11 +494,20 @@ static void hasher_advance(blob_dl *b) {
     pthread_mutex_unlock(&b->mu);
 }
 
+/* LOCALLAMA_PULL_SYNC=0: no write-back while downloading and no fdatasync before the rename,
+ * as Ollama (its blobs reach the disk when the kernel writes them back; a power cut soon after
+ * a pull can leave a named blob without its data). The default flushes. */
+static bool pull_sync(void) {
+    const char *v = getenv("LOCALLAMA_PULL_SYNC");
+    return !(v && !strcmp(v, "0"));
+}
+
 /* Start the hasher and the flusher. */
 static bool hasher_start(blob_dl *b) {
     if (pthread_create(&b->th, NULL, hasher_main, b) != 0) return false;
     b->th_started = true;
-    b->fl_started = pthread_create(&b->fl, NULL, flusher_main, b) == 0;   /* optional */
+    if (pull_sync())
+        b->fl_started = pthread_create(&b->fl, NULL, flusher_main, b) == 0;   /* optional */
     return true;
 }
 
@@ -930,7 +939,7 @@ static ll_status blob_pull(pull *p, const ll_layer *l, bool *pinned, ll_error *e
         st = ll_fail(err, LL_ERR_FORMAT, "digest mismatch, file must be downloaded again: %s", b->dg);
         goto out;
     }
-    fdatasync(b->fd);
+    if (pull_sync()) fdatasync(b->fd);
     LL_INFO("pull: %s: %llu bytes in %d parts (%llu resumed), at most %d connection%s at once%s%s%s in %.2f s "
             "(%llu hashed by then), then %.2f s hashing and %.2f s syncing", b->dg, (unsigned long long)l->size,
             b->n_parts, (unsigned long long)resumed, b->probe.most, b->probe.most == 1 ? "" : "s",
@@ -943,7 +952,7 @@ static ll_status blob_pull(pull *p, const ll_layer *l, bool *pinned, ll_error *e
     pthread_mutex_unlock(&s->mu);
     if (st == LL_OK) {
         parts_unlink(s, &l->digest, 0);
-        fsync(s->blobs_fd);
+        if (pull_sync()) fsync(s->blobs_fd);
     }
 out:
     hasher_join(b, false);

@@ -542,14 +542,17 @@ def test_ollama_python_pull_stream(env):
     assert "pull model manifest: file does not exist" in str(ei.value)
 
 
-def test_pull_killed_half_way_resumes(env, tmp_path):
+@pytest.mark.parametrize("sync", ["1", "0"])
+def test_pull_killed_half_way_resumes(env, tmp_path, sync):
     """SIGKILL the server in the middle of a slow multi-part pull; a new server on the same
     store pulls again, fetches only what the parts lack (counted through the proxy), and ends
-    with a verified model and no fragments."""
+    with a verified model and no fragments. Also without the flush (LOCALLAMA_PULL_SYNC=0):
+    a killed process loses nothing the kernel already holds."""
     px = env["proxy"]
     name = f"127.0.0.1:{px.port}/library/tiny:latest"
     mb = model_blob(env["m"])
-    srv = Server(tmp_path, env=PARTS_ENV)
+    senv = dict(PARTS_ENV, LOCALLAMA_PULL_SYNC=sync)
+    srv = Server(tmp_path, env=senv)
     px.rate = 250_000                              # per connection; 4 in flight
     try:
         c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
@@ -579,7 +582,7 @@ def test_pull_killed_half_way_resumes(env, tmp_path):
     # counts are saved when a part ends and about once a second: what arrived since is fetched again
     assert 0 < kept < mb["size"], kept
     assert not (blobs / mb["digest"].replace(":", "-")).exists()
-    srv = Server(tmp_path, env=PARTS_ENV)
+    srv = Server(tmp_path, env=senv)
     try:
         assert tags(srv) == []                     # nothing half-pulled is listed
         px.blob_bytes = 0
