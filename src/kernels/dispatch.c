@@ -79,6 +79,7 @@ static void kernels_fill_avx2(struct ll_kernels *k) {
     k->dot[LL_TYPE_Q6_K] = ll_dot_q6_k_avx2;
     k->dot_multi[LL_TYPE_F16]  = ll_dot_multi_f16_avx2;
     k->dot_multi_xf32[LL_TYPE_F16] = ll_dot_multi_f16_xf32_avx2;
+    k->dot_rows_xf32[LL_TYPE_F16] = ll_dot_rows_f16_xf32_avx2;
     k->dot_multi[LL_TYPE_Q4_0] = ll_dot_multi_q4_0_avx2;
     k->dot_multi[LL_TYPE_Q4_1] = ll_dot_multi_q4_1_avx2;
     k->dot_multi[LL_TYPE_Q5_0] = ll_dot_multi_q5_0_avx2;

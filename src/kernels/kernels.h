@@ -38,6 +38,12 @@ typedef bool (*ll_gemm_fn)(int64_t n_in, const void *w, int64_t r0, int64_t r1, 
  * scratch allocation fails; the caller then loops over dot. */
 typedef bool (*ll_gemv_fn)(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq, float *y);
 
+/* n_rows rows (row r at w + r * w_stride) against n_cols f32 columns as dot_multi_xf32 takes
+ * them: out[c * out_stride + r] bit-identical to dot_multi_xf32(row r)[c]. Attention's
+ * scores: every key of a sequence against a block of queries in one call. */
+typedef void (*ll_dot_rows_fn)(int64_t n, const void *w, size_t w_stride, int64_t n_rows, const void *a,
+                               size_t a_stride, int n_cols, float *out, size_t out_stride);
+
 struct ll_kernels {
     ll_dot_fn          dot[LL_TYPE_COUNT];           /* by weight type; NULL if unsupported */
     /* As dot_multi, but the columns are f32 arrays holding values of the dot type exactly
@@ -45,6 +51,7 @@ struct ll_kernels {
      * many times (attention: the queries of a KV group against every key) converts them once.
      * Bit-identical to dot of the columns converted back. NULL: convert and use dot_multi. */
     ll_dot_multi_fn    dot_multi_xf32[LL_TYPE_COUNT];
+    ll_dot_rows_fn     dot_rows_xf32[LL_TYPE_COUNT];  /* NULL: a loop over dot_multi_xf32 */
     ll_gemv_fn         gemv[LL_TYPE_COUNT];          /* by weight type; NULL: a loop over dot */
     ll_dot_multi_fn    dot_multi[LL_TYPE_COUNT];     /* by weight type; NULL: loop over dot */
     ll_gemm_fn         gemm[LL_TYPE_COUNT];          /* by weight type; NULL: dot_multi */

@@ -44,6 +44,7 @@ void ll_ctx_free(ll_ctx *c) {
     ll_free(c->gate);
     ll_free(c->up);
     ll_free(c->att);
+    ll_free(c->att_blk);
     ll_free(c->att_b);
     ll_free(c->rope_cs);
     ll_free(c->xq);
@@ -85,23 +86,28 @@ static size_t widest_act_row(const ll_model *m) {
     return (size_t)best;
 }
 
-/* Per-thread attention scratch, sized from the pool's thread count, for one KV group (the
- * query heads sharing a KV head): floats for each head's scores (n_ctx) and one V slice;
- * bytes for each head's query in K's dot type or widened to f32 (4 hd), one F16 query, and
- * each head's weights as F16 (2 n_ctx). */
+/* Per-thread attention scratch, sized from the pool's thread count, for one block of query
+ * columns: att_tb tokens of one sequence times the query heads sharing a KV head, as many as
+ * one dot_multi pass takes (LL_DOT_MULTI_MAX), so each key row and each row of V^T is read
+ * once for all of them. Floats for each column's scores (n_ctx) and one V slice; bytes for
+ * each column's query in K's dot type or widened to f32 (4 hd), one F16 query, and each
+ * column's weights as F16 (2 n_ctx). */
 static bool alloc_attention_scratch(ll_ctx *c) {
     const ll_hparams *hp = &c->m->hp;
     const size_t group = (size_t)(hp->n_head / hp->n_head_kv);
+    if (group > LL_ATT_COLS_MAX) return false;
+    c->att_tb = group < LL_DOT_MULTI_MAX ? (int64_t)(LL_DOT_MULTI_MAX / group) : 1;
+    const size_t cols = group * (size_t)c->att_tb;
     size_t rows, scores, wts;
-    if (!ll_mul_size((size_t)c->n_ctx, group, &scores)) return false;
+    if (!ll_mul_size((size_t)c->n_ctx, cols, &scores)) return false;
     c->att_stride = scores + (size_t)hp->head_dim_v;
     if (!ll_mul_size(c->att_stride, (size_t)c->n_threads, &rows)) return false;
     c->att = ll_malloc_array(rows, sizeof(float));
     /* a query as f32 (the F16 path widens it after rounding) or in K's type (<= 4 bytes/elem) */
     c->att_b_qstride = ((size_t)hp->head_dim_k * 4 + 63) / 64 * 64;
-    c->att_b_tofs = c->att_b_qstride * group;                            /* one F16 query */
+    c->att_b_tofs = c->att_b_qstride * cols;                             /* one F16 query */
     c->att_b_wofs = c->att_b_tofs + ((size_t)hp->head_dim_k * 2 + 63) / 64 * 64;
-    if (!ll_mul_size(((size_t)c->n_ctx * 2 + 63) / 64 * 64, group, &wts)) return false;
+    if (!ll_mul_size(((size_t)c->n_ctx * 2 + 63) / 64 * 64, cols, &wts)) return false;
     c->att_b_stride = c->att_b_wofs + wts;
     if (!ll_mul_size(c->att_b_stride, (size_t)c->n_threads, &rows)) return false;
     c->att_b = ll_malloc(rows);
@@ -172,6 +178,7 @@ ll_status ll_ctx_init(ll_ctx **out, const ll_model *m, const ll_ctx_params *p, l
     c->k_new = alloc_floats(n_batch, k_dim);
     c->v_new = alloc_floats(n_batch, v_dim);
     c->att_out = alloc_floats(n_batch, o_dim);
+    c->att_blk = ll_malloc_array((size_t)n_batch, sizeof(ll_attn_block));
     c->y = alloc_floats(n_batch, d);
     c->gate = alloc_floats(n_batch, hp->n_ff);
     c->up = alloc_floats(n_batch, hp->n_ff);
@@ -190,7 +197,7 @@ ll_status ll_ctx_init(ll_ctx **out, const ll_model *m, const ll_ctx_params *p, l
     if (!c->ub_tok || !c->ub_pos || !c->ub_seq || !c->ub_cell || !c->ub_out || !c->x || !c->xn ||
         !c->q || !c->k_new || !c->v_new || !c->att_out || !c->y || !c->gate || !c->up ||
         !c->rope_cs || !c->hid || !c->xq || !c->embd_seq || !c->embd_seq_n || !c->seq_cells0 ||
-        !c->seq_last || !c->seq_new || !c->logits || !alloc_attention_scratch(c)) {
+        !c->seq_last || !c->seq_new || !c->logits || !c->att_blk || !alloc_attention_scratch(c)) {
         st = ll_fail(err, LL_ERR_NOMEM, "out of memory for the scratch buffers of n_batch %lld",
                      (long long)n_batch);
         goto fail;

@@ -20,6 +20,8 @@
 #include "model/model.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 /* ---- parallel jobs --------------------------------------------------------------------- */
 
@@ -166,15 +168,54 @@ static void rope_store_worker(void *arg, int ith, int nth) {
  *   weights zero-padded to a multiple of 32 so every real term goes through the same SIMD
  *   lanes as there (F16: the weights rounded to F16 first);
  * - Q8_0 V (by position): out += a_s * v_s, one dequantized row at a time (the flash path). */
-struct attn_job { ll_ctx *c; int64_t layer; int64_t n_tok; };
+struct attn_job { ll_ctx *c; int64_t layer; int64_t n_blk; };
 
 static uint32_t kv_dot_type(ll_kv_type t) {
     return t == LL_KV_F32 ? LL_TYPE_F32 : t == LL_KV_F16 ? LL_TYPE_F16 : LL_TYPE_Q8_0;
 }
 
-/* The query heads that share one KV head are done together: each key row and each row of V^T
- * is read once for the group, through the type's dot_multi (bit-identical to its dot, so every
- * head gets exactly the values it would get alone), instead of once per head. */
+/* The query columns of one block are done together: the query heads that share one KV head,
+ * for up to att_tb consecutive tokens of one sequence (a prompt's tokens). Each key row and
+ * each row of V^T is read once per block through the type's dot_multi, bit-identical to its
+ * dot, so every (token, head) gets exactly the values it would get alone. A block's tokens
+ * also share the padded length of their V^T dots, so a weight past a token's own last
+ * visible cell is an exact zero in the same lanes. */
+/* The visible cells [0, hi) of the token at position p, and the V^T dot length: hi padded
+ * to a multiple of 32 (zero weights) unless that passes the cache's end. */
+static int64_t attn_hi(const ll_kv_seq *sq, int32_t p) {
+    int64_t hi = 0;
+    for (int64_t s = sq->n_cells - 1; s >= 0; s--)
+        if (sq->pos[s] <= p) { hi = s + 1; break; }
+    return hi;
+}
+static int64_t attn_n_kv(int64_t hi, int64_t n_ctx) {
+    int64_t n_kv = (hi + 31) / 32 * 32;
+    return n_kv > n_ctx ? hi : n_kv;
+}
+
+/* Cut the pass's tokens into blocks (c->att_blk) for the attention workers: runs of at most
+ * att_tb consecutive tokens that share a sequence and a V^T dot length. */
+static int64_t attn_plan(ll_ctx *c, int64_t n_tok) {
+    const ll_kv *kv = &c->kv;
+    int64_t n = 0;
+    for (int64_t t = 0; t < n_tok;) {
+        const ll_kv_seq *sq = &kv->seq[c->ub_seq[t]];
+        ll_attn_block *blk = &c->att_blk[n++];
+        blk->t0 = t;
+        blk->hi_max = attn_hi(sq, c->ub_pos[t]);
+        blk->n_kv = attn_n_kv(blk->hi_max, kv->n_ctx);
+        blk->nt = 1;
+        for (int64_t u = t + 1; u < n_tok && u - t < c->att_tb && c->ub_seq[u] == c->ub_seq[t]; u++) {
+            const int64_t hi = attn_hi(sq, c->ub_pos[u]);
+            if (attn_n_kv(hi, kv->n_ctx) != blk->n_kv) break;
+            if (hi > blk->hi_max) blk->hi_max = hi;
+            blk->nt++;
+        }
+        t += blk->nt;
+    }
+    return n;
+}
+
 static void attention_worker(void *arg, int ith, int nth) {
     const struct attn_job *j = arg;
     ll_ctx *c = j->c;
@@ -194,98 +235,141 @@ static void attention_worker(void *arg, int ith, int nth) {
     /* F16 K and V: queries and weights rounded to F16 once, widened to f32, and met by the
      * f32-column kernel (bit-identical to the F16 dot, no conversion per key) */
     const ll_dot_multi_fn xk = kt == LL_TYPE_F16 ? c->kern->dot_multi_xf32[kt] : NULL;
+    const ll_dot_rows_fn rows_k = xk ? c->kern->dot_rows_xf32[kt] : NULL;   /* all keys, one call */
     const ll_dot_multi_fn xv = kv->v_trans && vt == LL_TYPE_F16 ? c->kern->dot_multi_xf32[vt] : NULL;
     const size_t k_head_bytes = kv->k_row_bytes / (size_t)hp->n_head_kv;
     const size_t v_head_bytes = kv->v_row_bytes / (size_t)hp->n_head_kv;   /* by position */
-    float *scores = c->att + (size_t)ith * c->att_stride;         /* (group, n_ctx) */
-    float *v_row = scores + (size_t)group * (size_t)n_ctx;        /* (hdv) one dequantized V slice */
-    uint8_t *q_conv_buf = c->att_b + (size_t)ith * c->att_b_stride; /* (group) queries in K's type */
-    uint16_t *w_h = (uint16_t *)(q_conv_buf + c->att_b_wofs);     /* (group, n_ctx) F16 weights */
-    const size_t q_stride = q_conv ? c->att_b_qstride : (size_t)hd * sizeof(float);
+    float *scores = c->att + (size_t)ith * c->att_stride;         /* (cols, n_ctx) */
+    float *v_row = scores + (size_t)(c->att_tb * group) * (size_t)n_ctx;  /* (hdv) one V slice */
+    uint8_t *q_buf = c->att_b + (size_t)ith * c->att_b_stride;    /* (cols) queries, K's type or f32 */
+    uint16_t *w_h = (uint16_t *)(q_buf + c->att_b_wofs);          /* (cols, n_ctx) F16 weights */
+    const size_t q_stride = c->att_b_qstride;
     float part[LL_DOT_MULTI_MAX];
+    float max[LL_ATT_COLS_MAX];                                   /* per column: max score, */
+    int64_t hi_c[LL_ATT_COLS_MAX];                                /* last visible cell + 1, */
+    int32_t p_c[LL_ATT_COLS_MAX];                                 /* position */
 
     int64_t i0, i1;
-    share(j->n_tok * hp->n_head_kv, ith, nth, &i0, &i1);
+    share(j->n_blk * hp->n_head_kv, ith, nth, &i0, &i1);
     for (int64_t i = i0; i < i1; i++) {
-        const int64_t t = i / hp->n_head_kv, g = i % hp->n_head_kv, h0 = g * group;
-        const int32_t seq = c->ub_seq[t], p = c->ub_pos[t];
+        const ll_attn_block blk = c->att_blk[i / hp->n_head_kv];
+        const int64_t g = i % hp->n_head_kv, h0 = g * group, cols = blk.nt * group;
+        const int32_t seq = c->ub_seq[blk.t0];
         const ll_kv_seq *sq = &kv->seq[seq];
-        const uint8_t *q = (const uint8_t *)(c->q + t * q_dim + h0 * hd);   /* (group, hd) */
-        if (xk) {
-            uint8_t *q16 = q_conv_buf + c->att_b_tofs;
-            for (int64_t h = 0; h < group; h++) {
-                q_conv(c->q + t * q_dim + (h0 + h) * hd, q16, hd);
-                ll_dequantize_row(LL_TYPE_F16, q16, (float *)(q_conv_buf + (size_t)h * q_stride), hd);
+        int32_t p_max = INT32_MIN;                                 /* the block's last position */
+        /* column x = (token blk.t0 + x / group, head h0 + x % group) */
+        for (int64_t x = 0; x < cols; x++) {
+            const int64_t t = blk.t0 + x / group;
+            const float *qf = c->q + t * q_dim + (h0 + x % group) * hd;
+            uint8_t *qx = q_buf + (size_t)x * q_stride;
+            if (xk) {
+                uint8_t *q16 = q_buf + c->att_b_tofs;
+                q_conv(qf, q16, hd);
+                ll_dequantize_row(LL_TYPE_F16, q16, (float *)qx, hd);
+            } else if (q_conv) {
+                q_conv(qf, qx, hd);
+            } else {
+                memcpy(qx, qf, (size_t)hd * sizeof(float));
             }
-            q = q_conv_buf;
-        } else if (q_conv) {
-            for (int64_t h = 0; h < group; h++) q_conv(c->q + t * q_dim + (h0 + h) * hd, q_conv_buf + (size_t)h * q_stride, hd);
-            q = q_conv_buf;
+            max[x] = -INFINITY;
+            p_c[x] = c->ub_pos[t];
+            hi_c[x] = 0;
+            if (p_c[x] > p_max) p_max = p_c[x];
         }
-        float max[LL_DOT_MULTI_MAX];
-        for (int64_t h = 0; h < group; h++) max[h] = -INFINITY;
-        int64_t hi = 0;                                            /* last visible cell + 1 */
-        for (int64_t s = 0; s < sq->n_cells; s++) {
-            if (sq->pos[s] > p) continue;
-            const uint8_t *k = ll_kv_k_row(kv, j->layer, seq, (int32_t)s) + (size_t)g * k_head_bytes;
-            for (int64_t h = 0; h < group; h += LL_DOT_MULTI_MAX) {
-                int nc = group - h < LL_DOT_MULTI_MAX ? (int)(group - h) : LL_DOT_MULTI_MAX;
-                if (xk) xk(hd, k, q + (size_t)h * q_stride, q_stride, nc, part);
-                else if (multi_k) multi_k(hd, k, q + (size_t)h * q_stride, q_stride, nc, part);
-                else for (int e = 0; e < nc; e++) part[e] = dot_k(hd, k, q + (size_t)(h + e) * q_stride);
-                for (int e = 0; e < nc; e++) {
-                    float sc = part[e] * scale;
-                    scores[(size_t)(h + e) * (size_t)n_ctx + (size_t)s] = sc;
-                    if (sc > max[h + e]) max[h + e] = sc;
+        if (rows_k) {
+            /* every key up to the block's last visible one in one call; then scale, and each
+             * column's maximum and last cell over the keys it sees */
+            rows_k(hd, ll_kv_k_row(kv, j->layer, seq, 0) + (size_t)g * k_head_bytes, kv->k_row_bytes,
+                   blk.hi_max, q_buf, q_stride, (int)cols, scores, (size_t)n_ctx);
+            for (int64_t x = 0; x < cols; x++) {
+                float *score = scores + (size_t)x * (size_t)n_ctx;
+                float mx = -INFINITY;
+                int64_t hi = 0;
+                for (int64_t s = 0; s < blk.hi_max; s++) {
+                    const float sc = score[s] * scale;
+                    score[s] = sc;
+                    if (sq->pos[s] <= p_c[x]) {
+                        if (sc > mx) mx = sc;
+                        hi = s + 1;
+                    }
+                }
+                max[x] = mx;
+                hi_c[x] = hi;
+            }
+        } else {
+            for (int64_t s = 0; s < blk.hi_max; s++) {
+                const int32_t ps = sq->pos[s];
+                if (ps > p_max) continue;                              /* hidden from every column */
+                const uint8_t *k = ll_kv_k_row(kv, j->layer, seq, (int32_t)s) + (size_t)g * k_head_bytes;
+                for (int64_t x0 = 0; x0 < cols; x0 += LL_DOT_MULTI_MAX) {
+                    int nc = cols - x0 < LL_DOT_MULTI_MAX ? (int)(cols - x0) : LL_DOT_MULTI_MAX;
+                    const uint8_t *qx = q_buf + (size_t)x0 * q_stride;
+                    if (xk) xk(hd, k, qx, q_stride, nc, part);
+                    else if (multi_k) multi_k(hd, k, qx, q_stride, nc, part);
+                    else for (int e = 0; e < nc; e++) part[e] = dot_k(hd, k, qx + (size_t)e * q_stride);
+                    for (int e = 0; e < nc; e++) {
+                        const int64_t x = x0 + e;
+                        float sc = part[e] * scale;
+                        scores[(size_t)x * (size_t)n_ctx + (size_t)s] = sc;
+                        if (ps <= p_c[x]) {
+                            if (sc > max[x]) max[x] = sc;
+                            hi_c[x] = s + 1;
+                        }
+                    }
                 }
             }
-            hi = s + 1;
         }
-        for (int64_t h = 0; h < group; h++) {
-            float *score = scores + (size_t)h * (size_t)n_ctx;
+        for (int64_t x = 0; x < cols; x++) {
+            float *score = scores + (size_t)x * (size_t)n_ctx;
             double sum = 0.0;
-            for (int64_t s = 0; s < hi; s++) {
-                if (sq->pos[s] > p) { score[s] = 0.0f; continue; }
-                score[s] = expf(score[s] - max[h]);
+            for (int64_t s = 0; s < hi_c[x]; s++) {
+                if (sq->pos[s] > p_c[x]) { score[s] = 0.0f; continue; }
+                score[s] = expf(score[s] - max[x]);
                 sum += (double)score[s];
             }
             const float inv = (float)(1.0 / sum);
-            for (int64_t s = 0; s < hi; s++) score[s] *= inv;
+            for (int64_t s = 0; s < hi_c[x]; s++) score[s] *= inv;
         }
-        float *out = c->att_out + t * o_dim + h0 * hdv;            /* (group, hdv) */
         const uint8_t *vb = ll_kv_v_block(kv, j->layer, seq);
         if (kv->v_trans) {
-            int64_t n_kv = (hi + 31) / 32 * 32;                    /* padded; zero weights */
-            if (n_kv > n_ctx) n_kv = hi;
+            const int64_t n_kv = blk.n_kv;
             const uint8_t *wts = (const uint8_t *)scores;
             size_t w_stride = (size_t)n_ctx * sizeof(float);
-            for (int64_t h = 0; h < group; h++) {
-                float *score = scores + (size_t)h * (size_t)n_ctx;
-                for (int64_t s = hi; s < n_kv; s++) score[s] = 0.0f;
-                if (vt == LL_TYPE_F16) to_f16(score, w_h + (size_t)h * (size_t)n_ctx, n_kv);
-                if (xv) ll_dequantize_row(LL_TYPE_F16, w_h + (size_t)h * (size_t)n_ctx, score, n_kv);
+            for (int64_t x = 0; x < cols; x++) {
+                float *score = scores + (size_t)x * (size_t)n_ctx;
+                for (int64_t s = hi_c[x]; s < n_kv; s++) score[s] = 0.0f;
+                if (vt == LL_TYPE_F16) to_f16(score, w_h + (size_t)x * (size_t)n_ctx, n_kv);
+                if (xv) ll_dequantize_row(LL_TYPE_F16, w_h + (size_t)x * (size_t)n_ctx, score, n_kv);
             }
             if (vt == LL_TYPE_F16 && !xv) { wts = (const uint8_t *)w_h; w_stride = (size_t)n_ctx * 2; }
             const size_t es = kv->v_elem_bytes;
             for (int64_t e = 0; e < hdv; e++) {                    /* row e of V^T: (n_ctx) */
                 const uint8_t *vr = vb + (size_t)(g * hdv + e) * (size_t)n_ctx * es;
-                for (int64_t h = 0; h < group; h += LL_DOT_MULTI_MAX) {
-                    int nc = group - h < LL_DOT_MULTI_MAX ? (int)(group - h) : LL_DOT_MULTI_MAX;
-                    if (xv) xv(n_kv, vr, wts + (size_t)h * w_stride, w_stride, nc, part);
-                    else if (multi_v) multi_v(n_kv, vr, wts + (size_t)h * w_stride, w_stride, nc, part);
-                    else for (int x = 0; x < nc; x++) part[x] = dot_v(n_kv, vr, wts + (size_t)(h + x) * w_stride);
-                    for (int x = 0; x < nc; x++) out[(h + x) * hdv + e] = part[x];
+                for (int64_t x0 = 0; x0 < cols; x0 += LL_DOT_MULTI_MAX) {
+                    int nc = cols - x0 < LL_DOT_MULTI_MAX ? (int)(cols - x0) : LL_DOT_MULTI_MAX;
+                    if (xv) xv(n_kv, vr, wts + (size_t)x0 * w_stride, w_stride, nc, part);
+                    else if (multi_v) multi_v(n_kv, vr, wts + (size_t)x0 * w_stride, w_stride, nc, part);
+                    else for (int x = 0; x < nc; x++) part[x] = dot_v(n_kv, vr, wts + (size_t)(x0 + x) * w_stride);
+                    for (int x = 0; x < nc; x++) {
+                        const int64_t col = x0 + x, t = blk.t0 + col / group;
+                        c->att_out[t * o_dim + (h0 + col % group) * hdv + e] = part[x];
+                    }
                 }
             }
         } else {
-            for (int64_t e = 0; e < group * hdv; e++) out[e] = 0.0f;
-            for (int64_t s = 0; s < hi; s++) {
-                if (sq->pos[s] > p) continue;
+            for (int64_t x = 0; x < cols; x++) {
+                float *o = c->att_out + (blk.t0 + x / group) * o_dim + (h0 + x % group) * hdv;
+                for (int64_t e = 0; e < hdv; e++) o[e] = 0.0f;
+            }
+            for (int64_t s = 0; s < blk.hi_max; s++) {
+                const int32_t ps = sq->pos[s];
+                if (ps > p_max) continue;
                 ll_dequantize_row(LL_TYPE_Q8_0, vb + (size_t)s * kv->v_row_bytes + (size_t)g * v_head_bytes,
                                   v_row, hdv);
-                for (int64_t h = 0; h < group; h++) {
-                    const float a = scores[(size_t)h * (size_t)n_ctx + (size_t)s];
-                    float *o = out + h * hdv;
+                for (int64_t x = 0; x < cols; x++) {
+                    if (ps > p_c[x]) continue;
+                    const float a = scores[(size_t)x * (size_t)n_ctx + (size_t)s];
+                    float *o = c->att_out + (blk.t0 + x / group) * o_dim + (h0 + x % group) * hdv;
                     for (int64_t e = 0; e < hdv; e++) o[e] += a * v_row[e];
                 }
             }
@@ -342,7 +426,7 @@ ll_status ll_forward(ll_ctx *c, int32_t n_tok, int32_t n_out, float *logits, flo
         }
         struct rope_job rj = { c, l, n_tok };
         ll_pool_run(c->pool, rope_store_worker, &rj);                        /* cells of layer l */
-        struct attn_job aj = { c, l, n_tok };
+        struct attn_job aj = { c, l, attn_plan(c, n_tok) };
         ll_pool_run(c->pool, attention_worker, &aj);                         /* att_out: (n_tok, n_head*hd_v) */
         {
             const ll_weight *w[1] = { &ly->wo };

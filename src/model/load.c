@@ -99,6 +99,10 @@ static ll_status load_hparams(const ll_gguf *g, ll_hparams *hp, ll_error *err) {
     if (hp->n_head_kv <= 0 || hp->n_head_kv > hp->n_head || hp->n_head % hp->n_head_kv != 0)
         return ll_fail(err, LL_ERR_FORMAT, "head_count_kv %lld must divide head_count %lld",
                        (long long)hp->n_head_kv, (long long)hp->n_head);
+    if (hp->n_head / hp->n_head_kv > LL_ATT_COLS_MAX)
+        return ll_fail(err, LL_ERR_FORMAT, "head_count %lld / head_count_kv %lld: more than %d query heads "
+                       "per KV head is not supported", (long long)hp->n_head, (long long)hp->n_head_kv,
+                       LL_ATT_COLS_MAX);
 
     if ((st = hp_int(g, "llama.attention.key_length", L, 0, &hp->head_dim_k, &found, err))) return st;
     if (!found) {

@@ -15,6 +15,11 @@
 #include <stdatomic.h>
 
 #define LL_MODEL_MAX_LAYERS 4096     /* G48 */
+#define LL_ATT_COLS_MAX 256          /* query heads per KV head, at most (attention scratch) */
+
+/* A block of tokens attended together (forward.c): tokens t0 .. t0+nt-1 of the pass, one
+ * sequence; hi_max = the last cell any of them sees + 1; n_kv = their V^T dot length. */
+typedef struct { int64_t t0, nt, hi_max, n_kv; } ll_attn_block;
 
 typedef struct {
     int64_t n_vocab;        /* tokens in the vocab = rows of token_embd */
@@ -184,12 +189,17 @@ struct ll_ctx {
     float     *gate;                    /* (n_batch, n_ff) gate, then silu(gate) * up */
     float     *up;                      /* (n_batch, n_ff) */
     float     *att;                     /* (n_threads, att_stride) per thread: scores (n_ctx)
-                                         * of each query head of one KV group, then one
-                                         * dequantized V slice (hd_v) */
+                                         * of each query column (att_tb tokens x the query
+                                         * heads of one KV group), then one dequantized V
+                                         * slice (hd_v) */
+    ll_attn_block *att_blk;             /* (n_batch) this pass's attention blocks */
+    int64_t    att_tb;                  /* tokens of one sequence attended together: their
+                                         * query heads of a KV group fill a dot_multi pass */
     size_t     att_stride;
-    uint8_t   *att_b;                   /* (n_threads, att_b_stride) bytes per thread: the group's
-                                         * queries in K's dot type (att_b_qstride apart), then
-                                         * their weights as F16 (n_ctx apart) */
+    uint8_t   *att_b;                   /* (n_threads, att_b_stride) bytes per thread: the
+                                         * columns' queries in K's dot type or f32
+                                         * (att_b_qstride apart), then their weights as F16
+                                         * (n_ctx apart) */
     size_t     att_b_stride;
     size_t     att_b_qstride;           /* bytes between two heads' converted queries */
     size_t     att_b_tofs;              /* offset of one F16 query (before widening) */

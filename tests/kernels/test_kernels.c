@@ -433,6 +433,54 @@ static void test_dot_multi_xf32_bit_identical(void) {
     CHECK(n_checked > 0);
 }
 
+/* Every many-rows kernel (dot_rows_xf32: attention's keys against a block of queries) against
+ * the single dot of its table, bit for bit: head sizes with and without a vector tail, 1..11
+ * columns, 1..37 rows with a row stride wider than a row, an odd weight address, sums that are
+ * exactly zero (a row of zeros: the dot returns +0). Outputs outside the rows stay untouched. */
+static void test_dot_rows_xf32_bit_identical(void) {
+    if (!simd_or_skip()) return;
+    CHECK_MSG(k_simd.dot_rows_xf32[LL_TYPE_F16] != NULL, "F16 has no dot_rows_xf32");
+    enum { MAX_N = 131, MAX_C = 11, MAX_R = 37, XS = MAX_N + 3, WS = MAX_N * 2 + 10, OS = MAX_R + 2 };
+    static const int64_t ns[] = { 8, 64, 128, 131 };
+    static uint8_t w[MAX_R * WS + 8], a16[MAX_C][MAX_N * 2];
+    static float x[MAX_C * XS], out[MAX_C * OS];
+    int n_checked = 0;
+    for (uint32_t wt = 0; wt < LL_TYPE_COUNT; wt++) {
+        if (!k_simd.dot_rows_xf32[wt]) continue;
+        CHECK_MSG(wt == LL_TYPE_F16, "dot_rows_xf32 for a type this test cannot widen");
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+            int64_t n = ns[ni];
+            for (int r = 0; r < MAX_R; r++) {
+                if (r == 5) memset(w + 1 + (size_t)r * WS, 0, (size_t)n * 2);     /* sums of +-0 */
+                else random_weights(wfields_of(wt), w + 1 + (size_t)r * WS, n, 0);
+            }
+            for (int c = 0; c < MAX_C; c++) {
+                float tmp[MAX_N];
+                for (int64_t e = 0; e < n; e++) tmp[e] = rng_uniform(-2, 2);
+                if (c == 2) for (int64_t e = 0; e < n; e++) tmp[e] = -0.0f;
+                k_simd.quantize_act[LL_TYPE_F16](tmp, a16[c], n);
+                ll_dequantize_row(LL_TYPE_F16, a16[c], x + c * XS, n);
+            }
+            for (int nc = 1; nc <= MAX_C; nc++)
+                for (int nr = 1; nr <= MAX_R; nr += 6) {
+                    for (int i = 0; i < MAX_C * OS; i++) out[i] = 12345.0f;
+                    k_simd.dot_rows_xf32[wt](n, w + 1, WS, nr, x, XS * sizeof(float), nc, out, OS);
+                    int bad = 0, touched = 0;
+                    for (int c = 0; c < MAX_C; c++)
+                        for (int r = 0; r < OS; r++) {
+                            const float got = out[c * OS + r];
+                            if (c < nc && r < nr) bad += !same_bits(got, k_simd.dot[wt](n, w + 1 + (size_t)r * WS, a16[c]));
+                            else touched += got != 12345.0f;
+                        }
+                    CHECK_MSG(bad == 0 && touched == 0, "%s n=%lld nc=%d rows=%d: %d outputs differ, %d outside written",
+                              ll_type_traits_of(wt)->name, (long long)n, nc, nr, bad, touched);
+                    n_checked++;
+                }
+        }
+    }
+    CHECK(n_checked > 0);
+}
+
 /* Every generation kernel (gemv: rows against one token) against the single dot of its table,
  * bit for bit: row ranges that are not a multiple of its row group, lengths with a tail the
  * vector loop does not cover, an odd activation address. Rows outside [r0, r1) stay untouched. */
@@ -531,6 +579,7 @@ int main(void) {
         RUN(test_gemm_bit_identical);
         RUN(test_gemv_bit_identical);
         RUN(test_dot_multi_xf32_bit_identical);
+        RUN(test_dot_rows_xf32_bit_identical);
     }
     RUN(test_avx512_equals_avx2_bitwise);
     return test_summary();

@@ -25,6 +25,8 @@ float ll_dot_q6_k_avx2(int64_t n, const void *w, const void *a);
 
 /* Multi-column versions (kernels.h, ll_dot_multi_fn): out[c] is bit-identical to the single
  * dot above against the activation row a + c * a_stride. */
+void ll_dot_rows_f16_xf32_avx2(int64_t n, const void *w, size_t w_stride, int64_t n_rows, const void *a,
+                               size_t a_stride, int n_cols, float *out, size_t out_stride);
 void ll_dot_multi_f16_xf32_avx2(int64_t n, const void *w, const void *a, size_t a_stride, int n_cols, float *out);
 void ll_dot_multi_f16_avx2(int64_t n, const void *w, const void *a, size_t a_stride, int n_cols, float *out);
 void ll_dot_multi_q4_0_avx2(int64_t n, const void *w, const void *a, size_t a_stride, int n_cols, float *out);
