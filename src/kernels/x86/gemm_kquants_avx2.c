@@ -28,41 +28,42 @@
  *   PK_QS    64 x 32 B  chunk k: token c's elements 4k..4k+3 at bytes 4c..4c+3
  *   PK_MINS  4 x 32 B   vector p: token c's (bsum_4p + bsum_4p+1, bsum_4p+2 + bsum_4p+3) as two
  *                       i16 at bytes 4c..4c+3: the 32-element sums Q4_K's mins multiply
- *   PK_BSUMS 8 x 32 B   vector p: token c's (bsum_2p, bsum_2p+1): the 16-element sums for
- *                       Q6_K's offset
+ *   PK_ABS   64 x 32 B  (Q6_K only) |PK_QS| bytewise, the unsigned side of the sign trick
  * Tokens past the end of the prompt repeat the first token of the group; their outputs are
  * computed and dropped. */
 enum {
-    PK_D = 0, PK_QS = 32, PK_MINS = PK_QS + 64 * 32, PK_BSUMS = PK_MINS + 4 * 32,
-    PK_BYTES = PK_BSUMS + 8 * 32,
+    PK_D = 0, PK_QS = 32, PK_MINS = PK_QS + 64 * 32, PK_ABS = PK_MINS + 4 * 32,
+    PK_BYTES_Q4_K = PK_ABS, PK_BYTES_Q6_K = PK_ABS + 64 * 32,
     GEMM_COLS = 8, GEMM_ROWS = 4,
 };
 
 /* Weight bytes kept hot in L2 while the token groups stream past (as matmul.c's tile). */
 enum { GEMM_TILE_BYTES = 128 * 1024, GEMM_TILE_MAX_ROWS = 64 };
 
-/* Tokens x .. x + (nc-1)*xs (nc <= 8), nb super-blocks each, into nb x8 blocks at dst. */
-static void pack_q8_k_x8(const uint8_t *x, size_t xs, int nc, int64_t nb, uint8_t *dst) {
+/* Tokens x .. x + (nc-1)*xs (nc <= 8), nb super-blocks each, into nb x8 blocks of pk_bytes
+ * at dst; with_abs adds PK_ABS. */
+static void pack_q8_k_x8(const uint8_t *x, size_t xs, int nc, int64_t nb, bool with_abs, size_t pk_bytes,
+                         uint8_t *dst) {
     const uint8_t *col[GEMM_COLS];
     for (int c = 0; c < GEMM_COLS; c++) col[c] = x + (size_t)(c < nc ? c : 0) * xs;
-    for (int64_t i = 0; i < nb; i++, dst += PK_BYTES) {
+    for (int64_t i = 0; i < nb; i++, dst += pk_bytes) {
         const size_t o = (size_t)i * Q8_K_BYTES;
         __m256i v[8];
         for (int c = 0; c < GEMM_COLS; c++) memcpy(dst + PK_D + 4 * c, col[c] + o + Q8_K_D, 4);
         for (int s = 0; s < 8; s++) {
             for (int c = 0; c < GEMM_COLS; c++) v[c] = load32(col[c] + o + Q8_K_QS + 32 * s);
             transpose8_epi32(v);
-            for (int k = 0; k < 8; k++) _mm256_storeu_si256((__m256i *)(dst + PK_QS + 32 * (8 * s + k)), v[k]);
+            for (int k = 0; k < 8; k++) {
+                _mm256_storeu_si256((__m256i *)(dst + PK_QS + 32 * (8 * s + k)), v[k]);
+                if (with_abs) _mm256_storeu_si256((__m256i *)(dst + PK_ABS + 32 * (8 * s + k)), _mm256_abs_epi8(v[k]));
+            }
         }
         for (int c = 0; c < GEMM_COLS; c++) v[c] = load32(col[c] + o + Q8_K_BSUMS);
-        __m256i pairs[8];
         for (int c = 0; c < GEMM_COLS; c++)   /* |bsum| <= 16 * 128, so the i16 pair sums are exact */
-            pairs[c] = _mm256_castsi128_si256(_mm_hadd_epi16(_mm256_castsi256_si128(v[c]),
-                                                             _mm256_extracti128_si256(v[c], 1)));
+            v[c] = _mm256_castsi128_si256(_mm_hadd_epi16(_mm256_castsi256_si128(v[c]),
+                                                         _mm256_extracti128_si256(v[c], 1)));
         transpose8_epi32(v);
-        for (int p = 0; p < 8; p++) _mm256_storeu_si256((__m256i *)(dst + PK_BSUMS + 32 * p), v[p]);
-        transpose8_epi32(pairs);
-        for (int p = 0; p < 4; p++) _mm256_storeu_si256((__m256i *)(dst + PK_MINS + 32 * p), pairs[p]);
+        for (int p = 0; p < 4; p++) _mm256_storeu_si256((__m256i *)(dst + PK_MINS + 32 * p), v[p]);
     }
 }
 
@@ -77,7 +78,7 @@ q4_k_tile(int nr, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, fl
     _Alignas(32) uint8_t q[GEMM_ROWS][QK_K];
     __m256 fsum[GEMM_ROWS];
     ROWS(r) fsum[r] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++, w += Q4_K_BYTES, pk += PK_BYTES) {
+    for (int64_t i = 0; i < nb; i++, w += Q4_K_BYTES, pk += PK_BYTES_Q4_K) {
         uint8_t sc[GEMM_ROWS][8];
         int32_t mpair[GEMM_ROWS][4];
         ROWS(r) {
@@ -120,54 +121,69 @@ q4_k_tile(int nr, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, fl
     ROWS(r) _mm256_storeu_ps(out[r], fsum[r]);
 }
 
-/* Q6_K: quants stored + 32 as 0..63, the 32 taken back as 32 * sum_j sc_j * bsum_j. One
- * maddubs lane is at most 2 * 63 * 127 = 16002, so two chunks (8 elements of a 16-element
- * sub-block) are added as i16 (32004 < 32767) before the madd with the sub-block's scale. */
-static inline __attribute__((always_inline)) void
-q6_k_tile(int nr, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, float out[][GEMM_COLS]) {
-    _Alignas(32) uint8_t q[GEMM_ROWS][QK_K];
-    __m256 fsum[GEMM_ROWS];
-    ROWS(r) fsum[r] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++, w += Q6_K_BYTES, pk += PK_BYTES) {
-        int8_t sc[GEMM_ROWS][16];
-        ROWS(r) {
-            const uint8_t *wr = w + (size_t)r * rb;
-            memcpy(sc[r], wr + Q6_K_SCALES, 16);
+/* Q6_K rows decoded once per call ("dq" rows): per super-block DQ_BYTES, the 256 quants as
+ * signed bytes q - 32 (-32..31) in element order, the 16 scales as i16 at DQ_SC, the f16 d as
+ * f32 at DQ_D. Decoding per row tile instead of per tile and token group takes the bit
+ * unpacking out of the token loop. */
+enum { DQ_SC = QK_K, DQ_D = DQ_SC + 32, DQ_BYTES = DQ_D + 32 };
+
+static void q6_k_decode_rows(const uint8_t *w, size_t rb, int64_t nrows, int64_t nb, uint8_t *dst) {
+    const __m256i m32 = _mm256_set1_epi8(32);
+    for (int64_t r = 0; r < nrows; r++) {
+        const uint8_t *wb = w + (size_t)r * rb;
+        for (int64_t i = 0; i < nb; i++, wb += Q6_K_BYTES, dst += DQ_BYTES) {
             _Pragma("GCC unroll 2")
             for (int h = 0; h < 2; h++) {
-                __m256i ql0 = load32(wr + Q6_K_QL + 64 * h), ql1 = load32(wr + Q6_K_QL + 64 * h + 32);
-                __m256i qhv = load32(wr + Q6_K_QH + 32 * h);
+                __m256i ql0 = load32(wb + Q6_K_QL + 64 * h), ql1 = load32(wb + Q6_K_QL + 64 * h + 32);
+                __m256i qhv = load32(wb + Q6_K_QH + 32 * h);
                 _Pragma("GCC unroll 4")
                 for (int p = 0; p < 4; p++)
-                    _mm256_store_si256((__m256i *)(q[r] + 128 * h + 32 * p), q6_k_plane(ql0, ql1, qhv, p));
+                    _mm256_store_si256((__m256i *)(dst + 128 * h + 32 * p),
+                                       _mm256_sub_epi8(q6_k_plane(ql0, ql1, qhv, p), m32));
             }
+            __m128i sc = _mm_loadu_si128((const __m128i *)(wb + Q6_K_SCALES));
+            _mm256_store_si256((__m256i *)(dst + DQ_SC), _mm256_cvtepi8_epi16(sc));
+            float d = f16_at(wb + Q6_K_D);
+            memcpy(dst + DQ_D, &d, 4);
         }
+    }
+}
+
+/* Q6_K, nr dq rows (row r at w + r * rb) x 8 packed tokens: out[r][c] = dot(row r, token c).
+ * The sign trick: |a| (PK_ABS) on the unsigned side of maddubs, w = q - 32 with a's sign on
+ * the signed side, so a * w comes out directly and the offset 32 needs no correction. Integer
+ * bounds: |w| <= 32 and |a| <= 127 (the Q8_K quantizers clamp to -127..127; -128 never
+ * occurs), so one maddubs lane is at most 2 * 32 * 127 = 8128 and the 4 chunks of a
+ * 16-element sub-block add up in i16 (32512 < 32767) before the one madd with its scale.
+ * The total is the dot's isum - 32 * offs, the same integer. */
+static inline __attribute__((always_inline)) void
+q6_k_tile(int nr, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, float out[][GEMM_COLS]) {
+    __m256 fsum[GEMM_ROWS];
+    ROWS(r) fsum[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++, w += DQ_BYTES, pk += PK_BYTES_Q6_K) {
         __m256i isum[GEMM_ROWS];
         ROWS(r) isum[r] = _mm256_setzero_si256();
-        const uint8_t *aq = pk + PK_QS;
         for (int j = 0; j < 16; j++) {
-            _Pragma("GCC unroll 2")
-            for (int h = 0; h < 2; h++) {
-                const int k = 4 * j + 2 * h;
-                __m256i a0 = load32(aq + 32 * k), a1 = load32(aq + 32 * (k + 1));
-                ROWS(r) {
-                    __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(bcast4(q[r] + 4 * k), a0),
-                                                   _mm256_maddubs_epi16(bcast4(q[r] + 4 * k + 4), a1));
-                    isum[r] = add_i32_chain(isum[r], _mm256_madd_epi16(p16, _mm256_set1_epi16(sc[r][j])));
-                }
+            __m256i p16[GEMM_ROWS];
+            ROWS(r) p16[r] = _mm256_setzero_si256();
+            _Pragma("GCC unroll 4")
+            for (int c = 0; c < 4; c++) {
+                const int k = 4 * j + c;
+                __m256i a = load32(pk + PK_QS + 32 * k), u = load32(pk + PK_ABS + 32 * k);
+                ROWS(r) p16[r] = add_i16_chain(p16[r], _mm256_maddubs_epi16(u, _mm256_sign_epi8(bcast4(w + (size_t)r * rb + 4 * k), a)));
+            }
+            ROWS(r) {
+                int16_t s;
+                memcpy(&s, w + (size_t)r * rb + DQ_SC + 2 * j, 2);
+                isum[r] = add_i32_chain(isum[r], _mm256_madd_epi16(p16[r], _mm256_set1_epi16(s)));
             }
         }
         __m256 ad = _mm256_loadu_ps((const float *)(pk + PK_D));
         ROWS(r) {
-            const uint8_t *wr = w + (size_t)r * rb;
-            __m256i offs = _mm256_setzero_si256();
-            for (int p = 0; p < 8; p++) {
-                uint32_t pair = (uint16_t)(int16_t)sc[r][2 * p] | (uint32_t)(uint16_t)(int16_t)sc[r][2 * p + 1] << 16;
-                offs = _mm256_add_epi32(offs, _mm256_madd_epi16(load32(pk + PK_BSUMS + 32 * p), _mm256_set1_epi32((int)pair)));
-            }
-            __m256i tot = _mm256_sub_epi32(isum[r], _mm256_slli_epi32(offs, 5));   /* isum - 32 * offs */
-            __m256 dd = _mm256_mul_ps(_mm256_set1_ps(f16_at(wr + Q6_K_D)), ad);
-            fsum[r] = _mm256_add_ps(fsum[r], _mm256_mul_ps(dd, _mm256_cvtepi32_ps(tot)));
+            float d;
+            memcpy(&d, w + (size_t)r * rb + DQ_D, 4);
+            __m256 dd = _mm256_mul_ps(_mm256_set1_ps(d), ad);
+            fsum[r] = _mm256_add_ps(fsum[r], _mm256_mul_ps(dd, _mm256_cvtepi32_ps(isum[r])));
         }
     }
     ROWS(r) _mm256_storeu_ps(out[r], fsum[r]);
@@ -184,51 +200,74 @@ typedef void (*tile_fn)(int64_t nb, const uint8_t *w, size_t rb, const uint8_t *
 TILE_INSTANCES(q4_k_tile)
 TILE_INSTANCES(q6_k_tile)
 
+/* How a type's weights reach its tile kernel: straight from the model (decode NULL), or
+ * decoded per row tile into dq_row_bytes per row. */
+struct gemm_type {
+    const tile_fn *by_rows;
+    size_t row_bytes, pk_bytes, dq_row_bytes;
+    bool pk_abs;
+    void (*decode)(const uint8_t *w, size_t rb, int64_t nrows, int64_t nb, uint8_t *dst);
+};
+
 /* The driver shared by the types: pack every token group once, then for each L2-sized tile of
- * rows, each group of 8 tokens, each group of 4 rows, one tile kernel call. */
-static bool gemm_q8_k(const tile_fn *by_rows, size_t row_bytes, int64_t n_in, const void *w,
-                      int64_t r0, int64_t r1, const void *xq, size_t xq_stride, int64_t n_tok,
-                      float *y, int64_t y_stride) {
+ * rows (decoded first where the type does that), each group of 8 tokens, each group of 4 rows,
+ * one tile kernel call. */
+static bool gemm_q8_k(const struct gemm_type *ty, int64_t n_in, const void *w, int64_t r0, int64_t r1,
+                      const void *xq, size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride) {
     const int64_t nb = n_in / QK_K, groups = (n_tok + GEMM_COLS - 1) / GEMM_COLS;
-    uint8_t *pk = malloc((size_t)(groups * nb) * PK_BYTES);
-    if (!pk) return false;
-    for (int64_t g = 0; g < groups; g++) {
-        int64_t t = g * GEMM_COLS;
-        int nc = n_tok - t < GEMM_COLS ? (int)(n_tok - t) : GEMM_COLS;
-        pack_q8_k_x8((const uint8_t *)xq + (size_t)t * xq_stride, xq_stride, nc, nb, pk + (size_t)(g * nb) * PK_BYTES);
-    }
-    int64_t tile = (int64_t)(GEMM_TILE_BYTES / row_bytes);
+    const size_t tile_row_bytes = ty->decode ? ty->dq_row_bytes : ty->row_bytes;
+    int64_t tile = (int64_t)(GEMM_TILE_BYTES / tile_row_bytes);
     if (tile < GEMM_ROWS) tile = GEMM_ROWS;
     if (tile > GEMM_TILE_MAX_ROWS) tile = GEMM_TILE_MAX_ROWS;
     tile -= tile % GEMM_ROWS;                 /* whole row groups, except at the end of the range */
+    /* The model loader bounds n_in and n_tok, so these sizes do not overflow. */
+    size_t pk_size = (size_t)(groups * nb) * ty->pk_bytes;
+    size_t dq_size = ty->decode ? (size_t)tile * ty->dq_row_bytes : 0;
+    uint8_t *buf = aligned_alloc(64, (pk_size + dq_size + 63) & ~(size_t)63);
+    if (!buf) return false;
+    uint8_t *pk = buf, *dq = buf + pk_size;
+    for (int64_t g = 0; g < groups; g++) {
+        int64_t t = g * GEMM_COLS;
+        int nc = n_tok - t < GEMM_COLS ? (int)(n_tok - t) : GEMM_COLS;
+        pack_q8_k_x8((const uint8_t *)xq + (size_t)t * xq_stride, xq_stride, nc, nb, ty->pk_abs, ty->pk_bytes,
+                     pk + (size_t)(g * nb) * ty->pk_bytes);
+    }
     const uint8_t *wb = w;
     for (int64_t rt = r0; rt < r1; rt += tile) {
         int64_t re = rt + tile < r1 ? rt + tile : r1;
+        const uint8_t *wt = wb + (size_t)rt * ty->row_bytes;
+        size_t wt_stride = ty->row_bytes;
+        if (ty->decode) {
+            ty->decode(wt, ty->row_bytes, re - rt, nb, dq);
+            wt = dq;
+            wt_stride = ty->dq_row_bytes;
+        }
         for (int64_t g = 0; g < groups; g++) {
             int64_t t = g * GEMM_COLS;
             int nc = n_tok - t < GEMM_COLS ? (int)(n_tok - t) : GEMM_COLS;
-            const uint8_t *pg = pk + (size_t)(g * nb) * PK_BYTES;
+            const uint8_t *pg = pk + (size_t)(g * nb) * ty->pk_bytes;
             for (int64_t r = rt; r < re; r += GEMM_ROWS) {
                 int nr = re - r < GEMM_ROWS ? (int)(re - r) : GEMM_ROWS;
                 float out[GEMM_ROWS][GEMM_COLS];
-                by_rows[nr](nb, wb + (size_t)r * row_bytes, row_bytes, pg, out);
+                ty->by_rows[nr](nb, wt + (size_t)(r - rt) * wt_stride, wt_stride, pg, out);
                 for (int c = 0; c < nc; c++)
                     for (int i = 0; i < nr; i++) y[(t + c) * y_stride + r + i] = out[i][c];
             }
         }
     }
-    free(pk);
+    free(buf);
     return true;
 }
 
 bool ll_gemm_q4_k_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
                        size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride) {
-    return gemm_q8_k(q4_k_tile_by_rows, (size_t)(n_in / QK_K) * Q4_K_BYTES, n_in, w, r0, r1, xq,
-                     xq_stride, n_tok, y, y_stride);
+    const struct gemm_type ty = { q4_k_tile_by_rows, (size_t)(n_in / QK_K) * Q4_K_BYTES, PK_BYTES_Q4_K, 0, false, NULL };
+    return gemm_q8_k(&ty, n_in, w, r0, r1, xq, xq_stride, n_tok, y, y_stride);
 }
 
 bool ll_gemm_q6_k_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
                        size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride) {
-    return gemm_q8_k(q6_k_tile_by_rows, (size_t)(n_in / QK_K) * Q6_K_BYTES, n_in, w, r0, r1, xq,
-                     xq_stride, n_tok, y, y_stride);
+    const struct gemm_type ty = { q6_k_tile_by_rows, (size_t)(n_in / QK_K) * Q6_K_BYTES, PK_BYTES_Q6_K,
+                                  (size_t)(n_in / QK_K) * DQ_BYTES, true, q6_k_decode_rows };
+    return gemm_q8_k(&ty, n_in, w, r0, r1, xq, xq_stride, n_tok, y, y_stride);
 }
