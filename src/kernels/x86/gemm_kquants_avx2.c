@@ -28,12 +28,15 @@
  *   PK_QS    64 x 32 B  chunk k: token c's elements 4k..4k+3 at bytes 4c..4c+3
  *   PK_MINS  4 x 32 B   vector p: token c's (bsum_4p + bsum_4p+1, bsum_4p+2 + bsum_4p+3) as two
  *                       i16 at bytes 4c..4c+3: the 32-element sums Q4_K's mins multiply
- *   PK_ABS   64 x 32 B  (Q6_K only) |PK_QS| bytewise, the unsigned side of the sign trick
+ *   PK_CORR  16 x 32 B  (Q6_K only) vector j: token c's 32 * (sum of elements 4k + 2h, 4k + 2h + 1
+ *                       over the sub-block's chunks k = 4j..4j+3) as i16 at bytes 4c + 2h: Q6_K's
+ *                       offset 32 in the lanes of the sub-block's maddubs sums; each at most
+ *                       32 * 8 * 127 = 32512 in size
  * Tokens past the end of the prompt repeat the first token of the group; their outputs are
  * computed and dropped. */
 enum {
-    PK_D = 0, PK_QS = 32, PK_MINS = PK_QS + 64 * 32, PK_ABS = PK_MINS + 4 * 32,
-    PK_BYTES_Q4_K = PK_ABS, PK_BYTES_Q6_K = PK_ABS + 64 * 32,
+    PK_D = 0, PK_QS = 32, PK_MINS = PK_QS + 64 * 32, PK_CORR = PK_MINS + 4 * 32,
+    PK_BYTES_Q4_K = PK_CORR, PK_BYTES_Q6_K = PK_CORR + 16 * 32,
     GEMM_COLS = 8, GEMM_ROWS = 4,
 };
 
@@ -41,9 +44,10 @@ enum {
 enum { GEMM_TILE_BYTES = 128 * 1024, GEMM_TILE_MAX_ROWS = 64 };
 
 /* Tokens x .. x + (nc-1)*xs (nc <= 8), nb super-blocks each, into nb x8 blocks of pk_bytes
- * at dst; with_abs adds PK_ABS. */
-static void pack_q8_k_x8(const uint8_t *x, size_t xs, int nc, int64_t nb, bool with_abs, size_t pk_bytes,
+ * at dst; with_corr adds PK_CORR. */
+static void pack_q8_k_x8(const uint8_t *x, size_t xs, int nc, int64_t nb, bool with_corr, size_t pk_bytes,
                          uint8_t *dst) {
+    const __m256i ones8 = _mm256_set1_epi8(1);
     const uint8_t *col[GEMM_COLS];
     for (int c = 0; c < GEMM_COLS; c++) col[c] = x + (size_t)(c < nc ? c : 0) * xs;
     for (int64_t i = 0; i < nb; i++, dst += pk_bytes) {
@@ -53,9 +57,11 @@ static void pack_q8_k_x8(const uint8_t *x, size_t xs, int nc, int64_t nb, bool w
         for (int s = 0; s < 8; s++) {
             for (int c = 0; c < GEMM_COLS; c++) v[c] = load32(col[c] + o + Q8_K_QS + 32 * s);
             transpose8_epi32(v);
-            for (int k = 0; k < 8; k++) {
-                _mm256_storeu_si256((__m256i *)(dst + PK_QS + 32 * (8 * s + k)), v[k]);
-                if (with_abs) _mm256_storeu_si256((__m256i *)(dst + PK_ABS + 32 * (8 * s + k)), _mm256_abs_epi8(v[k]));
+            for (int k = 0; k < 8; k++) _mm256_storeu_si256((__m256i *)(dst + PK_QS + 32 * (8 * s + k)), v[k]);
+            for (int j = 0; with_corr && j < 2; j++) {       /* chunks 8s + 4j .. 8s + 4j + 3: sub-block 2s + j */
+                __m256i c = _mm256_maddubs_epi16(ones8, v[4 * j]);
+                for (int k = 1; k < 4; k++) c = _mm256_add_epi16(c, _mm256_maddubs_epi16(ones8, v[4 * j + k]));
+                _mm256_storeu_si256((__m256i *)(dst + PK_CORR + 32 * (2 * s + j)), _mm256_slli_epi16(c, 5));
             }
         }
         for (int c = 0; c < GEMM_COLS; c++) v[c] = load32(col[c] + o + Q8_K_BSUMS);
@@ -121,14 +127,13 @@ q4_k_tile(int nr, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, fl
     ROWS(r) _mm256_storeu_ps(out[r], fsum[r]);
 }
 
-/* Q6_K rows decoded once per call ("dq" rows): per super-block DQ_BYTES, the 256 quants as
- * signed bytes q - 32 (-32..31) in element order, the 16 scales as i16 at DQ_SC, the f16 d as
+/* Q6_K rows decoded once per call ("dq" rows): per super-block DQ_BYTES, the 256 quants
+ * q + 32 as unsigned bytes 0..63 in element order, the 16 scales as i16 at DQ_SC, the f16 d as
  * f32 at DQ_D. Decoding per row tile instead of per tile and token group takes the bit
  * unpacking out of the token loop. */
 enum { DQ_SC = QK_K, DQ_D = DQ_SC + 32, DQ_BYTES = DQ_D + 32 };
 
 static void q6_k_decode_rows(const uint8_t *w, size_t rb, int64_t nrows, int64_t nb, uint8_t *dst) {
-    const __m256i m32 = _mm256_set1_epi8(32);
     for (int64_t r = 0; r < nrows; r++) {
         const uint8_t *wb = w + (size_t)r * rb;
         for (int64_t i = 0; i < nb; i++, wb += Q6_K_BYTES, dst += DQ_BYTES) {
@@ -138,8 +143,7 @@ static void q6_k_decode_rows(const uint8_t *w, size_t rb, int64_t nrows, int64_t
                 __m256i qhv = load32(wb + Q6_K_QH + 32 * h);
                 _Pragma("GCC unroll 4")
                 for (int p = 0; p < 4; p++)
-                    _mm256_store_si256((__m256i *)(dst + 128 * h + 32 * p),
-                                       _mm256_sub_epi8(q6_k_plane(ql0, ql1, qhv, p), m32));
+                    _mm256_store_si256((__m256i *)(dst + 128 * h + 32 * p), q6_k_plane(ql0, ql1, qhv, p));
             }
             __m128i sc = _mm_loadu_si128((const __m128i *)(wb + Q6_K_SCALES));
             _mm256_store_si256((__m256i *)(dst + DQ_SC), _mm256_cvtepi8_epi16(sc));
@@ -150,12 +154,14 @@ static void q6_k_decode_rows(const uint8_t *w, size_t rb, int64_t nrows, int64_t
 }
 
 /* Q6_K, nr dq rows (row r at w + r * rb) x 8 packed tokens: out[r][c] = dot(row r, token c).
- * The sign trick: |a| (PK_ABS) on the unsigned side of maddubs, w = q - 32 with a's sign on
- * the signed side, so a * w comes out directly and the offset 32 needs no correction. Integer
- * bounds: |w| <= 32 and |a| <= 127 (the Q8_K quantizers clamp to -127..127; -128 never
- * occurs), so one maddubs lane is at most 2 * 32 * 127 = 8128 and the 4 chunks of a
- * 16-element sub-block add up in i16 (32512 < 32767) before the one madd with its scale.
- * The total is the dot's isum - 32 * offs, the same integer. */
+ * Integer sums: maddubs of the unsigned q + 32 (0..63) against a (|a| <= 127) is at most
+ * 2 * 63 * 127 = 16002 in a lane, so it never saturates. The 4 chunks of a 16-element
+ * sub-block are added in i16 with wrap-around and PK_CORR (32 * the same lanes' activation
+ * sums) is subtracted: the result is sum((q - 32) * a) over the lane's 8 products modulo
+ * 2^16, and since that sum is at most 8 * 32 * 127 = 32512 in size it is the exact value.
+ * (The Q8_K quantizers clamp to -127..127; an activation of -128 could reach 32768.) One
+ * madd per sub-block then applies the scale: 5 multiplies per 16 elements and 8 tokens
+ * instead of the 6.5 of widening every two chunks, and the total is the dot's isum - 32 * offs. */
 static inline __attribute__((always_inline)) void
 q6_k_tile(int nr, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, float out[][GEMM_COLS]) {
     __m256 fsum[GEMM_ROWS];
@@ -169,13 +175,14 @@ q6_k_tile(int nr, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, fl
             _Pragma("GCC unroll 4")
             for (int c = 0; c < 4; c++) {
                 const int k = 4 * j + c;
-                __m256i a = load32(pk + PK_QS + 32 * k), u = load32(pk + PK_ABS + 32 * k);
-                ROWS(r) p16[r] = add_i16_chain(p16[r], _mm256_maddubs_epi16(u, _mm256_sign_epi8(bcast4(w + (size_t)r * rb + 4 * k), a)));
+                __m256i a = load32(pk + PK_QS + 32 * k);
+                ROWS(r) p16[r] = add_i16_chain(p16[r], _mm256_maddubs_epi16(bcast4(w + (size_t)r * rb + 4 * k), a));
             }
+            __m256i corr = load32(pk + PK_CORR + 32 * j);
             ROWS(r) {
                 int16_t s;
                 memcpy(&s, w + (size_t)r * rb + DQ_SC + 2 * j, 2);
-                isum[r] = add_i32_chain(isum[r], _mm256_madd_epi16(p16[r], _mm256_set1_epi16(s)));
+                isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(_mm256_sub_epi16(p16[r], corr), _mm256_set1_epi16(s)));
             }
         }
         __m256 ad = _mm256_loadu_ps((const float *)(pk + PK_D));
@@ -205,7 +212,7 @@ TILE_INSTANCES(q6_k_tile)
 struct gemm_type {
     const tile_fn *by_rows;
     size_t row_bytes, pk_bytes, dq_row_bytes;
-    bool pk_abs;
+    bool pk_corr;
     void (*decode)(const uint8_t *w, size_t rb, int64_t nrows, int64_t nb, uint8_t *dst);
 };
 
@@ -229,7 +236,7 @@ static bool gemm_q8_k(const struct gemm_type *ty, int64_t n_in, const void *w, i
     for (int64_t g = 0; g < groups; g++) {
         int64_t t = g * GEMM_COLS;
         int nc = n_tok - t < GEMM_COLS ? (int)(n_tok - t) : GEMM_COLS;
-        pack_q8_k_x8((const uint8_t *)xq + (size_t)t * xq_stride, xq_stride, nc, nb, ty->pk_abs, ty->pk_bytes,
+        pack_q8_k_x8((const uint8_t *)xq + (size_t)t * xq_stride, xq_stride, nc, nb, ty->pk_corr, ty->pk_bytes,
                      pk + (size_t)(g * nb) * ty->pk_bytes);
     }
     const uint8_t *wb = w;
