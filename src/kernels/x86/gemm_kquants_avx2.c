@@ -38,6 +38,8 @@ enum {
     PK_D = 0, PK_QS = 32, PK_MINS = PK_QS + 64 * 32, PK_CORR = PK_MINS + 4 * 32,
     PK_BYTES_Q4_K = PK_CORR, PK_BYTES_Q6_K = PK_CORR + 16 * 32,
     GEMM_COLS = 8, GEMM_ROWS = 4,
+    GEMM_GROUPS = 2,                            /* most token groups one tile call takes */
+    GEMM_TOKS = GEMM_COLS * GEMM_GROUPS,
 };
 
 /* Weight bytes kept hot in L2 while the token groups stream past (as matmul.c's tile). */
@@ -79,7 +81,8 @@ static void pack_q8_k_x8(const uint8_t *x, size_t xs, int nc, int64_t nb, bool w
  * Integer bounds: quants 0..15, |activation| <= 127 (Q8_K), so one maddubs lane is at most
  * 2 * 15 * 127 = 3810 and the sum of the 8 chunks of a sub-block at most 30480 < 32767. */
 static inline __attribute__((always_inline)) void
-q4_k_tile(int nr, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, float out[][GEMM_COLS]) {
+q4_k_tile(int nr, int ng, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, size_t pk_gs,
+          float out[][GEMM_TOKS]) {
     const __m256i m15 = _mm256_set1_epi8(15);
     _Alignas(32) uint8_t q[GEMM_ROWS][QK_K];
     __m256 fsum[GEMM_ROWS];
@@ -162,55 +165,77 @@ static void q6_k_decode_rows(const uint8_t *w, size_t rb, int64_t nrows, int64_t
  * (The Q8_K quantizers clamp to -127..127; an activation of -128 could reach 32768.) One
  * madd per sub-block then applies the scale: 5 multiplies per 16 elements and 8 tokens
  * instead of the 6.5 of widening every two chunks, and the total is the dot's isum - 32 * offs. */
+#define GROUPS(g) _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++)
+
 static inline __attribute__((always_inline)) void
-q6_k_tile(int nr, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, float out[][GEMM_COLS]) {
-    __m256 fsum[GEMM_ROWS];
-    ROWS(r) fsum[r] = _mm256_setzero_ps();
+q6_k_tile(int nr, int ng, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, size_t pk_gs,
+          float out[][GEMM_TOKS]) {
+    __m256 fsum[GEMM_ROWS][GEMM_GROUPS];
+    ROWS(r) GROUPS(g) fsum[r][g] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++, w += DQ_BYTES, pk += PK_BYTES_Q6_K) {
-        __m256i isum[GEMM_ROWS];
-        ROWS(r) isum[r] = _mm256_setzero_si256();
+        __m256i isum[GEMM_ROWS][GEMM_GROUPS];
+        ROWS(r) GROUPS(g) isum[r][g] = _mm256_setzero_si256();
         for (int j = 0; j < 16; j++) {
-            __m256i p16[GEMM_ROWS];
-            ROWS(r) p16[r] = _mm256_setzero_si256();
+            __m256i p16[GEMM_ROWS][GEMM_GROUPS];
+            ROWS(r) GROUPS(g) p16[r][g] = _mm256_setzero_si256();
             _Pragma("GCC unroll 4")
             for (int c = 0; c < 4; c++) {
                 const int k = 4 * j + c;
-                __m256i a = load32(pk + PK_QS + 32 * k);
-                ROWS(r) p16[r] = add_i16_chain(p16[r], _mm256_maddubs_epi16(bcast4(w + (size_t)r * rb + 4 * k), a));
+                __m256i a[GEMM_GROUPS];
+                GROUPS(g) a[g] = load32(pk + g * pk_gs + PK_QS + 32 * k);
+                ROWS(r) {
+                    __m256i q = bcast4(w + (size_t)r * rb + 4 * k);
+                    GROUPS(g) p16[r][g] = add_i16_chain(p16[r][g], _mm256_maddubs_epi16(q, a[g]));
+                }
             }
-            __m256i corr = load32(pk + PK_CORR + 32 * j);
+            __m256i corr[GEMM_GROUPS];
+            GROUPS(g) corr[g] = load32(pk + g * pk_gs + PK_CORR + 32 * j);
             ROWS(r) {
                 int16_t s;
                 memcpy(&s, w + (size_t)r * rb + DQ_SC + 2 * j, 2);
-                isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(_mm256_sub_epi16(p16[r], corr), _mm256_set1_epi16(s)));
+                __m256i sv = _mm256_set1_epi16(s);
+                GROUPS(g) isum[r][g] = _mm256_add_epi32(isum[r][g], _mm256_madd_epi16(_mm256_sub_epi16(p16[r][g], corr[g]), sv));
             }
         }
-        __m256 ad = _mm256_loadu_ps((const float *)(pk + PK_D));
         ROWS(r) {
             float d;
             memcpy(&d, w + (size_t)r * rb + DQ_D, 4);
-            __m256 dd = _mm256_mul_ps(_mm256_set1_ps(d), ad);
-            fsum[r] = _mm256_add_ps(fsum[r], _mm256_mul_ps(dd, _mm256_cvtepi32_ps(isum[r])));
+            GROUPS(g) {
+                __m256 dd = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_loadu_ps((const float *)(pk + g * pk_gs + PK_D)));
+                fsum[r][g] = _mm256_add_ps(fsum[r][g], _mm256_mul_ps(dd, _mm256_cvtepi32_ps(isum[r][g])));
+            }
         }
     }
-    ROWS(r) _mm256_storeu_ps(out[r], fsum[r]);
+    ROWS(r) GROUPS(g) _mm256_storeu_ps(out[r] + GEMM_COLS * g, fsum[r][g]);
 }
 
-typedef void (*tile_fn)(int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, float out[][GEMM_COLS]);
+typedef void (*tile_fn)(int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, size_t pk_gs, float out[][GEMM_TOKS]);
 
-#define TILE_INSTANCES(T)                                                                                   \
-    static void T##_1(int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, float o[][GEMM_COLS]) { T(1, nb, w, rb, pk, o); } \
-    static void T##_2(int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, float o[][GEMM_COLS]) { T(2, nb, w, rb, pk, o); } \
-    static void T##_3(int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, float o[][GEMM_COLS]) { T(3, nb, w, rb, pk, o); } \
-    static void T##_4(int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, float o[][GEMM_COLS]) { T(4, nb, w, rb, pk, o); } \
-    static const tile_fn T##_by_rows[GEMM_ROWS + 1] = { NULL, T##_1, T##_2, T##_3, T##_4 };
-TILE_INSTANCES(q4_k_tile)
-TILE_INSTANCES(q6_k_tile)
+#define TILE_INSTANCE(T, NR, NG)                                                                             \
+    static void T##_##NR##_##NG(int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, size_t pk_gs,  \
+                                float o[][GEMM_TOKS]) { T(NR, NG, nb, w, rb, pk, pk_gs, o); }
+TILE_INSTANCE(q4_k_tile, 1, 1)
+TILE_INSTANCE(q4_k_tile, 2, 1)
+TILE_INSTANCE(q4_k_tile, 3, 1)
+TILE_INSTANCE(q4_k_tile, 4, 1)
+TILE_INSTANCE(q6_k_tile, 1, 1)
+TILE_INSTANCE(q6_k_tile, 2, 1)
+TILE_INSTANCE(q6_k_tile, 1, 2)
+TILE_INSTANCE(q6_k_tile, 2, 2)
+/* [token groups][rows] */
+static const tile_fn q4_k_tiles[GEMM_GROUPS + 1][GEMM_ROWS + 1] = {
+    [1] = { NULL, q4_k_tile_1_1, q4_k_tile_2_1, q4_k_tile_3_1, q4_k_tile_4_1 },
+};
+static const tile_fn q6_k_tiles[GEMM_GROUPS + 1][GEMM_ROWS + 1] = {
+    [1] = { NULL, q6_k_tile_1_1, q6_k_tile_2_1 },
+    [2] = { NULL, q6_k_tile_1_2, q6_k_tile_2_2 },
+};
 
 /* How a type's weights reach its tile kernel: straight from the model (decode NULL), or
  * decoded per row tile into dq_row_bytes per row. */
 struct gemm_type {
-    const tile_fn *by_rows;
+    const tile_fn (*tiles)[GEMM_ROWS + 1];   /* [token groups][rows] */
+    int rows, groups;                        /* most rows and token groups per tile call */
     size_t row_bytes, pk_bytes, dq_row_bytes;
     bool pk_corr;
     void (*decode)(const uint8_t *w, size_t rb, int64_t nrows, int64_t nb, uint8_t *dst);
@@ -226,7 +251,7 @@ static bool gemm_q8_k(const struct gemm_type *ty, int64_t n_in, const void *w, i
     int64_t tile = (int64_t)(GEMM_TILE_BYTES / tile_row_bytes);
     if (tile < GEMM_ROWS) tile = GEMM_ROWS;
     if (tile > GEMM_TILE_MAX_ROWS) tile = GEMM_TILE_MAX_ROWS;
-    tile -= tile % GEMM_ROWS;                 /* whole row groups, except at the end of the range */
+    tile -= tile % ty->rows;                  /* whole row groups, except at the end of the range */
     /* The model loader bounds n_in and n_tok, so these sizes do not overflow. */
     size_t pk_size = (size_t)(groups * nb) * ty->pk_bytes;
     size_t dq_size = ty->decode ? (size_t)tile * ty->dq_row_bytes : 0;
@@ -249,14 +274,15 @@ static bool gemm_q8_k(const struct gemm_type *ty, int64_t n_in, const void *w, i
             wt = dq;
             wt_stride = ty->dq_row_bytes;
         }
-        for (int64_t g = 0; g < groups; g++) {
+        for (int64_t g = 0; g < groups; g += ty->groups) {
+            int ng = groups - g < ty->groups ? (int)(groups - g) : ty->groups;
             int64_t t = g * GEMM_COLS;
-            int nc = n_tok - t < GEMM_COLS ? (int)(n_tok - t) : GEMM_COLS;
+            int nc = n_tok - t < GEMM_COLS * ng ? (int)(n_tok - t) : GEMM_COLS * ng;
             const uint8_t *pg = pk + (size_t)(g * nb) * ty->pk_bytes;
-            for (int64_t r = rt; r < re; r += GEMM_ROWS) {
-                int nr = re - r < GEMM_ROWS ? (int)(re - r) : GEMM_ROWS;
-                float out[GEMM_ROWS][GEMM_COLS];
-                ty->by_rows[nr](nb, wt + (size_t)(r - rt) * wt_stride, wt_stride, pg, out);
+            for (int64_t r = rt; r < re; r += ty->rows) {
+                int nr = re - r < ty->rows ? (int)(re - r) : ty->rows;
+                float out[GEMM_ROWS][GEMM_TOKS];
+                ty->tiles[ng][nr](nb, wt + (size_t)(r - rt) * wt_stride, wt_stride, pg, (size_t)nb * ty->pk_bytes, out);
                 for (int c = 0; c < nc; c++)
                     for (int i = 0; i < nr; i++) y[(t + c) * y_stride + r + i] = out[i][c];
             }
@@ -268,13 +294,13 @@ static bool gemm_q8_k(const struct gemm_type *ty, int64_t n_in, const void *w, i
 
 bool ll_gemm_q4_k_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
                        size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride) {
-    const struct gemm_type ty = { q4_k_tile_by_rows, (size_t)(n_in / QK_K) * Q4_K_BYTES, PK_BYTES_Q4_K, 0, false, NULL };
+    const struct gemm_type ty = { q4_k_tiles, GEMM_ROWS, 1, (size_t)(n_in / QK_K) * Q4_K_BYTES, PK_BYTES_Q4_K, 0, false, NULL };
     return gemm_q8_k(&ty, n_in, w, r0, r1, xq, xq_stride, n_tok, y, y_stride);
 }
 
 bool ll_gemm_q6_k_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
                        size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride) {
-    const struct gemm_type ty = { q6_k_tile_by_rows, (size_t)(n_in / QK_K) * Q6_K_BYTES, PK_BYTES_Q6_K,
+    const struct gemm_type ty = { q6_k_tiles, 2, 2, (size_t)(n_in / QK_K) * Q6_K_BYTES, PK_BYTES_Q6_K,
                                   (size_t)(n_in / QK_K) * DQ_BYTES, true, q6_k_decode_rows };
     return gemm_q8_k(&ty, n_in, w, r0, r1, xq, xq_stride, n_tok, y, y_stride);
 }
