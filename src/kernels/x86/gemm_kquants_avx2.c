@@ -38,7 +38,7 @@ enum {
     PK_D = 0, PK_QS = 32, PK_MINS = PK_QS + 64 * 32, PK_CORR = PK_MINS + 4 * 32,
     PK_BYTES_Q4_K = PK_CORR, PK_BYTES_Q6_K = PK_CORR + 16 * 32,
     GEMM_COLS = 8, GEMM_ROWS = 4,
-    GEMM_GROUPS = 2,                            /* most token groups one tile call takes */
+    GEMM_GROUPS = 4,                            /* most token groups one tile call takes */
     GEMM_TOKS = GEMM_COLS * GEMM_GROUPS,
 };
 
@@ -165,7 +165,7 @@ static void q6_k_decode_rows(const uint8_t *w, size_t rb, int64_t nrows, int64_t
  * (The Q8_K quantizers clamp to -127..127; an activation of -128 could reach 32768.) One
  * madd per sub-block then applies the scale: 5 multiplies per 16 elements and 8 tokens
  * instead of the 6.5 of widening every two chunks, and the total is the dot's isum - 32 * offs. */
-#define GROUPS(g) _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++)
+#define GROUPS(g) _Pragma("GCC unroll 4") for (int g = 0; g < ng; g++)
 
 static inline __attribute__((always_inline)) void
 q6_k_tile(int nr, int ng, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, size_t pk_gs,
@@ -219,16 +219,15 @@ TILE_INSTANCE(q4_k_tile, 2, 1)
 TILE_INSTANCE(q4_k_tile, 3, 1)
 TILE_INSTANCE(q4_k_tile, 4, 1)
 TILE_INSTANCE(q6_k_tile, 1, 1)
-TILE_INSTANCE(q6_k_tile, 2, 1)
 TILE_INSTANCE(q6_k_tile, 1, 2)
-TILE_INSTANCE(q6_k_tile, 2, 2)
+TILE_INSTANCE(q6_k_tile, 1, 3)
+TILE_INSTANCE(q6_k_tile, 1, 4)
 /* [token groups][rows] */
 static const tile_fn q4_k_tiles[GEMM_GROUPS + 1][GEMM_ROWS + 1] = {
     [1] = { NULL, q4_k_tile_1_1, q4_k_tile_2_1, q4_k_tile_3_1, q4_k_tile_4_1 },
 };
 static const tile_fn q6_k_tiles[GEMM_GROUPS + 1][GEMM_ROWS + 1] = {
-    [1] = { NULL, q6_k_tile_1_1, q6_k_tile_2_1 },
-    [2] = { NULL, q6_k_tile_1_2, q6_k_tile_2_2 },
+    [1] = { NULL, q6_k_tile_1_1 }, [2] = { NULL, q6_k_tile_1_2 }, [3] = { NULL, q6_k_tile_1_3 }, [4] = { NULL, q6_k_tile_1_4 },
 };
 
 /* How a type's weights reach its tile kernel: straight from the model (decode NULL), or
@@ -300,7 +299,7 @@ bool ll_gemm_q4_k_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, cons
 
 bool ll_gemm_q6_k_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
                        size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride) {
-    const struct gemm_type ty = { q6_k_tiles, 2, 2, (size_t)(n_in / QK_K) * Q6_K_BYTES, PK_BYTES_Q6_K,
+    const struct gemm_type ty = { q6_k_tiles, 1, 4, (size_t)(n_in / QK_K) * Q6_K_BYTES, PK_BYTES_Q6_K,
                                   (size_t)(n_in / QK_K) * DQ_BYTES, true, q6_k_decode_rows };
     return gemm_q8_k(&ty, n_in, w, r0, r1, xq, xq_stride, n_tok, y, y_stride);
 }
