@@ -170,8 +170,7 @@ static void q6_k_decode_rows(const uint8_t *w, size_t rb, int64_t nrows, int64_t
 static inline __attribute__((always_inline)) void
 q6_k_tile(int nr, int ng, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, size_t pk_gs,
           float out[][GEMM_TOKS]) {
-    __m256 fsum[GEMM_ROWS][GEMM_GROUPS];
-    ROWS(r) GROUPS(g) fsum[r][g] = _mm256_setzero_ps();
+    ROWS(r) GROUPS(g) _mm256_storeu_ps(out[r] + GEMM_COLS * g, _mm256_setzero_ps());
     for (int64_t i = 0; i < nb; i++, w += DQ_BYTES, pk += PK_BYTES_Q6_K) {
         __m256i isum[GEMM_ROWS][GEMM_GROUPS];
         ROWS(r) GROUPS(g) isum[r][g] = _mm256_setzero_si256();
@@ -202,11 +201,11 @@ q6_k_tile(int nr, int ng, int64_t nb, const uint8_t *w, size_t rb, const uint8_t
             memcpy(&d, w + (size_t)r * rb + DQ_D, 4);
             GROUPS(g) {
                 __m256 dd = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_loadu_ps((const float *)(pk + g * pk_gs + PK_D)));
-                fsum[r][g] = _mm256_add_ps(fsum[r][g], _mm256_mul_ps(dd, _mm256_cvtepi32_ps(isum[r][g])));
+                float *o = out[r] + GEMM_COLS * g;
+                _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), _mm256_mul_ps(dd, _mm256_cvtepi32_ps(isum[r][g]))));
             }
         }
     }
-    ROWS(r) GROUPS(g) _mm256_storeu_ps(out[r] + GEMM_COLS * g, fsum[r][g]);
 }
 
 typedef void (*tile_fn)(int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, size_t pk_gs, float out[][GEMM_TOKS]);
