@@ -9,10 +9,16 @@
  * consecutive elements of each of the 8 tokens; the weight's four matching quants are
  * broadcast to all lanes, and one maddubs gives partial sums for 8 tokens at once. The partial
  * sums of a whole sub-block share one scale, so they are added as i16 first and the scale is
- * applied by a single madd per sub-block for all 8 tokens (Q4_K: 8 maddubs per madd; Q6_K,
- * whose larger quants leave less i16 headroom: 2). Four weight rows share each activation
- * load. The weights are not repacked: a super-block of each row is unpacked to bytes once into
- * a small buffer and used for the 8 tokens.
+ * applied by a single madd per sub-block for all 8 tokens (Q4_K: 8 maddubs per madd; Q6_K: 4,
+ * see q6_k_tile for how its offset 32 stays inside the i16 range).
+ *
+ * The weights are not repacked in the model. Q4_K: four rows share each activation load, and a
+ * super-block of each row is unpacked to bytes into a small buffer for each group of 8 tokens.
+ * Q6_K: each L2-sized tile of rows is unpacked once per call into "dq" rows (quant bytes, i16
+ * scales, f32 d), and one row meets 4 token groups per call, so each broadcast of its quants
+ * feeds 4 maddubs. On Zen 1 the integer multiplies (4 maddubs + 1 madd per 16 elements and 8
+ * tokens) then take ~80% of the run time; the rest is adds and broadcasts that share the
+ * pipes.
  *
  * Exactness: every integer sum is the exact value the single dot computes (no i16 sum can
  * overflow: see the bounds at each kernel), and the per-super-block f32 expression and its
@@ -132,7 +138,7 @@ q4_k_tile(int nr, int ng, int64_t nb, const uint8_t *w, size_t rb, const uint8_t
 
 /* Q6_K rows decoded once per call ("dq" rows): per super-block DQ_BYTES, the 256 quants
  * q + 32 as unsigned bytes 0..63 in element order, the 16 scales as i16 at DQ_SC, the f16 d as
- * f32 at DQ_D. Decoding per row tile instead of per tile and token group takes the bit
+ * f32 at DQ_D. Decoding per row tile instead of per row and token group takes the bit
  * unpacking out of the token loop. */
 enum { DQ_SC = QK_K, DQ_D = DQ_SC + 32, DQ_BYTES = DQ_D + 32 };
 
@@ -156,7 +162,10 @@ static void q6_k_decode_rows(const uint8_t *w, size_t rb, int64_t nrows, int64_t
     }
 }
 
-/* Q6_K, nr dq rows (row r at w + r * rb) x 8 packed tokens: out[r][c] = dot(row r, token c).
+/* Q6_K, nr dq rows (row r at w + r * rb) x ng packed token groups (group g at pk + g * pk_gs):
+ * out[r][8g + c] = dot(row r, token c of group g). Only nr = 1 is instantiated: with 4 groups
+ * the accumulators fill the 16 registers (the f32 sums live in out[], touched once per
+ * super-block).
  * Integer sums: maddubs of the unsigned q + 32 (0..63) against a (|a| <= 127) is at most
  * 2 * 63 * 127 = 16002 in a lane, so it never saturates. The 4 chunks of a 16-element
  * sub-block are added in i16 with wrap-around and PK_CORR (32 * the same lanes' activation
@@ -164,7 +173,9 @@ static void q6_k_decode_rows(const uint8_t *w, size_t rb, int64_t nrows, int64_t
  * 2^16, and since that sum is at most 8 * 32 * 127 = 32512 in size it is the exact value.
  * (The Q8_K quantizers clamp to -127..127; an activation of -128 could reach 32768.) One
  * madd per sub-block then applies the scale: 5 multiplies per 16 elements and 8 tokens
- * instead of the 6.5 of widening every two chunks, and the total is the dot's isum - 32 * offs. */
+ * instead of the 6.5 of widening every two chunks and correcting through the bsums, and the
+ * total is the dot's isum - 32 * offs. f32: out starts at 0 and adds (f16(d) * a.d) * isum
+ * per super-block in order, the dot's kq_scale_offs sum. */
 #define GROUPS(g) _Pragma("GCC unroll 4") for (int g = 0; g < ng; g++)
 
 static inline __attribute__((always_inline)) void
