@@ -251,8 +251,9 @@ struct gemm_type {
 };
 
 /* The driver shared by the types: pack every token group once, then for each L2-sized tile of
- * rows (decoded first where the type does that), each group of 8 tokens, each group of 4 rows,
- * one tile kernel call. */
+ * rows (decoded first where the type does that), each run of the type's token groups (Q4_K 1,
+ * Q6_K up to 4 groups of 8 tokens) and each run of its rows (Q4_K 4, Q6_K 1), one tile kernel
+ * call. */
 static bool gemm_q8_k(const struct gemm_type *ty, int64_t n_in, const void *w, int64_t r0, int64_t r1,
                       const void *xq, size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride) {
     const int64_t nb = n_in / QK_K, groups = (n_tok + GEMM_COLS - 1) / GEMM_COLS;
