@@ -557,6 +557,76 @@ static void test_avx512_equals_avx2_bitwise(void) {
     }
 }
 
+/* The Q6_K gemm's token-group calls (up to 4 groups of 8 tokens per call) against the single
+ * dot, bit for bit: token counts that leave 1, 2 and 3 groups in the last call and partial
+ * groups, rows in tiles with a ragged end, and the extreme blocks where a sub-block's i16 sum
+ * of (q - 32) * a reaches its bound (every quant 0 against activations -127 gives
+ * 8 * 32 * 127 = 32512 in a lane). The kernel's i16 bound needs |a| <= 127, so this also
+ * checks that both Q8_K quantizers never emit -128, on inputs with ties at +-max. */
+static void test_gemm_q6_k_token_groups(void) {
+    if (!simd_or_skip()) return;
+    CHECK_MSG(k_simd.gemm[LL_TYPE_Q6_K] != NULL, "Q6_K has no gemm");
+    enum { MAX_IN = 1024, N_ROWS = 11, MAX_TOK = 75, Y_STRIDE = 13 };
+    static const int64_t n_ins[] = { 256, 1024 };
+    static const int toks[] = { 17, 20, 24, 31, 32, 41, 57, 64, 75 };
+    static uint8_t w[N_ROWS * (MAX_IN / QK_K) * Q6_K_BYTES], xq[MAX_TOK * (MAX_IN / QK_K) * Q8_K_BYTES];
+    static float x[MAX_IN], y[MAX_TOK * Y_STRIDE];
+    const ll_type_traits *tt = ll_type_traits_of(LL_TYPE_Q6_K);
+    int n_checked = 0;
+    for (size_t ni = 0; ni < sizeof n_ins / sizeof n_ins[0]; ni++)
+    for (int mode = 0; mode < 3; mode++) {               /* random, every quant 0, every quant 63 */
+        int64_t n_in = n_ins[ni];
+        uint64_t rb = 0, xb = 0;
+        ll_type_row_bytes(LL_TYPE_Q6_K, n_in, &rb);
+        ll_type_row_bytes(LL_TYPE_Q8_K, n_in, &xb);
+        for (int r = 0; r < N_ROWS; r++) {
+            random_weights(wfields_of(LL_TYPE_Q6_K), w + r * rb, n_in, 0);
+            for (int64_t b = 0; mode > 0 && b < n_in / QK_K; b++) {
+                uint8_t *blk = w + r * rb + b * tt->bytes;      /* quants only: scales and d stay */
+                memset(blk + Q6_K_QL, mode == 1 ? 0x00 : 0xFF, 128);
+                memset(blk + Q6_K_QH, mode == 1 ? 0x00 : 0xFF, 64);
+            }
+        }
+        for (int t = 0; t < MAX_TOK; t++) {
+            for (int64_t e = 0; e < n_in; e++)
+                x[e] = mode == 0 ? rng_uniform(-1, 1) : (t % 3 ? -1.0f : 1.0f);
+            k_simd.quantize_act[LL_TYPE_Q8_K](x, xq + t * xb, n_in);
+        }
+        for (size_t ti = 0; ti < sizeof toks / sizeof toks[0]; ti++) {
+            int n_tok = toks[ti];
+            for (int i = 0; i < MAX_TOK * Y_STRIDE; i++) y[i] = -999.0f;
+            const int r0 = 1, r1 = ti % 2 ? N_ROWS : N_ROWS - 3;
+            CHECK(k_simd.gemm[LL_TYPE_Q6_K](n_in, w, r0, r1, xq, xb, n_tok, y, Y_STRIDE));
+            int bad = 0;
+            for (int t = 0; t < MAX_TOK; t++)
+                for (int r = 0; r < Y_STRIDE; r++) {
+                    float want = t < n_tok && r >= r0 && r < r1 ? k_simd.dot[LL_TYPE_Q6_K](n_in, w + r * rb, xq + t * xb)
+                                                               : -999.0f;
+                    if (!same_bits(y[t * Y_STRIDE + r], want)) bad++;
+                }
+            CHECK_MSG(bad == 0, "Q6_K n_in=%lld mode %d n_tok=%d: %d outputs wrong", (long long)n_in, mode, n_tok, bad);
+            n_checked++;
+        }
+    }
+    CHECK(n_checked > 0);
+
+    /* No -128 from either quantizer: ties at +max and -max, and random data. */
+    static uint8_t q8[2][Q8_K_BYTES];
+    for (int trial = 0; trial < 200; trial++) {
+        float v[QK_K];
+        for (int e = 0; e < QK_K; e++) {
+            float m = trial % 2 ? 3.0f : -3.0f;
+            v[e] = trial % 4 < 2 ? (e % 2 ? m : -m) : rng_uniform(-3, 3);
+        }
+        k_ref.quantize_act[LL_TYPE_Q8_K](v, q8[0], QK_K);
+        k_simd.quantize_act[LL_TYPE_Q8_K](v, q8[1], QK_K);
+        int minus128 = 0;
+        for (int k = 0; k < 2; k++)
+            for (int e = 0; e < QK_K; e++) minus128 += q8[k][Q8_K_QS + e] == 0x80;
+        CHECK_MSG(minus128 == 0, "trial %d: Q8_K quantizer emitted -128 %d times", trial, minus128);
+    }
+}
+
 int main(void) {
     ll_kernels_init_isa(&k_ref, "scalar");
     RUN(test_dispatch_env_forces_scalar);      /* first: before this process fills its table */
@@ -580,6 +650,7 @@ int main(void) {
         RUN(test_gemv_bit_identical);
         RUN(test_dot_multi_xf32_bit_identical);
         RUN(test_dot_rows_xf32_bit_identical);
+        RUN(test_gemm_q6_k_token_groups);
     }
     RUN(test_avx512_equals_avx2_bitwise);
     return test_summary();
