@@ -12,13 +12,15 @@
 #include "kernels/x86/avx2_util.h"
 
 #include <immintrin.h>
+#include <stdbool.h>
 
-/* hsum_ps of v[0..7] at once: out lane c = hsum_ps(v[c]), same pairs, same order. */
-static inline __m256 hsum8_ps(const __m256 v[8]) {
-    __m256 s0 = _mm256_add_ps(_mm256_permute2f128_ps(v[0], v[4], 0x20), _mm256_permute2f128_ps(v[0], v[4], 0x31));
-    __m256 s1 = _mm256_add_ps(_mm256_permute2f128_ps(v[1], v[5], 0x20), _mm256_permute2f128_ps(v[1], v[5], 0x31));
-    __m256 s2 = _mm256_add_ps(_mm256_permute2f128_ps(v[2], v[6], 0x20), _mm256_permute2f128_ps(v[2], v[6], 0x31));
-    __m256 s3 = _mm256_add_ps(_mm256_permute2f128_ps(v[3], v[7], 0x20), _mm256_permute2f128_ps(v[3], v[7], 0x31));
+/* hsum_ps of v0..v7 at once: out lane c = hsum_ps(v_c), same pairs, same order. */
+static inline __attribute__((always_inline)) __m256
+hsum8_ps(__m256 v0, __m256 v1, __m256 v2, __m256 v3, __m256 v4, __m256 v5, __m256 v6, __m256 v7) {
+    __m256 s0 = _mm256_add_ps(_mm256_permute2f128_ps(v0, v4, 0x20), _mm256_permute2f128_ps(v0, v4, 0x31));
+    __m256 s1 = _mm256_add_ps(_mm256_permute2f128_ps(v1, v5, 0x20), _mm256_permute2f128_ps(v1, v5, 0x31));
+    __m256 s2 = _mm256_add_ps(_mm256_permute2f128_ps(v2, v6, 0x20), _mm256_permute2f128_ps(v2, v6, 0x31));
+    __m256 s3 = _mm256_add_ps(_mm256_permute2f128_ps(v3, v7, 0x20), _mm256_permute2f128_ps(v3, v7, 0x31));
     /* lane 0 of s_k: column k's v_i + v_{i+4} (i < 4); lane 1: column k + 4's */
     __m256 t01 = _mm256_add_ps(_mm256_shuffle_ps(s0, s1, 0x44), _mm256_shuffle_ps(s0, s1, 0xEE));
     __m256 t23 = _mm256_add_ps(_mm256_shuffle_ps(s2, s3, 0x44), _mm256_shuffle_ps(s2, s3, 0xEE));
@@ -26,21 +28,63 @@ static inline __m256 hsum8_ps(const __m256 v[8]) {
     return _mm256_hadd_ps(t01, t23);
 }
 
-/* NC columns (constant, <= 8) against rows [0, n_rows); n a multiple of 8. */
+#define LDC(c) _mm256_loadu_ps(col[c] + i)
+
+/* One row against the 8 columns: its 8 results (+ 0: the dot's double tail turns -0 into +0). */
+static inline __attribute__((always_inline)) __m256 row8(int64_t n, const uint8_t *wr, const float *const col[8],
+                                                         const bool wide) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256 wv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(wr + 2 * i)));
+        s0 = _mm256_fmadd_ps(wv, LDC(0), s0);
+        s1 = _mm256_fmadd_ps(wv, LDC(1), s1);
+        s2 = _mm256_fmadd_ps(wv, LDC(2), s2);
+        s3 = _mm256_fmadd_ps(wv, LDC(3), s3);
+        if (!wide) continue;                              /* 4 columns: lanes 4..7 stay 0 */
+        s4 = _mm256_fmadd_ps(wv, LDC(4), s4);
+        s5 = _mm256_fmadd_ps(wv, LDC(5), s5);
+        s6 = _mm256_fmadd_ps(wv, LDC(6), s6);
+        s7 = _mm256_fmadd_ps(wv, LDC(7), s7);
+    }
+    return _mm256_add_ps(hsum8_ps(s0, s1, s2, s3, s4, s5, s6, s7), _mm256_setzero_ps());
+}
+
+/* Columns col[0..nc) (nc <= 8; the pointers past nc repeat the last column, their sums
+ * dropped) against rows [0, n_rows); n a multiple of 8. Eight named accumulators (an array
+ * indexed in a loop ends up on the stack). Rows go 8 at a time: their 8x8 results are
+ * transposed in registers and each column gets one 8-float store; a store per result, with
+ * columns n_ctx floats apart (often a multiple of 4 KiB), stalled the loads behind it. */
 static inline __attribute__((always_inline)) void
-rows_f16_xf32(int64_t n, const uint8_t *w, size_t w_stride, int64_t n_rows, const uint8_t *a,
-              size_t a_stride, const int nc, float *out, size_t out_stride) {
-    for (int64_t r = 0; r < n_rows; r++) {
+rows8(int64_t n, const uint8_t *w, size_t w_stride, int64_t n_rows, const float *const col[8], int nc,
+      float *out, size_t out_stride, const bool wide) {
+    int64_t r = 0;
+    for (; r + 8 <= n_rows; r += 8) {
         const uint8_t *wr = w + (size_t)r * w_stride;
-        __m256 s[8];
-        for (int c = 0; c < 8; c++) s[c] = _mm256_setzero_ps();
-        for (int64_t i = 0; i < n; i += 8) {
-            const __m256 wv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(wr + 2 * i)));
-            for (int c = 0; c < nc; c++)
-                s[c] = _mm256_fmadd_ps(wv, _mm256_loadu_ps((const float *)(a + (size_t)c * a_stride) + i), s[c]);
-        }
-        float h[8];                        /* + 0: the dot's double tail turns -0 into +0 */
-        _mm256_storeu_ps(h, _mm256_add_ps(hsum8_ps(s), _mm256_setzero_ps()));
+        const __m256 r0 = row8(n, wr, col, wide), r1 = row8(n, wr + w_stride, col, wide);
+        const __m256 r2 = row8(n, wr + 2 * w_stride, col, wide), r3 = row8(n, wr + 3 * w_stride, col, wide);
+        const __m256 r4 = row8(n, wr + 4 * w_stride, col, wide), r5 = row8(n, wr + 5 * w_stride, col, wide);
+        const __m256 r6 = row8(n, wr + 6 * w_stride, col, wide), r7 = row8(n, wr + 7 * w_stride, col, wide);
+        const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+        const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+        const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+        const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+        const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+        const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+        const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+        const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+        float *o = out + r;
+        _mm256_storeu_ps(o, _mm256_permute2f128_ps(u0, u4, 0x20));                     /* column 0 */
+        if (nc > 1) _mm256_storeu_ps(o + out_stride, _mm256_permute2f128_ps(u1, u5, 0x20));
+        if (nc > 2) _mm256_storeu_ps(o + 2 * out_stride, _mm256_permute2f128_ps(u2, u6, 0x20));
+        if (nc > 3) _mm256_storeu_ps(o + 3 * out_stride, _mm256_permute2f128_ps(u3, u7, 0x20));
+        if (nc > 4) _mm256_storeu_ps(o + 4 * out_stride, _mm256_permute2f128_ps(u0, u4, 0x31));
+        if (nc > 5) _mm256_storeu_ps(o + 5 * out_stride, _mm256_permute2f128_ps(u1, u5, 0x31));
+        if (nc > 6) _mm256_storeu_ps(o + 6 * out_stride, _mm256_permute2f128_ps(u2, u6, 0x31));
+        if (nc > 7) _mm256_storeu_ps(o + 7 * out_stride, _mm256_permute2f128_ps(u3, u7, 0x31));
+    }
+    for (; r < n_rows; r++) {
+        float h[8];
+        _mm256_storeu_ps(h, row8(n, w + (size_t)r * w_stride, col, wide));
         for (int c = 0; c < nc; c++) out[(size_t)c * out_stride + (size_t)r] = h[c];
     }
 }
@@ -58,14 +102,8 @@ void ll_dot_rows_f16_xf32_avx2(int64_t n, const void *w, size_t w_stride, int64_
             }
         return;
     }
-    switch (n_cols) {                                     /* constant column counts unroll */
-    case 8: rows_f16_xf32(n, wb, w_stride, n_rows, ab, a_stride, 8, out, out_stride); break;
-    case 6: rows_f16_xf32(n, wb, w_stride, n_rows, ab, a_stride, 6, out, out_stride); break;
-    case 4: rows_f16_xf32(n, wb, w_stride, n_rows, ab, a_stride, 4, out, out_stride); break;
-    default:
-        for (int c = 0; c < n_cols; c++)                  /* 1, 2, 3, 5, 7 columns */
-            rows_f16_xf32(n, wb, w_stride, n_rows, ab + (size_t)c * a_stride, a_stride, 1, out + (size_t)c * out_stride,
-                          out_stride);
-        break;
-    }
+    const float *col[8];
+    for (int c = 0; c < 8; c++) col[c] = (const float *)(ab + (size_t)(c < n_cols ? c : n_cols - 1) * a_stride);
+    if (n_cols <= 4) rows8(n, wb, w_stride, n_rows, col, n_cols, out, out_stride, false);   /* a token alone */
+    else rows8(n, wb, w_stride, n_rows, col, n_cols, out, out_stride, true);
 }
