@@ -2,6 +2,7 @@
 """Generation speed with and without structured output (issue 11), through `locallama serve`.
 
     bench/format_speed.py MODEL.gguf [--tokens 128] [--rounds 3] [--bin build/locallama]
+                          [--peer PATH/TO/llama-completion]
 
 Starts its own server on a free loopback port with a temporary store (deleted at the end),
 creates the model from MODEL.gguf, then runs, interleaved (A B A B ...), one /api/generate of
@@ -15,7 +16,14 @@ answer early); a free run may stop at a sampled end of generation, which the scr
 record, an array of nested records with enums, and a recursive list. The grammar is compiled
 once per schema by a warm-up request (the runner keeps compiled grammars), so the figures are
 the per-token cost of masking, not of compiling.
+
+With --peer (llama.cpp's llama-completion, built by you out of this tree), each round also runs
+it on the same file, prompt, seed, temperature and token count, without a schema and with each
+schema (--json-schema: its own JSON-schema-to-grammar conversion and grammar sampler), on the
+same number of threads (--threads, default 2); its rate is generated tokens / (eval time +
+sampling time) from its own timing lines, since its grammar cost is in the sampling time.
 """
+import re
 import argparse
 import hashlib
 import http.client
@@ -80,12 +88,30 @@ def generate(port, model, tokens, fmt, seed):
     return r["eval_count"] / (r["eval_duration"] / 1e9)
 
 
+def peer_generate(a, fmt, seed):
+    cmd = [a.peer, "-m", a.model, "-p", "Write the records as JSON.", "-n", str(a.tokens), "-t", str(a.threads),
+           "-s", str(seed), "--temp", "0.8", "-no-cnv"]
+    if fmt is not None:
+        cmd += ["--json-schema", json.dumps(fmt)]
+    p = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
+    ev = re.search(r"\beval time =\s*([\d.]+) ms /\s*(\d+) runs", p.stderr)
+    sm = re.search(r"sampling time =\s*([\d.]+) ms", p.stderr)
+    if p.returncode != 0 or not ev or not sm:
+        raise RuntimeError(f"llama-completion failed ({p.returncode}): {p.stderr[-1500:]}")
+    runs = int(ev.group(2))
+    if runs + 1 < a.tokens:
+        print(f"  (llama.cpp seed {seed}, format {'yes' if fmt else 'no'}: {runs} runs)", flush=True)
+    return runs / ((float(ev.group(1)) + float(sm.group(1))) / 1e3)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model")
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "build", "locallama"))
+    ap.add_argument("--peer", default=None, help="llama.cpp's llama-completion, to compare its grammar sampler")
+    ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="locallama-bench-format-")
     port = free_port()
@@ -121,10 +147,15 @@ def main():
             generate(port, "m", 4, fmt, 0)
             print(f"warm-up {name}: {time.monotonic() - t0:.2f} s", flush=True)
         res = {name: [] for name, _ in configs}
+        peer = {name: [] for name, _ in configs}
         for r in range(a.rounds):
             for name, fmt in configs:
                 res[name].append(generate(port, "m", a.tokens, fmt, r + 1))
             print("round %d: " % (r + 1) + ", ".join(f"{n} {res[n][-1]:.2f}" for n, _ in configs), flush=True)
+            if a.peer:
+                for name, fmt in configs:
+                    peer[name].append(peer_generate(a, fmt, r + 1))
+                print("  llama.cpp: " + ", ".join(f"{n} {peer[n][-1]:.2f}" for n, _ in configs), flush=True)
         free = statistics.median(res["free"])
         print()
         print(f"| format | generation t/s (median of {a.rounds}) | × free |")
@@ -132,6 +163,14 @@ def main():
         for name, _ in configs:
             m = statistics.median(res[name])
             print(f"| {name} | {m:.2f} | {m / free:.3f} |")
+        if a.peer:
+            pfree = statistics.median(peer["free"])
+            print()
+            print(f"| format | llama.cpp t/s (median of {a.rounds}) | × its free | locallama × free |")
+            print("|---|---|---|---|")
+            for name, _ in configs:
+                m = statistics.median(peer[name])
+                print(f"| {name} | {m:.2f} | {m / pfree:.3f} | {statistics.median(res[name]) / free:.3f} |")
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)
