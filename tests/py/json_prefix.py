@@ -333,9 +333,17 @@ def assert_prefix(text, schema):
     assert why is None, f"not the start of a valid document: {why}: {text[-200:]!r}"
 
 
-def assert_answer(text, done_reason, schema):
+REPEAT_STOP = 31   # serve ends a generation whose token text repeats this often as a plain "stop"
+
+
+def assert_answer(text, done_reason, schema, tokens=None):
     """A constrained answer: complete and valid when the model stopped, a valid start when it
-    ran out of tokens. Returns the parsed value, or None for a truncated answer."""
+    ran out of tokens. Ollama's repeat guard (§1.2.8) also ends a stuck answer as "stop":
+    with the answer's tokens (logprobs) given, a "stop" whose last REPEAT_STOP tokens are one
+    text counts as cut, not finished. Returns the parsed value, or None for a cut answer."""
+    if done_reason == "stop" and tokens and len(tokens) >= REPEAT_STOP and \
+            len({t.strip() for t in tokens[-REPEAT_STOP:]}) == 1:
+        done_reason = "length"
     if done_reason == "stop":
         v = json.loads(text)
         assert _valid(v, schema, schema), (v, schema)

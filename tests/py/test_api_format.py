@@ -176,9 +176,9 @@ SMOL_SCHEMAS = ["person", "bounded_list", "closed", "api_response", "config_file
 def test_suite_schemas_from_smollm2(srv, smol, name):
     schema = SCHEMAS[name]
     st, r = srv.json("POST", "/api/chat", {
-        "model": smol, "stream": False, "format": schema,
+        "model": smol, "stream": False, "format": schema, "logprobs": True,
         "messages": [{"role": "user", "content": "Answer with an example JSON document."}],
         "options": {"temperature": 0.7, "seed": 5, "num_predict": 600}}, timeout=600)   # 600 tokens on a busy CI
     assert st == 200, r
     assert r["done_reason"] == "stop" or r["eval_count"] == 600, (r["done_reason"], r["eval_count"])
-    assert_answer(r["message"]["content"], r["done_reason"], schema)
+    assert_answer(r["message"]["content"], r["done_reason"], schema, [t["token"] for t in r["logprobs"]])
