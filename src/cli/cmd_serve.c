@@ -138,19 +138,17 @@ static ll_status serve_models_init(serve_models *sm, ll_error *err) {
             LL_INFO("start-up prune: removed %zu unused blobs and %zu temporary files (%llu bytes)",
                     gs.n_blobs_removed, gs.n_temps_removed, (unsigned long long)gs.bytes_removed);
     }
-    /* KV cache element type, as Ollama's OLLAMA_KV_CACHE_TYPE. The default stays f32 (Ollama:
-     * f16): with f16 the server suite's fixed-seed sampling runs change path and some
-     * format/tool tests ran to their length limit (Dec 2), so the switch waits until those
-     * tests stop depending on one sampling path. q4_0, which Ollama also takes, is not a cache
-     * type here: it falls back to the default with a warning. */
-    ll_kv_type kv_type = LL_KV_F32;
+    /* KV cache element type, as Ollama's OLLAMA_KV_CACHE_TYPE (default f16, as Ollama and
+     * llama.cpp: half the memory of f32, logits within the reference tolerances). q4_0, which
+     * Ollama also takes, is not a cache type here: it falls back to f16 with a warning. */
+    ll_kv_type kv_type = LL_KV_F16;
     char kvb[32];
     const char *kvs = ll_env_get("KV_CACHE_TYPE", kvb, sizeof kvb);
     if (kvs && *kvs) {
         if (!strcasecmp(kvs, "f16")) kv_type = LL_KV_F16;
         else if (!strcasecmp(kvs, "f32")) kv_type = LL_KV_F32;
         else if (!strcasecmp(kvs, "q8_0")) kv_type = LL_KV_Q8_0;
-        else LL_WARN("KV_CACHE_TYPE=%s is not f16, f32 or q8_0; using f32", kvs);
+        else LL_WARN("KV_CACHE_TYPE=%s is not f16, f32 or q8_0; using f16", kvs);
     }
     long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
     if ((st = ll_pool_init(&sm->pool, n_cpu > 0 && n_cpu < 1024 ? (int)n_cpu : 1, err)) != LL_OK) goto fail;

@@ -710,7 +710,11 @@ static const struct { const char *name, *re; } sc_formats[] = {
     { "time", "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])" },
     { "date-time", "[1-9][0-9]{3}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])" },
     { "uuid", "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}" },
-    { "email", "[A-Za-z0-9_+-]+(?:\\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)+" },
+    /* RFC 5321 sizes: local part <= 64 octets (32 + two more dot-atoms of <= 15), domain labels
+     * <= 63, the domain <= 255 and the whole address <= 254 (the 256-octet path less its angle
+     * brackets): 63 + four more labels of <= 30 is 187. A subset of valid addresses, but a
+     * bounded one: a model cannot loop inside an email field, the grammar ends it. */
+    { "email", "[A-Za-z0-9_+-]{1,32}(?:\\.[A-Za-z0-9_+-]{1,15}){0,2}@[A-Za-z0-9-]{1,63}(?:\\.[A-Za-z0-9-]{1,30}){1,4}" },
 };
 
 static int32_t sc_string(sc *x, json_t *s, const char *path) {

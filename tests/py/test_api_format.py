@@ -3,7 +3,14 @@ JSON Schema objects on /api/generate and /api/chat, streamed and not, OpenAI's
 response_format on /v1, and the errors. The grammar decides which tokens may be sampled, so
 even the tiny random-weight model must produce valid JSON: that is the strongest check that
 the constraint is applied, since nothing else would make its output parse. SmolLM2 shows that
-a real model's answer keeps its content under the constraint."""
+a real model's answer keeps its content under the constraint.
+
+What is asserted is what the grammar guarantees, not where a model chooses to stop. A bounded
+schema (PERSON: every string, number and array has a maximum, and whitespace is at most 21
+bytes a place) cannot be longer than about 700 bytes, so with num_predict 800 the grammar itself
+ends it: those tests require done_reason "stop". An unbounded schema (a plain string, format
+"json") may run to the token limit on some sampling path; then the answer must be the start of a
+valid document (json_prefix.py), and when it stopped, the whole of one."""
 import json
 import os
 
@@ -11,6 +18,7 @@ import jsonschema
 import pytest
 
 from conftest import find_smollm2
+from json_prefix import assert_answer
 from test_api_native import Server, TINY
 
 PERSON = {
@@ -23,6 +31,7 @@ PERSON = {
     "required": ["name", "age", "colors"],
     "additionalProperties": False,
 }
+BOUNDED = 800     # tokens: more than PERSON's longest document in bytes (see above)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +55,7 @@ def smol(srv):
     return "smol"
 
 
-def gen(srv, fmt, seed, temperature=1.0, model="tiny", num_predict=400):
+def gen(srv, fmt, seed, temperature=1.0, model="tiny", num_predict=BOUNDED):
     st, r = srv.json("POST", "/api/generate", {"model": model, "prompt": "Give me data as JSON", "format": fmt,
                                                 "stream": False, "options": {"temperature": temperature, "seed": seed,
                                                                              "num_predict": num_predict}})
@@ -57,9 +66,7 @@ def gen(srv, fmt, seed, temperature=1.0, model="tiny", num_predict=400):
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_json_from_a_random_model_is_an_object(srv, seed):
     r = gen(srv, "json", seed, num_predict=3000)
-    assert r["done_reason"] == "stop", r["eval_count"]
-    v = json.loads(r["response"])
-    assert isinstance(v, dict)
+    assert_answer(r["response"], r["done_reason"], {"type": "object"})
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
@@ -73,7 +80,7 @@ def test_schema_from_a_random_model_validates(srv, seed):
 
 def test_streamed_pieces_join_to_a_valid_value(srv):
     lines = srv.lines("/api/chat", {"model": "tiny", "messages": [{"role": "user", "content": "data"}],
-                                    "format": PERSON, "options": {"temperature": 0.8, "seed": 9, "num_predict": 400}})
+                                    "format": PERSON, "options": {"temperature": 0.8, "seed": 9, "num_predict": BOUNDED}})
     assert lines[-1]["done"] is True and lines[-1]["done_reason"] == "stop"
     text = "".join(l["message"]["content"] for l in lines)
     jsonschema.validate(json.loads(text), PERSON)
@@ -115,7 +122,7 @@ def test_format_errors(srv):
 
 def test_v1_response_format(srv):
     body = {"model": "tiny", "messages": [{"role": "user", "content": "data"}], "seed": 3, "temperature": 0.7,
-            "max_tokens": 400,
+            "max_tokens": BOUNDED,
             "response_format": {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON, "strict": True}}}
     st, r = srv.json("POST", "/v1/chat/completions", body)
     assert st == 200, r
@@ -124,15 +131,15 @@ def test_v1_response_format(srv):
     body["response_format"] = {"type": "json_object"}
     st, r = srv.json("POST", "/v1/chat/completions", body)
     assert st == 200, r
-    assert isinstance(json.loads(r["choices"][0]["message"]["content"]), dict)
+    assert_answer(r["choices"][0]["message"]["content"], r["choices"][0]["finish_reason"], {"type": "object"})
 
 
 def test_smollm2_keeps_its_answer_under_a_schema(srv, smol):
     st, r = srv.json("POST", "/api/chat", {
         "model": smol, "stream": False, "format": PERSON,
         "messages": [{"role": "user", "content": "Describe a person named Ann, age 31, who likes red and blue, as JSON."}],
-        "options": {"temperature": 0, "num_predict": 200}})
-    assert st == 200, r
+        "options": {"temperature": 0, "num_predict": BOUNDED}})
+    assert st == 200 and r["done_reason"] == "stop", r
     v = json.loads(r["message"]["content"])
     jsonschema.validate(v, PERSON)
     assert v["name"] == "Ann" and v["age"] == 31 and set(v["colors"]) == {"red", "blue"}
@@ -143,27 +150,22 @@ def test_smollm2_keeps_its_answer_under_a_schema(srv, smol):
 from test_grammar_schemas import SCHEMAS  # noqa: E402  (the same 60+ schemas)
 
 
-def validate(value, schema):
-    jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER).validate(value)
-
-
-# Not through the API: a boolean schema is not a format (Ollama answers 500, as we do), and an
-# unanchored pattern lets a random model pad its string without end (the grammar-level suite
-# samples both).
-# slug_pattern likewise has no length bound: whether a random model ends it within the token
-# limit depends on the exact sampling path, not on the grammar.
-NOT_SERVED = {"true_schema", "unanchored_pattern", "slug_pattern"}
+# Not through the API: a boolean schema is not a format (Ollama answers 500, as we do; the
+# grammar-level suite samples it).
+NOT_SERVED = {"true_schema"}
 
 
 @pytest.mark.parametrize("name", sorted(set(SCHEMAS) - NOT_SERVED))
 def test_suite_schemas_from_a_random_model(srv, name):
     """Every schema of the grammar-level suite, sampled by the tiny random-weight model
-    through /api/generate at two seeds and temperatures: each answer parses and validates."""
+    through /api/generate at two seeds and temperatures: each answer that stopped parses and
+    validates; one that ran out of tokens (an unbounded string or list can go on while the
+    model keeps choosing to) is the start of a valid document."""
     schema = SCHEMAS[name]
     for seed, temp in ((1, 1.0), (2, 0.6)):
         r = gen(srv, schema, seed, temperature=temp, num_predict=3000)
-        assert r["done_reason"] == "stop", (name, seed, r["eval_count"])
-        validate(json.loads(r["response"]), schema)
+        assert r["done_reason"] == "stop" or r["eval_count"] == 3000, (name, seed, r["eval_count"])
+        assert_answer(r["response"], r["done_reason"], schema)
 
 
 SMOL_SCHEMAS = ["person", "bounded_list", "closed", "api_response", "config_file", "typed_enum",
@@ -174,9 +176,9 @@ SMOL_SCHEMAS = ["person", "bounded_list", "closed", "api_response", "config_file
 def test_suite_schemas_from_smollm2(srv, smol, name):
     schema = SCHEMAS[name]
     st, r = srv.json("POST", "/api/chat", {
-        "model": smol, "stream": False, "format": schema,
+        "model": smol, "stream": False, "format": schema, "logprobs": True,
         "messages": [{"role": "user", "content": "Answer with an example JSON document."}],
-        "options": {"temperature": 0.7, "seed": 5, "num_predict": 600}})
+        "options": {"temperature": 0.7, "seed": 5, "num_predict": 600}}, timeout=600)   # 600 tokens on a busy CI
     assert st == 200, r
-    assert r["done_reason"] == "stop", r["eval_count"]
-    validate(json.loads(r["message"]["content"]), schema)
+    assert r["done_reason"] == "stop" or r["eval_count"] == 600, (r["done_reason"], r["eval_count"])
+    assert_answer(r["message"]["content"], r["done_reason"], schema, [t["token"] for t in r["logprobs"]])

@@ -120,7 +120,8 @@ def test_values_match_logits_command(srv, tmp_path):
     n_gen = len(got["logprobs"])
     prompt, out = ids[:-n_gen], ids[-n_gen:]
     f = tmp_path / "logits.f32"
-    cmd = [BIN, "logits", "--model", TINY, "--ids", ",".join(map(str, prompt)), "--out", str(f), "--threads", "1"]
+    cmd = [BIN, "logits", "--model", TINY, "--ids", ",".join(map(str, prompt)), "--out", str(f), "--threads", "1",
+           "--kv-type", "f16"]                                  # serve's default cache, as Ollama's
     if n_gen > 1:
         cmd += ["--force", ",".join(map(str, out[:-1]))]
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)

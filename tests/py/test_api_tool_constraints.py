@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 
 from conftest import find_smollm2
+from json_prefix import assert_prefix
 from test_api_native import Server, TINY
 from test_api_tools import BARE, HERMES, shots
 
@@ -323,10 +324,23 @@ def test_bad_tool_schemas(srv):
             "model": "tinyhermes", "messages": [{"role": "user", "content": "x"}], "max_tokens": 4,
             "tools": [{"type": "function", "function": {"name": "f", "parameters": params, "strict": True}}]})
         assert st == 400 and r["error"]["message"].startswith("invalid tool schema: "), r
-    # required, not strict: the unusable parameters are any JSON object
+    # required, not strict: the unusable parameters are any JSON object. Nothing bounds such an
+    # object, so the call may still be open at max_tokens; then /v1 returns no call, and the
+    # tokens (logprobs) must spell the start of one: the Hermes tag and a {"name", "arguments"}
+    # object whose arguments are an object.
     st, r = srv.json("POST", "/v1/chat/completions", {
         "model": "tinyhermes", "messages": [{"role": "user", "content": "x"}], "max_tokens": 300, "seed": 2,
+        "logprobs": True,
         "tool_choice": "required", "tools": [{"type": "function", "function": {"name": "f", "parameters": deep}}]})
     assert st == 200, r
-    call = r["choices"][0]["message"]["tool_calls"][0]["function"]
-    assert call["name"] == "f" and isinstance(json.loads(call["arguments"]), dict)
+    choice = r["choices"][0]
+    if choice["finish_reason"] == "length":
+        text = "".join(t["token"] for t in choice["logprobs"]["content"])
+        assert text.startswith("<tool_call>"), text
+        call_schema = {"type": "object", "properties": {"name": {"const": "f"}, "arguments": {"type": "object"}},
+                       "required": ["name", "arguments"], "additionalProperties": False}
+        assert_prefix(text[len("<tool_call>"):], call_schema)
+        assert "tool_calls" not in choice["message"], choice
+    else:
+        call = choice["message"]["tool_calls"][0]["function"]
+        assert call["name"] == "f" and isinstance(json.loads(call["arguments"]), dict)
