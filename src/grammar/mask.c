@@ -28,7 +28,8 @@
  * pop can follow the frame in no context are dropped (FOLLOW sets), and the steps of a counted
  * repetition (maxLength chains, {m,n}), which would each walk most of the trie, take the
  * classes of the short tokens from a neighbouring step and walk only the long ones
- * (pos_share). The context-dependent pairs of a
+ * (pos_share; the required steps of a chain with a minimum borrow from the step after them,
+ * re-walking only the few tokens that step leaves to the context). The context-dependent pairs of a
  * position are radix-sorted by their first 8 suffix bytes, and references are grouped by the
  * byte that follows the pop, so a whitespace position (every token that starts with a space)
  * costs one step per distinct second byte at run time and nothing to sort at build time.
@@ -63,7 +64,7 @@ typedef struct {
     atomic_int ready;    /* computed (compile, or first use under the lazy lock) */
     uint64_t *acc_bits;  /* (n_words) context-independent accepts, or NULL when acc_ids used */
     int32_t  *acc_ids;
-    int32_t   n_acc;
+    int32_t   n_acc;     /* acc_ids entries (not kept up to date with acc_bits) */
     tr_trie   suf;       /* context-dependent tokens, keyed by what follows the frame's end */
     int32_t  *refs;      /* or, when that trie would be large: (node, depth, first byte after
                           * the pop) triples, see below, in order of that byte */
@@ -115,6 +116,8 @@ typedef struct gr_vtab {
     tr_trie   trie;
     uint16_t *sub_max;       /* (trie nodes) length of the longest token in the node's subtree */
     int32_t  *by_len;        /* (trie.n_ids) token ids, longest first */
+    int32_t  *n_len_ge;      /* (max_tok_len + 2) tokens of at least L bytes: by_len[0 .. n_len_ge[L]) */
+    uint64_t *short_bits;    /* (GR_SHORT_MAX + 1) x n_words: row L has the tokens shorter than L bytes */
     int32_t  *rank;          /* (n_vocab) index of the token in trie.ids, -1 when not in the trie */
 } gr_vtab;
 
@@ -135,6 +138,8 @@ typedef struct gr_compiled {
     tr_trie  trie;
     const uint16_t *sub_max; /* the vocabulary's, see gr_vtab */
     const int32_t *by_len;
+    const int32_t *n_len_ge;
+    const uint64_t *short_bits;
     const int32_t *rank;
     int32_t *pinfo_of;       /* (n_elems) index into pinfo, -1 for non-class elements */
     pos_info *pinfo;
@@ -149,7 +154,9 @@ typedef struct gr_compiled {
     int32_t *sdepth, *sexact;/* (n_rules) shift_depth(r) and its exact part, capped */
 } gr_compiled;
 
+#define GR_SHORT_MAX 16     /* gr_vtab.short_bits rows: the lengths below which most tokens lie */
 #define GR_EAGER_NS (80ull * 1000 * 1000)   /* compile-time budget for the eager precompute (compile goal: 100 ms) */
+static _Atomic uint64_t eager_ns = GR_EAGER_NS;   /* gr_set_eager_budget */
 #define GR_MCACHE 8       /* remembered masks per matcher */
 #define GR_HIST 32           /* tokens ll_grammar_rollback can undo */
 
@@ -645,6 +652,8 @@ static void vtab_free(gr_vtab *t) {
     trie_free(&t->trie);
     ll_free(t->sub_max);
     ll_free(t->by_len);
+    ll_free(t->n_len_ge);
+    ll_free(t->short_bits);
     ll_free(t->rank);
     ll_free(t);
 }
@@ -737,6 +746,17 @@ static ll_status vtab_build(gr_vtab **out, const ll_vocab *v, ll_error *err) {
         for (int32_t k = 0; k < n_ids; k++)
             t->by_len[cnt[t->max_tok_len - (int32_t)(t->tok_off[ids[k] + 1] - t->tok_off[ids[k]])]++] = ids[k];
         ll_free(cnt);
+    }
+    {   /* where each length starts in by_len, and the short tokens' bits per length */
+        t->n_len_ge = ll_calloc((size_t)t->max_tok_len + 2, sizeof *t->n_len_ge);
+        t->short_bits = ll_calloc((size_t)(GR_SHORT_MAX + 1) * (size_t)t->n_words, sizeof *t->short_bits);
+        if (!t->n_len_ge || !t->short_bits) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
+        for (int32_t k = 0; k < n_ids; k++) {
+            int32_t len = (int32_t)(t->tok_off[ids[k] + 1] - t->tok_off[ids[k]]);
+            for (int32_t l = 0; l <= len; l++) t->n_len_ge[l]++;
+            for (int32_t l = len + 1; l <= GR_SHORT_MAX; l++)
+                t->short_bits[(size_t)l * (size_t)t->n_words + (size_t)(ids[k] >> 6)] |= 1ull << (ids[k] & 63);
+        }
     }
     ll_free(ids);
     ll_free(tmp);
@@ -1131,10 +1151,13 @@ static ll_status pos_compute(gr_compiled *c, int32_t p, ll_error *err) {
         if (qi->acc_bits) {   /* q's bits without its long tokens (by_len: a prefix) */
             pi->acc_bits = ll_malloc_array((size_t)c->n_words, sizeof *pi->acc_bits);
             ok = pi->acc_bits != NULL;
-            if (ok) {
+            if (ok && n_short <= GR_SHORT_MAX) {
+                const uint64_t *sb = c->short_bits + (size_t)n_short * (size_t)c->n_words;
+                for (int32_t w = 0; w < c->n_words; w++) pi->acc_bits[w] = qi->acc_bits[w] & sb[w];
+            } else if (ok) {
                 memcpy(pi->acc_bits, qi->acc_bits, (size_t)c->n_words * sizeof *pi->acc_bits);
-                for (int32_t k = 0; k < c->trie.n_ids && (int)tok_str(c, c->by_len[k]).n >= n_short; k++)
-                    pi->acc_bits[c->by_len[k] >> 6] &= ~(1ull << (c->by_len[k] & 63));
+                int32_t n_long = n_short <= c->max_tok_len ? c->n_len_ge[n_short] : 0;
+                for (int32_t k = 0; k < n_long; k++) pi->acc_bits[c->by_len[k] >> 6] &= ~(1ull << (c->by_len[k] & 63));
             }
         } else {
             for (int32_t k = 0; k < qi->n_acc && ok; k++)
@@ -1172,8 +1195,7 @@ static ll_status pos_compute(gr_compiled *c, int32_t p, ll_error *err) {
     }
     if (pi->acc_bits) {   /* started from a shifted copy's bits: add the walk's */
         for (int32_t k = 0; k < acc->n; k++) pi->acc_bits[acc->a[k] >> 6] |= 1ull << (acc->a[k] & 63);
-        pi->n_acc = 0;
-        for (int32_t w = 0; w < c->n_words; w++) pi->n_acc += __builtin_popcountll(pi->acc_bits[w]);
+        pi->n_acc = 0;   /* (counted only for acc_ids) */
     } else if ((pi->n_acc = acc->n) > 2048) {
         pi->acc_bits = ll_calloc((size_t)c->n_words, sizeof *pi->acc_bits);
         if (!pi->acc_bits) { return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); }
@@ -1299,6 +1321,8 @@ static ll_status compiled_init(gr_compiled **out, gr_grammar *g, const ll_vocab 
     c->trie = c->vt->trie;
     c->sub_max = c->vt->sub_max;
     c->by_len = c->vt->by_len;
+    c->n_len_ge = c->vt->n_len_ge;
+    c->short_bits = c->vt->short_bits;
     c->rank = c->vt->rank;
 
     /* per-position classes: as many as fit in the compile budget now, the rest on first use */
@@ -1385,10 +1409,10 @@ static ll_status compiled_init(gr_compiled **out, gr_grammar *g, const ll_vocab 
     qsort(key, (size_t)n_order, sizeof *key, cmp_i64);
     order = (int32_t *)key;   /* the low halves, in place */
     for (int32_t i = 0; i < n_order; i++) order[i] = (int32_t)(key[i] & 0xffffffff);
-    uint64_t t0 = ll_time_ns();
+    uint64_t t0 = ll_time_ns(), budget = atomic_load(&eager_ns);
     for (int32_t i = 0; i < n_order && st == LL_OK; i++) {
         int32_t p = order[i];
-        if (ll_time_ns() - t0 > GR_EAGER_NS) break;
+        if (ll_time_ns() - t0 >= budget) break;
         st = pos_compute(c, p, err);
         if (st == LL_OK) atomic_store_explicit(&c->pinfo[c->pinfo_of[p]].ready, 1, memory_order_relaxed);
     }
@@ -1483,6 +1507,10 @@ static void cache_put(gr_compiled *c, int kind, const char *text, size_t len, ui
     pthread_mutex_unlock(&cache_lock);
     compiled_unref(old);
     ll_free(old_text);
+}
+
+uint64_t gr_set_eager_budget(uint64_t ns) {
+    return atomic_exchange(&eager_ns, ns);
 }
 
 void gr_cache_forget(void) {
