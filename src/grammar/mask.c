@@ -1164,24 +1164,27 @@ static ll_status pos_compute(gr_compiled *c, int32_t p, ll_error *err) {
                 if ((int)tok_str(c, qi->acc_ids[k]).n < n_short) ok = idvec_push(acc, qi->acc_ids[k]);
         }
         if (!ok) return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
-        if (loose) {   /* q's pairs are only candidates: walk those tokens from p */
+        /* q's context-dependent pairs. Across a loose match they are only candidates: those
+         * tokens are walked again from p. Otherwise q's references are copied, and its suffix
+         * trie borrowed with a filter when it is q's own walk's; when q borrows one itself,
+         * that one (under both filters) and q's own pairs copied (few: they come from q's
+         * walk of long tokens). */
+        const tr_trie *own = NULL;
+        if (loose) {
             st = loose_rewalk(c, p, qi, n_short, acc, err);
             if (st != LL_OK) return st;
-        }
-        for (int32_t r = 0; r < qi->n_refs && ok && !loose; r++)
-            if (qi->refs[3 * r + 1] < n_short) ok = idvec_push(pid, qi->refs[3 * r]) && idvec_push(poff, qi->refs[3 * r + 1]);
-        /* q's suffix trie: borrowed with a filter when it is q's own walk's; when q borrows
-         * one itself, that one (under both filters) and q's own pairs copied (few: they
-         * come from q's walk of long tokens) */
-        const tr_trie *own = loose ? NULL : &qi->suf;
-        if (loose) {
-        } else if (qi->bsuf) {
-            pi->bsuf = qi->bsuf;
-            pi->bsuf_max_off = qi->bsuf_max_off < n_short ? qi->bsuf_max_off : n_short;
-        } else if (qi->suf.n_nodes) {
-            pi->bsuf = &qi->suf;
-            pi->bsuf_max_off = n_short;
-            own = NULL;
+        } else {
+            for (int32_t r = 0; r < qi->n_refs && ok; r++)
+                if (qi->refs[3 * r + 1] < n_short)
+                    ok = idvec_push(pid, qi->refs[3 * r]) && idvec_push(poff, qi->refs[3 * r + 1]);
+            if (qi->bsuf) {
+                pi->bsuf = qi->bsuf;
+                pi->bsuf_max_off = qi->bsuf_max_off < n_short ? qi->bsuf_max_off : n_short;
+                own = &qi->suf;
+            } else if (qi->suf.n_nodes) {
+                pi->bsuf = &qi->suf;
+                pi->bsuf_max_off = n_short;
+            }
         }
         for (int32_t i = 0; own && i < own->n_nodes && ok; i++) {
             const tr_node *nd = &own->nodes[i];
