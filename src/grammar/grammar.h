@@ -202,6 +202,10 @@ const gr_grammar *gr_of(const ll_grammar *m);
 /* Drop the compiled grammars from the cache, keeping the vocabulary tables (the bench measures
  * first use of a grammar this way without paying for the vocabulary again). */
 void gr_cache_forget(void);
+/* Set the compile-time budget for classifying positions (default 80 ms; 0: every position
+ * on first use, UINT64_MAX: all at compile); returns the previous one. For tests and the
+ * bench: the order positions are met in decides which neighbour a chain step borrows from. */
+uint64_t gr_set_eager_budget(uint64_t ns);
 
 /* ---- json_schema.c ---- */
 /* format "json": any JSON value (object_only: an object, as Ollama does). */

@@ -28,7 +28,8 @@
  * pop can follow the frame in no context are dropped (FOLLOW sets), and the steps of a counted
  * repetition (maxLength chains, {m,n}), which would each walk most of the trie, take the
  * classes of the short tokens from a neighbouring step and walk only the long ones
- * (pos_share). The context-dependent pairs of a
+ * (pos_share; the required steps of a chain with a minimum borrow from the step after them,
+ * re-walking only the few tokens that step leaves to the context). The context-dependent pairs of a
  * position are radix-sorted by their first 8 suffix bytes, and references are grouped by the
  * byte that follows the pop, so a whitespace position (every token that starts with a space)
  * costs one step per distinct second byte at run time and nothing to sort at build time.
@@ -63,7 +64,7 @@ typedef struct {
     atomic_int ready;    /* computed (compile, or first use under the lazy lock) */
     uint64_t *acc_bits;  /* (n_words) context-independent accepts, or NULL when acc_ids used */
     int32_t  *acc_ids;
-    int32_t   n_acc;
+    int32_t   n_acc;     /* acc_ids entries (not kept up to date with acc_bits) */
     tr_trie   suf;       /* context-dependent tokens, keyed by what follows the frame's end */
     int32_t  *refs;      /* or, when that trie would be large: (node, depth, first byte after
                           * the pop) triples, see below, in order of that byte */
@@ -97,6 +98,8 @@ typedef struct {
     uint8_t *uf, *hd, *mat, *pb;
     int32_t *sid;
     idvec xid, xoff;              /* (token, offset) pairs copied from a shifted position */
+    uint64_t *cand;               /* (trie.n_ids bits) loose_rewalk's candidates, kept clear */
+    idvec cid, cpid, cpoff;       /* loose_rewalk: candidate ids, its walk's references */
 } pos_lazy;
 
 /* The vocabulary's side: token bytes and the trie, built once per vocabulary object and
@@ -113,6 +116,9 @@ typedef struct gr_vtab {
     tr_trie   trie;
     uint16_t *sub_max;       /* (trie nodes) length of the longest token in the node's subtree */
     int32_t  *by_len;        /* (trie.n_ids) token ids, longest first */
+    int32_t  *n_len_ge;      /* (max_tok_len + 2) tokens of at least L bytes: by_len[0 .. n_len_ge[L]) */
+    uint64_t *short_bits;    /* (GR_SHORT_MAX + 1) x n_words: row L has the tokens shorter than L bytes */
+    int32_t  *rank;          /* (n_vocab) index of the token in trie.ids, -1 when not in the trie */
 } gr_vtab;
 
 typedef struct gr_compiled {
@@ -132,6 +138,9 @@ typedef struct gr_compiled {
     tr_trie  trie;
     const uint16_t *sub_max; /* the vocabulary's, see gr_vtab */
     const int32_t *by_len;
+    const int32_t *n_len_ge;
+    const uint64_t *short_bits;
+    const int32_t *rank;
     int32_t *pinfo_of;       /* (n_elems) index into pinfo, -1 for non-class elements */
     pos_info *pinfo;
     int32_t  n_pinfo;
@@ -141,9 +150,13 @@ typedef struct gr_compiled {
     int32_t *elem_alt;       /* (n_elems) */
     int32_t *alt_rule;       /* (n alternatives) */
     int32_t *succ, *pred;    /* (n_rules) */
+    uint8_t *link;           /* (n_rules) shift_match(r, succ(r)) */
+    int32_t *sdepth, *sexact;/* (n_rules) shift_depth(r) and its exact part, capped */
 } gr_compiled;
 
+#define GR_SHORT_MAX 16     /* gr_vtab.short_bits rows: the lengths below which most tokens lie */
 #define GR_EAGER_NS (80ull * 1000 * 1000)   /* compile-time budget for the eager precompute (compile goal: 100 ms) */
+static _Atomic uint64_t eager_ns = GR_EAGER_NS;   /* gr_set_eager_budget */
 #define GR_MCACHE 8       /* remembered masks per matcher */
 #define GR_HIST 32           /* tokens ll_grammar_rollback can undo */
 
@@ -448,11 +461,10 @@ static int32_t fm_step(flat_memo *f, ll_grammar *m, int32_t sid, const gr_set *i
  * step the memo knows costs one table read and copies no set (most nodes of a walk inside a
  * string or a repetition chain); lv[d] is filled from the memo only when a step below it
  * misses. mat[d]: lv[d] is current. */
-static ll_status walk_classify(ll_grammar *m, flat_memo *fm, int32_t *sid, int32_t pos, idvec *acc,
-                               idvec *pid, idvec *poff, uint8_t *uf, uint8_t *hd, uint8_t *mat,
-                               uint8_t *pb, const uint64_t *follow, int min_len, ll_error *err) {
-    const gr_compiled *c = m->c;
-    const tr_trie *t = &c->trie;
+static ll_status walk_classify(ll_grammar *m, const tr_trie *t, const uint16_t *sub_max, flat_memo *fm,
+                               int32_t *sid, int32_t pos, idvec *acc, idvec *pid, idvec *poff, uint8_t *uf,
+                               uint8_t *hd, uint8_t *mat, uint8_t *pb, const uint64_t *follow, int min_len,
+                               ll_error *err) {
     gr_set *lv = m->lv;
     m->arena.len = 0;
     lv[0].t[0] = (gr_top){ pos, GR_SENT };
@@ -465,7 +477,7 @@ static ll_status walk_classify(ll_grammar *m, flat_memo *fm, int32_t *sid, int32
     for (int32_t i = 0; i < t->n_nodes;) {
         const tr_node *nd = &t->nodes[i];
         int d = nd->depth;
-        if (c->sub_max[i] < min_len) { i = nd->end; continue; }   /* decided by a shifted copy */
+        if (sub_max && sub_max[i] < min_len) { i = nd->end; continue; }   /* decided by a shifted copy */
         int32_t e = fm_next(fm, sid[d - 1], nd->byte), n;
         bool here;
         if (e >= 0) {
@@ -640,6 +652,9 @@ static void vtab_free(gr_vtab *t) {
     trie_free(&t->trie);
     ll_free(t->sub_max);
     ll_free(t->by_len);
+    ll_free(t->n_len_ge);
+    ll_free(t->short_bits);
+    ll_free(t->rank);
     ll_free(t);
 }
 
@@ -711,7 +726,10 @@ static ll_status vtab_build(gr_vtab **out, const ll_vocab *v, ll_error *err) {
     st = trie_build(&t->trie, &view, ids, NULL, n_ids, err);
     if (st != LL_OK) goto fail;
     t->sub_max = ll_malloc_array((size_t)t->trie.n_nodes + 1, sizeof *t->sub_max);
-    if (!t->sub_max) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
+    t->rank = ll_malloc_array((size_t)nv, sizeof *t->rank);
+    if (!t->sub_max || !t->rank) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
+    for (int32_t i = 0; i < nv; i++) t->rank[i] = -1;
+    for (int32_t k = 0; k < t->trie.n_ids; k++) t->rank[t->trie.ids[k]] = k;
     for (int32_t i = t->trie.n_nodes - 1; i >= 0; i--) {   /* children come after their parent */
         const tr_node *nd = &t->trie.nodes[i];
         uint16_t mx = nd->tok_hi > nd->tok_lo ? nd->depth : 0;
@@ -728,6 +746,17 @@ static ll_status vtab_build(gr_vtab **out, const ll_vocab *v, ll_error *err) {
         for (int32_t k = 0; k < n_ids; k++)
             t->by_len[cnt[t->max_tok_len - (int32_t)(t->tok_off[ids[k] + 1] - t->tok_off[ids[k]])]++] = ids[k];
         ll_free(cnt);
+    }
+    {   /* where each length starts in by_len, and the short tokens' bits per length */
+        t->n_len_ge = ll_calloc((size_t)t->max_tok_len + 2, sizeof *t->n_len_ge);
+        t->short_bits = ll_calloc((size_t)(GR_SHORT_MAX + 1) * (size_t)t->n_words, sizeof *t->short_bits);
+        if (!t->n_len_ge || !t->short_bits) { st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); goto fail; }
+        for (int32_t k = 0; k < n_ids; k++) {
+            int32_t len = (int32_t)(t->tok_off[ids[k] + 1] - t->tok_off[ids[k]]);
+            for (int32_t l = 0; l <= len; l++) t->n_len_ge[l]++;
+            for (int32_t l = len + 1; l <= GR_SHORT_MAX; l++)
+                t->short_bits[(size_t)l * (size_t)t->n_words + (size_t)(ids[k] >> 6)] |= 1ull << (ids[k] & 63);
+        }
     }
     ll_free(ids);
     ll_free(tmp);
@@ -781,7 +810,9 @@ static void compiled_free(gr_compiled *c) {
     ll_free(z->acc.a); ll_free(z->pid.a); ll_free(z->poff.a); ll_free(z->tid.a); ll_free(z->toff.a);
     ll_free(z->uf); ll_free(z->hd); ll_free(z->mat); ll_free(z->pb); ll_free(z->sid);
     ll_free(z->xid.a); ll_free(z->xoff.a);
+    ll_free(z->cand); ll_free(z->cid.a); ll_free(z->cpid.a); ll_free(z->cpoff.a);
     ll_free(c->elem_alt); ll_free(c->alt_rule); ll_free(c->succ); ll_free(c->pred);
+    ll_free(c->link); ll_free(c->sdepth); ll_free(c->sexact);
     pthread_mutex_destroy(&c->lazy_lock);
     gr_grammar_free(&c->g);
     vtab_unref(c->vt);
@@ -881,69 +912,92 @@ static ll_status follow_sets(gr_compiled *c, ll_error *err) {
  * one to one. pos_share finds such a neighbour already classified; pos_compute then takes
  * the short tokens' classes from it and walks only the subtrees holding longer tokens.
  *
- * Rules R and S = succ(R) match when they have the same number of alternatives, each of the
- * same length, with equal byte classes and equal references, except that a reference to S in
- * R's last place is one to succ(S) in S's; every alternative that is not empty starts with a
- * byte class (an item takes a byte). shift_depth(R) counts the matches R, succ(R), ... : a
- * token shorter than that count (and a pop before that many bytes) is classified alike from R
- * and from succ(R). */
-static bool shift_match(const gr_compiled *c, int32_t r, int32_t s) {
+ * Rules R and S = succ(R) match exactly when they have the same number of alternatives, each
+ * of the same length, with equal byte classes and equal references, except that a reference
+ * to S in R's last place is one to succ(S) in S's; every alternative that is not empty starts
+ * with a byte class (an item takes a byte). shift_depth(R) counts the matches R, succ(R), ... :
+ * a token shorter than that count (and a pop before that many bytes) is classified alike from
+ * R and from succ(R).
+ *
+ * Where the required items of a chain end (minLength 3: three steps without the empty
+ * alternative, then steps with it), R and S match loosely: S has one more alternative, last
+ * and empty, and the others match as above. The empty alternative is a pop (a chain's
+ * references are tail calls), so walks from R and from S take the same paths except that S
+ * may pop at more places: for a short token, R accepts what S accepts (a path that does not
+ * pop is in both), rejects what S rejects, and can pop only where S can. Across a loose
+ * match pos_compute therefore copies the neighbour's accepts and re-walks just the tokens
+ * the neighbour left to the context (a few: those with the closing quote inside), so the
+ * required steps share too instead of each walking the whole trie. */
+enum { SHIFT_NONE = 0, SHIFT_EXACT = 1, SHIFT_LOOSE = 2 };
+
+static int shift_match(const gr_compiled *c, int32_t r, int32_t s) {
     const gr_grammar *g = &c->g;
-    int32_t na = g->alt_off[r + 1] - g->alt_off[r];
-    if (s < 0 || s == r || g->alt_off[s + 1] - g->alt_off[s] != na || c->succ[s] < 0) return false;
+    if (s < 0 || s == r || c->succ[s] < 0) return SHIFT_NONE;
+    int32_t na = g->alt_off[r + 1] - g->alt_off[r], nb = g->alt_off[s + 1] - g->alt_off[s];
+    int kind = SHIFT_EXACT;
+    if (nb == na + 1 && g->elems[g->alts[g->alt_off[s] + na]].type == GR_END) kind = SHIFT_LOOSE;
+    else if (nb != na) return SHIFT_NONE;
     for (int32_t i = 0; i < na; i++) {
         int32_t a = g->alts[g->alt_off[r] + i], b = g->alts[g->alt_off[s] + i];
-        if (g->elems[a].type == GR_RULE) return false;   /* must start with a byte or be empty */
+        if (g->elems[a].type == GR_RULE) return SHIFT_NONE;   /* must start with a byte or be empty */
+        if (kind == SHIFT_LOOSE && g->elems[a].type == GR_END) return SHIFT_NONE;   /* R pops nowhere */
         for (;; a++, b++) {
             const gr_elem *x = &g->elems[a], *y = &g->elems[b];
-            if (x->type != y->type) return false;
+            if (x->type != y->type) return SHIFT_NONE;
             if (x->type == GR_END) break;
-            if (x->type == GR_CHAR && memcmp(x->bits, y->bits, sizeof x->bits)) return false;
+            if (x->type == GR_CHAR && memcmp(x->bits, y->bits, sizeof x->bits)) return SHIFT_NONE;
             if (x->type == GR_RULE) {
                 bool tail = g->elems[a + 1].type == GR_END;
-                if (x->ref == s) { if (!tail || y->ref != c->succ[s]) return false; }
-                else if (x->ref != y->ref || x->ref == r || y->ref == s) return false;
+                if (x->ref == s) { if (!tail || y->ref != c->succ[s]) return SHIFT_NONE; }
+                else if (x->ref != y->ref || x->ref == r || y->ref == s) return SHIFT_NONE;
             }
         }
     }
-    return true;
+    return kind;
 }
 
-static int shift_depth(const gr_compiled *c, int32_t r, int cap) {
-    int n = 0;
-    while (n < cap && c->succ[r] >= 0 && shift_match(c, r, c->succ[r])) { n++; r = c->succ[r]; }
-    return n;
+/* Matches R, succ(R), ... of either kind (at most GR_SHIFT_CAP, from shift_init's tables);
+ * *exact: how many of the first are exact. */
+static int shift_depth(const gr_compiled *c, int32_t r, int *exact) {
+    *exact = c->sexact[r];
+    return c->sdepth[r];
 }
 
 /* A classified position q whose classes agree with p's for tokens shorter than *n bytes (and
  * pops before *n bytes), or -1. q is up to GR_SHARE_REACH steps along p's chain either way
  * (a token of several characters skips steps, so the neighbour may not have been used): d
- * steps toward the head keeps p's depth, d steps toward the end loses d of it. */
+ * steps toward the head keeps p's depth, d steps toward the end loses d of it. *loose: a
+ * loose match lies within the depth, so q's context-dependent tokens are p's candidates
+ * only (q is further along, where pops are allowed at least as often); toward the head only
+ * exact matches count. */
 #define GR_SHARE_REACH 64
-static int32_t pos_share(const gr_compiled *c, int32_t p, int *n) {
+#define GR_SHIFT_CAP (c->max_tok_len + 2 + GR_SHARE_REACH)
+static int32_t pos_share(const gr_compiled *c, int32_t p, int *n, bool *loose) {
     const gr_grammar *g = &c->g;
     *n = 0;
+    *loose = false;
     if (!c->elem_alt) return -1;
     int32_t ai = c->elem_alt[p];
     if (ai < 0) return -1;
     int32_t r = c->alt_rule[ai], k = ai - g->alt_off[r], off = p - g->alts[ai];
     const uint64_t *fp = c->pinfo[c->pinfo_of[p]].follow;
-    int depth = shift_depth(c, r, c->max_tok_len + 2 + GR_SHARE_REACH);
+    int exact, depth = shift_depth(c, r, &exact);
     int32_t best = -1;
     for (int side = 0; side < 2; side++) {
         int32_t at = r;
         for (int d = 1; d <= GR_SHARE_REACH; d++) {
             int32_t nx = side ? c->succ[at] : c->pred[at];
             if (nx < 0) break;
-            if (side ? !shift_match(c, at, nx) : (c->succ[nx] != at || !shift_match(c, nx, at))) break;
+            if (side ? c->link[at] == SHIFT_NONE : (c->succ[nx] != at || c->link[nx] != SHIFT_EXACT)) break;
             at = nx;
-            int gain = side ? depth - d : depth;
+            int gain = side ? depth - d : exact;
             if (gain <= *n) { if (side) break; continue; }
             int32_t q = g->alts[g->alt_off[at] + k] + off;   /* same shape: in range */
             if (c->pinfo_of[q] < 0 || !atomic_load_explicit(&c->pinfo[c->pinfo_of[q]].ready, memory_order_acquire) ||
                 memcmp(c->pinfo[c->pinfo_of[q]].follow, fp, 4 * sizeof *fp))
                 continue;
             *n = gain;
+            *loose = side && exact < depth;
             best = q;
             break;
         }
@@ -985,7 +1039,88 @@ static ll_status shift_init(gr_compiled *c, ll_error *err) {
         if (t >= 0) c->pred[t] = c->pred[t] == -2 ? r : -1;
     }
     for (int32_t r = 0; r < nr; r++) if (c->pred[r] == -2) c->pred[r] = -1;
+    /* links, then depths back from each chain's end (a cycle of matching rules counts as
+     * deep as the cap) */
+    c->link = ll_malloc((size_t)nr + 1);
+    c->sdepth = ll_malloc_array((size_t)nr + 1, sizeof *c->sdepth);
+    c->sexact = ll_malloc_array((size_t)nr + 1, sizeof *c->sexact);
+    uint8_t *state = ll_calloc((size_t)nr + 1, 1);   /* 0 new, 1 on the path, 2 done */
+    int32_t *path = ll_malloc_array((size_t)nr + 1, sizeof *path);
+    if (!c->link || !c->sdepth || !c->sexact || !state || !path) {
+        ll_free(state); ll_free(path);
+        return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
+    }
+    for (int32_t r = 0; r < nr; r++) c->link[r] = (uint8_t)(c->succ[r] >= 0 ? shift_match(c, r, c->succ[r]) : SHIFT_NONE);
+    int32_t cap = GR_SHIFT_CAP;
+    for (int32_t r = 0; r < nr; r++) {
+        int32_t n = 0, at = r;
+        while (at >= 0 && state[at] == 0) {
+            state[at] = 1;
+            path[n++] = at;
+            at = c->link[at] != SHIFT_NONE ? c->succ[at] : -1;
+        }
+        for (int32_t i = n - 1; i >= 0; i--) {
+            int32_t x = path[i], nx = c->succ[x];
+            if (c->link[x] == SHIFT_NONE) { c->sdepth[x] = c->sexact[x] = 0; }
+            else {
+                int32_t d = state[nx] == 2 ? c->sdepth[nx] : cap, e = state[nx] == 2 ? c->sexact[nx] : cap;
+                c->sdepth[x] = d < cap ? d + 1 : cap;
+                c->sexact[x] = c->link[x] == SHIFT_EXACT ? (e < cap ? e + 1 : cap) : 0;
+            }
+            state[x] = 2;
+        }
+    }
+    ll_free(state);
+    ll_free(path);
     return LL_OK;
+}
+
+/* Across a loose match (see above): the short tokens q leaves to the context, wherever q
+ * keeps them (references, its suffix trie, a borrowed one), walked again from p in a trie of
+ * their own. Accepts join acc, pairs join z->xid/xoff (q's accepts are copied by the caller,
+ * and every other short token q rejects, p rejects too). */
+static ll_status loose_rewalk(gr_compiled *c, int32_t p, const pos_info *qi, int n_short, idvec *acc,
+                              ll_error *err) {
+    pos_lazy *z = &c->lazy;
+    const tr_trie *t = &c->trie;
+    int32_t nw = (t->n_ids + 63) / 64;
+    if (!z->cand && !(z->cand = ll_calloc((size_t)(nw ? nw : 1), sizeof *z->cand)))
+        return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
+    for (int32_t r = 0; r < qi->n_refs; r++) {
+        const tr_node *x = &t->nodes[qi->refs[3 * r]];
+        int32_t hi = x->end < t->n_nodes ? t->nodes[x->end].tok_lo : t->n_ids;
+        for (int32_t k = x->tok_lo; k < hi; k++)
+            if ((int)tok_str(c, t->ids[k]).n < n_short) z->cand[k >> 6] |= 1ull << (k & 63);
+    }
+    const tr_trie *sufs[2] = { &qi->suf, qi->bsuf };
+    for (int s = 0; s < 2; s++)
+        for (int32_t k = 0; sufs[s] && k < sufs[s]->n_ids; k++) {
+            int32_t id = sufs[s]->ids[k], at = c->rank[id];
+            if (at >= 0 && (int)tok_str(c, id).n < n_short) z->cand[at >> 6] |= 1ull << (at & 63);
+        }
+    z->cid.n = z->cpid.n = z->cpoff.n = 0;
+    for (int32_t w = 0; w < nw; w++)   /* trie order is byte order: the list comes sorted */
+        for (uint64_t b = z->cand[w]; b; b &= b - 1)
+            if (!idvec_push(&z->cid, t->ids[64 * w + __builtin_ctzll(b)])) {
+                memset(z->cand, 0, (size_t)nw * sizeof *z->cand);
+                return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
+            }
+    memset(z->cand, 0, (size_t)nw * sizeof *z->cand);
+    if (z->cid.n == 0) return LL_OK;
+    tr_trie sm;
+    ll_status st = trie_build(&sm, c, z->cid.a, NULL, z->cid.n, err);
+    if (st == LL_OK)
+        st = walk_classify(z->scratch, &sm, NULL, &z->fm, z->sid, p, acc, &z->cpid, &z->cpoff, z->uf, z->hd,
+                           z->mat, z->pb, c->pinfo[c->pinfo_of[p]].follow, 0, err);
+    for (int32_t r = 0; r < z->cpid.n && st == LL_OK; r++) {
+        const tr_node *x = &sm.nodes[z->cpid.a[r]];
+        int32_t hi = x->end < sm.n_nodes ? sm.nodes[x->end].tok_lo : sm.n_ids, j = z->cpoff.a[r];
+        for (int32_t k = x->tok_lo; k < hi && st == LL_OK; k++)
+            if ((int32_t)tok_str(c, sm.ids[k]).n > j && (!idvec_push(&z->xid, sm.ids[k]) || !idvec_push(&z->xoff, j)))
+                st = ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
+    }
+    trie_free(&sm);
+    return st;
 }
 
 /* Classify every token for position p (see the file comment); called once per position,
@@ -1004,9 +1139,10 @@ static ll_status pos_compute(gr_compiled *c, int32_t p, ll_error *err) {
     pi->bsuf = NULL;
     acc->n = pid->n = poff->n = z->xid.n = z->xoff.n = 0;
     int n_short = 0;
-    int32_t q = pos_share(c, p, &n_short);
-    st = walk_classify(z->scratch, &z->fm, z->sid, p, acc, pid, poff, z->uf, z->hd, z->mat, z->pb,
-                       pi->follow, q >= 0 ? n_short : 0, err);
+    bool loose = false;
+    int32_t q = pos_share(c, p, &n_short, &loose);
+    st = walk_classify(z->scratch, &c->trie, c->sub_max, &z->fm, z->sid, p, acc, pid, poff, z->uf, z->hd,
+                       z->mat, z->pb, pi->follow, q >= 0 ? n_short : 0, err);
     if (st != LL_OK) return st;
     int32_t n_walked = pid->n;   /* references from the walk; those after are q's */
     if (q >= 0) {   /* the short tokens' classes, from q */
@@ -1015,28 +1151,40 @@ static ll_status pos_compute(gr_compiled *c, int32_t p, ll_error *err) {
         if (qi->acc_bits) {   /* q's bits without its long tokens (by_len: a prefix) */
             pi->acc_bits = ll_malloc_array((size_t)c->n_words, sizeof *pi->acc_bits);
             ok = pi->acc_bits != NULL;
-            if (ok) {
+            if (ok && n_short <= GR_SHORT_MAX) {
+                const uint64_t *sb = c->short_bits + (size_t)n_short * (size_t)c->n_words;
+                for (int32_t w = 0; w < c->n_words; w++) pi->acc_bits[w] = qi->acc_bits[w] & sb[w];
+            } else if (ok) {
                 memcpy(pi->acc_bits, qi->acc_bits, (size_t)c->n_words * sizeof *pi->acc_bits);
-                for (int32_t k = 0; k < c->trie.n_ids && (int)tok_str(c, c->by_len[k]).n >= n_short; k++)
-                    pi->acc_bits[c->by_len[k] >> 6] &= ~(1ull << (c->by_len[k] & 63));
+                int32_t n_long = n_short <= c->max_tok_len ? c->n_len_ge[n_short] : 0;
+                for (int32_t k = 0; k < n_long; k++) pi->acc_bits[c->by_len[k] >> 6] &= ~(1ull << (c->by_len[k] & 63));
             }
         } else {
             for (int32_t k = 0; k < qi->n_acc && ok; k++)
                 if ((int)tok_str(c, qi->acc_ids[k]).n < n_short) ok = idvec_push(acc, qi->acc_ids[k]);
         }
-        for (int32_t r = 0; r < qi->n_refs && ok; r++)
-            if (qi->refs[3 * r + 1] < n_short) ok = idvec_push(pid, qi->refs[3 * r]) && idvec_push(poff, qi->refs[3 * r + 1]);
-        /* q's suffix trie: borrowed with a filter when it is q's own walk's; when q borrows
-         * one itself, that one (under both filters) and q's own pairs copied (few: they
-         * come from q's walk of long tokens) */
-        const tr_trie *own = &qi->suf;
-        if (qi->bsuf) {
-            pi->bsuf = qi->bsuf;
-            pi->bsuf_max_off = qi->bsuf_max_off < n_short ? qi->bsuf_max_off : n_short;
-        } else if (qi->suf.n_nodes) {
-            pi->bsuf = &qi->suf;
-            pi->bsuf_max_off = n_short;
-            own = NULL;
+        if (!ok) return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory");
+        /* q's context-dependent pairs. Across a loose match they are only candidates: those
+         * tokens are walked again from p. Otherwise q's references are copied, and its suffix
+         * trie borrowed with a filter when it is q's own walk's; when q borrows one itself,
+         * that one (under both filters) and q's own pairs copied (few: they come from q's
+         * walk of long tokens). */
+        const tr_trie *own = NULL;
+        if (loose) {
+            st = loose_rewalk(c, p, qi, n_short, acc, err);
+            if (st != LL_OK) return st;
+        } else {
+            for (int32_t r = 0; r < qi->n_refs && ok; r++)
+                if (qi->refs[3 * r + 1] < n_short)
+                    ok = idvec_push(pid, qi->refs[3 * r]) && idvec_push(poff, qi->refs[3 * r + 1]);
+            if (qi->bsuf) {
+                pi->bsuf = qi->bsuf;
+                pi->bsuf_max_off = qi->bsuf_max_off < n_short ? qi->bsuf_max_off : n_short;
+                own = &qi->suf;
+            } else if (qi->suf.n_nodes) {
+                pi->bsuf = &qi->suf;
+                pi->bsuf_max_off = n_short;
+            }
         }
         for (int32_t i = 0; own && i < own->n_nodes && ok; i++) {
             const tr_node *nd = &own->nodes[i];
@@ -1050,8 +1198,7 @@ static ll_status pos_compute(gr_compiled *c, int32_t p, ll_error *err) {
     }
     if (pi->acc_bits) {   /* started from a shifted copy's bits: add the walk's */
         for (int32_t k = 0; k < acc->n; k++) pi->acc_bits[acc->a[k] >> 6] |= 1ull << (acc->a[k] & 63);
-        pi->n_acc = 0;
-        for (int32_t w = 0; w < c->n_words; w++) pi->n_acc += __builtin_popcountll(pi->acc_bits[w]);
+        pi->n_acc = 0;   /* (counted only for acc_ids) */
     } else if ((pi->n_acc = acc->n) > 2048) {
         pi->acc_bits = ll_calloc((size_t)c->n_words, sizeof *pi->acc_bits);
         if (!pi->acc_bits) { return ll_fail(err, LL_ERR_NOMEM, "grammar: out of memory"); }
@@ -1177,6 +1324,9 @@ static ll_status compiled_init(gr_compiled **out, gr_grammar *g, const ll_vocab 
     c->trie = c->vt->trie;
     c->sub_max = c->vt->sub_max;
     c->by_len = c->vt->by_len;
+    c->n_len_ge = c->vt->n_len_ge;
+    c->short_bits = c->vt->short_bits;
+    c->rank = c->vt->rank;
 
     /* per-position classes: as many as fit in the compile budget now, the rest on first use */
     c->pinfo_of = ll_malloc_array((size_t)c->g.n_elems, sizeof *c->pinfo_of);
@@ -1224,7 +1374,10 @@ static ll_status compiled_init(gr_compiled **out, gr_grammar *g, const ll_vocab 
     /* Order: by the step of a counted chain the position is in (0 outside chains), then by
      * element. Shared rules (whitespace, string characters) and every chain's first steps
      * come first, and each chain is met head first, where a step borrows the classes of the
-     * step before it (pos_share) without piling them up. */
+     * step before it (pos_share) without piling them up. A chain with required items counts
+     * from where they end instead (the first step that may pop): from there the optional
+     * steps borrow toward the end and the required ones toward the head, each across one
+     * step, so only that step walks the whole trie. */
     int32_t *order = NULL, n_order = 0;
     int32_t *step = ll_malloc_array((size_t)c->g.n_rules + 1, sizeof *step);
     int64_t *key = ll_malloc_array((size_t)c->n_pinfo + 1, sizeof *key);
@@ -1234,12 +1387,23 @@ static ll_status compiled_init(gr_compiled **out, gr_grammar *g, const ll_vocab 
         int32_t at = r, n_up = 0;   /* up to a rule whose step is known, or the head */
         while (step[at] < 0) {
             int32_t pr = c->pred[at];
-            if (pr < 0 || c->succ[pr] != at || !shift_match(c, pr, at)) { step[at] = 0; break; }
+            if (pr < 0 || c->succ[pr] != at || c->link[pr] != SHIFT_EXACT || n_up >= c->g.n_rules) {
+                step[at] = 0;
+                break;
+            }
             at = pr;
             n_up++;
         }
         for (int32_t b = r, k = n_up; k > 0; k--) { step[b] = step[at] + k; b = c->pred[b]; }
     }
+    /* the run of exact matches before a loose one: counted back from it (steps are
+     * negative meanwhile, so a run is renumbered once) */
+    for (int32_t r = 0; r < c->g.n_rules; r++) {
+        if (step[r] < 0 || c->link[r] != SHIFT_LOOSE) continue;
+        int32_t last = step[r];
+        for (int32_t b = r, k = 0; k <= last && b >= 0; k++, b = c->pred[b]) step[b] = -(last - step[b] + 1) - 1;
+    }
+    for (int32_t r = 0; r < c->g.n_rules; r++) if (step[r] < 0) step[r] = -step[r] - 1;
     for (int32_t p = 0; p < c->g.n_elems; p++)
         if (c->pinfo_of[p] >= 0 && live_pos[p])
             key[n_order++] = (int64_t)step[c->alt_rule[c->elem_alt[p]]] << 32 | p;
@@ -1248,10 +1412,10 @@ static ll_status compiled_init(gr_compiled **out, gr_grammar *g, const ll_vocab 
     qsort(key, (size_t)n_order, sizeof *key, cmp_i64);
     order = (int32_t *)key;   /* the low halves, in place */
     for (int32_t i = 0; i < n_order; i++) order[i] = (int32_t)(key[i] & 0xffffffff);
-    uint64_t t0 = ll_time_ns();
+    uint64_t t0 = ll_time_ns(), budget = atomic_load(&eager_ns);
     for (int32_t i = 0; i < n_order && st == LL_OK; i++) {
         int32_t p = order[i];
-        if (ll_time_ns() - t0 > GR_EAGER_NS) break;
+        if (ll_time_ns() - t0 >= budget) break;
         st = pos_compute(c, p, err);
         if (st == LL_OK) atomic_store_explicit(&c->pinfo[c->pinfo_of[p]].ready, 1, memory_order_relaxed);
     }
@@ -1346,6 +1510,10 @@ static void cache_put(gr_compiled *c, int kind, const char *text, size_t len, ui
     pthread_mutex_unlock(&cache_lock);
     compiled_unref(old);
     ll_free(old_text);
+}
+
+uint64_t gr_set_eager_budget(uint64_t ns) {
+    return atomic_exchange(&eager_ns, ns);
 }
 
 void gr_cache_forget(void) {
