@@ -44,6 +44,11 @@ typedef bool (*ll_gemv_fn)(int64_t n_in, const void *w, int64_t r0, int64_t r1, 
 typedef void (*ll_dot_rows_fn)(int64_t n, const void *w, size_t w_stride, int64_t n_rows, const void *a,
                                size_t a_stride, int n_cols, float *out, size_t out_stride);
 
+/* The softmax's exponentials: x[i] = exp(x[i] - max) in place for i < n (x[i] = -INFINITY
+ * gives 0), returning their sum in double. max is at least every x[i]. */
+typedef double (*ll_exp_sum_fn)(float *x, int64_t n, float max);
+double ll_exp_sum_ref(float *x, int64_t n, float max);
+
 struct ll_kernels {
     ll_dot_fn          dot[LL_TYPE_COUNT];           /* by weight type; NULL if unsupported */
     /* As dot_multi, but the columns are f32 arrays holding values of the dot type exactly
@@ -56,6 +61,7 @@ struct ll_kernels {
     ll_dot_multi_fn    dot_multi[LL_TYPE_COUNT];     /* by weight type; NULL: loop over dot */
     ll_gemm_fn         gemm[LL_TYPE_COUNT];          /* by weight type; NULL: dot_multi */
     ll_quantize_act_fn quantize_act[LL_TYPE_COUNT];  /* by activation (dot) type */
+    ll_exp_sum_fn      exp_sum;                      /* never NULL */
     const char        *isa;                          /* "avx512", "avx2", "scalar" */
 };
 

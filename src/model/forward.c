@@ -321,12 +321,9 @@ static void attention_worker(void *arg, int ith, int nth) {
         }
         for (int64_t x = 0; x < cols; x++) {
             float *score = scores + (size_t)x * (size_t)n_ctx;
-            double sum = 0.0;
-            for (int64_t s = 0; s < hi_c[x]; s++) {
-                if (sq->pos[s] > p_c[x]) { score[s] = 0.0f; continue; }
-                score[s] = expf(score[s] - max[x]);
-                sum += (double)score[s];
-            }
+            for (int64_t s = 0; s < hi_c[x]; s++)
+                if (sq->pos[s] > p_c[x]) score[s] = -INFINITY;       /* hidden: weight 0 */
+            double sum = c->kern->exp_sum(score, hi_c[x], max[x]);
             const float inv = (float)(1.0 / sum);
             for (int64_t s = 0; s < hi_c[x]; s++) score[s] *= inv;
         }

@@ -396,6 +396,39 @@ static void test_gemm_bit_identical(void) {
     CHECK(n_checked > 0);
 }
 
+/* The softmax's exponentials of the SIMD table against expf: every value within 2 ulp over
+ * [-87, 0] (below that, 0 where expf gives under 2^-125), -inf to exactly 0, e^0 exactly 1,
+ * the in-place results summed as the reference sums them, for lengths with and without a
+ * vector tail. */
+static void test_exp_sum(void) {
+    CHECK(k_ref.exp_sum != NULL);
+    if (!simd_or_skip()) return;
+    CHECK(k_simd.exp_sum != NULL);
+    enum { N = 1003 };
+    static float x[N], y[N], ref[N];
+    for (int round = 0; round < 4; round++) {
+        int n = round == 0 ? N : round == 1 ? 8 : round == 2 ? 7 : 64;
+        for (int i = 0; i < n; i++) x[i] = round == 3 ? -100.0f + 100.0f * (float)i / 63 : rng_uniform(-95, 5);
+        float max = -INFINITY;
+        for (int i = 0; i < n; i++) if (x[i] > max) max = x[i];
+        if (n > 2) x[1] = -INFINITY;
+        memcpy(y, x, sizeof x);
+        memcpy(ref, x, sizeof x);
+        double s = k_simd.exp_sum(y, n, max), sr = ll_exp_sum_ref(ref, n, max);
+        int bad = 0;
+        for (int i = 0; i < n; i++) {
+            float d = x[i] - max;
+            bool ok;
+            if (d == -INFINITY) ok = y[i] == 0.0f;
+            else if (d < -87.0f) ok = (y[i] == 0.0f && ref[i] < 0x1p-125f) || y[i] == ref[i];   /* tail: expf */
+            else ok = (d != 0.0f || y[i] == 1.0f) && fabsf(y[i] - ref[i]) <= 2 * (nextafterf(ref[i], INFINITY) - ref[i]);
+            if (!ok && bad++ < 3) fprintf(stderr, "exp_sum: exp(%.9g) gave %.9g, expf %.9g\n", d, y[i], ref[i]);
+        }
+        CHECK_MSG(bad == 0, "exp_sum round %d: %d values off by more than 2 ulp", round, bad);
+        CHECK_MSG(fabs(s - sr) <= 1e-6 * sr, "exp_sum round %d: sum %.9g vs %.9g", round, s, sr);
+    }
+}
+
 /* Every f32-column multi dot (dot_multi_xf32) against the single dot of its table with the
  * columns in the dot type, bit for bit: lengths with and without a vector tail, 1..11 columns
  * (more than one pass of LL_DOT_MULTI_MAX), an odd column stride. */
@@ -648,6 +681,7 @@ int main(void) {
         RUN(test_matmul_rows_matches_dots);
         RUN(test_gemm_bit_identical);
         RUN(test_gemv_bit_identical);
+        RUN(test_exp_sum);
         RUN(test_dot_multi_xf32_bit_identical);
         RUN(test_dot_rows_xf32_bit_identical);
         RUN(test_gemm_q6_k_token_groups);

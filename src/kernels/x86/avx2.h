@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+double ll_exp_sum_avx2(float *x, int64_t n, float max);
 float ll_dot_f32_avx2(int64_t n, const void *w, const void *a);
 float ll_dot_f16_avx2(int64_t n, const void *w, const void *a);
 float ll_dot_bf16_avx2(int64_t n, const void *w, const void *a);
