@@ -11,7 +11,12 @@
  *
  * Defaults 2048 8192. "batch" prints only the second table, optionally for one type and one
  * n_tok: `valgrind --tool=callgrind --toggle-collect=ll_matmul_rows` then counts instructions
- * of exactly that product, a steadier figure than time on a busy machine. */
+ * of exactly that product, a steadier figure than time on a busy machine.
+ *
+ *     build/bench/bench_kernels gemm TYPE ROWS N_IN N_TOK THREADS [REPS]
+ *
+ * times one prompt-sized product split across threads as the forward pass splits it (see
+ * bench_gemm_shape at the end of this file). */
 #include "kernels/kernels.h"
 
 #include <stdio.h>
@@ -127,7 +132,10 @@ done:
     free(x); free(y); free(xq);
 }
 
+static int bench_gemm_shape(int argc, char **argv);
+
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "gemm") == 0) return bench_gemm_shape(argc, argv);
     int64_t rows = argc > 1 ? atoll(argv[1]) : 2048, n_in = argc > 2 ? atoll(argv[2]) : 8192;
     bool batch_only = argc > 3 && strcmp(argv[3], "batch") == 0;
     if (rows <= 0 || n_in <= 0 || n_in % 256) { fprintf(stderr, "n_in must be a multiple of 256\n"); return 2; }
@@ -170,5 +178,106 @@ int main(int argc, char **argv) {
     }
     free(x); free(y); free(xq);
     bench_batched(have_simd ? &k_simd : &k_ref, rows, n_in, NULL, 0);
+    return 0;
+}
+
+/* ---- a prompt's product at model shape, threaded as the forward pass splits it ----------------
+ *
+ *     build/bench/bench_kernels gemm TYPE ROWS N_IN N_TOK THREADS [REPS]
+ *
+ * ROWS x N_IN weights of TYPE against N_TOK tokens; THREADS threads each take a contiguous
+ * share of the rows (model/forward.c's split) and call ll_matmul_rows once. Prints the wall
+ * time of each repetition's slowest thread, its median and best, and G multiply-adds per
+ * second. Wall time: on a shared machine run it A B A B and compare medians. */
+#include <pthread.h>
+
+struct gemm_bench_arg {
+    const struct ll_kernels *k;
+    uint32_t type;
+    const uint8_t *w, *xq;
+    int64_t rows, n_in, n_tok, r0, r1;
+    size_t xq_stride;
+    float *y;
+    double cpu_s;            /* out: this thread's CPU time */
+};
+
+static void *gemm_bench_thread(void *p) {
+    struct gemm_bench_arg *a = p;
+    uint64_t t0 = thread_ns();
+    ll_matmul_rows(a->k, a->type, a->w, a->n_in, a->r0, a->r1, a->xq, a->xq_stride, a->n_tok, a->y, a->rows);
+    a->cpu_s = (double)(thread_ns() - t0) * 1e-9;
+    return NULL;
+}
+
+static double wall_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int bench_gemm_shape(int argc, char **argv) {
+    if (argc < 7) {
+        fprintf(stderr, "usage: bench_kernels gemm TYPE ROWS N_IN N_TOK THREADS [REPS]\n");
+        return 2;
+    }
+    const ll_type_traits *t = NULL;
+    uint32_t type = 0;
+    for (uint32_t i = 0; i < LL_TYPE_COUNT; i++) {
+        const ll_type_traits *c = ll_type_traits_of(i);
+        if (c && c->name && strcmp(c->name, argv[2]) == 0) { t = c; type = i; break; }
+    }
+    int64_t rows = atoll(argv[3]), n_in = atoll(argv[4]), n_tok = atoll(argv[5]);
+    int nth = atoi(argv[6]), reps = argc > 7 ? atoi(argv[7]) : 5;
+    if (!t || rows <= 0 || n_in <= 0 || n_in % 256 || n_tok <= 0 || nth < 1 || nth > 64 || reps < 1 || reps > 1000) {
+        fprintf(stderr, "bench_kernels gemm: bad type or shape (n_in a multiple of 256, 1..64 threads)\n");
+        return 2;
+    }
+    const struct ll_kernels *k = ll_kernels_get();
+    uint64_t row_bytes = 0, xq_stride = 0;
+    ll_type_row_bytes(type, n_in, &row_bytes);
+    ll_type_row_bytes(t->dot_type, n_in, &xq_stride);
+    uint8_t *w = malloc((size_t)(row_bytes * (uint64_t)rows));
+    uint8_t *xq = malloc((size_t)(xq_stride * (uint64_t)n_tok));
+    float *x = malloc((size_t)n_in * sizeof(float)), *y = malloc((size_t)(rows * n_tok) * sizeof(float));
+    double *times = malloc((size_t)reps * sizeof(double)), *cpu = malloc((size_t)reps * sizeof(double));
+    if (!w || !xq || !x || !y || !times || !cpu) { fprintf(stderr, "bench_kernels gemm: out of memory\n"); return 1; }
+    fill_weights(type, w, rows, n_in);
+    for (int64_t tk = 0; tk < n_tok; tk++) {
+        for (int64_t i = 0; i < n_in; i++) x[i] = (float)((int64_t)(next_u64() % 2001) - 1000) * 1e-3f;
+        k->quantize_act[t->dot_type](x, xq + (size_t)tk * xq_stride, n_in);
+    }
+    struct gemm_bench_arg args[64];
+    pthread_t th[64];
+    for (int i = 0; i < nth; i++)
+        args[i] = (struct gemm_bench_arg){ k, type, w, xq, rows, n_in, n_tok, rows * i / nth, rows * (i + 1) / nth,
+                                           (size_t)xq_stride, y, 0 };
+    printf("gemm %s %lld rows x %lld inputs x %lld tokens, %d threads (%s):", t->name, (long long)rows,
+           (long long)n_in, (long long)n_tok, nth, k->isa);
+    for (int r = 0; r < reps; r++) {
+        double t0 = wall_s();
+        for (int i = 1; i < nth; i++) pthread_create(&th[i], NULL, gemm_bench_thread, &args[i]);
+        gemm_bench_thread(&args[0]);
+        for (int i = 1; i < nth; i++) pthread_join(th[i], NULL);
+        times[r] = wall_s() - t0;
+        cpu[r] = 0;
+        for (int i = 0; i < nth; i++) if (args[i].cpu_s > cpu[r]) cpu[r] = args[i].cpu_s;
+        printf(" %.1f/%.1f", times[r] * 1e3, cpu[r] * 1e3);
+    }
+    qsort(times, (size_t)reps, sizeof *times, cmp_double);
+    qsort(cpu, (size_t)reps, sizeof *cpu, cmp_double);
+    double macs = (double)rows * (double)n_in * (double)n_tok;
+    float sum = 0;
+    for (int64_t i = 0; i < rows * n_tok; i++) sum += y[i];
+    printf(" ms (wall/slowest thread's CPU)\n  CPU: median %.1f ms (%.1f ns per row x token per thread), best %.1f ms\n",
+           cpu[reps / 2] * 1e3, cpu[reps / 2] * 1e9 * nth / ((double)rows * (double)n_tok), cpu[0] * 1e3);
+    printf("  wall: median %.1f ms (%.2f GMAC/s, %.1f ns per row x token per thread), best %.1f ms (%.2f GMAC/s); checksum %.6g\n",
+           times[reps / 2] * 1e3, macs / times[reps / 2] * 1e-9,
+           times[reps / 2] * 1e9 * nth / ((double)rows * (double)n_tok), times[0] * 1e3, macs / times[0] * 1e-9, sum);
+    free(w); free(xq); free(x); free(y); free(times); free(cpu);
     return 0;
 }

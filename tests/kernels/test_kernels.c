@@ -660,6 +660,45 @@ static void test_gemm_q6_k_token_groups(void) {
     }
 }
 
+/* The F16 prompt product at sizes its cache blocking splits (src/kernels/x86/dot_float_avx2.c:
+ * 48-row blocks, 128-token blocks, 512-element slices with the accumulators saved between
+ * them), against the single dot bit for bit: rows spanning three row blocks with a partial
+ * tile, lengths below one vector, with a tail, ending on and off a slice boundary, token
+ * counts with a partial group and a second token block. Outputs outside rows [r0, r1) and
+ * tokens [0, n_tok) stay untouched. */
+static void test_gemm_f16_blocks_bit_identical(void) {
+    if (!simd_or_skip()) return;
+    enum { MAX_IN = 1600, N_ROWS = 110, MAX_TOK = 131, Y_STRIDE = N_ROWS + 3 };
+    static const int64_t n_ins[] = { 5, 515, 1031, 1600 };
+    static const int toks[] = { 8, 131 };
+    static uint8_t w[N_ROWS * MAX_IN * 2 + 64], xq[MAX_TOK * (MAX_IN * 2 + 8) + 64];
+    static float x[MAX_IN], y[MAX_TOK * Y_STRIDE];
+    const uint32_t wt = LL_TYPE_F16;
+    for (size_t ni = 0; ni < sizeof n_ins / sizeof n_ins[0]; ni++) {
+        int64_t n_in = n_ins[ni];
+        size_t rb = (size_t)n_in * 2, stride = rb + 6;
+        uint8_t *wr = w + 1;
+        for (int r = 0; r < N_ROWS; r++) random_weights(wfields_of(wt), wr + r * rb, n_in, 0);
+        for (int t = 0; t < MAX_TOK; t++) {
+            for (int64_t e = 0; e < n_in; e++) x[e] = rng_uniform(-3, 3);
+            k_simd.quantize_act[wt](x, xq + 2 + t * stride, n_in);
+        }
+        for (size_t ti = 0; ti < sizeof toks / sizeof toks[0]; ti++) {
+            const int n_tok = toks[ti], r0 = 1, r1 = N_ROWS - 1;     /* 108 rows: 48 + 48 + 12 */
+            for (int i = 0; i < MAX_TOK * Y_STRIDE; i++) y[i] = -999.0f;
+            CHECK(k_simd.gemm[wt](n_in, wr, r0, r1, xq + 2, stride, n_tok, y, Y_STRIDE));
+            int bad = 0;
+            for (int t = 0; t < MAX_TOK; t++)
+                for (int r = 0; r < Y_STRIDE; r++) {
+                    float want = t < n_tok && r >= r0 && r < r1 ? k_simd.dot[wt](n_in, wr + r * rb, xq + 2 + t * stride)
+                                                                : -999.0f;
+                    if (!same_bits(y[t * Y_STRIDE + r], want)) bad++;
+                }
+            CHECK_MSG(bad == 0, "F16 n_in=%lld n_tok=%d: %d outputs wrong", (long long)n_in, n_tok, bad);
+        }
+    }
+}
+
 int main(void) {
     ll_kernels_init_isa(&k_ref, "scalar");
     RUN(test_dispatch_env_forces_scalar);      /* first: before this process fills its table */
@@ -685,6 +724,7 @@ int main(void) {
         RUN(test_dot_multi_xf32_bit_identical);
         RUN(test_dot_rows_xf32_bit_identical);
         RUN(test_gemm_q6_k_token_groups);
+        RUN(test_gemm_f16_blocks_bit_identical);
     }
     RUN(test_avx512_equals_avx2_bitwise);
     return test_summary();

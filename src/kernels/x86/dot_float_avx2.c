@@ -130,91 +130,125 @@ bool ll_gemv_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const
     return true;
 }
 
-/* ---- F16 prompts: a register-tiled product (kernels.h, ll_gemm_fn) ----------------------------
+/* ---- F16 prompts: a cache-blocked, register-tiled product (kernels.h, ll_gemm_fn) -----------
  *
- * dot_multi converts the 8 activations of every column at every step (cvtph for 8 columns
- * per one weight vector), which costs as much as the FMAs. Here the tokens' F16 activations
- * are converted to f32 once per call, and each tile of weight rows once per call into an f32
- * panel (both exact), so the inner loop is FMAs and loads only: on Zen 1 a ymm cvtph2ps takes
- * the FMA pipes, and converting 3 weight vectors per 12 FMAs left the kernel at 65% of the
- * FMA peak (`build/bench/peak`). A tile of 3 weight rows x 4 tokens keeps 12 accumulators in
- * registers: per 8 elements 3 weight loads and 12 FMAs with the activation as a memory
- * operand. Each (row, token) accumulator is the single dot's s0 (the same FMAs on the same
- * lanes, in the same order) and ends with its hsum and double tail, so the result is
- * bit-identical to ll_dot_f16_avx2. */
-enum { F16_TILE_ROWS = 3, F16_TILE_COLS = 4, F16_PANEL_BYTES = 192 * 1024, F16_TILE_MAX_ROWS = 63 };
+ * Arithmetic. Each (row, token) result is the single dot's own: one 8-lane f32 accumulator
+ * that takes fmadd(w[i..i+8], x[i..i+8]) for i = 0, 8, 16, ... in order, then hsum_ps, then
+ * the tail of fewer than 8 elements summed in double. F16 -> f32 is exact, so converting the
+ * operands once beforehand changes nothing; splitting i into blocks changes nothing as long as
+ * the accumulator is saved between blocks (as its 8 lanes) and the blocks run in order. So
+ * the result is bit-identical to ll_dot_f16_avx2 (test_gemm_bit_identical).
+ *
+ * Register tile. 3 weight rows x 4 tokens: 12 accumulators, 3 weight vectors and the current
+ * token vector fill the 16 ymm registers; per 8 elements 7 loads and 12 FMAs. On Zen 1 a ymm
+ * FMA takes both 128-bit pipes, so this runs at the FMA rate only when the loads hit L1 or L2.
+ *
+ * Cache blocking, per thread on its share of rows. cvtph2ps shares Zen 1's FMA pipes, so the
+ * tile's operands are f32 copies, packed so that the tile reads two sequential streams: a
+ * slice of F16_KC elements of 3 rows as [i/8][row][8], and of 4 tokens as [i/8][token][8],
+ * zero-padded to whole tiles and groups.
+ *   for each block of F16_NC tokens (its F16 activations, 2 MB at 8192 inputs, stay in L3,
+ *   shared with the other threads, which work on the same block at the same time):
+ *     for each block of F16_MC rows:
+ *       for each slice of F16_KC elements (accumulators saved between slices, in L2):
+ *         convert the rows' slice (F16_MC x F16_KC, 96 KB, stays in L2);
+ *         for each group of 4 tokens: convert its slice (8 KB, stays in L1), then
+ *           for each tile of 3 rows: the register tile.
+ * Conversions cost 1/F16_MC (tokens) + 1/F16_NC (weights) of the FMA work, about 3%, and
+ * need no buffer that grows with the prompt. The previous version converted every token and a
+ * panel of rows once per call and ran each tile over the whole row: at 8192 inputs (the FFN
+ * down projection) 4 tokens are 128 KB, nothing stayed in L1, a panel of only 6 rows fit in
+ * L2 beside them, and every token's f32 activations (16 MB for 512 tokens) were streamed from
+ * memory once per 6 rows: that product ran at 2/3 of the others' rate. */
+enum {
+    F16_MR = 3, F16_NR = 4,          /* register tile: rows x tokens */
+    F16_KC = 512,                    /* elements per slice: a group's slice is 8 KB */
+    F16_MC = 48,                     /* rows per block (16 tiles): the rows' slice is 96 KB */
+    F16_NC = 128,                    /* tokens per block (32 groups); saved accumulators 192 KB */
+};
+typedef float f16_acc[F16_MR * F16_NR * 8];   /* one tile's saved accumulators, [row][token][lane] */
 
-static inline __attribute__((always_inline)) void
-f16_tile(int nr, int nc, int64_t n, const float *w, size_t ws, const float *x, size_t xs,
-         float out[F16_TILE_ROWS][F16_TILE_COLS]) {
-    __m256 s[F16_TILE_ROWS][F16_TILE_COLS];
-    _Pragma("GCC unroll 3") for (int r = 0; r < nr; r++)
-        _Pragma("GCC unroll 4") for (int c = 0; c < nc; c++) s[r][c] = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 wv[F16_TILE_ROWS];
-        _Pragma("GCC unroll 3") for (int r = 0; r < nr; r++) wv[r] = _mm256_loadu_ps(w + r * ws + i);
-        _Pragma("GCC unroll 4") for (int c = 0; c < nc; c++) {
-            __m256 xv = _mm256_loadu_ps(x + c * xs + i);
-            _Pragma("GCC unroll 3") for (int r = 0; r < nr; r++) s[r][c] = _mm256_fmadd_ps(wv[r], xv, s[r][c]);
+/* steps x 8 elements of a 3-row tile (w, packed) against a 4-token group (x, packed), from the
+ * saved accumulators acc (zero when first), which it updates. */
+static void f16_micro(int64_t steps, const float *w, const float *x, float *acc, bool first) {
+    __m256 s[F16_MR][F16_NR];
+    _Pragma("GCC unroll 3") for (int r = 0; r < F16_MR; r++)
+        _Pragma("GCC unroll 4") for (int c = 0; c < F16_NR; c++)
+            s[r][c] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(acc + (r * F16_NR + c) * 8);
+    for (int64_t k = 0; k < steps; k++, w += F16_MR * 8, x += F16_NR * 8) {
+        __m256 wv[F16_MR];
+        _Pragma("GCC unroll 3") for (int r = 0; r < F16_MR; r++) wv[r] = _mm256_loadu_ps(w + r * 8);
+        _Pragma("GCC unroll 4") for (int c = 0; c < F16_NR; c++) {
+            __m256 xv = _mm256_loadu_ps(x + c * 8);
+            _Pragma("GCC unroll 3") for (int r = 0; r < F16_MR; r++) s[r][c] = _mm256_fmadd_ps(wv[r], xv, s[r][c]);
         }
     }
-    for (int r = 0; r < nr; r++)
-        for (int c = 0; c < nc; c++) {
-            double tail = 0.0;
-            for (int64_t j = i; j < n; j++) tail += (double)(w[r * ws + j] * x[c * xs + j]);
-            out[r][c] = (float)((double)hsum_ps(s[r][c]) + tail);
-        }
+    _Pragma("GCC unroll 3") for (int r = 0; r < F16_MR; r++)
+        _Pragma("GCC unroll 4") for (int c = 0; c < F16_NR; c++) _mm256_storeu_ps(acc + (r * F16_NR + c) * 8, s[r][c]);
 }
 
-typedef void (*f16_tile_fn)(int64_t n, const float *w, size_t ws, const float *x, size_t xs,
-                            float out[F16_TILE_ROWS][F16_TILE_COLS]);
-#define F16_TILE(R, C)                                                                            \
-    static void f16_tile_##R##_##C(int64_t n, const float *w, size_t ws, const float *x, size_t xs, \
-                                   float out[F16_TILE_ROWS][F16_TILE_COLS]) { f16_tile(R, C, n, w, ws, x, xs, out); }
-F16_TILE(1, 1) F16_TILE(1, 2) F16_TILE(1, 3) F16_TILE(1, 4)
-F16_TILE(2, 1) F16_TILE(2, 2) F16_TILE(2, 3) F16_TILE(2, 4)
-F16_TILE(3, 1) F16_TILE(3, 2) F16_TILE(3, 3) F16_TILE(3, 4)
-static const f16_tile_fn f16_tiles[F16_TILE_ROWS][F16_TILE_COLS] = {
-    { f16_tile_1_1, f16_tile_1_2, f16_tile_1_3, f16_tile_1_4 },
-    { f16_tile_2_1, f16_tile_2_2, f16_tile_2_3, f16_tile_2_4 },
-    { f16_tile_3_1, f16_tile_3_2, f16_tile_3_3, f16_tile_3_4 },
-};
-
-/* n F16 values at src to f32 at dst (exact). */
-static void f16_row_to_f32(const uint8_t *src, float *dst, int64_t n) {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load_f16x8(src + 2 * i));
-    for (; i < n; i++) dst[i] = f16_at(src + 2 * i);
+/* Elements [k0, k0 + 8 * steps) of nr (<= span) F16 rows at src, row_bytes apart, to f32
+ * packed by `span` rows: dst[(i/8) * span * 8 + r * 8 + i % 8]. Rows nr..span-1 are zero. */
+static void f16_pack(const uint8_t *src, size_t row_bytes, int nr, int span, int64_t k0, int64_t steps, float *dst) {
+    for (int r = 0; r < span; r++, src += row_bytes) {
+        float *d = dst + r * 8;
+        if (r < nr)
+            for (int64_t k = 0; k < steps; k++) _mm256_storeu_ps(d + k * span * 8, load_f16x8(src + 2 * (k0 + 8 * k)));
+        else
+            for (int64_t k = 0; k < steps; k++) _mm256_storeu_ps(d + k * span * 8, _mm256_setzero_ps());
+    }
 }
 
 bool ll_gemm_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
                       size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride) {
-    const size_t xs = (size_t)n_in, rb = (size_t)n_in * 2;
-    /* Rows per panel: whole row groups whose f32 copy stays in L2 beside 4 tokens. */
-    int64_t tile = (int64_t)(F16_PANEL_BYTES / (xs * sizeof(float)));
-    if (tile < F16_TILE_ROWS) tile = F16_TILE_ROWS;
-    if (tile > F16_TILE_MAX_ROWS) tile = F16_TILE_MAX_ROWS;
-    tile -= tile % F16_TILE_ROWS;             /* whole row groups, except at the end of the range */
-    float *x = malloc(((size_t)n_tok + (size_t)tile) * xs * sizeof *x);
-    if (!x) return false;
-    float *panel = x + (size_t)n_tok * xs;
-    for (int64_t t = 0; t < n_tok; t++) f16_row_to_f32((const uint8_t *)xq + (size_t)t * xq_stride, x + (size_t)t * xs, n_in);
-    const uint8_t *wb = w;
-    for (int64_t rt = r0; rt < r1; rt += tile) {
-        int64_t re = rt + tile < r1 ? rt + tile : r1;
-        for (int64_t r = rt; r < re; r++) f16_row_to_f32(wb + (size_t)r * rb, panel + (size_t)(r - rt) * xs, n_in);
-        for (int64_t t = 0; t < n_tok; t += F16_TILE_COLS) {
-            int nc = n_tok - t < F16_TILE_COLS ? (int)(n_tok - t) : F16_TILE_COLS;
-            for (int64_t r = rt; r < re; r += F16_TILE_ROWS) {
-                int nr = re - r < F16_TILE_ROWS ? (int)(re - r) : F16_TILE_ROWS;
-                float out[F16_TILE_ROWS][F16_TILE_COLS];
-                f16_tiles[nr - 1][nc - 1](n_in, panel + (size_t)(r - rt) * xs, xs, x + (size_t)t * xs, xs, out);
-                for (int c = 0; c < nc; c++)
-                    for (int i = 0; i < nr; i++) y[(t + c) * y_stride + r + i] = out[i][c];
+    const int64_t n8 = n_in / 8 * 8, n_grp = (n_tok + F16_NR - 1) / F16_NR;
+    const size_t rb = (size_t)n_in * 2;
+    const int64_t grp_blk = F16_NC / F16_NR, tile_blk = (F16_MC + F16_MR - 1) / F16_MR;
+    /* one row block's slice, one group's slice, one block's saved accumulators */
+    const size_t w_fl = (size_t)tile_blk * F16_MR * F16_KC, x_fl = (size_t)F16_NR * F16_KC;
+    float *wp = aligned_alloc(64, (w_fl + x_fl) * sizeof(float) + (size_t)(grp_blk * tile_blk) * sizeof(f16_acc));
+    if (!wp) return false;
+    float *xp = wp + w_fl;
+    f16_acc *acc = (f16_acc *)(xp + x_fl);
+    const uint8_t *xb = xq, *wb = w;
+    for (int64_t g0 = 0; g0 < n_grp; g0 += grp_blk) {
+        const int64_t g1 = g0 + grp_blk < n_grp ? g0 + grp_blk : n_grp;
+        for (int64_t rb0 = r0; rb0 < r1; rb0 += F16_MC) {
+            const int64_t nrows = r1 - rb0 < F16_MC ? r1 - rb0 : F16_MC, ntiles = (nrows + F16_MR - 1) / F16_MR;
+            for (int64_t k0 = 0; k0 < n8 || k0 == 0; k0 += F16_KC) {
+                const int64_t steps = (n8 - k0 < F16_KC ? n8 - k0 : F16_KC) / 8;
+                for (int64_t t = 0; t < ntiles; t++) {
+                    int nr = nrows - t * F16_MR < F16_MR ? (int)(nrows - t * F16_MR) : F16_MR;
+                    f16_pack(wb + (size_t)(rb0 + t * F16_MR) * rb, rb, nr, F16_MR, k0, steps, wp + (size_t)t * F16_MR * F16_KC);
+                }
+                for (int64_t g = g0; g < g1; g++) {
+                    int nc = n_tok - g * F16_NR < F16_NR ? (int)(n_tok - g * F16_NR) : F16_NR;
+                    f16_pack(xb + (size_t)(g * F16_NR) * xq_stride, xq_stride, nc, F16_NR, k0, steps, xp);
+                    for (int64_t t = 0; t < ntiles; t++)
+                        f16_micro(steps, wp + (size_t)t * F16_MR * F16_KC, xp, acc[(g - g0) * tile_blk + t], k0 == 0);
+                }
+            }
+            /* results: hsum and the double tail (from the F16 operands: the same values) */
+            for (int64_t g = g0; g < g1; g++) {
+                int nc = n_tok - g * F16_NR < F16_NR ? (int)(n_tok - g * F16_NR) : F16_NR;
+                for (int64_t t = 0; t < ntiles; t++) {
+                    const float *a = acc[(g - g0) * tile_blk + t];
+                    int nr = nrows - t * F16_MR < F16_MR ? (int)(nrows - t * F16_MR) : F16_MR;
+                    for (int c = 0; c < nc; c++) {
+                        const uint8_t *xt = xb + (size_t)(g * F16_NR + c) * xq_stride;
+                        for (int r = 0; r < nr; r++) {
+                            const int64_t row = rb0 + t * F16_MR + r;
+                            const uint8_t *wr = wb + (size_t)row * rb;
+                            double tail = 0.0;
+                            for (int64_t j = n8; j < n_in; j++) tail += (double)(f16_at(wr + 2 * j) * f16_at(xt + 2 * j));
+                            y[(g * F16_NR + c) * y_stride + row] =
+                                (float)((double)hsum_ps(_mm256_loadu_ps(a + (r * F16_NR + c) * 8)) + tail);
+                        }
+                    }
+                }
             }
         }
     }
-    free(x);
+    free(wp);
     return true;
 }
