@@ -13,7 +13,8 @@
  *          (the aggregate), so -np 4 reading 4x the t/s of -np 1 means perfect scaling.
  *
  * Each test runs once untimed (warm-up: page in the weights, wake the workers), then -r times
- * timed. A result is the mean and sample standard deviation over the repetitions, of the
+ * timed. With -d the context is filled once per test (untimed) and each run starts from it
+ * (what a run added is removed again), as llama-bench does. A result is the mean and sample standard deviation over the repetitions, of the
  * nanoseconds and of the tokens per second of each repetition (not tokens / mean time: this is
  * llama-bench's definition, which the JSON field names carry).
  */
@@ -241,6 +242,16 @@ static ll_status clear_all(bench_run *b, ll_error *err) {
     return LL_OK;
 }
 
+/* Every sequence back to its first `depth` positions. */
+static ll_status trim_to(bench_run *b, int64_t depth, ll_error *err) {
+    for (int32_t s = 0; s < b->n_par; s++) {
+        b->pos[s] = (int32_t)depth;
+        ll_status st = ll_ctx_seq_rm(b->ctx, s, (int32_t)depth, -1, err);
+        if (st != LL_OK) return st;
+    }
+    return LL_OK;
+}
+
 typedef struct {
     int64_t  n_prompt, n_gen, n_depth, n_threads, n_parallel;
     int32_t  n_batch;
@@ -388,9 +399,13 @@ static int bench_test(const ll_model *m, const bench_opts *o, const model_facts 
     if (ll_ctx_init(&b.ctx, m, &cp, &err) != LL_OK) { rc = cli_fail_err(&err); goto out; }
 
     iso8601_now(r.test_time, sizeof r.test_time);
+    /* The context is filled once (as llama-bench does); each run then drops what the previous
+     * one added, so every run starts from the same depth-token context. */
+    ll_status st0 = clear_all(&b, &err);
+    if (st0 == LL_OK && depth > 0) st0 = decode_each(&b, depth, &err);
+    if (st0 != LL_OK) { rc = cli_fail_err(&err); goto out; }
     for (int64_t rep = -1; rep < o->reps; rep++) {   /* rep -1: warm-up */
-        ll_status st = clear_all(&b, &err);
-        if (st == LL_OK && depth > 0) st = decode_each(&b, depth, &err);
+        ll_status st = trim_to(&b, depth, &err);
         if (st != LL_OK) { rc = cli_fail_err(&err); goto out; }
         uint64_t t0 = ll_time_ns();
         st = n_prompt > 0 ? decode_each(&b, n_prompt, &err) : run_tg(&b, rep < 0 ? 1 : n_gen, &err);
