@@ -410,6 +410,7 @@ ll_status ll_forward(ll_ctx *c, int32_t n_tok, int32_t n_out, float *logits, flo
     for (int32_t t = 0; t < n_tok; t++)                            /* (n_tok, n_rot) */
         ll_rope_row(c->rope_cs + t * hp->n_rot, m, c->ub_pos[t]);
 
+    const int64_t n_blk = attn_plan(c, n_tok);   /* cells and positions are set: one plan for every layer */
     for (int64_t l = 0; l < hp->n_layer; l++) {
         const ll_layer *ly = &m->layers[l];
         if (step_aborted(c, cancel)) return ll_fail(err, LL_ERR_CANCELLED, "cancelled at layer %lld", (long long)l);
@@ -423,7 +424,7 @@ ll_status ll_forward(ll_ctx *c, int32_t n_tok, int32_t n_out, float *logits, flo
         }
         struct rope_job rj = { c, l, n_tok };
         ll_pool_run(c->pool, rope_store_worker, &rj);                        /* cells of layer l */
-        struct attn_job aj = { c, l, attn_plan(c, n_tok) };
+        struct attn_job aj = { c, l, n_blk };
         ll_pool_run(c->pool, attention_worker, &aj);                         /* att_out: (n_tok, n_head*hd_v) */
         {
             const ll_weight *w[1] = { &ly->wo };
