@@ -98,6 +98,8 @@ static void kernels_fill_avx2(struct ll_kernels *k) {
     k->gemm[LL_TYPE_Q6_K] = ll_gemm_q6_k_avx2;
     k->gemm[LL_TYPE_Q4_0] = ll_gemm_q4_0_avx2;
     k->gemm[LL_TYPE_Q8_0] = ll_gemm_q8_0_avx2;
+    k->gemv[LL_TYPE_Q4_0] = ll_gemv_q4_0_avx2;
+    k->gemv[LL_TYPE_Q8_0] = ll_gemv_q8_0_avx2;
     k->quantize_act[LL_TYPE_F16]  = ll_quantize_f16_avx2;
     k->quantize_act[LL_TYPE_Q8_0] = ll_quantize_q8_0_avx2;
     k->quantize_act[LL_TYPE_Q8_1] = ll_quantize_q8_1_avx2;

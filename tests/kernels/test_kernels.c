@@ -520,8 +520,9 @@ static void test_dot_rows_xf32_bit_identical(void) {
 static void test_gemv_bit_identical(void) {
     if (!simd_or_skip()) return;
     CHECK_MSG(k_simd.gemv[LL_TYPE_F16] != NULL, "F16 has no gemv");
-    enum { MAX_IN = 2051, N_ROWS = 23 };
-    static const int64_t n_ins[] = { 8, 256, 2048, 2051 };
+    enum { MAX_IN = 2080, N_ROWS = 23 };
+    /* 96 and 2080: 3 and 65 blocks of 32, a group of 4 blocks missing or left over */
+    static const int64_t n_ins[] = { 8, 96, 256, 2048, 2051, 2080 };
     static uint8_t w[N_ROWS * MAX_IN * 4 + 64], xq[MAX_IN * 4 + 64];
     static float x[MAX_IN], y[N_ROWS];
     int n_checked = 0;
