@@ -199,13 +199,46 @@ static void f16_pack(const uint8_t *src, size_t row_bytes, int nr, int span, int
     }
 }
 
+/* Software prefetch of a region of F16 rows ahead of the f16_pack that reads it, so that the
+ * pack does not wait on each line in turn. The region is the elements [k, k + n) of `rows`
+ * rows, `stride` bytes apart, starting at p (pointing at element k of the first row): rows x
+ * `lines` 64-byte lines (one more than n * 2 / 64, as the rows need not be aligned). A cursor
+ * walks it a few lines per call, spread over the micro calls that run before the pack. */
+typedef struct {
+    const char *p;          /* the current row's element k */
+    size_t stride;
+    int64_t lines, rows;    /* lines per row, rows left (including the current) */
+    int64_t line;           /* next line in the current row */
+} f16_pf;
+
+static inline f16_pf f16_pf_start(const uint8_t *p, size_t stride, int64_t rows, int64_t n) {
+    return (f16_pf){ (const char *)p, stride, n * 2 / 64 + 1, n > 0 ? rows : 0, 0 };
+}
+
+#define F16_PF_STEP(c, count, HINT)                                                            \
+    for (int64_t i_ = 0; i_ < (count) && (c).rows > 0; i_++) {                             \
+        _mm_prefetch((c).p + (c).line * 64, HINT);                                         \
+        if (++(c).line == (c).lines) { (c).line = 0; (c).p += (c).stride; (c).rows--; }    \
+    }
+
+/* hsum_ps of the four vectors a[0..8), a[8..16), a[16..24), a[24..32) at once, each summed in
+ * hsum_ps's own order ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7)), so bit-identical. */
+static inline __m128 hsum4_ps(const float *a) {
+    __m128 v[4];
+    for (int c = 0; c < 4; c++) v[c] = _mm_add_ps(_mm_loadu_ps(a + 8 * c), _mm_loadu_ps(a + 8 * c + 4));
+    __m128 u = _mm_add_ps(_mm_unpacklo_ps(v[0], v[1]), _mm_unpackhi_ps(v[0], v[1]));   /* a02 b02 a13 b13 */
+    __m128 z = _mm_add_ps(_mm_unpacklo_ps(v[2], v[3]), _mm_unpackhi_ps(v[2], v[3]));   /* c02 d02 c13 d13 */
+    return _mm_add_ps(_mm_movelh_ps(u, z), _mm_movehl_ps(z, u));
+}
+
 bool ll_gemm_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
                       size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride) {
     const int64_t n8 = n_in / 8 * 8, n_grp = (n_tok + F16_NR - 1) / F16_NR;
     const size_t rb = (size_t)n_in * 2;
     const int64_t grp_blk = F16_NC / F16_NR, tile_blk = (F16_MC + F16_MR - 1) / F16_MR;
-    /* one row block's slice, one group's slice, one block's saved accumulators */
-    const size_t w_fl = (size_t)tile_blk * F16_MR * F16_KC, x_fl = (size_t)F16_NR * F16_KC;
+    const int64_t blk_grps = n_grp < grp_blk ? n_grp : grp_blk;
+    /* one row block's slice, one token block's whole rows, one block's saved accumulators */
+    const size_t w_fl = (size_t)tile_blk * F16_MR * F16_KC, x_fl = (size_t)(blk_grps * F16_NR * n8);
     float *wp = aligned_alloc(64, (w_fl + x_fl) * sizeof(float) + (size_t)(grp_blk * tile_blk) * sizeof(f16_acc));
     if (!wp) return false;
     float *xp = wp + w_fl;
@@ -213,6 +246,10 @@ bool ll_gemm_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const
     const uint8_t *xb = xq, *wb = w;
     for (int64_t g0 = 0; g0 < n_grp; g0 += grp_blk) {
         const int64_t g1 = g0 + grp_blk < n_grp ? g0 + grp_blk : n_grp;
+        for (int64_t g = g0; g < g1; g++) {
+            int nc = n_tok - g * F16_NR < F16_NR ? (int)(n_tok - g * F16_NR) : F16_NR;
+            f16_pack(xb + (size_t)(g * F16_NR) * xq_stride, xq_stride, nc, F16_NR, 0, n8 / 8, xp + (g - g0) * F16_NR * n8);
+        }
         for (int64_t rb0 = r0; rb0 < r1; rb0 += F16_MC) {
             const int64_t nrows = r1 - rb0 < F16_MC ? r1 - rb0 : F16_MC, ntiles = (nrows + F16_MR - 1) / F16_MR;
             for (int64_t k0 = 0; k0 < n8 || k0 == 0; k0 += F16_KC) {
@@ -221,11 +258,29 @@ bool ll_gemm_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const
                     int nr = nrows - t * F16_MR < F16_MR ? (int)(nrows - t * F16_MR) : F16_MR;
                     f16_pack(wb + (size_t)(rb0 + t * F16_MR) * rb, rb, nr, F16_MR, k0, steps, wp + (size_t)t * F16_MR * F16_KC);
                 }
+                /* what is packed after this slice: the next slice of these rows, else the
+                 * first of the next row block, else (next token block) of the first one */
+                int64_t wk = k0 + F16_KC, wr0 = rb0, wn = 0;
+                if (wk >= n8) { wk = 0; wr0 = rb0 + F16_MC < r1 ? rb0 + F16_MC : (g1 < n_grp ? r0 : r1); }
+                const int64_t wrows = r1 - wr0 < F16_MC ? r1 - wr0 : F16_MC;
+                if (wrows > 0) wn = (n8 - wk < F16_KC ? n8 - wk : F16_KC);
+                f16_pf wpf = f16_pf_start(wb + (size_t)wr0 * rb + 2 * wk, rb, wrows, wn);
+                const int64_t calls = (g1 - g0) * ntiles, w_step = (wpf.rows * wpf.lines + calls - 1) / calls;
                 for (int64_t g = g0; g < g1; g++) {
-                    int nc = n_tok - g * F16_NR < F16_NR ? (int)(n_tok - g * F16_NR) : F16_NR;
-                    f16_pack(xb + (size_t)(g * F16_NR) * xq_stride, xq_stride, nc, F16_NR, k0, steps, xp);
-                    for (int64_t t = 0; t < ntiles; t++)
-                        f16_micro(steps, wp + (size_t)t * F16_MR * F16_KC, xp, acc[(g - g0) * tile_blk + t], k0 == 0);
+                    const float *xg = xp + (g - g0) * F16_NR * n8 + F16_NR * k0;
+                    /* the group's slice read next (the next group's, else the first's at the
+                     * next slice, else at the first slice), into L1 */
+                    const float *xnext = g + 1 < g1 ? xg + F16_NR * n8
+                                                    : xp + (wk > 0 ? F16_NR * wk : 0);
+                    const int64_t x_lines = (wk > 0 && g + 1 >= g1 ? (n8 - wk < F16_KC ? n8 - wk : F16_KC) : steps * 8)
+                                            * F16_NR * 4 / 64;
+                    const int64_t x_step = (x_lines + ntiles - 1) / ntiles;
+                    const char *xpf = (const char *)xnext, *xpf_end = xpf + x_lines * 64;
+                    for (int64_t t = 0; t < ntiles; t++) {
+                        for (int64_t i = 0; i < x_step && xpf < xpf_end; i++, xpf += 64) _mm_prefetch(xpf, _MM_HINT_T0);
+                        F16_PF_STEP(wpf, w_step, _MM_HINT_T1)
+                        f16_micro(steps, wp + (size_t)t * F16_MR * F16_KC, xg, acc[(g - g0) * tile_blk + t], k0 == 0);
+                    }
                 }
             }
             /* results: hsum and the double tail (from the F16 operands: the same values) */
@@ -234,15 +289,16 @@ bool ll_gemm_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const
                 for (int64_t t = 0; t < ntiles; t++) {
                     const float *a = acc[(g - g0) * tile_blk + t];
                     int nr = nrows - t * F16_MR < F16_MR ? (int)(nrows - t * F16_MR) : F16_MR;
-                    for (int c = 0; c < nc; c++) {
-                        const uint8_t *xt = xb + (size_t)(g * F16_NR + c) * xq_stride;
-                        for (int r = 0; r < nr; r++) {
-                            const int64_t row = rb0 + t * F16_MR + r;
-                            const uint8_t *wr = wb + (size_t)row * rb;
+                    for (int r = 0; r < nr; r++) {
+                        const int64_t row = rb0 + t * F16_MR + r;
+                        const uint8_t *wr = wb + (size_t)row * rb;
+                        float h[F16_NR];
+                        _mm_storeu_ps(h, hsum4_ps(a + r * F16_NR * 8));
+                        for (int c = 0; c < nc; c++) {
+                            const uint8_t *xt = xb + (size_t)(g * F16_NR + c) * xq_stride;
                             double tail = 0.0;
                             for (int64_t j = n8; j < n_in; j++) tail += (double)(f16_at(wr + 2 * j) * f16_at(xt + 2 * j));
-                            y[(g * F16_NR + c) * y_stride + row] =
-                                (float)((double)hsum_ps(_mm256_loadu_ps(a + (r * F16_NR + c) * 8)) + tail);
+                            y[(g * F16_NR + c) * y_stride + row] = (float)((double)h[c] + tail);
                         }
                     }
                 }
