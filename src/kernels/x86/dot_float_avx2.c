@@ -169,15 +169,26 @@ enum {
 typedef float f16_acc[F16_MR * F16_NR * 8];   /* one tile's saved accumulators, [row][token][lane] */
 
 /* steps x 8 elements of a 3-row tile (w, packed) against a 4-token group (x, packed), from the
- * saved accumulators acc (zero when first), which it updates. */
-static void f16_micro(int64_t steps, const float *w, const float *x, float *acc, bool first) {
+ * saved accumulators acc (zero when first), which it updates. With wh (CVT), the tile's rows
+ * are instead read as F16 from wh, wh + rb, wh + 2 * rb, and packed into w on the way: the
+ * first group of a slice converts the weights that the others then read (cvtph2ps between
+ * the FMAs costs about 2 cycles, a separate pass about 3.5 and the loads' latency). */
+static inline __attribute__((always_inline)) void
+f16_micro_body(int64_t steps, float *w, const float *x, float *acc, bool first, const uint8_t *wh, size_t rb, bool cvt) {
     __m256 s[F16_MR][F16_NR];
     _Pragma("GCC unroll 3") for (int r = 0; r < F16_MR; r++)
         _Pragma("GCC unroll 4") for (int c = 0; c < F16_NR; c++)
             s[r][c] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(acc + (r * F16_NR + c) * 8);
     for (int64_t k = 0; k < steps; k++, w += F16_MR * 8, x += F16_NR * 8) {
         __m256 wv[F16_MR];
-        _Pragma("GCC unroll 3") for (int r = 0; r < F16_MR; r++) wv[r] = _mm256_loadu_ps(w + r * 8);
+        _Pragma("GCC unroll 3") for (int r = 0; r < F16_MR; r++) {
+            if (cvt) {
+                wv[r] = load_f16x8(wh + r * rb + 16 * k);
+                _mm256_storeu_ps(w + r * 8, wv[r]);
+            } else {
+                wv[r] = _mm256_loadu_ps(w + r * 8);
+            }
+        }
         _Pragma("GCC unroll 4") for (int c = 0; c < F16_NR; c++) {
             __m256 xv = _mm256_loadu_ps(x + c * 8);
             _Pragma("GCC unroll 3") for (int r = 0; r < F16_MR; r++) s[r][c] = _mm256_fmadd_ps(wv[r], xv, s[r][c]);
@@ -185,6 +196,14 @@ static void f16_micro(int64_t steps, const float *w, const float *x, float *acc,
     }
     _Pragma("GCC unroll 3") for (int r = 0; r < F16_MR; r++)
         _Pragma("GCC unroll 4") for (int c = 0; c < F16_NR; c++) _mm256_storeu_ps(acc + (r * F16_NR + c) * 8, s[r][c]);
+}
+
+static void f16_micro(int64_t steps, const float *w, const float *x, float *acc, bool first) {
+    f16_micro_body(steps, (float *)w, x, acc, first, NULL, 0, false);
+}
+
+static void f16_micro_cvt(int64_t steps, const uint8_t *wh, size_t rb, float *w, const float *x, float *acc, bool first) {
+    f16_micro_body(steps, w, x, acc, first, wh, rb, true);
 }
 
 /* Elements [k0, k0 + 8 * steps) of nr (<= span) F16 rows at src, row_bytes apart, to f32
@@ -254,9 +273,11 @@ bool ll_gemm_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const
             const int64_t nrows = r1 - rb0 < F16_MC ? r1 - rb0 : F16_MC, ntiles = (nrows + F16_MR - 1) / F16_MR;
             for (int64_t k0 = 0; k0 < n8 || k0 == 0; k0 += F16_KC) {
                 const int64_t steps = (n8 - k0 < F16_KC ? n8 - k0 : F16_KC) / 8;
-                for (int64_t t = 0; t < ntiles; t++) {
-                    int nr = nrows - t * F16_MR < F16_MR ? (int)(nrows - t * F16_MR) : F16_MR;
-                    f16_pack(wb + (size_t)(rb0 + t * F16_MR) * rb, rb, nr, F16_MR, k0, steps, wp + (size_t)t * F16_MR * F16_KC);
+                /* a partial tile is packed here (zero rows), whole ones by the first group */
+                if (nrows % F16_MR) {
+                    const int64_t t = ntiles - 1;
+                    f16_pack(wb + (size_t)(rb0 + t * F16_MR) * rb, rb, (int)(nrows % F16_MR), F16_MR, k0, steps,
+                             wp + (size_t)t * F16_MR * F16_KC);
                 }
                 /* what is packed after this slice: the next slice of these rows, else the
                  * first of the next row block, else (next token block) of the first one */
@@ -279,7 +300,11 @@ bool ll_gemm_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const
                     for (int64_t t = 0; t < ntiles; t++) {
                         for (int64_t i = 0; i < x_step && xpf < xpf_end; i++, xpf += 64) _mm_prefetch(xpf, _MM_HINT_T0);
                         F16_PF_STEP(wpf, w_step, _MM_HINT_T1)
-                        f16_micro(steps, wp + (size_t)t * F16_MR * F16_KC, xg, acc[(g - g0) * tile_blk + t], k0 == 0);
+                        float *wt = wp + (size_t)t * F16_MR * F16_KC, *at = acc[(g - g0) * tile_blk + t];
+                        if (g == g0 && (t + 1) * F16_MR <= nrows)
+                            f16_micro_cvt(steps, wb + (size_t)(rb0 + t * F16_MR) * rb + 2 * k0, rb, wt, xg, at, k0 == 0);
+                        else
+                            f16_micro(steps, wt, xg, at, k0 == 0);
                     }
                 }
             }
