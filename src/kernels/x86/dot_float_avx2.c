@@ -147,19 +147,23 @@ bool ll_gemv_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const
  * tile's operands are f32 copies, packed so that the tile reads two sequential streams: a
  * slice of F16_KC elements of 3 rows as [i/8][row][8], and of 4 tokens as [i/8][token][8],
  * zero-padded to whole tiles and groups.
- *   for each block of F16_NC tokens (its F16 activations, 2 MB at 8192 inputs, stay in L3,
- *   shared with the other threads, which work on the same block at the same time):
+ *   for each block of F16_NC tokens:
+ *     convert the block's activations, whole rows, group by group (128 x n_in f32: 1 MB at
+ *     2048 inputs, 4 MB at 8192; read from L3 or memory, each group's slice prefetched into
+ *     L1 while the group before it runs);
  *     for each block of F16_MC rows:
  *       for each slice of F16_KC elements (accumulators saved between slices, in L2):
- *         convert the rows' slice (F16_MC x F16_KC, 96 KB, stays in L2);
- *         for each group of 4 tokens: convert its slice (8 KB, stays in L1), then
- *           for each tile of 3 rows: the register tile.
- * Conversions cost 1/F16_MC (tokens) + 1/F16_NC (weights) of the FMA work, about 3%, and
- * need no buffer that grows with the prompt. The previous version converted every token and a
- * panel of rows once per call and ran each tile over the whole row: at 8192 inputs (the FFN
- * down projection) 4 tokens are 128 KB, nothing stayed in L1, a panel of only 6 rows fit in
- * L2 beside them, and every token's f32 activations (16 MB for 512 tokens) were streamed from
- * memory once per 6 rows: that product ran at 2/3 of the others' rate. */
+ *         for each group of 4 tokens (its slice, 8 KB, stays in L1):
+ *           for each tile of 3 rows: the register tile; the first group's calls convert the
+ *           rows' slice on the way (F16_MC x F16_KC, 96 KB, stays in L2; prefetched into L2
+ *           during the slice before); in the last slice the tile's results are written.
+ * Conversions cost 1/(rows per thread) (tokens) + 1/F16_NC (weights) of the FMA work. On Zen 1
+ * cvtph2ps + store take about 3.5 cycles per 8 elements (2 between FMAs), so converting each
+ * group's slice once per 48-row block, as the previous version did, cost 7% of the time.
+ * The version before that converted every token and a panel of rows once per call and ran
+ * each tile over the whole row: at 8192 inputs (the FFN down projection) 4 tokens are 128 KB,
+ * nothing stayed in L1, a panel of only 6 rows fit in L2 beside them, and every token's f32
+ * activations were streamed from memory once per 6 rows (now: once per 48). */
 enum {
     F16_MR = 3, F16_NR = 4,          /* register tile: rows x tokens */
     F16_KC = 512,                    /* elements per slice: a group's slice is 8 KB */
@@ -250,6 +254,23 @@ static inline __m128 hsum4_ps(const float *a) {
     return _mm_add_ps(_mm_movelh_ps(u, z), _mm_movehl_ps(z, u));
 }
 
+/* A tile's results from its saved accumulators a: hsum and the double tail (from the F16
+ * operands: the same values), for rows row0.. (nr) and tokens tok0.. (nc). */
+static void f16_results(const float *a, int64_t n_in, int64_t n8, const uint8_t *wb, size_t rb, int64_t row0, int nr,
+                        const uint8_t *xb, size_t xq_stride, int64_t tok0, int nc, float *y, int64_t y_stride) {
+    for (int r = 0; r < nr; r++) {
+        const uint8_t *wr = wb + (size_t)(row0 + r) * rb;
+        float h[F16_NR];
+        _mm_storeu_ps(h, hsum4_ps(a + r * F16_NR * 8));
+        for (int c = 0; c < nc; c++) {
+            const uint8_t *xt = xb + (size_t)(tok0 + c) * xq_stride;
+            double tail = 0.0;
+            for (int64_t j = n8; j < n_in; j++) tail += (double)(f16_at(wr + 2 * j) * f16_at(xt + 2 * j));
+            y[(tok0 + c) * y_stride + row0 + r] = (float)((double)h[c] + tail);
+        }
+    }
+}
+
 bool ll_gemm_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
                       size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride) {
     const int64_t n8 = n_in / 8 * 8, n_grp = (n_tok + F16_NR - 1) / F16_NR;
@@ -305,26 +326,11 @@ bool ll_gemm_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const
                             f16_micro_cvt(steps, wb + (size_t)(rb0 + t * F16_MR) * rb + 2 * k0, rb, wt, xg, at, k0 == 0);
                         else
                             f16_micro(steps, wt, xg, at, k0 == 0);
-                    }
-                }
-            }
-            /* results: hsum and the double tail (from the F16 operands: the same values) */
-            for (int64_t g = g0; g < g1; g++) {
-                int nc = n_tok - g * F16_NR < F16_NR ? (int)(n_tok - g * F16_NR) : F16_NR;
-                for (int64_t t = 0; t < ntiles; t++) {
-                    const float *a = acc[(g - g0) * tile_blk + t];
-                    int nr = nrows - t * F16_MR < F16_MR ? (int)(nrows - t * F16_MR) : F16_MR;
-                    for (int r = 0; r < nr; r++) {
-                        const int64_t row = rb0 + t * F16_MR + r;
-                        const uint8_t *wr = wb + (size_t)row * rb;
-                        float h[F16_NR];
-                        _mm_storeu_ps(h, hsum4_ps(a + r * F16_NR * 8));
-                        for (int c = 0; c < nc; c++) {
-                            const uint8_t *xt = xb + (size_t)(g * F16_NR + c) * xq_stride;
-                            double tail = 0.0;
-                            for (int64_t j = n8; j < n_in; j++) tail += (double)(f16_at(wr + 2 * j) * f16_at(xt + 2 * j));
-                            y[(g * F16_NR + c) * y_stride + row] = (float)((double)h[c] + tail);
-                        }
+                        if (k0 + F16_KC >= n8)    /* the last slice: results, among the FMAs */
+                            f16_results(at, n_in, n8, wb, rb, rb0 + t * F16_MR,
+                                        nrows - t * F16_MR < F16_MR ? (int)(nrows - t * F16_MR) : F16_MR, xb, xq_stride,
+                                        g * F16_NR, n_tok - g * F16_NR < F16_NR ? (int)(n_tok - g * F16_NR) : F16_NR,
+                                        y, y_stride);
                     }
                 }
             }
