@@ -222,11 +222,11 @@ static void f16_pack(const uint8_t *src, size_t row_bytes, int nr, int span, int
     }
 }
 
-/* Software prefetch of a region of F16 rows ahead of the f16_pack that reads it, so that the
- * pack does not wait on each line in turn. The region is the elements [k, k + n) of `rows`
+/* Software prefetch of a region of F16 weight rows ahead of the converting micro calls (or
+ * f16_pack) that read it, so that they do not wait on each line in turn. The region is the elements [k, k + n) of `rows`
  * rows, `stride` bytes apart, starting at p (pointing at element k of the first row): rows x
  * `lines` 64-byte lines (one more than n * 2 / 64, as the rows need not be aligned). A cursor
- * walks it a few lines per call, spread over the micro calls that run before the pack. */
+ * walks it a few lines per call, spread over the micro calls that run before the reads. */
 typedef struct {
     const char *p;          /* the current row's element k */
     size_t stride;
