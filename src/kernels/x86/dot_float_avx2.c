@@ -147,19 +147,23 @@ bool ll_gemv_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const
  * tile's operands are f32 copies, packed so that the tile reads two sequential streams: a
  * slice of F16_KC elements of 3 rows as [i/8][row][8], and of 4 tokens as [i/8][token][8],
  * zero-padded to whole tiles and groups.
- *   for each block of F16_NC tokens (its F16 activations, 2 MB at 8192 inputs, stay in L3,
- *   shared with the other threads, which work on the same block at the same time):
+ *   for each block of F16_NC tokens:
+ *     convert the block's activations, whole rows, group by group (128 x n_in f32: 1 MB at
+ *     2048 inputs, 4 MB at 8192; read from L3 or memory, each group's slice prefetched into
+ *     L1 while the group before it runs);
  *     for each block of F16_MC rows:
  *       for each slice of F16_KC elements (accumulators saved between slices, in L2):
- *         convert the rows' slice (F16_MC x F16_KC, 96 KB, stays in L2);
- *         for each group of 4 tokens: convert its slice (8 KB, stays in L1), then
- *           for each tile of 3 rows: the register tile.
- * Conversions cost 1/F16_MC (tokens) + 1/F16_NC (weights) of the FMA work, about 3%, and
- * need no buffer that grows with the prompt. The previous version converted every token and a
- * panel of rows once per call and ran each tile over the whole row: at 8192 inputs (the FFN
- * down projection) 4 tokens are 128 KB, nothing stayed in L1, a panel of only 6 rows fit in
- * L2 beside them, and every token's f32 activations (16 MB for 512 tokens) were streamed from
- * memory once per 6 rows: that product ran at 2/3 of the others' rate. */
+ *         for each group of 4 tokens (its slice, 8 KB, stays in L1):
+ *           for each tile of 3 rows: the register tile; the first group's calls convert the
+ *           rows' slice on the way (F16_MC x F16_KC, 96 KB, stays in L2; prefetched into L2
+ *           during the slice before); in the last slice the tile's results are written.
+ * Conversions cost 1/(rows per thread) (tokens) + 1/F16_NC (weights) of the FMA work. On Zen 1
+ * cvtph2ps + store take about 3.5 cycles per 8 elements (2 between FMAs), so converting each
+ * group's slice once per 48-row block, as the previous version did, cost 7% of the time.
+ * The version before that converted every token and a panel of rows once per call and ran
+ * each tile over the whole row: at 8192 inputs (the FFN down projection) 4 tokens are 128 KB,
+ * nothing stayed in L1, a panel of only 6 rows fit in L2 beside them, and every token's f32
+ * activations were streamed from memory once per 6 rows (now: once per 48). */
 enum {
     F16_MR = 3, F16_NR = 4,          /* register tile: rows x tokens */
     F16_KC = 512,                    /* elements per slice: a group's slice is 8 KB */
@@ -169,15 +173,26 @@ enum {
 typedef float f16_acc[F16_MR * F16_NR * 8];   /* one tile's saved accumulators, [row][token][lane] */
 
 /* steps x 8 elements of a 3-row tile (w, packed) against a 4-token group (x, packed), from the
- * saved accumulators acc (zero when first), which it updates. */
-static void f16_micro(int64_t steps, const float *w, const float *x, float *acc, bool first) {
+ * saved accumulators acc (zero when first), which it updates. With wh (CVT), the tile's rows
+ * are instead read as F16 from wh, wh + rb, wh + 2 * rb, and packed into w on the way: the
+ * first group of a slice converts the weights that the others then read (cvtph2ps between
+ * the FMAs costs about 2 cycles, a separate pass about 3.5 and the loads' latency). */
+static inline __attribute__((always_inline)) void
+f16_micro_body(int64_t steps, float *w, const float *x, float *acc, bool first, const uint8_t *wh, size_t rb, bool cvt) {
     __m256 s[F16_MR][F16_NR];
     _Pragma("GCC unroll 3") for (int r = 0; r < F16_MR; r++)
         _Pragma("GCC unroll 4") for (int c = 0; c < F16_NR; c++)
             s[r][c] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(acc + (r * F16_NR + c) * 8);
     for (int64_t k = 0; k < steps; k++, w += F16_MR * 8, x += F16_NR * 8) {
         __m256 wv[F16_MR];
-        _Pragma("GCC unroll 3") for (int r = 0; r < F16_MR; r++) wv[r] = _mm256_loadu_ps(w + r * 8);
+        _Pragma("GCC unroll 3") for (int r = 0; r < F16_MR; r++) {
+            if (cvt) {
+                wv[r] = load_f16x8(wh + r * rb + 16 * k);
+                _mm256_storeu_ps(w + r * 8, wv[r]);
+            } else {
+                wv[r] = _mm256_loadu_ps(w + r * 8);
+            }
+        }
         _Pragma("GCC unroll 4") for (int c = 0; c < F16_NR; c++) {
             __m256 xv = _mm256_loadu_ps(x + c * 8);
             _Pragma("GCC unroll 3") for (int r = 0; r < F16_MR; r++) s[r][c] = _mm256_fmadd_ps(wv[r], xv, s[r][c]);
@@ -185,6 +200,14 @@ static void f16_micro(int64_t steps, const float *w, const float *x, float *acc,
     }
     _Pragma("GCC unroll 3") for (int r = 0; r < F16_MR; r++)
         _Pragma("GCC unroll 4") for (int c = 0; c < F16_NR; c++) _mm256_storeu_ps(acc + (r * F16_NR + c) * 8, s[r][c]);
+}
+
+static void f16_micro(int64_t steps, const float *w, const float *x, float *acc, bool first) {
+    f16_micro_body(steps, (float *)w, x, acc, first, NULL, 0, false);
+}
+
+static void f16_micro_cvt(int64_t steps, const uint8_t *wh, size_t rb, float *w, const float *x, float *acc, bool first) {
+    f16_micro_body(steps, w, x, acc, first, wh, rb, true);
 }
 
 /* Elements [k0, k0 + 8 * steps) of nr (<= span) F16 rows at src, row_bytes apart, to f32
@@ -199,13 +222,63 @@ static void f16_pack(const uint8_t *src, size_t row_bytes, int nr, int span, int
     }
 }
 
+/* Software prefetch of a region of F16 weight rows ahead of the converting micro calls (or
+ * f16_pack) that read it, so that they do not wait on each line in turn. The region is the elements [k, k + n) of `rows`
+ * rows, `stride` bytes apart, starting at p (pointing at element k of the first row): rows x
+ * `lines` 64-byte lines (one more than n * 2 / 64, as the rows need not be aligned). A cursor
+ * walks it a few lines per call, spread over the micro calls that run before the reads. */
+typedef struct {
+    const char *p;          /* the current row's element k */
+    size_t stride;
+    int64_t lines, rows;    /* lines per row, rows left (including the current) */
+    int64_t line;           /* next line in the current row */
+} f16_pf;
+
+static inline f16_pf f16_pf_start(const uint8_t *p, size_t stride, int64_t rows, int64_t n) {
+    return (f16_pf){ (const char *)p, stride, n * 2 / 64 + 1, n > 0 ? rows : 0, 0 };
+}
+
+#define F16_PF_STEP(c, count, HINT)                                                            \
+    for (int64_t i_ = 0; i_ < (count) && (c).rows > 0; i_++) {                             \
+        _mm_prefetch((c).p + (c).line * 64, HINT);                                         \
+        if (++(c).line == (c).lines) { (c).line = 0; (c).p += (c).stride; (c).rows--; }    \
+    }
+
+/* hsum_ps of the four vectors a[0..8), a[8..16), a[16..24), a[24..32) at once, each summed in
+ * hsum_ps's own order ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7)), so bit-identical. */
+static inline __m128 hsum4_ps(const float *a) {
+    __m128 v[4];
+    for (int c = 0; c < 4; c++) v[c] = _mm_add_ps(_mm_loadu_ps(a + 8 * c), _mm_loadu_ps(a + 8 * c + 4));
+    __m128 u = _mm_add_ps(_mm_unpacklo_ps(v[0], v[1]), _mm_unpackhi_ps(v[0], v[1]));   /* a02 b02 a13 b13 */
+    __m128 z = _mm_add_ps(_mm_unpacklo_ps(v[2], v[3]), _mm_unpackhi_ps(v[2], v[3]));   /* c02 d02 c13 d13 */
+    return _mm_add_ps(_mm_movelh_ps(u, z), _mm_movehl_ps(z, u));
+}
+
+/* A tile's results from its saved accumulators a: hsum and the double tail (from the F16
+ * operands: the same values), for rows row0.. (nr) and tokens tok0.. (nc). */
+static void f16_results(const float *a, int64_t n_in, int64_t n8, const uint8_t *wb, size_t rb, int64_t row0, int nr,
+                        const uint8_t *xb, size_t xq_stride, int64_t tok0, int nc, float *y, int64_t y_stride) {
+    for (int r = 0; r < nr; r++) {
+        const uint8_t *wr = wb + (size_t)(row0 + r) * rb;
+        float h[F16_NR];
+        _mm_storeu_ps(h, hsum4_ps(a + r * F16_NR * 8));
+        for (int c = 0; c < nc; c++) {
+            const uint8_t *xt = xb + (size_t)(tok0 + c) * xq_stride;
+            double tail = 0.0;
+            for (int64_t j = n8; j < n_in; j++) tail += (double)(f16_at(wr + 2 * j) * f16_at(xt + 2 * j));
+            y[(tok0 + c) * y_stride + row0 + r] = (float)((double)h[c] + tail);
+        }
+    }
+}
+
 bool ll_gemm_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
                       size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride) {
     const int64_t n8 = n_in / 8 * 8, n_grp = (n_tok + F16_NR - 1) / F16_NR;
     const size_t rb = (size_t)n_in * 2;
     const int64_t grp_blk = F16_NC / F16_NR, tile_blk = (F16_MC + F16_MR - 1) / F16_MR;
-    /* one row block's slice, one group's slice, one block's saved accumulators */
-    const size_t w_fl = (size_t)tile_blk * F16_MR * F16_KC, x_fl = (size_t)F16_NR * F16_KC;
+    const int64_t blk_grps = n_grp < grp_blk ? n_grp : grp_blk;
+    /* one row block's slice, one token block's whole rows, one block's saved accumulators */
+    const size_t w_fl = (size_t)tile_blk * F16_MR * F16_KC, x_fl = (size_t)(blk_grps * F16_NR * n8);
     float *wp = aligned_alloc(64, (w_fl + x_fl) * sizeof(float) + (size_t)(grp_blk * tile_blk) * sizeof(f16_acc));
     if (!wp) return false;
     float *xp = wp + w_fl;
@@ -213,37 +286,51 @@ bool ll_gemm_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const
     const uint8_t *xb = xq, *wb = w;
     for (int64_t g0 = 0; g0 < n_grp; g0 += grp_blk) {
         const int64_t g1 = g0 + grp_blk < n_grp ? g0 + grp_blk : n_grp;
+        for (int64_t g = g0; g < g1; g++) {
+            int nc = n_tok - g * F16_NR < F16_NR ? (int)(n_tok - g * F16_NR) : F16_NR;
+            f16_pack(xb + (size_t)(g * F16_NR) * xq_stride, xq_stride, nc, F16_NR, 0, n8 / 8, xp + (g - g0) * F16_NR * n8);
+        }
         for (int64_t rb0 = r0; rb0 < r1; rb0 += F16_MC) {
             const int64_t nrows = r1 - rb0 < F16_MC ? r1 - rb0 : F16_MC, ntiles = (nrows + F16_MR - 1) / F16_MR;
             for (int64_t k0 = 0; k0 < n8 || k0 == 0; k0 += F16_KC) {
                 const int64_t steps = (n8 - k0 < F16_KC ? n8 - k0 : F16_KC) / 8;
-                for (int64_t t = 0; t < ntiles; t++) {
-                    int nr = nrows - t * F16_MR < F16_MR ? (int)(nrows - t * F16_MR) : F16_MR;
-                    f16_pack(wb + (size_t)(rb0 + t * F16_MR) * rb, rb, nr, F16_MR, k0, steps, wp + (size_t)t * F16_MR * F16_KC);
+                /* a partial tile is packed here (zero rows), whole ones by the first group */
+                if (nrows % F16_MR) {
+                    const int64_t t = ntiles - 1;
+                    f16_pack(wb + (size_t)(rb0 + t * F16_MR) * rb, rb, (int)(nrows % F16_MR), F16_MR, k0, steps,
+                             wp + (size_t)t * F16_MR * F16_KC);
                 }
+                /* what is packed after this slice: the next slice of these rows, else the
+                 * first of the next row block, else (next token block) of the first one */
+                int64_t wk = k0 + F16_KC, wr0 = rb0, wn = 0;
+                if (wk >= n8) { wk = 0; wr0 = rb0 + F16_MC < r1 ? rb0 + F16_MC : (g1 < n_grp ? r0 : r1); }
+                const int64_t wrows = r1 - wr0 < F16_MC ? r1 - wr0 : F16_MC;
+                if (wrows > 0) wn = (n8 - wk < F16_KC ? n8 - wk : F16_KC);
+                f16_pf wpf = f16_pf_start(wb + (size_t)wr0 * rb + 2 * wk, rb, wrows, wn);
+                const int64_t calls = (g1 - g0) * ntiles, w_step = (wpf.rows * wpf.lines + calls - 1) / calls;
                 for (int64_t g = g0; g < g1; g++) {
-                    int nc = n_tok - g * F16_NR < F16_NR ? (int)(n_tok - g * F16_NR) : F16_NR;
-                    f16_pack(xb + (size_t)(g * F16_NR) * xq_stride, xq_stride, nc, F16_NR, k0, steps, xp);
-                    for (int64_t t = 0; t < ntiles; t++)
-                        f16_micro(steps, wp + (size_t)t * F16_MR * F16_KC, xp, acc[(g - g0) * tile_blk + t], k0 == 0);
-                }
-            }
-            /* results: hsum and the double tail (from the F16 operands: the same values) */
-            for (int64_t g = g0; g < g1; g++) {
-                int nc = n_tok - g * F16_NR < F16_NR ? (int)(n_tok - g * F16_NR) : F16_NR;
-                for (int64_t t = 0; t < ntiles; t++) {
-                    const float *a = acc[(g - g0) * tile_blk + t];
-                    int nr = nrows - t * F16_MR < F16_MR ? (int)(nrows - t * F16_MR) : F16_MR;
-                    for (int c = 0; c < nc; c++) {
-                        const uint8_t *xt = xb + (size_t)(g * F16_NR + c) * xq_stride;
-                        for (int r = 0; r < nr; r++) {
-                            const int64_t row = rb0 + t * F16_MR + r;
-                            const uint8_t *wr = wb + (size_t)row * rb;
-                            double tail = 0.0;
-                            for (int64_t j = n8; j < n_in; j++) tail += (double)(f16_at(wr + 2 * j) * f16_at(xt + 2 * j));
-                            y[(g * F16_NR + c) * y_stride + row] =
-                                (float)((double)hsum_ps(_mm256_loadu_ps(a + (r * F16_NR + c) * 8)) + tail);
-                        }
+                    const float *xg = xp + (g - g0) * F16_NR * n8 + F16_NR * k0;
+                    /* the group's slice read next (the next group's, else the first's at the
+                     * next slice, else at the first slice), into L1 */
+                    const float *xnext = g + 1 < g1 ? xg + F16_NR * n8
+                                                    : xp + (wk > 0 ? F16_NR * wk : 0);
+                    const int64_t x_lines = (wk > 0 && g + 1 >= g1 ? (n8 - wk < F16_KC ? n8 - wk : F16_KC) : steps * 8)
+                                            * F16_NR * 4 / 64;
+                    const int64_t x_step = (x_lines + ntiles - 1) / ntiles;
+                    const char *xpf = (const char *)xnext, *xpf_end = xpf + x_lines * 64;
+                    for (int64_t t = 0; t < ntiles; t++) {
+                        for (int64_t i = 0; i < x_step && xpf < xpf_end; i++, xpf += 64) _mm_prefetch(xpf, _MM_HINT_T0);
+                        F16_PF_STEP(wpf, w_step, _MM_HINT_T1)
+                        float *wt = wp + (size_t)t * F16_MR * F16_KC, *at = acc[(g - g0) * tile_blk + t];
+                        if (g == g0 && (t + 1) * F16_MR <= nrows)
+                            f16_micro_cvt(steps, wb + (size_t)(rb0 + t * F16_MR) * rb + 2 * k0, rb, wt, xg, at, k0 == 0);
+                        else
+                            f16_micro(steps, wt, xg, at, k0 == 0);
+                        if (k0 + F16_KC >= n8)    /* the last slice: results, among the FMAs */
+                            f16_results(at, n_in, n8, wb, rb, rb0 + t * F16_MR,
+                                        nrows - t * F16_MR < F16_MR ? (int)(nrows - t * F16_MR) : F16_MR, xb, xq_stride,
+                                        g * F16_NR, n_tok - g * F16_NR < F16_NR ? (int)(n_tok - g * F16_NR) : F16_NR,
+                                        y, y_stride);
                     }
                 }
             }
