@@ -212,7 +212,10 @@ typedef struct {
     int       state_fd;
     CURL     *c;                 /* non-NULL while in flight */
     struct curl_slist *hdr;
-    uint64_t  done_at_start;     /* done when this attempt began */
+    uint64_t  done_at_start;     /* done of the parts it spans when this attempt began */
+    int       span_end;          /* this attempt runs on into parts [n + 1, span_end) (span_parts) */
+    int       cur;               /* the part its bytes go to now */
+    bool      claimed;           /* in another part's span: not started on its own */
     int       tries;             /* attempts in a row that made no progress */
     bool      flowing;           /* this attempt has written body bytes */
     int64_t   retry_ns;          /* not started again before this time */
@@ -249,6 +252,7 @@ typedef struct blob_dl {
     conn_probe probe;            /* how many of them (parts_run) */
     bool      io_failed;  int io_errno;
     bool      no_ranges;         /* the registry answered a ranged GET with the whole blob */
+    int       n_gets;            /* blob GETs started (a GET may span several parts) */
     unsigned  token_gen;         /* bumped each time p->token is renewed */
     /* the hasher thread; mu guards frontier, stop and abandon */
     pthread_t       th, fl;      /* hasher, flusher */
@@ -616,16 +620,23 @@ static size_t part_on_body(char *data, size_t sz, size_t nm, void *ud) {
         t->discarded += len;
         return t->discarded > PULL_DISCARD_MAX ? 0 : len;
     }
-    if (len > t->size - t->done) { t->overflow = true; return 0; }
+    /* the bytes run on from part to part of the span: each counted and saved as its own */
     for (size_t w = 0; w < len;) {
-        ssize_t r = pwrite(b->fd, data + w, len - w, (off_t)(t->offset + t->done + w));
+        part *c = &b->parts[t->cur];
+        if (c->done == c->size) {
+            if (t->cur + 1 >= t->span_end) { t->overflow = true; return 0; }
+            c = &b->parts[++t->cur];
+            if (c->done) { t->overflow = true; return 0; }     /* span_parts took fresh ones only */
+        }
+        size_t k = len - w < c->size - c->done ? len - w : (size_t)(c->size - c->done);
+        ssize_t r = pwrite(b->fd, data + w, k, (off_t)(c->offset + c->done));
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) { b->io_failed = true; b->io_errno = r < 0 ? errno : EIO; return 0; }
         w += (size_t)r;
+        c->done += (uint64_t)r;
+        if (c->done == c->size || now_ns() - c->saved_ns >= PULL_STATE_NS) part_save(c);
     }
-    t->done += len;
     t->flowing = true;
-    if (t->done == t->size || now_ns() - t->saved_ns >= PULL_STATE_NS) part_save(t);
     return len;
 }
 
@@ -642,8 +653,9 @@ static ll_status part_start(blob_dl *b, part *t, CURLM *m, ll_error *err) {
         if (!(t->hdr = curl_slist_append(NULL, line))) return ll_fail(err, LL_ERR_NOMEM, "out of memory");
     }
     char range[48];
+    const part *last = &b->parts[t->span_end - 1];
     snprintf(range, sizeof range, "%llu-%llu", (unsigned long long)(t->offset + t->done),
-             (unsigned long long)(t->offset + t->size - 1));
+             (unsigned long long)(last->offset + last->size - 1));
     /* one part spanning the whole blob asks without Range (and takes a 200) when it starts at 0 */
     bool whole = t->offset == 0 && t->done == 0 && t->size == b->l->size;
     if (!whole) curl_easy_setopt(c, CURLOPT_RANGE, range);
@@ -670,7 +682,9 @@ static ll_status part_start(blob_dl *b, part *t, CURLM *m, ll_error *err) {
     t->code = 0;
     t->decided = t->to_file = t->overflow = t->has_range = t->flowing = false;
     t->discarded = 0;
-    t->done_at_start = t->done;
+    t->cur = t->n;
+    t->done_at_start = 0;
+    for (int i = t->n; i < t->span_end; i++) t->done_at_start += b->parts[i].done;
     t->token_gen = b->token_gen;
     if (curl_multi_add_handle(m, c) != CURLM_OK) return ll_fail(err, LL_ERR_NOMEM, "curl: cannot add a transfer");
     return LL_OK;
@@ -681,7 +695,13 @@ static ll_status part_finish(blob_dl *b, part *t, CURLcode rc, ll_error *err) {
     pull *p = b->p;
     long code = 0;
     curl_easy_getinfo(t->c, CURLINFO_RESPONSE_CODE, &code);
-    if (t->done != t->saved) part_save(t);
+    uint64_t span_done = 0;
+    for (int i = t->n; i < t->span_end; i++) {
+        part *c = &b->parts[i];
+        if (c->done != c->saved) part_save(c);
+        span_done += c->done;
+    }
+    const part *last = &b->parts[t->span_end - 1];
     if (b->io_failed)
         return ll_fail(err, LL_ERR_IO, "download %s: writing %s-partial: %s", b->dg, b->dg, strerror(b->io_errno));
     if (b->no_ranges) return LL_OK;                           /* the caller starts over */
@@ -689,7 +709,7 @@ static ll_status part_finish(blob_dl *b, part *t, CURLcode rc, ll_error *err) {
     if (code == 206 && t->decided && !t->to_file)
         return ll_fail(err, LL_ERR_IO, "download %s: the registry answered a different range", b->dg);
     if (rc == CURLE_OK && (code == 200 || code == 206)) {
-        if (t->done == t->size) return LL_OK;
+        if (last->done == last->size) return LL_OK;
     } else if (rc == CURLE_OK && code == 401 && t->auth[0]) {
         if (t->token_gen == b->token_gen) {                   /* nobody renewed it meanwhile */
             char challenge[PULL_AUTH_MAX];
@@ -710,7 +730,7 @@ static ll_status part_finish(blob_dl *b, part *t, CURLcode rc, ll_error *err) {
         return ll_fail(err, LL_ERR_IO, "download %s: registry answered %ld", b->dg, code);
     }
     /* a dropped connection, a stall, a 5xx or 429: again from where the bytes end */
-    if (t->done > t->done_at_start) t->tries = 0;
+    if (span_done > t->done_at_start) t->tries = 0;
     if (++t->tries > PULL_RETRIES) {
         if (rc != CURLE_OK)
             return ll_fail(err, LL_ERR_IO, "download %s: Get \"%s\": %s", b->dg, b->url,
@@ -775,6 +795,39 @@ static void probe_step(blob_dl *b, int64_t t_now) {
     }
 }
 
+/* The parts a transfer starting at part i covers, [i, returned): i alone, unless the count has
+ * settled at one connection. Then the parts after i that nothing has touched yet are asked
+ * for in the same GET, which runs on from part to part (part_on_body): on loopback, 32 GETs of
+ * 32 MiB on one connection cost the registry 0.15-0.2 s more CPU per GiB than one GET, and
+ * each left the connection idle for a round trip. Each part's bytes are still counted and
+ * saved in its own state file, so a crash resumes the same way. */
+static int span_parts(blob_dl *b, int i, int64_t t_now) {
+    int end = i + 1;
+    if (!b->probe.settled || b->probe.level != 1) return end;
+    while (end < b->n_parts) {
+        const part *t = &b->parts[end];
+        if (t->done || t->c || t->claimed || t->retry_ns > t_now) break;
+        end++;
+    }
+    return end;
+}
+
+/* A transfer of part t ended: the parts of its span are free again, and the first one left
+ * unfinished inherits the retry time and count (the next GET starts there). */
+static void span_release(blob_dl *b, part *t) {
+    part *next = t->done < t->size ? t : NULL;
+    for (int i = t->n + 1; i < t->span_end; i++) {
+        part *c = &b->parts[i];
+        c->claimed = false;
+        if (!next && c->done < c->size) next = c;
+    }
+    if (next && next != t) {
+        next->retry_ns = t->retry_ns;
+        next->tries = t->tries;
+    }
+    t->span_end = t->n + 1;
+}
+
 /* Run every unfinished part to its end, probe.level at a time. */
 static ll_status parts_run(blob_dl *b, ll_error *err) {
     pull *p = b->p;
@@ -799,8 +852,10 @@ static ll_status parts_run(blob_dl *b, ll_error *err) {
         if (!left) break;
         for (int i = 0; i < b->n_parts && running < b->probe.level && st == LL_OK; i++) {   /* in order */
             part *t = &b->parts[i];
-            if (t->done == t->size || (t->c && t->retry_ns == -1) || t->retry_ns > t_now) continue;
-            if ((st = part_start(b, t, m, err)) == LL_OK) { t->retry_ns = -1; running++; }
+            if (t->done == t->size || t->claimed || (t->c && t->retry_ns == -1) || t->retry_ns > t_now) continue;
+            t->span_end = span_parts(b, i, t_now);
+            for (int j = i + 1; j < t->span_end; j++) b->parts[j].claimed = true;
+            if ((st = part_start(b, t, m, err)) == LL_OK) { t->retry_ns = -1; running++; b->n_gets++; }
         }
         if (running > b->probe.most) b->probe.most = running;
         if (st != LL_OK) break;
@@ -818,6 +873,7 @@ static ll_status parts_run(blob_dl *b, ll_error *err) {
             curl_multi_remove_handle(m, msg->easy_handle);
             t->retry_ns = 0;
             if (st == LL_OK) st = part_finish(b, t, rc, err);
+            span_release(b, t);
             curl_easy_cleanup(t->c);
             t->c = NULL;
         }
@@ -985,9 +1041,9 @@ static ll_status blob_pull(pull *p, const ll_layer *l, bool *pinned, ll_error *e
         goto out;
     }
     if (pull_sync()) fdatasync(b->fd);
-    LL_INFO("pull: %s: %llu bytes in %d parts (%llu resumed), at most %d connection%s at once%s%s%s in %.2f s "
+    LL_INFO("pull: %s: %llu bytes in %d parts by %d GET%s (%llu resumed), at most %d connection%s at once%s%s%s in %.2f s "
             "(%llu hashed by then), then %.2f s hashing and %.2f s syncing", b->dg, (unsigned long long)l->size,
-            b->n_parts, (unsigned long long)resumed, b->probe.most, b->probe.most == 1 ? "" : "s",
+            b->n_parts, b->n_gets, b->n_gets == 1 ? "" : "s", (unsigned long long)resumed, b->probe.most, b->probe.most == 1 ? "" : "s",
             b->conns_fixed ? " (fixed)" : "", b->probe.log[0] ? "; measured " : "", b->probe.log,
             (t1 - t0) / 1e9, (unsigned long long)hashed_t1, (t2 - t1) / 1e9, (now_ns() - t2) / 1e9);
     pthread_mutex_lock(&s->mu);

@@ -548,16 +548,17 @@ def test_ollama_python_pull_stream(env):
     assert "pull model manifest: file does not exist" in str(ei.value)
 
 
-@pytest.mark.parametrize("sync", ["1", "0"])
-def test_pull_killed_half_way_resumes(env, tmp_path, sync):
+@pytest.mark.parametrize("sync,conns", [("1", "4"), ("0", "4"), ("1", "1")])
+def test_pull_killed_half_way_resumes(env, tmp_path, sync, conns):
     """SIGKILL the server in the middle of a slow multi-part pull; a new server on the same
     store pulls again, fetches only what the parts lack (counted through the proxy), and ends
     with a verified model and no fragments. Also without the flush (LOCALLAMA_PULL_SYNC=0):
-    a killed process loses nothing the kernel already holds."""
+    a killed process loses nothing the kernel already holds. And on one connection, where one
+    GET runs through all the parts (each still counted in its own file)."""
     px = env["proxy"]
     name = f"127.0.0.1:{px.port}/library/tiny:latest"
     mb = model_blob(env["m"])
-    senv = dict(PARTS_ENV, LOCALLAMA_PULL_SYNC=sync)
+    senv = dict(PARTS_ENV, LOCALLAMA_PULL_SYNC=sync, LOCALLAMA_PULL_CONNECTIONS=conns)
     srv = Server(tmp_path, env=senv)
     px.rate = 250_000                              # per connection; 4 in flight
     try:
@@ -581,7 +582,7 @@ def test_pull_killed_half_way_resumes(env, tmp_path, sync):
         srv.stop()
     blobs = tmp_path / "models" / "blobs"
     kept = partial_done(blobs, mb["digest"])
-    n_parts = len(layout(mb["size"]))
+    n_parts = len(layout(mb["size"], conns=int(conns)))
     assert fragments(blobs, mb["digest"]) == sorted(
         [mb["digest"].replace(":", "-") + "-partial"] +
         [mb["digest"].replace(":", "-") + f"-partial-{i}" for i in range(n_parts)])
@@ -780,6 +781,43 @@ def test_startup_prune_of_pull_fragments(tmp_path):
     srv = Server(tmp_path)
     srv.stop()
     assert sorted(p.name for p in blobs.iterdir()) == sorted(n for n in names if n.startswith(young))
+
+
+def test_one_connection_asks_once_for_all_parts(env, tmp_path):
+    """With one connection the parts are fetched by one GET from the first byte to the last,
+    its bytes counted into each part in turn. The proxy cuts that GET off half way: the next
+    GETs ask for exactly the rest, one starting where the bytes end; the blob verifies."""
+    px = env["proxy"]
+    name = f"127.0.0.1:{px.port}/library/tiny:latest"
+    mb = model_blob(env["m"])
+    size = mb["size"]
+    assert len(layout(size, conns=1)) > 4
+    srv = Server(tmp_path, env=dict(PARTS_ENV, LOCALLAMA_PULL_CONNECTIONS="1"))
+    blob = tmp_path / "models" / "blobs" / mb["digest"].replace(":", "-")
+    try:
+        for drop in (0, 1):
+            px.gets.clear()
+            px.drop_next = drop
+            try:
+                st, body = srv.json("POST", "/api/pull", {"model": name, "insecure": True, "stream": False})
+            finally:
+                px.drop_next = 0
+            assert st == 200, body
+            got = [r for d, r in px.gets if d == mb["digest"]]
+            assert got[0] == f"bytes=0-{size - 1}", got
+            # after the cut: the rest, from where the bytes end; the part the cut fell in waits
+            # its retry delay, so the fresh parts after it may be asked for (in one GET) first
+            rest = sorted(tuple(int(x) for x in r[len("bytes="):].split("-")) for r in got[1:])
+            assert len(rest) == 2 * drop, got
+            if drop:
+                assert rest[0][0] == size // 2 and rest[-1][1] == size - 1, got
+                assert rest[1][0] == rest[0][1] + 1 and rest[1][0] % PART_SIZE == 0, got
+            assert "sha256:" + hashlib.sha256(blob.read_bytes()).hexdigest() == mb["digest"]
+            assert fragments(blob.parent, mb["digest"]) == []
+            st, _ = srv.request("DELETE", "/api/delete", {"model": name})
+            assert st == 200 and not blob.exists()
+    finally:
+        srv.stop()
 
 
 def test_dropped_connections_resume_their_parts(env):
