@@ -3,7 +3,7 @@
 against `curl -o` of the same blob URL, then parallel ranged parts against one connection
 through a loopback proxy that limits EACH connection to 20 MB/s (as CDNs cap connections).
 
-    bench/pull_speed.py [--size-mb 1024] [--rounds 2] [--rate-mb 20] [--bin build/locallama]
+    bench/pull_speed.py [--size-mb 1024] [--rounds 2] [--rate-mb 20] [--bin build/locallama] [--no-throttle]
 
 Setup (all on 127.0.0.1, in a temporary directory deleted at the end): Debian's
 docker-registry with filesystem storage; a random blob of --size-mb MiB pushed raw (POST, then
@@ -25,7 +25,9 @@ What is timed (wall clock, medians over --rounds interleaved runs, A B A B):
   2. through the proxy: the shipped server (parts in parallel) vs the one-connection server.
 The registry's file stays in the page cache across runs; both sides see the same cache.
 The load average and the CPU time of other processes are printed beside each figure, since
-other work on the machine moves them.
+other work on the machine moves them, and so are the CPU seconds the registry, our server and
+the commands run (curl, dd, the pull client) spent on it: on a busy machine the wall-clock
+figures wander, the CPU seconds much less. --no-throttle skips part 2 (about a minute a round).
 """
 import argparse
 import hashlib
