@@ -176,14 +176,15 @@ static ll_status get_authed(pull *p, const char *url, const char *accept, long *
 // ---- one blob in parallel ranged parts --------------------------------------------------------
 //
 // A blob is cut into parts (part_plan); up to n_conns of them download at once over one curl
-// multi handle, each GET asking with Range for the part's remaining bytes and writing them with
+// multi handle, each GET asking with Range for the part's remaining bytes (once one connection
+// is chosen, for those of the untouched parts after it too: span_parts) and writing them with
 // pwrite at their offset into blobs/sha256-<hex>-partial, which is sized to the whole blob up
 // front. Each part's progress is kept in blobs/sha256-<hex>-partial-<n> (Ollama's name for the
 // same thing), written after the bytes it counts, so a pull killed at any point resumes every
 // part where its saved count ends. A hasher thread follows the contiguous prefix of finished
-// bytes, so the SHA-256 is mostly done when the last byte lands (one pass over the data), and
-// a flusher thread writes that prefix to disk meanwhile, so the fdatasync before the rename
-// finds little left.
+// bytes, reading them in place through a mapping of the partial (the one read of the blob, no
+// copy), so the SHA-256 is mostly done when the last byte lands, and a flusher thread writes
+// the landed bytes to disk meanwhile, so the fdatasync before the rename finds little left.
 
 #define PULL_PART_MIN     (32ull << 20)  /* below this a blob is one part */
 #define PULL_PARTS_MAX    64             /* bigger blobs get bigger parts */
