@@ -3,7 +3,7 @@
 against `curl -o` of the same blob URL, then parallel ranged parts against one connection
 through a loopback proxy that limits EACH connection to 20 MB/s (as CDNs cap connections).
 
-    bench/pull_speed.py [--size-mb 1024] [--rounds 2] [--rate-mb 20] [--bin build/locallama]
+    bench/pull_speed.py [--size-mb 1024] [--rounds 2] [--rate-mb 20] [--bin build/locallama] [--no-throttle]
 
 Setup (all on 127.0.0.1, in a temporary directory deleted at the end): Debian's
 docker-registry with filesystem storage; a random blob of --size-mb MiB pushed raw (POST, then
@@ -25,12 +25,15 @@ What is timed (wall clock, medians over --rounds interleaved runs, A B A B):
   2. through the proxy: the shipped server (parts in parallel) vs the one-connection server.
 The registry's file stays in the page cache across runs; both sides see the same cache.
 The load average and the CPU time of other processes are printed beside each figure, since
-other work on the machine moves them.
+other work on the machine moves them, and so are the CPU seconds the registry, our server and
+the commands run (curl, dd, the pull client) spent on it: on a busy machine the wall-clock
+figures wander, the CPU seconds much less. --no-throttle skips part 2 (about a minute a round).
 """
 import argparse
 import hashlib
 import http.client
 import json
+import resource
 import os
 import shutil
 import signal
@@ -176,14 +179,29 @@ def cpu_busy():
     return sum(v) - idle, sum(v)
 
 
-def timed(fn):
+def proc_cpu(pid):
+    """user + system CPU seconds of a process (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            v = f.read().rsplit(")", 1)[1].split()
+        return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
+def timed(fn, pids=()):
     b0, t0 = cpu_busy()
+    c0 = [proc_cpu(p) for p in pids]
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     la0 = os.getloadavg()[0]
     w0 = time.monotonic()
     fn()
     w = time.monotonic() - w0
     b1, t1 = cpu_busy()
-    return w, (b1 - b0) / max(1, t1 - t0), max(la0, os.getloadavg()[0])
+    c1 = [proc_cpu(p) for p in pids]
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    kids = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime     # curl, dd, the pull client
+    return w, (b1 - b0) / max(1, t1 - t0), max(la0, os.getloadavg()[0]), [b - a for a, b in zip(c0, c1)] + [kids]
 
 
 def main():
@@ -193,6 +211,7 @@ def main():
     ap.add_argument("--rate-mb", type=float, default=20)
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "locallama"))
     ap.add_argument("--tmp", default=None, help="parent of the temporary directory (default: $TMPDIR)")
+    ap.add_argument("--no-throttle", action="store_true", help="skip part 2 (the paced proxy)")
     a = ap.parse_args()
     if not os.path.exists(REGISTRY_BIN):
         sys.exit(f"{REGISTRY_BIN} is missing: apt-get install -y docker-registry")
@@ -246,11 +265,11 @@ def main():
             p = subprocess.Popen([a.bin, "serve"], env=e, stdout=log, stderr=subprocess.STDOUT)
             procs.append(p)
             wait_port(port, p, "locallama serve")
-            return port, models
+            return port, models, p.pid
 
-        par_port, par_models = serve("par", {})
-        one_port, one_models = serve("one", {"LOCALLAMA_PULL_CONNECTIONS": "1"})
-        ns_port, ns_models = serve("nosync", {"LOCALLAMA_PULL_SYNC": "0"})
+        par_port, par_models, par_pid = serve("par", {})
+        one_port, one_models, one_pid = serve("one", {"LOCALLAMA_PULL_CONNECTIONS": "1"})
+        ns_port, ns_models, ns_pid = serve("nosync", {"LOCALLAMA_PULL_SYNC": "0"})
 
         def pull(port, models, host):
             name = f"{host}/library/big:latest"
@@ -290,13 +309,18 @@ def main():
               f"{os.getloadavg()[0]:.2f}")
         res = {"pull": [], "nosync": [], "curl": [], "curl+sync": [], "dd": [], "par": [], "one": []}
 
+        cpu_of = {"pull": par_pid, "par": par_pid, "one": one_pid, "nosync": ns_pid}
+
         def run(key, fn, after=None):
-            w, busy, la = timed(fn)
+            pids = [reg.pid] + ([cpu_of[key]] if key in cpu_of else [])
+            w, busy, la, cpu = timed(fn, pids)
             if after:
                 after()
             res[key].append(w)
-            print(f"  {key:9s} {w:7.2f} s  {mb / w:7.1f} MB/s   (machine CPU busy {busy * 100:3.0f}%, load avg {la:.2f})",
-                  flush=True)
+            who = f"registry {cpu[0]:.2f} s" + (f", server {cpu[1]:.2f} s" if len(cpu) > 2 else "") + \
+                f", commands run {cpu[-1]:.2f} s"
+            print(f"  {key:9s} {w:7.2f} s  {mb / w:7.1f} MB/s   (machine CPU busy {busy * 100:3.0f}%, load avg {la:.2f}; "
+                  f"CPU {who})", flush=True)
 
         print("loopback registry, no throttle: locallama pull vs curl -o vs dd (A B A B)")
         run("curl", lambda: curl(rport), uncurl)           # warm the registry's page cache
@@ -310,13 +334,14 @@ def main():
             run("curl+sync", lambda: curl(rport, True), uncurl)
             run("dd", dd, uncurl)
         proxy = ThrottleProxy(rport, a.rate_mb * 1e6)
+        rounds2 = 0 if a.no_throttle else a.rounds
         print(f"through a proxy pacing each connection to {a.rate_mb:g} MB/s: parts in parallel vs one connection")
-        for _ in range(a.rounds):
+        for _ in range(rounds2):
             run("par", lambda: pull(par_port, par_models, f"127.0.0.1:{proxy.port}"),
                 lambda: unpull(par_port, par_models, f"127.0.0.1:{proxy.port}/library/big:latest"))
             run("one", lambda: pull(one_port, one_models, f"127.0.0.1:{proxy.port}"),
                 lambda: unpull(one_port, one_models, f"127.0.0.1:{proxy.port}/library/big:latest"))
-        med = {k: statistics.median(v) for k, v in res.items()}
+        med = {k: statistics.median(v) if v else float("nan") for k, v in res.items()}
         print("medians:")
         print(f"  locallama pull {mb / med['pull']:.1f} MB/s, curl {mb / med['curl']:.1f} MB/s: "
               f"pull/curl = {med['curl'] / med['pull']:.2f}x (goal >= 0.9)")
@@ -331,7 +356,7 @@ def main():
               f"{med['one'] / med['par']:.2f}x (goal >= 3); proxy connections {proxy.conns}, "
               f"at most {proxy.max_open} at once")
         print("the servers' own account of each blob (download, hashing left after it, fdatasync):")
-        for name in ("par", "one"):
+        for name in ("par", "nosync", "one"):
             with open(os.path.join(tmp, name + ".log"), errors="replace") as f:
                 for line in f:
                     if "pull: sha256:" in line and digest in line:

@@ -140,6 +140,8 @@ class Proxy:
         self.max_active = {}          # digest -> the most in flight at once
         self.lock = threading.Lock()
         self.drop_next = 0            # storage GETs still to cut off half way (a dropped connection)
+        self.hold_first = 0           # seconds a storage GET of a blob's first bytes waits before it is served
+        self.finished = []            # (digest, Range header) of each storage GET, in the order they ended
         self.tokens_issued = 0
         self.redirects = 0
         proxy = self
@@ -186,12 +188,16 @@ class Proxy:
                         proxy.busy_at_start.append((digest, proxy.active.get(digest, 0)))
                         proxy.active[digest] = proxy.active.get(digest, 0) + 1
                         proxy.max_active[digest] = max(proxy.max_active.get(digest, 0), proxy.active[digest])
+                rng = self.headers.get("Range") or ""
+                if storage and proxy.hold_first and rng.startswith("bytes=0-"):
+                    time.sleep(proxy.hold_first)
                 try:
                     self.forward(path, fwd, storage)
                 finally:
                     if storage:
                         with proxy.lock:
                             proxy.active[digest] -= 1
+                            proxy.finished.append((digest, self.headers.get("Range")))
 
             def forward(self, path, fwd, storage):
                 c = http.client.HTTPConnection("127.0.0.1", reg_port, timeout=30)
@@ -542,16 +548,17 @@ def test_ollama_python_pull_stream(env):
     assert "pull model manifest: file does not exist" in str(ei.value)
 
 
-@pytest.mark.parametrize("sync", ["1", "0"])
-def test_pull_killed_half_way_resumes(env, tmp_path, sync):
+@pytest.mark.parametrize("sync,conns", [("1", "4"), ("0", "4"), ("1", "1")])
+def test_pull_killed_half_way_resumes(env, tmp_path, sync, conns):
     """SIGKILL the server in the middle of a slow multi-part pull; a new server on the same
     store pulls again, fetches only what the parts lack (counted through the proxy), and ends
     with a verified model and no fragments. Also without the flush (LOCALLAMA_PULL_SYNC=0):
-    a killed process loses nothing the kernel already holds."""
+    a killed process loses nothing the kernel already holds. And on one connection, where one
+    GET runs through all the parts (each still counted in its own file)."""
     px = env["proxy"]
     name = f"127.0.0.1:{px.port}/library/tiny:latest"
     mb = model_blob(env["m"])
-    senv = dict(PARTS_ENV, LOCALLAMA_PULL_SYNC=sync)
+    senv = dict(PARTS_ENV, LOCALLAMA_PULL_SYNC=sync, LOCALLAMA_PULL_CONNECTIONS=conns)
     srv = Server(tmp_path, env=senv)
     px.rate = 250_000                              # per connection; 4 in flight
     try:
@@ -575,7 +582,7 @@ def test_pull_killed_half_way_resumes(env, tmp_path, sync):
         srv.stop()
     blobs = tmp_path / "models" / "blobs"
     kept = partial_done(blobs, mb["digest"])
-    n_parts = len(layout(mb["size"]))
+    n_parts = len(layout(mb["size"], conns=int(conns)))
     assert fragments(blobs, mb["digest"]) == sorted(
         [mb["digest"].replace(":", "-") + "-partial"] +
         [mb["digest"].replace(":", "-") + f"-partial-{i}" for i in range(n_parts)])
@@ -776,6 +783,43 @@ def test_startup_prune_of_pull_fragments(tmp_path):
     assert sorted(p.name for p in blobs.iterdir()) == sorted(n for n in names if n.startswith(young))
 
 
+def test_one_connection_asks_once_for_all_parts(env, tmp_path):
+    """With one connection the parts are fetched by one GET from the first byte to the last,
+    its bytes counted into each part in turn. The proxy cuts that GET off half way: the next
+    GETs ask for exactly the rest, one starting where the bytes end; the blob verifies."""
+    px = env["proxy"]
+    name = f"127.0.0.1:{px.port}/library/tiny:latest"
+    mb = model_blob(env["m"])
+    size = mb["size"]
+    assert len(layout(size, conns=1)) > 4
+    srv = Server(tmp_path, env=dict(PARTS_ENV, LOCALLAMA_PULL_CONNECTIONS="1"))
+    blob = tmp_path / "models" / "blobs" / mb["digest"].replace(":", "-")
+    try:
+        for drop in (0, 1):
+            px.gets.clear()
+            px.drop_next = drop
+            try:
+                st, body = srv.json("POST", "/api/pull", {"model": name, "insecure": True, "stream": False})
+            finally:
+                px.drop_next = 0
+            assert st == 200, body
+            got = [r for d, r in px.gets if d == mb["digest"]]
+            assert got[0] == f"bytes=0-{size - 1}", got
+            # after the cut: the rest, from where the bytes end; the part the cut fell in waits
+            # its retry delay, so the fresh parts after it may be asked for (in one GET) first
+            rest = sorted(tuple(int(x) for x in r[len("bytes="):].split("-")) for r in got[1:])
+            assert len(rest) == 2 * drop, got
+            if drop:
+                assert rest[0][0] == size // 2 and rest[-1][1] == size - 1, got
+                assert rest[1][0] == rest[0][1] + 1 and rest[1][0] % PART_SIZE == 0, got
+            assert "sha256:" + hashlib.sha256(blob.read_bytes()).hexdigest() == mb["digest"]
+            assert fragments(blob.parent, mb["digest"]) == []
+            st, _ = srv.request("DELETE", "/api/delete", {"model": name})
+            assert st == 200 and not blob.exists()
+    finally:
+        srv.stop()
+
+
 def test_dropped_connections_resume_their_parts(env):
     """Three part GETs are cut off half way by the proxy: each part is asked for again from
     where its bytes end (a Range starting inside it), and the blob verifies."""
@@ -834,5 +878,51 @@ def test_connections_adapt_to_a_per_connection_cap(env, tmp_path):
                 assert 4 <= px.max_active[mb["digest"]] <= 8, px.max_active
             st, _ = srv.request("DELETE", "/api/delete", {"model": name})
             assert st == 200 and not blob.exists()
+    finally:
+        srv.stop()
+
+
+def test_parts_ending_out_of_order_verify_and_corruption_is_refused(env, tmp_path):
+    """A 66 MiB blob in 8 MiB parts, 4 at a time, whose first part the proxy holds back 1.5 s:
+    later parts end first, so the hash (which follows the finished prefix, reading the partial
+    in 64 MiB mappings) has most of the blob to catch up on when the first part lands, across a
+    mapping's end; the pull verifies and the blob is byte-identical. Then one byte just past
+    64 MiB is flipped in the registry's storage: the next pull is refused naming the digest,
+    leaving no blob, fragment or model."""
+    reg, px = env["reg"], env["proxy"]
+    data = os.urandom((66 << 20) + 4321)
+    m = push_raw(reg, "library/ooo", [("application/vnd.ollama.image.model", data)])
+    dg = m["layers"][0]["digest"]
+    name = f"127.0.0.1:{px.port}/library/ooo:latest"
+    part = 8 << 20
+    srv = Server(tmp_path, env={"LOCALLAMA_PULL_PART_SIZE": str(part), "LOCALLAMA_PULL_CONNECTIONS": "4"})
+    blobs = tmp_path / "models" / "blobs"
+    try:
+        px.finished.clear()
+        px.hold_first = 1.5
+        try:
+            st, body = srv.json("POST", "/api/pull", {"model": name, "insecure": True, "stream": False})
+        finally:
+            px.hold_first = 0
+        assert st == 200, body
+        ended = [r for d, r in px.finished if d == dg]
+        assert sorted(ended, key=lambda r: int(r[len("bytes="):].split("-")[0])) == \
+            [f"bytes={o}-{o + n - 1}" for o, n in layout(len(data), part=part)]
+        first = ended.index(f"bytes=0-{part // 4 - 1}")
+        assert first >= 3, ended                   # at least the three parts beside it ended before it
+        assert (blobs / dg.replace(":", "-")).read_bytes() == data
+        assert fragments(blobs, dg) == []
+        assert name in tags(srv)
+        st, _ = srv.request("DELETE", "/api/delete", {"model": name})
+        assert st == 200 and not (blobs / dg.replace(":", "-")).exists()
+
+        f = reg.blob_file(dg)
+        bad = bytearray(data)
+        bad[(64 << 20) + 3] ^= 0x40
+        f.write_bytes(bytes(bad))
+        lines = srv.lines("/api/pull", {"model": name, "insecure": True})
+        assert lines[-1] == {"error": f"digest mismatch, file must be downloaded again: {dg}"}, lines[-1]
+        assert fragments(blobs, dg) == [] and not (blobs / dg.replace(":", "-")).exists()
+        assert name not in tags(srv)
     finally:
         srv.stop()
