@@ -45,6 +45,8 @@ void ll_dot_multi_q6_k_avx2(int64_t n, const void *w, const void *a, size_t a_st
 bool ll_gemm_q4_k_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
                        size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride);
 bool ll_gemv_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq, float *y);
+/* Generation (kernels.h, ll_gemv_fn): gemv_q4_k_avx2.c. */
+bool ll_gemv_q4_k_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq, float *y);
 bool ll_gemm_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
                       size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride);   /* dot_float_avx2.c */
 bool ll_gemm_q6_k_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
