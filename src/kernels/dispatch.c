@@ -94,6 +94,7 @@ static void kernels_fill_avx2(struct ll_kernels *k) {
     k->gemm[LL_TYPE_F16]  = ll_gemm_f16_avx2;
     k->gemv[LL_TYPE_F16]  = ll_gemv_f16_avx2;
     k->gemv[LL_TYPE_Q6_K] = ll_gemv_q6_k_avx2;
+    k->gemv[LL_TYPE_Q4_K] = ll_gemv_q4_k_avx2;
     k->exp_sum = ll_exp_sum_avx2;
     k->gemm[LL_TYPE_Q4_K] = ll_gemm_q4_k_avx2;
     k->gemm[LL_TYPE_Q6_K] = ll_gemm_q6_k_avx2;

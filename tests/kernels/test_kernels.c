@@ -516,7 +516,10 @@ static void test_dot_rows_xf32_bit_identical(void) {
 
 /* Every generation kernel (gemv: rows against one token) against the single dot of its table,
  * bit for bit: row ranges that are not a multiple of its row group, lengths with a tail the
- * vector loop does not cover, an odd activation address. Rows outside [r0, r1) stay untouched. */
+ * vector loop does not cover, an odd activation address, and for the block types besides
+ * random data the extreme blocks (every quant byte 0xFF, 0x00 or 0x80 with the f16 scales kept,
+ * activations all at +-127) where i16 partial sums come closest to overflowing. Rows outside
+ * [r0, r1) stay untouched. */
 static void test_gemv_bit_identical(void) {
     if (!simd_or_skip()) return;
     CHECK_MSG(k_simd.gemv[LL_TYPE_F16] != NULL, "F16 has no gemv");
@@ -529,14 +532,26 @@ static void test_gemv_bit_identical(void) {
     for (uint32_t wt = 0; wt < LL_TYPE_COUNT; wt++) {
         if (!k_simd.gemv[wt]) continue;
         const ll_type_traits *tt = ll_type_traits_of(wt);
-        for (size_t ni = 0; ni < sizeof n_ins / sizeof n_ins[0]; ni++) {
+        for (size_t ni = 0; ni < sizeof n_ins / sizeof n_ins[0]; ni++)
+        for (int mode = 0; mode < (tt->blck > 1 ? 4 : 1); mode++) {   /* random, all 0xFF, 0x00, 0x80 */
             int64_t n_in = n_ins[ni];
             if (n_in % tt->blck) continue;
             uint64_t rb = 0;
             ll_type_row_bytes(wt, n_in, &rb);
             uint8_t *wr = w + 3;
-            for (int r = 0; r < N_ROWS; r++) random_weights(wfields_of(wt), wr + r * rb, n_in, 0);
-            for (int64_t e = 0; e < n_in; e++) x[e] = rng_uniform(-1, 1);
+            const struct wfields *wf = wfields_of(wt);
+            for (int r = 0; r < N_ROWS; r++) {
+                random_weights(wf, wr + r * rb, n_in, 0);
+                if (mode == 0) continue;
+                uint8_t keep[4];
+                for (int64_t b = 0; b < n_in / tt->blck; b++) {     /* keep the f16 scales */
+                    uint8_t *blk = wr + r * rb + b * tt->bytes;
+                    for (int f = 0; f < wf->n; f++) memcpy(keep + 2 * f, blk + wf->off[f], 2);
+                    memset(blk, mode == 1 ? 0xFF : mode == 2 ? 0x00 : 0x80, tt->bytes);
+                    for (int f = 0; f < wf->n; f++) memcpy(blk + wf->off[f], keep + 2 * f, 2);
+                }
+            }
+            for (int64_t e = 0; e < n_in; e++) x[e] = mode == 0 ? rng_uniform(-1, 1) : (e % 3 ? 1.0f : -1.0f);
             k_simd.quantize_act[tt->dot_type](x, xq + 1, n_in);
             static const int ranges[][2] = { { 0, 23 }, { 2, 23 }, { 5, 8 }, { 7, 8 } };
             for (size_t ri = 0; ri < sizeof ranges / sizeof ranges[0]; ri++) {
@@ -548,8 +563,8 @@ static void test_gemv_bit_identical(void) {
                     float want = r >= r0 && r < r1 ? k_simd.dot[wt](n_in, wr + r * rb, xq + 1) : -999.0f;
                     if (!same_bits(y[r], want)) bad++;
                 }
-                CHECK_MSG(bad == 0, "%s n_in=%lld rows [%d,%d): %d outputs wrong", tt->name,
-                          (long long)n_in, r0, r1, bad);
+                CHECK_MSG(bad == 0, "%s n_in=%lld mode %d rows [%d,%d): %d outputs wrong", tt->name,
+                          (long long)n_in, mode, r0, r1, bad);
                 n_checked++;
             }
         }

@@ -48,6 +48,8 @@ bool ll_gemv_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const
 bool ll_gemv_q4_0_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq, float *y);
 bool ll_gemv_q8_0_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq, float *y);
 bool ll_gemv_q6_k_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq, float *y);   /* dot_kquants_avx2.c */
+/* Generation (kernels.h, ll_gemv_fn): gemv_q4_k_avx2.c. */
+bool ll_gemv_q4_k_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq, float *y);
 bool ll_gemm_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
                       size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride);   /* dot_float_avx2.c */
 bool ll_gemm_q6_k_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,

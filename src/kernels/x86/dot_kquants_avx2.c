@@ -267,20 +267,23 @@ DOT_MULTI_BODY q4_k_cols(int64_t n, const uint8_t *wb, const uint8_t *a, size_t 
         __m128i mins = k4_unpack_scales_mins(wb + Q4_K_SCALES, sc);
         __m256i isum[LL_DOT_MULTI_MAX];
         COLS(c) isum[c] = _mm256_setzero_si256();
-        /* Sub-blocks 2g (low nibbles) and 2g+1 (high) one after the other, so only one
-         * weight vector is live beside the column sums and nothing spills. */
+        /* As the gemv (gemv_q4_k_avx2.c): per column the two maddubs of group g (sub-blocks
+         * 2g, 2g+1) are folded by one hadd into pair sums (at most 7620: exact in i16), and one
+         * madd applies both scales, lane i16 0..3 of each 128-bit half s[2g], 4..7 s[2g+1]. */
+        __m256i s16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
         _Pragma("GCC unroll 4")
         for (int g = 0; g < 4; g++) {
             __m256i qv = load32(wb + Q4_K_QS + 32 * g);
-            __m256i lo = _mm256_and_si256(qv, m15), s_lo = _mm256_set1_epi16(sc[2 * g]);
+            __m256i lo = _mm256_and_si256(qv, m15), hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m15);
+            const char x = (char)(4 * g), y = (char)(4 * g + 2);
+            const __m256i ctrl = _mm256_setr_epi8(x, x + 1, x, x + 1, x, x + 1, x, x + 1, y, y + 1, y, y + 1, y, y + 1,
+                                                  y, y + 1, x, x + 1, x, x + 1, x, x + 1, x, x + 1, y, y + 1, y, y + 1,
+                                                  y, y + 1, y, y + 1);
+            __m256i sp = _mm256_shuffle_epi8(s16, ctrl);
             COLS(c) {
-                __m256i p16 = _mm256_maddubs_epi16(lo, load32(a + c * as + Q8_K_QS + 64 * g));
-                isum[c] = add_i32_chain(isum[c], _mm256_madd_epi16(p16, s_lo));
-            }
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m15), s_hi = _mm256_set1_epi16(sc[2 * g + 1]);
-            COLS(c) {
-                __m256i p16 = _mm256_maddubs_epi16(hi, load32(a + c * as + Q8_K_QS + 64 * g + 32));
-                isum[c] = add_i32_chain(isum[c], _mm256_madd_epi16(p16, s_hi));
+                __m256i plo = _mm256_maddubs_epi16(lo, load32(a + c * as + Q8_K_QS + 64 * g));
+                __m256i phi = _mm256_maddubs_epi16(hi, load32(a + c * as + Q8_K_QS + 64 * g + 32));
+                isum[c] = add_i32_chain(isum[c], _mm256_madd_epi16(_mm256_hadd_epi16(plo, phi), sp));
             }
         }
         int32_t is[LL_DOT_MULTI_MAX], ms[LL_DOT_MULTI_MAX];

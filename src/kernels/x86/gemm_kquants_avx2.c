@@ -12,11 +12,11 @@
  * applied by a single madd per sub-block for all 8 tokens (Q4_K: 8 maddubs per madd; Q6_K: 4,
  * see q6_k_tile for how its offset 32 stays inside the i16 range).
  *
- * The weights are not repacked in the model. Q4_K: four rows share each activation load, and a
- * super-block of each row is unpacked to bytes into a small buffer for each group of 8 tokens.
- * Q6_K: each L2-sized tile of rows is unpacked once per call into "dq" rows (quant bytes, i16
- * scales, f32 d), and one row meets 4 token groups per call, so each broadcast of its quants
- * feeds 4 maddubs. On Zen 1 the integer multiplies (4 maddubs + 1 madd per 16 elements and 8
+ * The weights are not repacked in the model: each L2-sized tile of rows is unpacked once per
+ * call into "dq" rows (quant bytes, i16 scales, f32 d). Q4_K: two rows meet two token groups
+ * per call, so each activation load and each broadcast of quants feeds 2 maddubs (measured
+ * against 4 rows x 1 group and 1 row x 4 groups: within noise, 2 x 2 slightly ahead). Q6_K:
+ * one row meets 4 token groups per call, so each broadcast of its quants feeds 4 maddubs. On Zen 1 the integer multiplies (4 maddubs + 1 madd per 16 elements and 8
  * tokens) then take ~80% of the run time; the rest is adds and broadcasts that share the
  * pipes.
  *
@@ -82,58 +82,89 @@ static void pack_q8_k_x8(const uint8_t *x, size_t xs, int nc, int64_t nb, bool w
 }
 
 #define ROWS(r) _Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)
+#define GROUPS(g) _Pragma("GCC unroll 4") for (int g = 0; g < ng; g++)
 
-/* Q4_K, nr rows (row r at w + r * rb) x 8 packed tokens: out[r][c] = dot(row r, token c).
+/* Q4_K rows decoded once per call ("dq4" rows): per super-block DQ4_BYTES, the 256 quants
+ * 0..15 as bytes in element order (sub-block j at bytes 32j..32j+31), the 8 scales as i16 at
+ * DQ4_SC, the 8 mins as i16 at DQ4_MINS (dword p: m_2p, m_2p+1, as PK_MINS pairs them), the
+ * f16 d and dmin as f32 at DQ4_D, DQ4_DMIN (exact). The nibble and scale unpacking then
+ * happens once per row tile, not once per row and token group. */
+enum { DQ4_SC = QK_K, DQ4_MINS = DQ4_SC + 16, DQ4_D = DQ4_MINS + 16, DQ4_DMIN = DQ4_D + 4, DQ4_BYTES = QK_K + 64 };
+
+static void q4_k_decode_rows(const uint8_t *w, size_t rb, int64_t nrows, int64_t nb, uint8_t *dst) {
+    const __m256i m15 = _mm256_set1_epi8(15);
+    for (int64_t r = 0; r < nrows; r++) {
+        const uint8_t *wb = w + (size_t)r * rb;
+        for (int64_t i = 0; i < nb; i++, wb += Q4_K_BYTES, dst += DQ4_BYTES) {
+            _Pragma("GCC unroll 4")
+            for (int g = 0; g < 4; g++) {
+                __m256i qv = load32(wb + Q4_K_QS + 32 * g);
+                _mm256_store_si256((__m256i *)(dst + 64 * g), _mm256_and_si256(qv, m15));
+                _mm256_store_si256((__m256i *)(dst + 64 * g + 32), _mm256_and_si256(_mm256_srli_epi16(qv, 4), m15));
+            }
+            uint8_t sc[8];
+            __m128i mins = k4_unpack_scales_mins(wb + Q4_K_SCALES, sc);
+            _mm_store_si128((__m128i *)(dst + DQ4_SC), _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
+            _mm_store_si128((__m128i *)(dst + DQ4_MINS), mins);
+            float d = f16_at(wb + Q4_K_D), dmin = f16_at(wb + Q4_K_DMIN);
+            memcpy(dst + DQ4_D, &d, 4);
+            memcpy(dst + DQ4_DMIN, &dmin, 4);
+        }
+    }
+}
+
+/* Q4_K, nr dq4 rows (row r at w + r * rb) x ng packed token groups (group g at pk + g * pk_gs):
+ * out[r][8g + c] = dot(row r, token c of group g).
  * Integer bounds: quants 0..15, |activation| <= 127 (Q8_K), so one maddubs lane is at most
- * 2 * 15 * 127 = 3810 and the sum of the 8 chunks of a sub-block at most 30480 < 32767. */
+ * 2 * 15 * 127 = 3810 and the sum of the 8 chunks of a sub-block at most 30480 < 32767.
+ * f32: out starts at 0 and adds (d * a.d) * isum - (dmin * a.d) * msum per super-block in
+ * order, k4_scale's expression. */
 static inline __attribute__((always_inline)) void
 q4_k_tile(int nr, int ng, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, size_t pk_gs,
           float out[][GEMM_TOKS]) {
-    const __m256i m15 = _mm256_set1_epi8(15);
-    _Alignas(32) uint8_t q[GEMM_ROWS][QK_K];
-    __m256 fsum[GEMM_ROWS];
-    ROWS(r) fsum[r] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++, w += Q4_K_BYTES, pk += PK_BYTES_Q4_K) {
-        uint8_t sc[GEMM_ROWS][8];
-        int32_t mpair[GEMM_ROWS][4];
-        ROWS(r) {
-            const uint8_t *wr = w + (size_t)r * rb;
-            __m128i mins = k4_unpack_scales_mins(wr + Q4_K_SCALES, sc[r]);
-            _mm_storeu_si128((__m128i *)mpair[r], mins);      /* dword p: (m_2p, m_2p+1) */
-            for (int g = 0; g < 4; g++) {
-                __m256i qv = load32(wr + Q4_K_QS + 32 * g);
-                _mm256_store_si256((__m256i *)(q[r] + 64 * g), _mm256_and_si256(qv, m15));
-                _mm256_store_si256((__m256i *)(q[r] + 64 * g + 32), _mm256_and_si256(_mm256_srli_epi16(qv, 4), m15));
-            }
-        }
-        __m256i isum[GEMM_ROWS];
-        ROWS(r) isum[r] = _mm256_setzero_si256();
-        const uint8_t *aq = pk + PK_QS;
+    ROWS(r) GROUPS(g) _mm256_storeu_ps(out[r] + GEMM_COLS * g, _mm256_setzero_ps());
+    for (int64_t i = 0; i < nb; i++, w += DQ4_BYTES, pk += PK_BYTES_Q4_K) {
+        __m256i isum[GEMM_ROWS][GEMM_GROUPS];
+        ROWS(r) GROUPS(g) isum[r][g] = _mm256_setzero_si256();
         _Pragma("GCC unroll 8")
         for (int j = 0; j < 8; j++) {
-            __m256i p16[GEMM_ROWS];
-            ROWS(r) p16[r] = _mm256_setzero_si256();
+            __m256i p16[GEMM_ROWS][GEMM_GROUPS];
+            ROWS(r) GROUPS(g) p16[r][g] = _mm256_setzero_si256();
             _Pragma("GCC unroll 8")
             for (int k = 0; k < 8; k++) {
-                __m256i a = load32(aq + 32 * (8 * j + k));
-                ROWS(r) p16[r] = add_i16_chain(p16[r], _mm256_maddubs_epi16(bcast4(q[r] + 32 * j + 4 * k), a));
+                __m256i a[GEMM_GROUPS];
+                GROUPS(g) a[g] = load32(pk + g * pk_gs + PK_QS + 32 * (8 * j + k));
+                ROWS(r) {
+                    __m256i q = bcast4(w + (size_t)r * rb + 32 * j + 4 * k);
+                    GROUPS(g) p16[r][g] = add_i16_chain(p16[r][g], _mm256_maddubs_epi16(q, a[g]));
+                }
             }
-            ROWS(r) isum[r] = add_i32_chain(isum[r], _mm256_madd_epi16(p16[r], _mm256_set1_epi16(sc[r][j])));
+            ROWS(r) {
+                int16_t s;
+                memcpy(&s, w + (size_t)r * rb + DQ4_SC + 2 * j, 2);
+                __m256i sv = _mm256_set1_epi16(s);
+                GROUPS(g) isum[r][g] = add_i32_chain(isum[r][g], _mm256_madd_epi16(p16[r][g], sv));
+            }
         }
-        __m256 ad = _mm256_loadu_ps((const float *)(pk + PK_D));
         ROWS(r) {
-            __m256i ms = _mm256_madd_epi16(load32(pk + PK_MINS), _mm256_set1_epi32(mpair[r][0]));
-            for (int p = 1; p < 4; p++)
-                ms = _mm256_add_epi32(ms, _mm256_madd_epi16(load32(pk + PK_MINS + 32 * p), _mm256_set1_epi32(mpair[r][p])));
             const uint8_t *wr = w + (size_t)r * rb;
-            __m256 dd = _mm256_mul_ps(_mm256_set1_ps(f16_at(wr + Q4_K_D)), ad);
-            __m256 dm = _mm256_mul_ps(_mm256_set1_ps(f16_at(wr + Q4_K_DMIN)), ad);
-            __m256 v = _mm256_sub_ps(_mm256_mul_ps(dd, _mm256_cvtepi32_ps(isum[r])),
-                                     _mm256_mul_ps(dm, _mm256_cvtepi32_ps(ms)));
-            fsum[r] = _mm256_add_ps(fsum[r], v);
+            float d, dmin;
+            memcpy(&d, wr + DQ4_D, 4);
+            memcpy(&dmin, wr + DQ4_DMIN, 4);
+            GROUPS(g) {
+                const uint8_t *pg = pk + g * pk_gs;
+                __m256i ms = _mm256_madd_epi16(load32(pg + PK_MINS), bcast4(wr + DQ4_MINS));
+                for (int p = 1; p < 4; p++)
+                    ms = _mm256_add_epi32(ms, _mm256_madd_epi16(load32(pg + PK_MINS + 32 * p), bcast4(wr + DQ4_MINS + 4 * p)));
+                __m256 ad = _mm256_loadu_ps((const float *)(pg + PK_D));
+                __m256 dd = _mm256_mul_ps(_mm256_set1_ps(d), ad), dm = _mm256_mul_ps(_mm256_set1_ps(dmin), ad);
+                __m256 v = _mm256_sub_ps(_mm256_mul_ps(dd, _mm256_cvtepi32_ps(isum[r][g])),
+                                         _mm256_mul_ps(dm, _mm256_cvtepi32_ps(ms)));
+                float *o = out[r] + GEMM_COLS * g;
+                _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), v));
+            }
         }
     }
-    ROWS(r) _mm256_storeu_ps(out[r], fsum[r]);
 }
 
 /* Q6_K rows decoded once per call ("dq" rows): per super-block DQ_BYTES, the 256 quants
@@ -176,8 +207,6 @@ static void q6_k_decode_rows(const uint8_t *w, size_t rb, int64_t nrows, int64_t
  * instead of the 6.5 of widening every two chunks and correcting through the bsums, and the
  * total is the dot's isum - 32 * offs. f32: out starts at 0 and adds (f16(d) * a.d) * isum
  * per super-block in order, the dot's kq_scale_offs sum. */
-#define GROUPS(g) _Pragma("GCC unroll 4") for (int g = 0; g < ng; g++)
-
 static inline __attribute__((always_inline)) void
 q6_k_tile(int nr, int ng, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, size_t pk_gs,
           float out[][GEMM_TOKS]) {
@@ -225,16 +254,16 @@ typedef void (*tile_fn)(int64_t nb, const uint8_t *w, size_t rb, const uint8_t *
     static void T##_##NR##_##NG(int64_t nb, const uint8_t *w, size_t rb, const uint8_t *pk, size_t pk_gs,  \
                                 float o[][GEMM_TOKS]) { T(NR, NG, nb, w, rb, pk, pk_gs, o); }
 TILE_INSTANCE(q4_k_tile, 1, 1)
+TILE_INSTANCE(q4_k_tile, 1, 2)
 TILE_INSTANCE(q4_k_tile, 2, 1)
-TILE_INSTANCE(q4_k_tile, 3, 1)
-TILE_INSTANCE(q4_k_tile, 4, 1)
+TILE_INSTANCE(q4_k_tile, 2, 2)
 TILE_INSTANCE(q6_k_tile, 1, 1)
 TILE_INSTANCE(q6_k_tile, 1, 2)
 TILE_INSTANCE(q6_k_tile, 1, 3)
 TILE_INSTANCE(q6_k_tile, 1, 4)
 /* [token groups][rows] */
 static const tile_fn q4_k_tiles[GEMM_GROUPS + 1][GEMM_ROWS + 1] = {
-    [1] = { NULL, q4_k_tile_1_1, q4_k_tile_2_1, q4_k_tile_3_1, q4_k_tile_4_1 },
+    [1] = { NULL, q4_k_tile_1_1, q4_k_tile_2_1 }, [2] = { NULL, q4_k_tile_1_2, q4_k_tile_2_2 },
 };
 static const tile_fn q6_k_tiles[GEMM_GROUPS + 1][GEMM_ROWS + 1] = {
     [1] = { NULL, q6_k_tile_1_1 }, [2] = { NULL, q6_k_tile_1_2 }, [3] = { NULL, q6_k_tile_1_3 }, [4] = { NULL, q6_k_tile_1_4 },
@@ -251,8 +280,8 @@ struct gemm_type {
 };
 
 /* The driver shared by the types: pack every token group once, then for each L2-sized tile of
- * rows (decoded first where the type does that), each run of the type's token groups (Q4_K 1,
- * Q6_K up to 4 groups of 8 tokens) and each run of its rows (Q4_K 4, Q6_K 1), one tile kernel
+ * rows (decoded first where the type does that), each run of the type's token groups (Q4_K 2,
+ * Q6_K up to 4 groups of 8 tokens) and each run of its rows (Q4_K 2, Q6_K 1), one tile kernel
  * call. */
 static bool gemm_q8_k(const struct gemm_type *ty, int64_t n_in, const void *w, int64_t r0, int64_t r1,
                       const void *xq, size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride) {
@@ -304,7 +333,8 @@ static bool gemm_q8_k(const struct gemm_type *ty, int64_t n_in, const void *w, i
 
 bool ll_gemm_q4_k_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
                        size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride) {
-    const struct gemm_type ty = { q4_k_tiles, GEMM_ROWS, 1, (size_t)(n_in / QK_K) * Q4_K_BYTES, PK_BYTES_Q4_K, 0, false, NULL };
+    const struct gemm_type ty = { q4_k_tiles, 2, 2, (size_t)(n_in / QK_K) * Q4_K_BYTES, PK_BYTES_Q4_K,
+                                  (size_t)(n_in / QK_K) * DQ4_BYTES, false, q4_k_decode_rows };
     return gemm_q8_k(&ty, n_in, w, r0, r1, xq, xq_stride, n_tok, y, y_stride);
 }
 
