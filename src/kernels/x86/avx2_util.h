@@ -13,6 +13,9 @@
 /* f16 scale at p (any alignment) to f32, exactly, with the F16C instruction. */
 static inline float f16_at(const uint8_t *p) { return _cvtsh_ss(blk_u16(p)); }
 
+/* 32 bytes at p (any alignment). */
+static inline __m256i load32(const uint8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
 static inline float hsum_ps(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));

@@ -35,8 +35,6 @@ enum {
     PANEL_Q8_0 = 16 * 32 + 32,
 };
 
-static inline __m256i load32(const uint8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
-
 /* Rows w, w + rb, ... (nr <= 8 of them; missing rows repeat the last, their lanes are dropped)
  * into nb panel blocks at dst. */
 static void pack_panel(int q4, const uint8_t *w, size_t rb, int nr, int64_t nb, uint8_t *dst) {

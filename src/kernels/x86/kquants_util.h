@@ -17,8 +17,6 @@ static inline __m256i scale_pair(__m256i s8x2, int k) {
     return _mm256_srai_epi16(_mm256_shuffle_epi8(s8x2, ctrl), 8);
 }
 
-static inline __m256i load32(const uint8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
-
 /* sum_j s_j * bsum_j over the 16 sub-blocks: signed byte scales against the activation's
  * i16 block sums. */
 static inline int32_t scales_dot_bsums(__m128i s8, const uint8_t *ab) {
