@@ -49,6 +49,21 @@ typedef void (*ll_dot_rows_fn)(int64_t n, const void *w, size_t w_stride, int64_
 typedef double (*ll_exp_sum_fn)(float *x, int64_t n, float max);
 double ll_exp_sum_ref(float *x, int64_t n, float max);
 
+/* The two passes of attention's softmax around exp_sum, per query column: its scores s over
+ * the keys [0, n), key i at position pos[i], the query at position p.
+ * att_scale_mask: s[i] = s[i] * scale, then -INFINITY where pos[i] > p (a key the query does
+ *   not see; whatever s[i] held, even NaN); returns the largest visible score (NaNs skipped;
+ *   -INFINITY when none) and sets *hi to the last visible key + 1 (0 when none).
+ * att_weights: s[i] = s[i] * inv for i < hi and +0 for hi <= i < n; with round16 each such
+ *   value is rounded to F16 (stored in h[i] when h is not NULL) and s[i] becomes that F16
+ *   value widened back to f32 (exactly).
+ * SIMD versions give the same values as these references, bit for bit. */
+typedef float (*ll_att_scale_mask_fn)(float *s, const int32_t *pos, int64_t n, int32_t p, float scale,
+                                      int64_t *hi);
+typedef void  (*ll_att_weights_fn)(float *s, int64_t hi, int64_t n, float inv, bool round16, uint16_t *h);
+float ll_att_scale_mask_ref(float *s, const int32_t *pos, int64_t n, int32_t p, float scale, int64_t *hi);
+void  ll_att_weights_ref(float *s, int64_t hi, int64_t n, float inv, bool round16, uint16_t *h);
+
 struct ll_kernels {
     ll_dot_fn          dot[LL_TYPE_COUNT];           /* by weight type; NULL if unsupported */
     /* As dot_multi, but the columns are f32 arrays holding values of the dot type exactly
@@ -62,6 +77,8 @@ struct ll_kernels {
     ll_gemm_fn         gemm[LL_TYPE_COUNT];          /* by weight type; NULL: dot_multi */
     ll_quantize_act_fn quantize_act[LL_TYPE_COUNT];  /* by activation (dot) type */
     ll_exp_sum_fn      exp_sum;                      /* never NULL */
+    ll_att_scale_mask_fn att_scale_mask;             /* never NULL */
+    ll_att_weights_fn  att_weights;                  /* never NULL */
     const char        *isa;                          /* "avx512", "avx2", "scalar" */
 };
 

@@ -231,7 +231,6 @@ static void attention_worker(void *arg, int ith, int nth) {
     const ll_quantize_act_fn q_conv = kt == LL_TYPE_F32 ? NULL : c->kern->quantize_act[kt];
     const ll_dot_fn dot_v = kv->v_trans ? c->kern->dot[vt] : NULL;
     const ll_dot_multi_fn multi_v = kv->v_trans ? c->kern->dot_multi[vt] : NULL;
-    const ll_quantize_act_fn to_f16 = c->kern->quantize_act[LL_TYPE_F16];
     /* F16 K and V: queries and weights rounded to F16 once, widened to f32, and met by the
      * f32-column kernel (bit-identical to the F16 dot, no conversion per key) */
     const ll_dot_multi_fn xk = kt == LL_TYPE_F16 ? c->kern->dot_multi_xf32[kt] : NULL;
@@ -271,9 +270,7 @@ static void attention_worker(void *arg, int ith, int nth) {
             } else {
                 memcpy(qx, qf, (size_t)hd * sizeof(float));
             }
-            max[x] = -INFINITY;
             p_c[x] = c->ub_pos[t];
-            hi_c[x] = 0;
             if (p_c[x] > p_max) p_max = p_c[x];
         }
         if (rows_k) {
@@ -281,25 +278,12 @@ static void attention_worker(void *arg, int ith, int nth) {
              * column's maximum and last cell over the keys it sees */
             rows_k(hd, ll_kv_k_row(kv, j->layer, seq, 0) + (size_t)g * k_head_bytes, kv->k_row_bytes,
                    blk.hi_max, q_buf, q_stride, (int)cols, scores, (size_t)n_ctx);
-            for (int64_t x = 0; x < cols; x++) {
-                float *score = scores + (size_t)x * (size_t)n_ctx;
-                float mx = -INFINITY;
-                int64_t hi = 0;
-                for (int64_t s = 0; s < blk.hi_max; s++) {
-                    const float sc = score[s] * scale;
-                    score[s] = sc;
-                    if (sq->pos[s] <= p_c[x]) {
-                        if (sc > mx) mx = sc;
-                        hi = s + 1;
-                    }
-                }
-                max[x] = mx;
-                hi_c[x] = hi;
-            }
         } else {
             for (int64_t s = 0; s < blk.hi_max; s++) {
-                const int32_t ps = sq->pos[s];
-                if (ps > p_max) continue;                              /* hidden from every column */
+                if (sq->pos[s] > p_max) {                              /* hidden from every column */
+                    for (int64_t x = 0; x < cols; x++) scores[(size_t)x * (size_t)n_ctx + (size_t)s] = 0.0f;
+                    continue;
+                }
                 const uint8_t *k = ll_kv_k_row(kv, j->layer, seq, (int32_t)s) + (size_t)g * k_head_bytes;
                 for (int64_t x0 = 0; x0 < cols; x0 += LL_DOT_MULTI_MAX) {
                     int nc = cols - x0 < LL_DOT_MULTI_MAX ? (int)(cols - x0) : LL_DOT_MULTI_MAX;
@@ -307,38 +291,29 @@ static void attention_worker(void *arg, int ith, int nth) {
                     if (xk) xk(hd, k, qx, q_stride, nc, part);
                     else if (multi_k) multi_k(hd, k, qx, q_stride, nc, part);
                     else for (int e = 0; e < nc; e++) part[e] = dot_k(hd, k, qx + (size_t)e * q_stride);
-                    for (int e = 0; e < nc; e++) {
-                        const int64_t x = x0 + e;
-                        float sc = part[e] * scale;
-                        scores[(size_t)x * (size_t)n_ctx + (size_t)s] = sc;
-                        if (ps <= p_c[x]) {
-                            if (sc > max[x]) max[x] = sc;
-                            hi_c[x] = s + 1;
-                        }
-                    }
+                    for (int e = 0; e < nc; e++) scores[(size_t)(x0 + e) * (size_t)n_ctx + (size_t)s] = part[e];
                 }
             }
         }
+        /* Per column: scale, hide the keys it does not see (weight 0), its maximum and last
+         * visible key; the exponentials and their sum; then the weights: normalized, zero from
+         * its last visible key to the V^T dot length, rounded through F16 for an F16 V. */
+        const bool v16 = kv->v_trans && vt == LL_TYPE_F16;
+        const int64_t n_w = kv->v_trans ? blk.n_kv : 0;
         for (int64_t x = 0; x < cols; x++) {
             float *score = scores + (size_t)x * (size_t)n_ctx;
-            for (int64_t s = 0; s < hi_c[x]; s++)
-                if (sq->pos[s] > p_c[x]) score[s] = -INFINITY;       /* hidden: weight 0 */
+            max[x] = c->kern->att_scale_mask(score, sq->pos, blk.hi_max, p_c[x], scale, &hi_c[x]);
             double sum = c->kern->exp_sum(score, hi_c[x], max[x]);
             const float inv = (float)(1.0 / sum);
-            for (int64_t s = 0; s < hi_c[x]; s++) score[s] *= inv;
+            c->kern->att_weights(score, hi_c[x], n_w > hi_c[x] ? n_w : hi_c[x], inv, v16,
+                                 v16 && !xv ? w_h + (size_t)x * (size_t)n_ctx : NULL);
         }
         const uint8_t *vb = ll_kv_v_block(kv, j->layer, seq);
         if (kv->v_trans) {
             const int64_t n_kv = blk.n_kv;
             const uint8_t *wts = (const uint8_t *)scores;
             size_t w_stride = (size_t)n_ctx * sizeof(float);
-            for (int64_t x = 0; x < cols; x++) {
-                float *score = scores + (size_t)x * (size_t)n_ctx;
-                for (int64_t s = hi_c[x]; s < n_kv; s++) score[s] = 0.0f;
-                if (vt == LL_TYPE_F16) to_f16(score, w_h + (size_t)x * (size_t)n_ctx, n_kv);
-                if (xv) ll_dequantize_row(LL_TYPE_F16, w_h + (size_t)x * (size_t)n_ctx, score, n_kv);
-            }
-            if (vt == LL_TYPE_F16 && !xv) { wts = (const uint8_t *)w_h; w_stride = (size_t)n_ctx * 2; }
+            if (v16 && !xv) { wts = (const uint8_t *)w_h; w_stride = (size_t)n_ctx * 2; }
             const size_t es = kv->v_elem_bytes;
             for (int64_t e = 0; e < hdv; e++) {                    /* row e of V^T: (n_ctx) */
                 const uint8_t *vr = vb + (size_t)(g * hdv + e) * (size_t)n_ctx * es;

@@ -429,6 +429,51 @@ static void test_exp_sum(void) {
     }
 }
 
+/* The softmax's passes around exp_sum (att_scale_mask, att_weights) against their references,
+ * bit for bit: lengths with and without a vector tail, keys hidden anywhere (positions out of
+ * order, as after a shift), a hidden NaN and a visible one, no visible key at all, the
+ * weights' zero tail starting inside a vector, with and without the F16 rounding. */
+static void test_att_softmax_passes(void) {
+    CHECK(k_ref.att_scale_mask != NULL && k_ref.att_weights != NULL);
+    if (!simd_or_skip()) return;
+    enum { N = 203 };
+    static float x[N], y[N], r[N];
+    static int32_t pos[N];
+    static uint16_t hy[N], hr[N];
+    static const int64_t ns[] = { 0, 1, 7, 8, 9, 64, 203 };
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+        const int64_t n = ns[ni];
+        for (int round = 0; round < 4; round++) {
+            for (int64_t i = 0; i < n; i++) {
+                x[i] = rng_uniform(-30, 30);
+                pos[i] = round == 0 ? (int32_t)i : (int32_t)(rng_u64() % (uint64_t)(n + 1));
+            }
+            const int32_t p = round == 3 ? -1 : (int32_t)(n / 2);
+            if (n > 5) { x[3] = NAN; pos[3] = p + 1; x[5] = NAN; pos[5] = p; }   /* hidden, visible */
+            memcpy(y, x, sizeof x);
+            memcpy(r, x, sizeof x);
+            int64_t hy_i = -7, hr_i = -9;
+            const float my = k_simd.att_scale_mask(y, pos, n, p, 0.125f, &hy_i);
+            const float mr = k_ref.att_scale_mask(r, pos, n, p, 0.125f, &hr_i);
+            CHECK_MSG(hy_i == hr_i && (my == mr || (isnan(my) && isnan(mr))),
+                      "scale_mask n %lld round %d: hi %lld vs %lld, max %g vs %g", (long long)n, round,
+                      (long long)hy_i, (long long)hr_i, my, mr);
+            CHECK_MSG(memcmp(y, r, (size_t)n * sizeof(float)) == 0, "scale_mask n %lld round %d: scores differ",
+                      (long long)n, round);
+            for (int mode = 0; mode < 3; mode++) {
+                for (int64_t i = 0; i < n; i++) y[i] = r[i] = x[i] == x[i] ? x[i] : 1.0f;
+                const int64_t hi = n - n / 3, len = n;
+                memset(hy, 0, sizeof hy);
+                memset(hr, 0, sizeof hr);
+                k_simd.att_weights(y, hi, len, 0.37f, mode > 0, mode == 2 ? hy : NULL);
+                k_ref.att_weights(r, hi, len, 0.37f, mode > 0, mode == 2 ? hr : NULL);
+                CHECK_MSG(memcmp(y, r, (size_t)n * sizeof(float)) == 0 && memcmp(hy, hr, sizeof hy) == 0,
+                          "att_weights n %lld mode %d: differ", (long long)n, mode);
+            }
+        }
+    }
+}
+
 /* Every f32-column multi dot (dot_multi_xf32) against the single dot of its table with the
  * columns in the dot type, bit for bit: lengths with and without a vector tail, 1..11 columns
  * (more than one pass of LL_DOT_MULTI_MAX), an odd column stride. */
@@ -737,6 +782,7 @@ int main(void) {
         RUN(test_gemm_bit_identical);
         RUN(test_gemv_bit_identical);
         RUN(test_exp_sum);
+        RUN(test_att_softmax_passes);
         RUN(test_dot_multi_xf32_bit_identical);
         RUN(test_dot_rows_xf32_bit_identical);
         RUN(test_gemm_q6_k_token_groups);

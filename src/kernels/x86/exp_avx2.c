@@ -1,4 +1,5 @@
-/* kernels/x86: the softmax's exponentials, 8 lanes at a time (kernels.h, ll_exp_sum_fn).
+/* kernels/x86: attention's softmax, 8 lanes at a time: the exponentials (kernels.h,
+ * ll_exp_sum_fn) and, at the end of this file, the passes before and after them.
  *
  * exp(t) for t = x - max <= 0: t = k ln2 + r with k = round(t / ln2) and |r| <= ln2 / 2 (ln2
  * split in a high part exact in f32 and a low part, so r is accurate), e^r by its Taylor
@@ -50,4 +51,68 @@ double ll_exp_sum_avx2(float *x, int64_t n, float max) {
         sum += (double)x[i];
     }
     return sum;
+}
+
+/* The softmax's pass before the exponentials (kernels.h, ll_att_scale_mask_fn), 8 keys at a
+ * time. max_ps(v, mx) returns mx when v is NaN, as the reference's v > mx skips it; the lanes'
+ * maxima then meet in any order (a maximum does not depend on it; only the sign of a zero
+ * maximum could, and exp(x - 0) equals exp(x + 0) for every x the exponentials see). */
+float ll_att_scale_mask_avx2(float *s, const int32_t *pos, int64_t n, int32_t p, float scale, int64_t *hi) {
+    const __m256 vs = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY);
+    const __m256i vp = _mm256_set1_epi32(p);
+    __m256 mx = ninf;
+    int64_t last = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 hid = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_loadu_si256((const __m256i *)(pos + i)), vp));
+        const __m256 v = _mm256_blendv_ps(_mm256_mul_ps(_mm256_loadu_ps(s + i), vs), ninf, hid);
+        _mm256_storeu_ps(s + i, v);
+        mx = _mm256_max_ps(v, mx);
+        const unsigned vis = ~(unsigned)_mm256_movemask_ps(hid) & 0xFFu;
+        if (vis) last = i + 32 - __builtin_clz(vis);
+    }
+    float m = hmax_ps(mx);
+    for (; i < n; i++) {
+        float v = s[i] * scale;
+        if (pos[i] > p) {
+            v = -INFINITY;
+        } else {
+            if (v > m) m = v;
+            last = i + 1;
+        }
+        s[i] = v;
+    }
+    *hi = last;
+    return m;
+}
+
+/* The softmax's pass after them (kernels.h, ll_att_weights_fn): normalize, zero the keys from
+ * hi on, and round through F16 with the F16C conversions (round to nearest even, as
+ * ll_fp32_to_fp16), 8 keys at a time. */
+void ll_att_weights_avx2(float *s, int64_t hi, int64_t n, float inv, bool round16, uint16_t *h) {
+    const __m256 vi = _mm256_set1_ps(inv);
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(s + i), vi);
+        if (i + 8 > hi) {                               /* lanes i + j >= hi become +0 */
+            const int64_t keep = hi > i ? hi - i : 0;
+            const __m256 m = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)keep), lane));
+            v = _mm256_and_ps(v, m);
+        }
+        if (round16) {
+            const __m128i r = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT);
+            if (h) _mm_storeu_si128((__m128i *)(h + i), r);
+            v = _mm256_cvtph_ps(r);
+        }
+        _mm256_storeu_ps(s + i, v);
+    }
+    for (; i < n; i++) {
+        float v = i < hi ? s[i] * inv : 0.0f;
+        if (round16) {
+            const uint16_t r = ll_fp32_to_fp16(v);
+            if (h) h[i] = r;
+            v = ll_fp16_to_fp32(r);
+        }
+        s[i] = v;
+    }
 }
