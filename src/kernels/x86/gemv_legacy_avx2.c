@@ -27,7 +27,7 @@
 
 /* Rows per pass; PF_DIST: bytes ahead in each row stream that the loop prefetches (measured
  * 512 vs 1024 vs 2048 streaming 2048 x 8192 from memory: 512 best, ~10% under no prefetch). */
-enum { Q4_0_ROWS = 4, Q8_0_ROWS = 2, PF_DIST = 512 };
+enum { Q4_0_ROWS = 4, Q8_0_ROWS = 2, PF_DIST = 4096 };
 
 /* The four f16 weight scales of blocks b .. b + 3 of a row (stride bytes apart) in one u64,
  * lowest block in the low bits; built with scalar loads and shifts, which run beside the
