@@ -244,8 +244,6 @@ static void attention_worker(void *arg, int ith, int nth) {
     uint16_t *w_h = (uint16_t *)(q_buf + c->att_b_wofs);          /* (cols, n_ctx) F16 weights */
     const size_t q_stride = c->att_b_qstride;
     float part[LL_DOT_MULTI_MAX];
-    float max[LL_ATT_COLS_MAX];                                   /* per column: max score, */
-    int64_t hi_c[LL_ATT_COLS_MAX];                                /* last visible cell + 1, */
     int32_t p_c[LL_ATT_COLS_MAX];                                 /* position */
 
     int64_t i0, i1;
@@ -274,8 +272,7 @@ static void attention_worker(void *arg, int ith, int nth) {
             if (p_c[x] > p_max) p_max = p_c[x];
         }
         if (rows_k) {
-            /* every key up to the block's last visible one in one call; then scale, and each
-             * column's maximum and last cell over the keys it sees */
+            /* every key up to the block's last visible one in one call */
             rows_k(hd, ll_kv_k_row(kv, j->layer, seq, 0) + (size_t)g * k_head_bytes, kv->k_row_bytes,
                    blk.hi_max, q_buf, q_stride, (int)cols, scores, (size_t)n_ctx);
         } else {
@@ -302,10 +299,11 @@ static void attention_worker(void *arg, int ith, int nth) {
         const int64_t n_w = kv->v_trans ? blk.n_kv : 0;
         for (int64_t x = 0; x < cols; x++) {
             float *score = scores + (size_t)x * (size_t)n_ctx;
-            max[x] = c->kern->att_scale_mask(score, sq->pos, blk.hi_max, p_c[x], scale, &hi_c[x]);
-            double sum = c->kern->exp_sum(score, hi_c[x], max[x]);
+            int64_t hi;
+            const float mx = c->kern->att_scale_mask(score, sq->pos, blk.hi_max, p_c[x], scale, &hi);
+            double sum = c->kern->exp_sum(score, hi, mx);
             const float inv = (float)(1.0 / sum);
-            c->kern->att_weights(score, hi_c[x], n_w > hi_c[x] ? n_w : hi_c[x], inv, v16,
+            c->kern->att_weights(score, hi, n_w > hi ? n_w : hi, inv, v16,
                                  v16 && !xv ? w_h + (size_t)x * (size_t)n_ctx : NULL);
         }
         const uint8_t *vb = ll_kv_v_block(kv, j->layer, seq);

@@ -71,17 +71,10 @@ float ll_att_scale_mask_avx2(float *s, const int32_t *pos, int64_t n, int32_t p,
         if (vis) last = i + 32 - __builtin_clz(vis);
     }
     float m = hmax_ps(mx);
-    for (; i < n; i++) {
-        float v = s[i] * scale;
-        if (pos[i] > p) {
-            v = -INFINITY;
-        } else {
-            if (v > m) m = v;
-            last = i + 1;
-        }
-        s[i] = v;
-    }
-    *hi = last;
+    int64_t tail_hi;                                    /* the last n % 8 keys: the reference */
+    const float tm = ll_att_scale_mask_ref(s + i, pos + i, n - i, p, scale, &tail_hi);
+    if (tm > m) m = tm;
+    *hi = tail_hi ? i + tail_hi : last;
     return m;
 }
 
@@ -106,13 +99,5 @@ void ll_att_weights_avx2(float *s, int64_t hi, int64_t n, float inv, bool round1
         }
         _mm256_storeu_ps(s + i, v);
     }
-    for (; i < n; i++) {
-        float v = i < hi ? s[i] * inv : 0.0f;
-        if (round16) {
-            const uint16_t r = ll_fp32_to_fp16(v);
-            if (h) h[i] = r;
-            v = ll_fp16_to_fp32(r);
-        }
-        s[i] = v;
-    }
+    ll_att_weights_ref(s + i, hi > i ? hi - i : 0, n - i, inv, round16, h ? h + i : NULL);   /* the tail */
 }
