@@ -43,7 +43,6 @@ static void kernels_fill_scalar(struct ll_kernels *k) {
     k->exp_sum = ll_exp_sum_ref;
     k->att_scale_mask = ll_att_scale_mask_ref;
     k->att_weights = ll_att_weights_ref;
-    k->swiglu = ll_swiglu_ref;
     k->isa = "scalar";
 }
 
@@ -101,7 +100,6 @@ static void kernels_fill_avx2(struct ll_kernels *k) {
     k->exp_sum = ll_exp_sum_avx2;
     k->att_scale_mask = ll_att_scale_mask_avx2;
     k->att_weights = ll_att_weights_avx2;
-    k->swiglu = ll_swiglu_avx2;
     k->gemm[LL_TYPE_Q4_K] = ll_gemm_q4_k_avx2;
     k->gemm[LL_TYPE_Q6_K] = ll_gemm_q6_k_avx2;
     k->gemm[LL_TYPE_Q4_0] = ll_gemm_q4_0_avx2;

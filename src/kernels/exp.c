@@ -1,6 +1,6 @@
-/* kernels: the scalar references of the kernels built on the exponential — attention's
- * softmax (kernels.h: ll_exp_sum_fn and the passes before and after it, ll_att_scale_mask_fn
- * and ll_att_weights_fn) and the feed-forward's SwiGLU gating (ll_swiglu_fn). */
+/* kernels: attention's softmax, scalar reference — the exponentials (kernels.h,
+ * ll_exp_sum_fn) and the passes before and after them (ll_att_scale_mask_fn,
+ * ll_att_weights_fn). */
 #include "kernels/kernels.h"
 
 #include <math.h>
@@ -40,12 +40,5 @@ void ll_att_weights_ref(float *s, int64_t hi, int64_t n, float inv, bool round16
             v = ll_fp16_to_fp32(r);
         }
         s[i] = v;
-    }
-}
-
-void ll_swiglu_ref(float *gate, const float *up, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        const float z = gate[i];
-        gate[i] = z / (1.0f + expf(-z)) * up[i];
     }
 }

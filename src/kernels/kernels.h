@@ -64,12 +64,6 @@ typedef void  (*ll_att_weights_fn)(float *s, int64_t hi, int64_t n, float inv, b
 float ll_att_scale_mask_ref(float *s, const int32_t *pos, int64_t n, int32_t p, float scale, int64_t *hi);
 void  ll_att_weights_ref(float *s, int64_t hi, int64_t n, float inv, bool round16, uint16_t *h);
 
-/* SwiGLU's gating (Shazeer 2020), in place: gate[i] = silu(gate[i]) * up[i] for i < n, where
- * silu(z) = z / (1 + e^-z). The SIMD versions use their own exponential: within a few ulp of
- * the reference's expf-based value (tests/kernels bounds it), not bit for bit. */
-typedef void (*ll_swiglu_fn)(float *gate, const float *up, int64_t n);
-void ll_swiglu_ref(float *gate, const float *up, int64_t n);
-
 struct ll_kernels {
     ll_dot_fn          dot[LL_TYPE_COUNT];           /* by weight type; NULL if unsupported */
     /* As dot_multi, but the columns are f32 arrays holding values of the dot type exactly
@@ -85,7 +79,6 @@ struct ll_kernels {
     ll_exp_sum_fn      exp_sum;                      /* never NULL */
     ll_att_scale_mask_fn att_scale_mask;             /* never NULL */
     ll_att_weights_fn  att_weights;                  /* never NULL */
-    ll_swiglu_fn       swiglu;                       /* never NULL */
     const char        *isa;                          /* "avx512", "avx2", "scalar" */
 };
 

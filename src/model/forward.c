@@ -347,14 +347,17 @@ static void attention_worker(void *arg, int ith, int nth) {
     }
 }
 
-/* SwiGLU (Shazeer 2020): gate = silu(gate) * up, silu(z) = z / (1 + e^-z) (the kernel). */
-struct swiglu_job { const struct ll_kernels *k; float *gate; const float *up; int64_t n; };
+/* SwiGLU (Shazeer 2020): gate = silu(gate) * up, silu(z) = z / (1 + e^-z). */
+struct swiglu_job { float *gate; const float *up; int64_t n; };
 
 static void swiglu_worker(void *arg, int ith, int nth) {
     const struct swiglu_job *j = arg;
     int64_t i0, i1;
     share(j->n, ith, nth, &i0, &i1);
-    j->k->swiglu(j->gate + i0, j->up + i0, i1 - i0);
+    for (int64_t i = i0; i < i1; i++) {
+        const float z = j->gate[i];
+        j->gate[i] = z / (1.0f + expf(-z)) * j->up[i];
+    }
 }
 
 /* ---- the forward pass ------------------------------------------------------------------ */
@@ -410,7 +413,7 @@ ll_status ll_forward(ll_ctx *c, int32_t n_tok, int32_t n_out, float *logits, flo
             float *y[2] = { c->gate, c->up };                                /* (n_tok, n_ff) each */
             matmul(c, c->xn, n_tok, 2, w, y);
         }
-        struct swiglu_job sj = { c->kern, c->gate, c->up, n_tok * hp->n_ff };
+        struct swiglu_job sj = { c->gate, c->up, n_tok * hp->n_ff };
         ll_pool_run(c->pool, swiglu_worker, &sj);                            /* gate: (n_tok, n_ff) */
         {
             const ll_weight *w[1] = { &ly->w_down };

@@ -12,7 +12,6 @@
 double ll_exp_sum_avx2(float *x, int64_t n, float max);
 float ll_att_scale_mask_avx2(float *s, const int32_t *pos, int64_t n, int32_t p, float scale, int64_t *hi);
 void ll_att_weights_avx2(float *s, int64_t hi, int64_t n, float inv, bool round16, uint16_t *h);
-void ll_swiglu_avx2(float *gate, const float *up, int64_t n);
 float ll_dot_f32_avx2(int64_t n, const void *w, const void *a);
 float ll_dot_f16_avx2(int64_t n, const void *w, const void *a);
 float ll_dot_bf16_avx2(int64_t n, const void *w, const void *a);

@@ -1,6 +1,5 @@
-/* kernels/x86: the kernels built on the exponential, 8 lanes at a time: attention's softmax
- * (kernels.h, ll_exp_sum_fn, and after it the passes before and after the exponentials) and,
- * at the end of this file, SwiGLU's gating (ll_swiglu_fn).
+/* kernels/x86: attention's softmax, 8 lanes at a time: the exponentials (kernels.h,
+ * ll_exp_sum_fn) and, at the end of this file, the passes before and after them.
  *
  * exp(t) for t = x - max <= 0: t = k ln2 + r with k = round(t / ln2) and |r| <= ln2 / 2 (ln2
  * split in a high part exact in f32 and a low part, so r is accurate), e^r by its Taylor
@@ -101,34 +100,4 @@ void ll_att_weights_avx2(float *s, int64_t hi, int64_t n, float inv, bool round1
         _mm256_storeu_ps(s + i, v);
     }
     ll_att_weights_ref(s + i, hi > i ? hi - i : 0, n - i, inv, round16, h ? h + i : NULL);   /* the tail */
-}
-
-/* SwiGLU's gating (kernels.h, ll_swiglu_fn) with exp_neg, which takes only t <= 0: from
- * e = e^-|z|, silu(z) = z / (1 + e) for z >= 0 and, since e^-z = 1 / e there,
- * z * e / (1 + e) for z < 0 (never e^-z itself, which overflows for z < -88.7). Each of the
- * multiply, add and divide rounds once, on top of exp_neg's 2 ulp, so the result is within a
- * few ulp of the reference's z / (1 + expf(-z)) (tests/kernels bounds it). Below z = -87,
- * where e is taken as 0, the result is 0 where the reference gives about z e^z |up|, under
- * 2e-36 |up|. NaN stays NaN, and z = -inf gives NaN as the reference does (here -inf * 0,
- * there -inf / inf). The last n % 8 elements go through the same lanes (copied out and back),
- * so an element's value never depends on where it sits: the forward pass splits the gate
- * between threads at any element, and a token's values must not change with the batch
- * around it. */
-static inline __m256 swiglu8(__m256 z, __m256 u) {
-    const __m256 e = exp_neg(_mm256_or_ps(z, _mm256_set1_ps(-0.0f)));              /* e^-|z| */
-    const __m256 num = _mm256_blendv_ps(z, _mm256_mul_ps(z, e), z);             /* z * e where z < 0 */
-    return _mm256_mul_ps(_mm256_div_ps(num, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
-}
-
-void ll_swiglu_avx2(float *gate, const float *up, int64_t n) {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(gate + i, swiglu8(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
-    if (i < n) {
-        float z[8] = { 0 }, u[8] = { 0 };
-        memcpy(z, gate + i, (size_t)(n - i) * sizeof *z);
-        memcpy(u, up + i, (size_t)(n - i) * sizeof *u);
-        _mm256_storeu_ps(z, swiglu8(_mm256_loadu_ps(z), _mm256_loadu_ps(u)));
-        memcpy(gate + i, z, (size_t)(n - i) * sizeof *z);
-    }
 }
