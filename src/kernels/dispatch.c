@@ -13,8 +13,11 @@
 #if defined(__x86_64__) || defined(__i386__)
 #define LL_X86 1
 #include "kernels/x86/avx2.h"
+#include "kernels/x86/amx.h"
 #include "kernels/x86/avx512.h"
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #else
 #define LL_X86 0
 #endif
@@ -64,6 +67,26 @@ static bool cpu_has_avx2(void) {
 static bool cpu_has_avx512(void) {
     return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+}
+
+/* AMX-TILE and AMX-INT8 (CPUID leaf 7, EDX bits 24 and 25), the tile state enabled by the OS
+ * (XCR0 bits 17 and 18) and, on Linux, granted to this process (arch_prctl
+ * ARCH_REQ_XCOMP_PERM for XTILEDATA; without it the first tile instruction would kill the
+ * process). Asked once, under the table's pthread_once or a test's direct call. */
+static bool cpu_has_amx(void) {
+    if (!cpu_has_avx512()) return false;
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((d >> 24) & 1u) || !((d >> 25) & 1u)) return false;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1u)) return false;      /* OSXSAVE */
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if (((lo >> 17) & 3u) != 3u) return false;
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#else
+    return false;
+#endif
 }
 
 static void kernels_fill_avx2(struct ll_kernels *k) {
@@ -120,6 +143,14 @@ static void kernels_fill_avx512(struct ll_kernels *k) {
     k->dot_multi[LL_TYPE_Q6_K] = ll_dot_multi_q6_k_avx512;
     k->isa = "avx512";
 }
+
+/* The AVX-512 table with the AMX matrix products. */
+static void kernels_fill_amx(struct ll_kernels *k) {
+    kernels_fill_avx512(k);
+    k->gemm[LL_TYPE_Q4_0] = ll_gemm_q4_0_amx;
+    k->gemm[LL_TYPE_Q8_0] = ll_gemm_q8_0_amx;
+    k->isa = "amx";
+}
 #endif
 
 bool ll_kernels_init_isa(struct ll_kernels *k, const char *isa) {
@@ -132,6 +163,10 @@ bool ll_kernels_init_isa(struct ll_kernels *k, const char *isa) {
     }
     if (strcmp(isa, "avx512") == 0 && cpu_has_avx512()) {
         kernels_fill_avx512(k);
+        return true;
+    }
+    if (strcmp(isa, "amx") == 0 && cpu_has_amx()) {
+        kernels_fill_amx(k);
         return true;
     }
 #endif
@@ -148,7 +183,8 @@ static void kernels_pick(void) {
         if (ll_kernels_init_isa(&kernels_table, want)) return;
         LL_WARN("LOCALLAMA_ISA=%s is not available on this CPU; choosing automatically", want);
     }
-    if (!ll_kernels_init_isa(&kernels_table, "avx512") && !ll_kernels_init_isa(&kernels_table, "avx2"))
+    if (!ll_kernels_init_isa(&kernels_table, "amx") && !ll_kernels_init_isa(&kernels_table, "avx512") &&
+        !ll_kernels_init_isa(&kernels_table, "avx2"))
         kernels_fill_scalar(&kernels_table);
 }
 

@@ -1,9 +1,9 @@
 /* kernels: dot products and matrix products with runtime CPU dispatch.
  *
- * The table is filled once (first call of ll_kernels_get) from the CPU's features: AVX-512
- * (F/BW/DQ/VL) versions where they pay, AVX2+FMA versions elsewhere, the scalar _ref
+ * The table is filled once (first call of ll_kernels_get) from the CPU's features: AMX tile
+ * products for prompts where the CPU has AMX-INT8, AVX-512 (F/BW/DQ/VL) versions where they pay, AVX2+FMA versions elsewhere, the scalar _ref
  * definitions from quant/ where neither exists. A CPU without an ISA never gets its kernels
- * (fault R16: never SIGILL). LOCALLAMA_ISA=scalar|avx2|avx512 forces a level (for tests,
+ * (fault R16: never SIGILL). LOCALLAMA_ISA=scalar|avx2|avx512|amx forces a level (for tests,
  * benchmarks and debugging; a level the CPU lacks falls back to the automatic choice). */
 #ifndef LL_KERNELS_H
 #define LL_KERNELS_H
@@ -79,7 +79,7 @@ struct ll_kernels {
     ll_exp_sum_fn      exp_sum;                      /* never NULL */
     ll_att_scale_mask_fn att_scale_mask;             /* never NULL */
     ll_att_weights_fn  att_weights;                  /* never NULL */
-    const char        *isa;                          /* "avx512", "avx2", "scalar" */
+    const char        *isa;                          /* "amx", "avx512", "avx2", "scalar" */
 };
 
 const struct ll_kernels *ll_kernels_get(void);
@@ -87,7 +87,7 @@ const struct ll_kernels *ll_kernels_get(void);
 /* Fill k for one named ISA ("scalar" or "avx2") regardless of LOCALLAMA_ISA, for tests and
  * benchmarks that compare variants. Returns false, leaving the scalar table in k, when the
  * name is unknown or this CPU cannot run it. Entries without a SIMD version keep the _ref. */
-bool ll_kernels_init_isa(struct ll_kernels *k, const char *isa);   /* "scalar", "avx2", "avx512" */
+bool ll_kernels_init_isa(struct ll_kernels *k, const char *isa);   /* "scalar", "avx2", "avx512", "amx" */
 
 /* Rows [r0, r1) of a matrix product, for one thread's share:
  *   y[t * y_stride + r] = dot(row r of W, x_t)  for t < n_tok, r0 <= r < r1.

@@ -191,7 +191,10 @@ static void test_dispatch_table_complete(void) {
     CHECK(k != NULL && k == ll_kernels_get());
     if (!getenv("LOCALLAMA_ISA")) {
         struct ll_kernels best;
-        const char *want = ll_kernels_init_isa(&best, "avx512") ? "avx512" : ll_kernels_init_isa(&best, "avx2") ? "avx2" : "scalar";
+        const char *want = ll_kernels_init_isa(&best, "amx")      ? "amx"
+                           : ll_kernels_init_isa(&best, "avx512") ? "avx512"
+                           : ll_kernels_init_isa(&best, "avx2")   ? "avx2"
+                                                                  : "scalar";
         CHECK_MSG(strcmp(k->isa, want) == 0, "picked %s, expected %s", k->isa, want);
     }
     for (uint32_t t = 0; t < LL_TYPE_COUNT; t++) {
@@ -622,7 +625,7 @@ static void test_gemv_bit_identical(void) {
  * single and multi-column. */
 static void test_avx512_equals_avx2_bitwise(void) {
     struct ll_kernels k2;
-    if (!ll_kernels_init_isa(&k2, "avx2") || strcmp(k_simd.isa, "avx512") != 0) {
+    if (!ll_kernels_init_isa(&k2, "avx2") || (strcmp(k_simd.isa, "avx512") != 0 && strcmp(k_simd.isa, "amx") != 0)) {
         fprintf(stderr, "note %s: no AVX-512 on this CPU, skipped\n", test_cur_name);
         return;
     }
@@ -765,7 +768,7 @@ int main(void) {
     RUN(test_dispatch_env_forces_scalar);      /* first: before this process fills its table */
     /* Every SIMD table this CPU can run goes through the same checks (LOCALLAMA_ISA picks one
      * for the whole program; here each is filled directly). */
-    static const char *const isas[] = { "avx2", "avx512" };
+    static const char *const isas[] = { "avx2", "avx512", "amx" };
     for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
         have_simd = ll_kernels_init_isa(&k_simd, isas[i]);
         if (i > 0 && !have_simd) {
