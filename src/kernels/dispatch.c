@@ -69,12 +69,12 @@ static bool cpu_has_avx512(void) {
            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
 }
 
-/* AMX-TILE and AMX-INT8 (CPUID leaf 7, EDX bits 24 and 25), the tile state enabled by the OS
+/* AVX-512 VNNI, AMX-TILE and AMX-INT8 (CPUID leaf 7, EDX bits 24 and 25), the tile state enabled by the OS
  * (XCR0 bits 17 and 18) and, on Linux, granted to this process (arch_prctl
  * ARCH_REQ_XCOMP_PERM for XTILEDATA; without it the first tile instruction would kill the
  * process). Asked once, under the table's pthread_once or a test's direct call. */
 static bool cpu_has_amx(void) {
-    if (!cpu_has_avx512()) return false;
+    if (!cpu_has_avx512() || !__builtin_cpu_supports("avx512vnni")) return false;
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((d >> 24) & 1u) || !((d >> 25) & 1u)) return false;
     if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1u)) return false;      /* OSXSAVE */
@@ -149,6 +149,7 @@ static void kernels_fill_amx(struct ll_kernels *k) {
     kernels_fill_avx512(k);
     k->gemm[LL_TYPE_Q4_0] = ll_gemm_q4_0_amx;
     k->gemm[LL_TYPE_Q8_0] = ll_gemm_q8_0_amx;
+    k->gemm[LL_TYPE_Q4_K] = ll_gemm_q4_k_amx;
     k->isa = "amx";
 }
 #endif

@@ -1,4 +1,4 @@
-/* kernels/x86: the AMX (AMX-TILE, AMX-INT8, with AVX-512 F/BW/DQ/VL) matrix products.
+/* kernels/x86: the AMX (AMX-TILE, AMX-INT8, with AVX-512 F/BW/DQ/VL/VNNI) matrix products.
  * Declarations only, so dispatch.c (built without these flags) can take their addresses;
  * only call them after dispatch.c has checked the CPU and obtained the tile state from the
  * kernel (ll_amx_ready). Each is bit-identical to the AVX2 single dot of its type
@@ -13,6 +13,9 @@
 bool ll_gemm_q4_0_amx(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq, size_t xq_stride,
                       int64_t n_tok, float *y, int64_t y_stride);
 bool ll_gemm_q8_0_amx(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq, size_t xq_stride,
+                      int64_t n_tok, float *y, int64_t y_stride);
+
+bool ll_gemm_q4_k_amx(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq, size_t xq_stride,
                       int64_t n_tok, float *y, int64_t y_stride);
 
 #endif

@@ -20,46 +20,16 @@
  * one chain's 16 accumulators stay in registers. y[t][r] is therefore bit-identical to the
  * single dot (tests/kernels compares them with memcmp). */
 #include "kernels/x86/amx.h"
+#include "kernels/x86/amx_util.h"
 #include "kernels/x86/avx2_util.h"
 
 #include <stdlib.h>
 
 
 enum {
-    AMX_ROWS = 16,                      /* weight rows per panel: the 16 i32 columns of tile C */
-    AMX_TOKS = 16,                      /* tokens per tile A */
-    PANEL_B = 8 * 64,                   /* tile B of one block */
+    PANEL_B = AMX_B_BYTES,              /* tile B of one block */
     PANEL_BLK = PANEL_B + 64,           /* ... then the 16 rows' f16(w.d) as f32 */
 };
-/* Tile registers (the intrinsics paste these into the instruction: literals, not enums). */
-#define T_C0 0
-#define T_C1 1
-#define T_C2 2
-#define T_C3 3
-#define T_A0 4
-#define T_A1 5
-#define T_B0 6
-#define T_B1 7
-
-/* The 64-byte tile configuration (palette 1) of the tiles above. */
-struct tile_config {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-};
-
-static void tiles_configure(void) {
-    struct tile_config c __attribute__((aligned(64)));
-    memset(&c, 0, sizeof c);
-    c.palette = 1;
-    c.rows[T_C0] = c.rows[T_C1] = c.rows[T_C2] = c.rows[T_C3] = AMX_TOKS;
-    c.colsb[T_C0] = c.colsb[T_C1] = c.colsb[T_C2] = c.colsb[T_C3] = AMX_ROWS * 4;
-    c.rows[T_A0] = c.rows[T_A1] = AMX_TOKS;
-    c.colsb[T_A0] = c.colsb[T_A1] = QK;
-    c.rows[T_B0] = c.rows[T_B1] = QK / 4;
-    c.colsb[T_B0] = c.colsb[T_B1] = AMX_ROWS * 4;
-    _tile_loadconfig(&c);
-}
 
 /* Rows w, w + rb, ... (nr <= 16; missing rows repeat the last, their columns are dropped)
  * into nb panel blocks at dst: per block the interleaved signed quants, then the scales. */
@@ -67,8 +37,6 @@ static void pack_panel(int q4, const uint8_t *w, size_t rb, int nr, int64_t nb, 
     const size_t wbytes = q4 ? Q4_0_BYTES : Q8_0_BYTES;
     const uint8_t *row[AMX_ROWS];
     for (int k = 0; k < AMX_ROWS; k++) row[k] = w + (size_t)(k < nr ? k : nr - 1) * rb;
-    /* dword n * 8 + g of tmp = group g of row n; gathered as group g of rows 0..15 */
-    const __m512i idx = _mm512_setr_epi32(0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120);
     int32_t tmp[AMX_ROWS * 8] __attribute__((aligned(64)));
     for (int64_t b = 0; b < nb; b++, dst += PANEL_BLK) {
         const size_t o = (size_t)b * wbytes;
@@ -77,8 +45,7 @@ static void pack_panel(int q4, const uint8_t *w, size_t rb, int nr, int64_t nb, 
                            : load32(row[k] + o + Q8_0_QS);
             _mm256_store_si256((__m256i *)(tmp + 8 * k), q);
         }
-        for (int g = 0; g < 8; g++)
-            _mm512_store_si512((__m512i *)(dst + 64 * g), _mm512_i32gather_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(g)), tmp, 4));
+        amx_interleave_b(tmp, dst);
         uint16_t hs[AMX_ROWS];
         for (int k = 0; k < AMX_ROWS; k++) hs[k] = blk_u16(row[k] + o);
         _mm512_store_ps((float *)(dst + PANEL_B), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)hs)));
@@ -194,7 +161,7 @@ static bool gemm_legacy_amx(int q4, int64_t n_in, const void *w, int64_t r0, int
         int n = n_tok - g * AMX_TOKS < AMX_TOKS ? (int)(n_tok - g * AMX_TOKS) : AMX_TOKS;
         pack_tokens(x + (size_t)(g * AMX_TOKS) * xq_stride, xq_stride, n, nb, xa, (float *)(xa + (size_t)nb * 512));
     }
-    tiles_configure();
+    amx_tiles_configure();
     float out[AMX_TOKS][AMX_ROWS] __attribute__((aligned(64)));
     for (int64_t r = r0; r < r1; r += AMX_ROWS) {
         const int nr = r1 - r < AMX_ROWS ? (int)(r1 - r) : AMX_ROWS;

@@ -1,0 +1,200 @@
+/* kernels/x86: AMX matrix products of Q4_K weights against Q8_K activations, for prompts and
+ * batches (kernels.h, ll_gemm_fn), on CPUs with AMX-INT8 (tile layout: amx_util.h).
+ *
+ * One tile multiply (TDPBSUD: signed activation bytes x unsigned weight nibbles 0..15) takes
+ * one 32-element sub-block of 16 tokens and 16 weight rows and gives its exact i32 sums. A
+ * super-block's integer part is then, per (token, row), isum = sum over its 8 sub-blocks of
+ * scale x sub-block sum (a vector multiply per token and sub-block), and its min part
+ * msum = sum of min x (32-element activation sum), four i16 pair products per token
+ * (VPDPWSSD). Both are exact integers, the ones the single dot computes.
+ *
+ * Float order: k4_scale (kquants_util.h) per super-block, the super-blocks summed in order
+ * from +0 - the single dot's (dot_kquants_avx2.c) - lane-wise for the 16 rows; so y[t][r] is
+ * bit-identical to it (tests/kernels compares them with memcmp).
+ *
+ * Per 16 rows and call the weights are unpacked once into a panel (per super-block: 8 tiles
+ * B of nibbles, the scales as i32, the mins as i16 pairs, d and dmin as f32), and every
+ * 16-token group's activations once per call into tiles A with their scales and sums. */
+#include "kernels/x86/amx.h"
+#include "kernels/x86/amx_util.h"
+#include "kernels/x86/kquants_util.h"
+
+#include <stdlib.h>
+
+enum {
+    SUBS = QK_K / AMX_K,                        /* 8 sub-blocks per super-block */
+    /* panel, per super-block */
+    PN_B = 0,                                   /* 8 tiles B */
+    PN_SC = PN_B + SUBS * AMX_B_BYTES,          /* 8 x 16 i32 scales */
+    PN_MIN = PN_SC + SUBS * 64,                 /* 4 x 16 (i16 min 2p, i16 min 2p+1) */
+    PN_D = PN_MIN + 4 * 64,                     /* 16 f32 d */
+    PN_DMIN = PN_D + 64,                        /* 16 f32 dmin */
+    PN_BYTES = PN_DMIN + 64,
+    /* packed tokens, per super-block */
+    TK_A = 0,                                   /* 8 tiles A */
+    TK_D = TK_A + SUBS * AMX_A_BYTES,           /* 16 f32 d */
+    TK_BS = TK_D + 64,                          /* 4 x 16 (i16 bsum32 2p, i16 bsum32 2p+1) */
+    TK_BYTES = TK_BS + 4 * 64,
+};
+
+/* Rows w, w + rb, ... (nr <= 16; missing rows repeat the last) into nsb panel super-blocks. */
+static void pack_panel_q4_k(const uint8_t *w, size_t rb, int nr, int64_t nsb, uint8_t *dst) {
+    const uint8_t *row[AMX_ROWS];
+    for (int k = 0; k < AMX_ROWS; k++) row[k] = w + (size_t)(k < nr ? k : nr - 1) * rb;
+    int32_t tmp[SUBS][AMX_ROWS * 8] __attribute__((aligned(64)));
+    int32_t sc32[SUBS][AMX_ROWS] __attribute__((aligned(64)));
+    int16_t mins[SUBS][AMX_ROWS];
+    float d[AMX_ROWS], dmin[AMX_ROWS];
+    const __m256i m15 = _mm256_set1_epi8(15);
+    for (int64_t s = 0; s < nsb; s++, dst += PN_BYTES) {
+        const size_t o = (size_t)s * Q4_K_BYTES;
+        for (int k = 0; k < AMX_ROWS; k++) {
+            const uint8_t *b = row[k] + o;
+            for (int g = 0; g < 4; g++) {
+                __m256i qv = load32(b + Q4_K_QS + 32 * g);
+                _mm256_store_si256((__m256i *)(tmp[2 * g] + 8 * k), _mm256_and_si256(qv, m15));
+                _mm256_store_si256((__m256i *)(tmp[2 * g + 1] + 8 * k), _mm256_and_si256(_mm256_srli_epi16(qv, 4), m15));
+            }
+            uint8_t sc[8];
+            int16_t mn[8];
+            _mm_storeu_si128((__m128i *)mn, k4_unpack_scales_mins(b + Q4_K_SCALES, sc));
+            for (int j = 0; j < SUBS; j++) { sc32[j][k] = sc[j]; mins[j][k] = mn[j]; }
+            d[k] = f16_at(b + Q4_K_D);
+            dmin[k] = f16_at(b + Q4_K_DMIN);
+        }
+        for (int j = 0; j < SUBS; j++) amx_interleave_b(tmp[j], dst + PN_B + (size_t)j * AMX_B_BYTES);
+        memcpy(dst + PN_SC, sc32, sizeof sc32);
+        for (int p = 0; p < 4; p++)
+            for (int k = 0; k < AMX_ROWS; k++) {
+                int16_t pair[2] = { mins[2 * p][k], mins[2 * p + 1][k] };
+                memcpy(dst + PN_MIN + 64 * p + 4 * k, pair, 4);
+            }
+        memcpy(dst + PN_D, d, sizeof d);
+        memcpy(dst + PN_DMIN, dmin, sizeof dmin);
+    }
+}
+
+/* Tokens x .. (n <= 16 of them, stride xs; the rest zero) into nsb packed super-blocks. */
+static void pack_tokens_q8_k(const uint8_t *x, size_t xs, int n, int64_t nsb, uint8_t *dst) {
+    for (int64_t s = 0; s < nsb; s++, dst += TK_BYTES) {
+        float d[AMX_TOKS];
+        for (int m = 0; m < AMX_TOKS; m++) {
+            const uint8_t *b = x + (size_t)m * xs + (size_t)s * Q8_K_BYTES;
+            for (int j = 0; j < SUBS; j++) {
+                __m256i q = m < n ? load32(b + Q8_K_QS + 32 * j) : _mm256_setzero_si256();
+                _mm256_store_si256((__m256i *)(dst + TK_A + (size_t)j * AMX_A_BYTES + 32 * m), q);
+            }
+            __m128i pairs = _mm_setzero_si128();        /* bsum_2j + bsum_2j+1, j = 0..7 */
+            if (m < n)
+                pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)(b + Q8_K_BSUMS)),
+                                       _mm_loadu_si128((const __m128i *)(b + Q8_K_BSUMS + 16)));
+            int32_t pr[4];
+            _mm_storeu_si128((__m128i *)pr, pairs);
+            for (int p = 0; p < 4; p++) memcpy(dst + TK_BS + 64 * p + 4 * m, &pr[p], 4);
+            d[m] = m < n ? blk_f32(b + Q8_K_D) : 0.0f;
+        }
+        memcpy(dst + TK_D, d, sizeof d);
+    }
+}
+
+/* Item K (super-block K / 8, sub-block K % 8) into tile C, stored to sums[SLOT]. */
+#define AMX_ISSUE(C, A, B, SLOT, K)                                                               \
+    do {                                                                                          \
+        const size_t sb_ = (size_t)(K) / SUBS, j_ = (size_t)(K) % SUBS;                           \
+        _tile_zero(C);                                                                            \
+        _tile_loadd(A, xa + sb_ * TK_BYTES + TK_A + j_ * AMX_A_BYTES, AMX_K);                     \
+        _tile_loadd(B, panel + sb_ * PN_BYTES + PN_B + j_ * AMX_B_BYTES, 64);                     \
+        _tile_dpbsud(C, A, B);                                                                    \
+        _tile_stored(C, sums[SLOT], 64);                                                          \
+    } while (0)
+
+/* Item K's sums into isum; after a super-block's last sub-block its value joins acc. */
+#define AMX_SCALE(SLOT, K)                                                                        \
+    do {                                                                                          \
+        const size_t sb_ = (size_t)(K) / SUBS, j_ = (size_t)(K) % SUBS;                           \
+        const uint8_t *pn_ = panel + sb_ * PN_BYTES;                                              \
+        const __m512i sc_ = _mm512_load_si512((const __m512i *)(pn_ + PN_SC + 64 * j_));          \
+        _Pragma("GCC unroll 16") for (int m = 0; m < AMX_TOKS; m++)                               \
+            isum[m] = _mm512_add_epi32(isum[m], _mm512_mullo_epi32(sc_, _mm512_load_si512((const __m512i *)(sums[SLOT] + 16 * m)))); \
+        if (j_ == SUBS - 1) {                                                                     \
+            finish_super_block(pn_, xa + sb_ * TK_BYTES, isum, acc);                              \
+            _Pragma("GCC unroll 16") for (int m = 0; m < AMX_TOKS; m++) isum[m] = _mm512_setzero_si512(); \
+        }                                                                                         \
+    } while (0)
+
+/* acc[m] += k4_scale(d, dmin, token m, isum[m], msum[m]) for the 16 rows, lane-wise. */
+static inline __attribute__((always_inline)) void
+finish_super_block(const uint8_t *pn, const uint8_t *tk, const __m512i isum[AMX_TOKS], float acc[AMX_TOKS][AMX_ROWS]) {
+    const __m512 d = _mm512_load_ps((const float *)(pn + PN_D)), dmin = _mm512_load_ps((const float *)(pn + PN_DMIN));
+    const __m512i mn0 = _mm512_load_si512((const __m512i *)(pn + PN_MIN)), mn1 = _mm512_load_si512((const __m512i *)(pn + PN_MIN + 64));
+    const __m512i mn2 = _mm512_load_si512((const __m512i *)(pn + PN_MIN + 128)), mn3 = _mm512_load_si512((const __m512i *)(pn + PN_MIN + 192));
+    const float *ad = (const float *)(tk + TK_D);
+    const int32_t *bs = (const int32_t *)(tk + TK_BS);
+    _Pragma("GCC unroll 16")
+    for (int m = 0; m < AMX_TOKS; m++) {
+        __m512i ms = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mn0, _mm512_set1_epi32(bs[m]));
+        ms = _mm512_dpwssd_epi32(ms, mn1, _mm512_set1_epi32(bs[16 + m]));
+        ms = _mm512_dpwssd_epi32(ms, mn2, _mm512_set1_epi32(bs[32 + m]));
+        ms = _mm512_dpwssd_epi32(ms, mn3, _mm512_set1_epi32(bs[48 + m]));
+        const __m512 a = _mm512_set1_ps(ad[m]);
+        __m512 v = _mm512_sub_ps(_mm512_mul_ps(_mm512_mul_ps(d, a), _mm512_cvtepi32_ps(isum[m])),
+                                 _mm512_mul_ps(_mm512_mul_ps(dmin, a), _mm512_cvtepi32_ps(ms)));
+        _mm512_store_ps(acc[m], _mm512_add_ps(_mm512_load_ps(acc[m]), v));
+    }
+}
+
+/* The panel's 16 rows against one packed 16-token group: acc[m] = the rows' dots with token m. */
+static void amx_tile_q4_k(int64_t nsb, const uint8_t *panel, const uint8_t *xa, float acc[AMX_TOKS][AMX_ROWS]) {
+    int32_t sums[4][AMX_TOKS * AMX_ROWS] __attribute__((aligned(64)));
+    __m512i isum[AMX_TOKS];
+    _Pragma("GCC unroll 16") for (int m = 0; m < AMX_TOKS; m++) {
+        isum[m] = _mm512_setzero_si512();
+        _mm512_store_ps(acc[m], _mm512_setzero_ps());
+    }
+    const int64_t n = nsb * SUBS;               /* a multiple of 4 */
+    AMX_ISSUE(T_C0, T_A0, T_B0, 0, 0);
+    AMX_ISSUE(T_C1, T_A1, T_B1, 1, 1);
+    for (int64_t k = 0; k < n; k += 4) {
+        AMX_ISSUE(T_C2, T_A0, T_B0, 2, k + 2);
+        AMX_SCALE(0, k);
+        AMX_ISSUE(T_C3, T_A1, T_B1, 3, k + 3);
+        AMX_SCALE(1, k + 1);
+        if (k + 4 < n) AMX_ISSUE(T_C0, T_A0, T_B0, 0, k + 4);
+        AMX_SCALE(2, k + 2);
+        if (k + 5 < n) AMX_ISSUE(T_C1, T_A1, T_B1, 1, k + 5);
+        AMX_SCALE(3, k + 3);
+    }
+}
+
+bool ll_gemm_q4_k_amx(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq, size_t xq_stride,
+                      int64_t n_tok, float *y, int64_t y_stride) {
+    const int64_t nsb = n_in / QK_K, n_grp = (n_tok + AMX_TOKS - 1) / AMX_TOKS;
+    const size_t rb = (size_t)nsb * Q4_K_BYTES;
+    /* Every token group packed, then the panel. The model loader bounds n_in and n_tok, so
+     * these sizes do not overflow. */
+    const size_t grp_bytes = (size_t)nsb * TK_BYTES, panel_bytes = (size_t)nsb * PN_BYTES;
+    uint8_t *buf = aligned_alloc(64, (size_t)n_grp * grp_bytes + panel_bytes);
+    if (!buf) return false;
+    uint8_t *panel = buf + (size_t)n_grp * grp_bytes;
+    const uint8_t *x = xq;
+    for (int64_t g = 0; g < n_grp; g++) {
+        int n = n_tok - g * AMX_TOKS < AMX_TOKS ? (int)(n_tok - g * AMX_TOKS) : AMX_TOKS;
+        pack_tokens_q8_k(x + (size_t)(g * AMX_TOKS) * xq_stride, xq_stride, n, nsb, buf + (size_t)g * grp_bytes);
+    }
+    amx_tiles_configure();
+    float acc[AMX_TOKS][AMX_ROWS] __attribute__((aligned(64)));
+    for (int64_t r = r0; r < r1; r += AMX_ROWS) {
+        const int nr = r1 - r < AMX_ROWS ? (int)(r1 - r) : AMX_ROWS;
+        const __mmask16 keep = (__mmask16)((1u << nr) - 1u);
+        pack_panel_q4_k((const uint8_t *)w + (size_t)r * rb, rb, nr, nsb, panel);
+        for (int64_t g = 0; g < n_grp; g++) {
+            amx_tile_q4_k(nsb, panel, buf + (size_t)g * grp_bytes, acc);
+            const int64_t t = g * AMX_TOKS;
+            const int nt = n_tok - t < AMX_TOKS ? (int)(n_tok - t) : AMX_TOKS;
+            for (int m = 0; m < nt; m++) _mm512_mask_storeu_ps(y + (t + m) * y_stride + r, keep, _mm512_load_ps(acc[m]));
+        }
+    }
+    _tile_release();
+    free(buf);
+    return true;
+}
