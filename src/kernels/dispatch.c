@@ -150,6 +150,7 @@ static void kernels_fill_amx(struct ll_kernels *k) {
     k->gemm[LL_TYPE_Q4_0] = ll_gemm_q4_0_amx;
     k->gemm[LL_TYPE_Q8_0] = ll_gemm_q8_0_amx;
     k->gemm[LL_TYPE_Q4_K] = ll_gemm_q4_k_amx;
+    k->gemm[LL_TYPE_Q6_K] = ll_gemm_q6_k_amx;
     k->isa = "amx";
 }
 #endif

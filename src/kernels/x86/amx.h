@@ -17,5 +17,7 @@ bool ll_gemm_q8_0_amx(int64_t n_in, const void *w, int64_t r0, int64_t r1, const
 
 bool ll_gemm_q4_k_amx(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq, size_t xq_stride,
                       int64_t n_tok, float *y, int64_t y_stride);
+bool ll_gemm_q6_k_amx(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq, size_t xq_stride,
+                      int64_t n_tok, float *y, int64_t y_stride);
 
 #endif

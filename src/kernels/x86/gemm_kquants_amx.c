@@ -62,7 +62,7 @@ static void pack_panel_q4_k(const uint8_t *w, size_t rb, int nr, int64_t nsb, ui
             d[k] = f16_at(b + Q4_K_D);
             dmin[k] = f16_at(b + Q4_K_DMIN);
         }
-        for (int j = 0; j < SUBS; j++) amx_interleave_b(tmp[j], dst + PN_B + (size_t)j * AMX_B_BYTES);
+        for (int j = 0; j < SUBS; j++) amx_interleave_b(tmp[j], AMX_K, dst + PN_B + (size_t)j * AMX_B_BYTES);
         memcpy(dst + PN_SC, sc32, sizeof sc32);
         for (int p = 0; p < 4; p++)
             for (int k = 0; k < AMX_ROWS; k++) {
@@ -181,7 +181,7 @@ bool ll_gemm_q4_k_amx(int64_t n_in, const void *w, int64_t r0, int64_t r1, const
         int n = n_tok - g * AMX_TOKS < AMX_TOKS ? (int)(n_tok - g * AMX_TOKS) : AMX_TOKS;
         pack_tokens_q8_k(x + (size_t)(g * AMX_TOKS) * xq_stride, xq_stride, n, nsb, buf + (size_t)g * grp_bytes);
     }
-    amx_tiles_configure();
+    amx_tiles_configure(AMX_K);
     float acc[AMX_TOKS][AMX_ROWS] __attribute__((aligned(64)));
     for (int64_t r = r0; r < r1; r += AMX_ROWS) {
         const int nr = r1 - r < AMX_ROWS ? (int)(r1 - r) : AMX_ROWS;
@@ -189,6 +189,152 @@ bool ll_gemm_q4_k_amx(int64_t n_in, const void *w, int64_t r0, int64_t r1, const
         pack_panel_q4_k((const uint8_t *)w + (size_t)r * rb, rb, nr, nsb, panel);
         for (int64_t g = 0; g < n_grp; g++) {
             amx_tile_q4_k(nsb, panel, buf + (size_t)g * grp_bytes, acc);
+            const int64_t t = g * AMX_TOKS;
+            const int nt = n_tok - t < AMX_TOKS ? (int)(n_tok - t) : AMX_TOKS;
+            for (int m = 0; m < nt; m++) _mm512_mask_storeu_ps(y + (t + m) * y_stride + r, keep, _mm512_load_ps(acc[m]));
+        }
+    }
+    _tile_release();
+    free(buf);
+    return true;
+}
+
+/* ---- Q6_K ---------------------------------------------------------------------------------
+ *
+ * Q6_K scales every 16 elements, so its tiles take 16 bytes per row (amx_tiles_configure(16)):
+ * one tile multiply (TDPBSSD) per 16-element sub-block, on the signed quants q - 32 (-32..31;
+ * the single dot's unsigned quants and its 32 * offset term give the same integer), then
+ * isum += scale x sub-block sum per token. Float order: per super-block
+ * (f16(d) * a.d) * (float)isum, summed in order from +0, as q6_k_row (dot_kquants_avx2.c). */
+enum {
+    Q6_SUBS = QK_K / 16,
+    Q6_B_BYTES = 4 * 64,                        /* one tile B of 16-byte rows */
+    Q6_A_BYTES = AMX_TOKS * 16,
+    P6_B = 0,                                   /* 16 tiles B */
+    P6_SC = P6_B + Q6_SUBS * Q6_B_BYTES,        /* 16 x 16 i32 scales */
+    P6_D = P6_SC + Q6_SUBS * 64,                /* 16 f32 d */
+    P6_BYTES = P6_D + 64,
+    T6_A = 0,                                   /* 16 tiles A */
+    T6_D = T6_A + Q6_SUBS * Q6_A_BYTES,         /* 16 f32 d */
+    T6_BYTES = T6_D + 64,
+};
+
+static void pack_panel_q6_k(const uint8_t *w, size_t rb, int nr, int64_t nsb, uint8_t *dst) {
+    const uint8_t *row[AMX_ROWS];
+    for (int k = 0; k < AMX_ROWS; k++) row[k] = w + (size_t)(k < nr ? k : nr - 1) * rb;
+    int32_t tmp[Q6_SUBS][AMX_ROWS * 4] __attribute__((aligned(64)));   /* sub-block j of row k */
+    int32_t sc32[Q6_SUBS][AMX_ROWS] __attribute__((aligned(64)));
+    float d[AMX_ROWS];
+    const __m256i m32 = _mm256_set1_epi8(32);
+    for (int64_t s = 0; s < nsb; s++, dst += P6_BYTES) {
+        const size_t o = (size_t)s * Q6_K_BYTES;
+        for (int k = 0; k < AMX_ROWS; k++) {
+            const uint8_t *b = row[k] + o;
+            for (int h = 0; h < 2; h++) {
+                __m256i ql0 = load32(b + Q6_K_QL + 64 * h), ql1 = load32(b + Q6_K_QL + 64 * h + 32);
+                __m256i qh = load32(b + Q6_K_QH + 32 * h);
+                for (int p = 0; p < 4; p++) {           /* elements 128h + 32p .. + 31: sub-blocks 8h + 2p, + 1 */
+                    __m256i q = _mm256_sub_epi8(q6_k_plane(ql0, ql1, qh, p), m32);
+                    const int j = 8 * h + 2 * p;
+                    _mm_store_si128((__m128i *)(tmp[j] + 4 * k), _mm256_castsi256_si128(q));
+                    _mm_store_si128((__m128i *)(tmp[j + 1] + 4 * k), _mm256_extracti128_si256(q, 1));
+                }
+            }
+            for (int j = 0; j < Q6_SUBS; j++) sc32[j][k] = (int8_t)b[Q6_K_SCALES + j];
+            d[k] = f16_at(b + Q6_K_D);
+        }
+        for (int j = 0; j < Q6_SUBS; j++) amx_interleave_b(tmp[j], 16, dst + P6_B + (size_t)j * Q6_B_BYTES);
+        memcpy(dst + P6_SC, sc32, sizeof sc32);
+        memcpy(dst + P6_D, d, sizeof d);
+    }
+}
+
+static void pack_tokens_q6_k(const uint8_t *x, size_t xs, int n, int64_t nsb, uint8_t *dst) {
+    for (int64_t s = 0; s < nsb; s++, dst += T6_BYTES) {
+        float d[AMX_TOKS];
+        for (int m = 0; m < AMX_TOKS; m++) {
+            const uint8_t *b = x + (size_t)m * xs + (size_t)s * Q8_K_BYTES;
+            for (int j = 0; j < Q6_SUBS; j++) {
+                __m128i q = m < n ? _mm_loadu_si128((const __m128i *)(b + Q8_K_QS + 16 * j)) : _mm_setzero_si128();
+                _mm_store_si128((__m128i *)(dst + T6_A + (size_t)j * Q6_A_BYTES + 16 * m), q);
+            }
+            d[m] = m < n ? blk_f32(b + Q8_K_D) : 0.0f;
+        }
+        memcpy(dst + T6_D, d, sizeof d);
+    }
+}
+
+#define AMX6_ISSUE(C, A, B, SLOT, K)                                                              \
+    do {                                                                                          \
+        const size_t sb_ = (size_t)(K) / Q6_SUBS, j_ = (size_t)(K) % Q6_SUBS;                     \
+        _tile_zero(C);                                                                            \
+        _tile_loadd(A, xa + sb_ * T6_BYTES + T6_A + j_ * Q6_A_BYTES, 16);                         \
+        _tile_loadd(B, panel + sb_ * P6_BYTES + P6_B + j_ * Q6_B_BYTES, 64);                      \
+        _tile_dpbssd(C, A, B);                                                                    \
+        _tile_stored(C, sums[SLOT], 64);                                                          \
+    } while (0)
+
+#define AMX6_SCALE(SLOT, K)                                                                       \
+    do {                                                                                          \
+        const size_t sb_ = (size_t)(K) / Q6_SUBS, j_ = (size_t)(K) % Q6_SUBS;                     \
+        const uint8_t *pn_ = panel + sb_ * P6_BYTES;                                              \
+        const __m512i sc_ = _mm512_load_si512((const __m512i *)(pn_ + P6_SC + 64 * j_));          \
+        _Pragma("GCC unroll 16") for (int m = 0; m < AMX_TOKS; m++)                               \
+            isum[m] = _mm512_add_epi32(isum[m], _mm512_mullo_epi32(sc_, _mm512_load_si512((const __m512i *)(sums[SLOT] + 16 * m)))); \
+        if (j_ == Q6_SUBS - 1) {                                                                  \
+            const __m512 d_ = _mm512_load_ps((const float *)(pn_ + P6_D));                        \
+            const float *ad_ = (const float *)(xa + sb_ * T6_BYTES + T6_D);                       \
+            _Pragma("GCC unroll 16") for (int m = 0; m < AMX_TOKS; m++) {                         \
+                __m512 v_ = _mm512_mul_ps(_mm512_mul_ps(d_, _mm512_set1_ps(ad_[m])), _mm512_cvtepi32_ps(isum[m])); \
+                _mm512_store_ps(acc[m], _mm512_add_ps(_mm512_load_ps(acc[m]), v_));               \
+                isum[m] = _mm512_setzero_si512();                                                 \
+            }                                                                                     \
+        }                                                                                         \
+    } while (0)
+
+static void amx_tile_q6_k(int64_t nsb, const uint8_t *panel, const uint8_t *xa, float acc[AMX_TOKS][AMX_ROWS]) {
+    int32_t sums[4][AMX_TOKS * AMX_ROWS] __attribute__((aligned(64)));
+    __m512i isum[AMX_TOKS];
+    _Pragma("GCC unroll 16") for (int m = 0; m < AMX_TOKS; m++) {
+        isum[m] = _mm512_setzero_si512();
+        _mm512_store_ps(acc[m], _mm512_setzero_ps());
+    }
+    const int64_t n = nsb * Q6_SUBS;            /* a multiple of 4 */
+    AMX6_ISSUE(T_C0, T_A0, T_B0, 0, 0);
+    AMX6_ISSUE(T_C1, T_A1, T_B1, 1, 1);
+    for (int64_t k = 0; k < n; k += 4) {
+        AMX6_ISSUE(T_C2, T_A0, T_B0, 2, k + 2);
+        AMX6_SCALE(0, k);
+        AMX6_ISSUE(T_C3, T_A1, T_B1, 3, k + 3);
+        AMX6_SCALE(1, k + 1);
+        if (k + 4 < n) AMX6_ISSUE(T_C0, T_A0, T_B0, 0, k + 4);
+        AMX6_SCALE(2, k + 2);
+        if (k + 5 < n) AMX6_ISSUE(T_C1, T_A1, T_B1, 1, k + 5);
+        AMX6_SCALE(3, k + 3);
+    }
+}
+
+bool ll_gemm_q6_k_amx(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq, size_t xq_stride,
+                      int64_t n_tok, float *y, int64_t y_stride) {
+    const int64_t nsb = n_in / QK_K, n_grp = (n_tok + AMX_TOKS - 1) / AMX_TOKS;
+    const size_t rb = (size_t)nsb * Q6_K_BYTES;
+    const size_t grp_bytes = (size_t)nsb * T6_BYTES, panel_bytes = (size_t)nsb * P6_BYTES;
+    uint8_t *buf = aligned_alloc(64, (size_t)n_grp * grp_bytes + panel_bytes);
+    if (!buf) return false;
+    uint8_t *panel = buf + (size_t)n_grp * grp_bytes;
+    const uint8_t *x = xq;
+    for (int64_t g = 0; g < n_grp; g++) {
+        int n = n_tok - g * AMX_TOKS < AMX_TOKS ? (int)(n_tok - g * AMX_TOKS) : AMX_TOKS;
+        pack_tokens_q6_k(x + (size_t)(g * AMX_TOKS) * xq_stride, xq_stride, n, nsb, buf + (size_t)g * grp_bytes);
+    }
+    amx_tiles_configure(16);
+    float acc[AMX_TOKS][AMX_ROWS] __attribute__((aligned(64)));
+    for (int64_t r = r0; r < r1; r += AMX_ROWS) {
+        const int nr = r1 - r < AMX_ROWS ? (int)(r1 - r) : AMX_ROWS;
+        const __mmask16 keep = (__mmask16)((1u << nr) - 1u);
+        pack_panel_q6_k((const uint8_t *)w + (size_t)r * rb, rb, nr, nsb, panel);
+        for (int64_t g = 0; g < n_grp; g++) {
+            amx_tile_q6_k(nsb, panel, buf + (size_t)g * grp_bytes, acc);
             const int64_t t = g * AMX_TOKS;
             const int nt = n_tok - t < AMX_TOKS ? (int)(n_tok - t) : AMX_TOKS;
             for (int m = 0; m < nt; m++) _mm512_mask_storeu_ps(y + (t + m) * y_stride + r, keep, _mm512_load_ps(acc[m]));

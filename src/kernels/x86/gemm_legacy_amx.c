@@ -45,7 +45,7 @@ static void pack_panel(int q4, const uint8_t *w, size_t rb, int nr, int64_t nb, 
                            : load32(row[k] + o + Q8_0_QS);
             _mm256_store_si256((__m256i *)(tmp + 8 * k), q);
         }
-        amx_interleave_b(tmp, dst);
+        amx_interleave_b(tmp, AMX_K, dst);
         uint16_t hs[AMX_ROWS];
         for (int k = 0; k < AMX_ROWS; k++) hs[k] = blk_u16(row[k] + o);
         _mm512_store_ps((float *)(dst + PANEL_B), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)hs)));
@@ -161,7 +161,7 @@ static bool gemm_legacy_amx(int q4, int64_t n_in, const void *w, int64_t r0, int
         int n = n_tok - g * AMX_TOKS < AMX_TOKS ? (int)(n_tok - g * AMX_TOKS) : AMX_TOKS;
         pack_tokens(x + (size_t)(g * AMX_TOKS) * xq_stride, xq_stride, n, nb, xa, (float *)(xa + (size_t)nb * 512));
     }
-    amx_tiles_configure();
+    amx_tiles_configure(AMX_K);
     float out[AMX_TOKS][AMX_ROWS] __attribute__((aligned(64)));
     for (int64_t r = r0; r < r1; r += AMX_ROWS) {
         const int nr = r1 - r < AMX_ROWS ? (int)(r1 - r) : AMX_ROWS;
