@@ -6,11 +6,17 @@
 #ifndef LL_KERNELS_X86_AVX512_H
 #define LL_KERNELS_X86_AVX512_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 float ll_dot_q6_k_avx512(int64_t n, const void *w, const void *a);
 
 void ll_dot_multi_q6_k_avx512(int64_t n, const void *w, const void *a, size_t a_stride, int n_cols, float *out);
+
+/* The F16 prompt product with an AVX-512 register tile (dot_float_avx512.c); bit-identical to
+ * ll_dot_f16_avx2, which the AVX-512 table keeps as its F16 dot. */
+bool ll_gemm_f16_avx512(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq, size_t xq_stride,
+                        int64_t n_tok, float *y, int64_t y_stride);
 
 #endif

@@ -4,6 +4,7 @@
  * in double, as ggml does. The reference sums everything in double, so results differ from it
  * by f32 rounding of the lane sums. */
 #include "kernels/x86/avx2_util.h"
+#include "kernels/x86/gemm_f16.h"
 
 #include <stdlib.h>
 
@@ -165,12 +166,11 @@ bool ll_gemv_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const
  * nothing stayed in L1, a panel of only 6 rows fit in L2 beside them, and every token's f32
  * activations were streamed from memory once per 6 rows (now: once per 48). */
 enum {
-    F16_MR = 3, F16_NR = 4,          /* register tile: rows x tokens */
-    F16_KC = 512,                    /* elements per slice: a group's slice is 8 KB */
+    F16_MR = 3, F16_NR = 4,          /* this file's register tile: rows x tokens */
+    F16_KC = 512,                    /* elements per slice: a group's slice is 8 KB (4 tokens) */
     F16_MC = 48,                     /* rows per block (16 tiles): the rows' slice is 96 KB */
     F16_NC = 128,                    /* tokens per block (32 groups); saved accumulators 192 KB */
 };
-typedef float f16_acc[F16_MR * F16_NR * 8];   /* one tile's saved accumulators, [row][token][lane] */
 
 /* steps x 8 elements of a 3-row tile (w, packed) against a 4-token group (x, packed), from the
  * saved accumulators acc (zero when first), which it updates. With wh (CVT), the tile's rows
@@ -244,6 +244,10 @@ static inline f16_pf f16_pf_start(const uint8_t *p, size_t stride, int64_t rows,
         if (++(c).line == (c).lines) { (c).line = 0; (c).p += (c).stride; (c).rows--; }    \
     }
 
+/* The driver below takes its register tile (rows x tokens, and the two micro kernels) as a
+ * parameter, so the AVX-512 tile (dot_float_avx512.c) shares it; the saved accumulators are
+ * [row][token][lane] in both. */
+
 /* hsum_ps of the four vectors a[0..8), a[8..16), a[16..24), a[24..32) at once, each summed in
  * hsum_ps's own order ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7)), so bit-identical. */
 static inline __m128 hsum4_ps(const float *a) {
@@ -256,12 +260,13 @@ static inline __m128 hsum4_ps(const float *a) {
 
 /* A tile's results from its saved accumulators a: hsum and the double tail (from the F16
  * operands: the same values), for rows row0.. (nr) and tokens tok0.. (nc). */
-static void f16_results(const float *a, int64_t n_in, int64_t n8, const uint8_t *wb, size_t rb, int64_t row0, int nr,
-                        const uint8_t *xb, size_t xq_stride, int64_t tok0, int nc, float *y, int64_t y_stride) {
+static void f16_results(const struct f16_tile *tl, const float *a, int64_t n_in, int64_t n8, const uint8_t *wb, size_t rb,
+                        int64_t row0, int nr, const uint8_t *xb, size_t xq_stride, int64_t tok0, int nc, float *y,
+                        int64_t y_stride) {
     for (int r = 0; r < nr; r++) {
         const uint8_t *wr = wb + (size_t)(row0 + r) * rb;
-        float h[F16_NR];
-        _mm_storeu_ps(h, hsum4_ps(a + r * F16_NR * 8));
+        float h[F16_NR_MAX];
+        for (int c = 0; c < tl->nr; c += 4) _mm_storeu_ps(h + c, hsum4_ps(a + (r * tl->nr + c) * 8));
         for (int c = 0; c < nc; c++) {
             const uint8_t *xt = xb + (size_t)(tok0 + c) * xq_stride;
             double tail = 0.0;
@@ -271,34 +276,36 @@ static void f16_results(const float *a, int64_t n_in, int64_t n8, const uint8_t 
     }
 }
 
-bool ll_gemm_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
-                      size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride) {
-    const int64_t n8 = n_in / 8 * 8, n_grp = (n_tok + F16_NR - 1) / F16_NR;
+bool ll_gemm_f16_tiled(const struct f16_tile *tl, int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
+                       size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride) {
+    const int mr = tl->mr, nr = tl->nr;
+    const int64_t n8 = n_in / 8 * 8, n_grp = (n_tok + nr - 1) / nr;
     const size_t rb = (size_t)n_in * 2;
-    const int64_t grp_blk = F16_NC / F16_NR, tile_blk = (F16_MC + F16_MR - 1) / F16_MR;
+    const int64_t grp_blk = F16_NC / nr, tile_blk = (F16_MC + mr - 1) / mr;
     const int64_t blk_grps = n_grp < grp_blk ? n_grp : grp_blk;
+    const size_t acc_fl = (size_t)mr * nr * 8;    /* one tile's saved accumulators */
     /* one row block's slice, one token block's whole rows, one block's saved accumulators */
-    const size_t w_fl = (size_t)tile_blk * F16_MR * F16_KC, x_fl = (size_t)(blk_grps * F16_NR * n8);
-    float *wp = aligned_alloc(64, (w_fl + x_fl) * sizeof(float) + (size_t)(grp_blk * tile_blk) * sizeof(f16_acc));
+    const size_t w_fl = (size_t)tile_blk * mr * F16_KC, x_fl = (size_t)(blk_grps * nr * n8);
+    float *wp = aligned_alloc(64, (w_fl + x_fl + (size_t)(grp_blk * tile_blk) * acc_fl) * sizeof(float));
     if (!wp) return false;
     float *xp = wp + w_fl;
-    f16_acc *acc = (f16_acc *)(xp + x_fl);
+    float *acc = xp + x_fl;
     const uint8_t *xb = xq, *wb = w;
     for (int64_t g0 = 0; g0 < n_grp; g0 += grp_blk) {
         const int64_t g1 = g0 + grp_blk < n_grp ? g0 + grp_blk : n_grp;
         for (int64_t g = g0; g < g1; g++) {
-            int nc = n_tok - g * F16_NR < F16_NR ? (int)(n_tok - g * F16_NR) : F16_NR;
-            f16_pack(xb + (size_t)(g * F16_NR) * xq_stride, xq_stride, nc, F16_NR, 0, n8 / 8, xp + (g - g0) * F16_NR * n8);
+            int nc = n_tok - g * nr < nr ? (int)(n_tok - g * nr) : nr;
+            f16_pack(xb + (size_t)(g * nr) * xq_stride, xq_stride, nc, nr, 0, n8 / 8, xp + (g - g0) * nr * n8);
         }
         for (int64_t rb0 = r0; rb0 < r1; rb0 += F16_MC) {
-            const int64_t nrows = r1 - rb0 < F16_MC ? r1 - rb0 : F16_MC, ntiles = (nrows + F16_MR - 1) / F16_MR;
+            const int64_t nrows = r1 - rb0 < F16_MC ? r1 - rb0 : F16_MC, ntiles = (nrows + mr - 1) / mr;
             for (int64_t k0 = 0; k0 < n8 || k0 == 0; k0 += F16_KC) {
                 const int64_t steps = (n8 - k0 < F16_KC ? n8 - k0 : F16_KC) / 8;
                 /* a partial tile is packed here (zero rows), whole ones by the first group */
-                if (nrows % F16_MR) {
+                if (nrows % mr) {
                     const int64_t t = ntiles - 1;
-                    f16_pack(wb + (size_t)(rb0 + t * F16_MR) * rb, rb, (int)(nrows % F16_MR), F16_MR, k0, steps,
-                             wp + (size_t)t * F16_MR * F16_KC);
+                    f16_pack(wb + (size_t)(rb0 + t * mr) * rb, rb, (int)(nrows % mr), mr, k0, steps,
+                             wp + (size_t)t * mr * F16_KC);
                 }
                 /* what is packed after this slice: the next slice of these rows, else the
                  * first of the next row block, else (next token block) of the first one */
@@ -309,27 +316,27 @@ bool ll_gemm_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const
                 f16_pf wpf = f16_pf_start(wb + (size_t)wr0 * rb + 2 * wk, rb, wrows, wn);
                 const int64_t calls = (g1 - g0) * ntiles, w_step = (wpf.rows * wpf.lines + calls - 1) / calls;
                 for (int64_t g = g0; g < g1; g++) {
-                    const float *xg = xp + (g - g0) * F16_NR * n8 + F16_NR * k0;
+                    const float *xg = xp + (g - g0) * nr * n8 + nr * k0;
                     /* the group's slice read next (the next group's, else the first's at the
                      * next slice, else at the first slice), into L1 */
-                    const float *xnext = g + 1 < g1 ? xg + F16_NR * n8
-                                                    : xp + (wk > 0 ? F16_NR * wk : 0);
+                    const float *xnext = g + 1 < g1 ? xg + nr * n8
+                                                    : xp + (wk > 0 ? nr * wk : 0);
                     const int64_t x_lines = (wk > 0 && g + 1 >= g1 ? (n8 - wk < F16_KC ? n8 - wk : F16_KC) : steps * 8)
-                                            * F16_NR * 4 / 64;
+                                            * nr * 4 / 64;
                     const int64_t x_step = (x_lines + ntiles - 1) / ntiles;
                     const char *xpf = (const char *)xnext, *xpf_end = xpf + x_lines * 64;
                     for (int64_t t = 0; t < ntiles; t++) {
                         for (int64_t i = 0; i < x_step && xpf < xpf_end; i++, xpf += 64) _mm_prefetch(xpf, _MM_HINT_T0);
                         F16_PF_STEP(wpf, w_step, _MM_HINT_T1)
-                        float *wt = wp + (size_t)t * F16_MR * F16_KC, *at = acc[(g - g0) * tile_blk + t];
-                        if (g == g0 && (t + 1) * F16_MR <= nrows)
-                            f16_micro_cvt(steps, wb + (size_t)(rb0 + t * F16_MR) * rb + 2 * k0, rb, wt, xg, at, k0 == 0);
+                        float *wt = wp + (size_t)t * mr * F16_KC, *at = acc + (size_t)((g - g0) * tile_blk + t) * acc_fl;
+                        if (g == g0 && (t + 1) * mr <= nrows)
+                            tl->micro_cvt(steps, wb + (size_t)(rb0 + t * mr) * rb + 2 * k0, rb, wt, xg, at, k0 == 0);
                         else
-                            f16_micro(steps, wt, xg, at, k0 == 0);
+                            tl->micro(steps, wt, xg, at, k0 == 0);
                         if (k0 + F16_KC >= n8)    /* the last slice: results, among the FMAs */
-                            f16_results(at, n_in, n8, wb, rb, rb0 + t * F16_MR,
-                                        nrows - t * F16_MR < F16_MR ? (int)(nrows - t * F16_MR) : F16_MR, xb, xq_stride,
-                                        g * F16_NR, n_tok - g * F16_NR < F16_NR ? (int)(n_tok - g * F16_NR) : F16_NR,
+                            f16_results(tl, at, n_in, n8, wb, rb, rb0 + t * mr,
+                                        nrows - t * mr < mr ? (int)(nrows - t * mr) : mr, xb, xq_stride,
+                                        g * nr, n_tok - g * nr < nr ? (int)(n_tok - g * nr) : nr,
                                         y, y_stride);
                     }
                 }
@@ -338,4 +345,11 @@ bool ll_gemm_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const
     }
     free(wp);
     return true;
+}
+
+static const struct f16_tile f16_tile_avx2 = { F16_MR, F16_NR, f16_micro, f16_micro_cvt };
+
+bool ll_gemm_f16_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq,
+                      size_t xq_stride, int64_t n_tok, float *y, int64_t y_stride) {
+    return ll_gemm_f16_tiled(&f16_tile_avx2, n_in, w, r0, r1, xq, xq_stride, n_tok, y, y_stride);
 }
