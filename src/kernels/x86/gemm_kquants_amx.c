@@ -201,29 +201,32 @@ bool ll_gemm_q4_k_amx(int64_t n_in, const void *w, int64_t r0, int64_t r1, const
 
 /* ---- Q6_K ---------------------------------------------------------------------------------
  *
- * Q6_K scales every 16 elements, so its tiles take 16 bytes per row (amx_tiles_configure(16)):
- * one tile multiply (TDPBSSD) per 16-element sub-block, on the signed quants q - 32 (-32..31;
- * the single dot's unsigned quants and its 32 * offset term give the same integer), then
- * isum += scale x sub-block sum per token. Float order: per super-block
- * (f16(d) * a.d) * (float)isum, summed in order from +0, as q6_k_row (dot_kquants_avx2.c). */
+ * Q6_K scales every 16 elements, and a tile product per 16 elements would pay a tile store
+ * and a vector multiply per token for every 16 x 16 x 16 products. Instead the scale goes into
+ * the weights: w = scale x (q - 32) is an exact integer in [-4064, 4096], written as two
+ * signed bytes w = 64 hi + lo with lo in [-32, 31] and hi in [-63, 64]. Two tile products over
+ * whole 64-byte rows (TDPBSSD, signed x signed) then sum a whole super-block into two tiles,
+ * and isum = 64 x (sum of a x hi) + (sum of a x lo) is exactly the integer the single dot
+ * computes (sum of scale x (q - 32) x a; each part is at most 256 x 127 x 64 in size).
+ * Float order: per super-block (f16(d) * a.d) * (float)isum, summed in order from +0, as
+ * q6_k_row (dot_kquants_avx2.c). Tiles take 64 bytes per row (amx_tiles_configure(64)). */
 enum {
-    Q6_SUBS = QK_K / 16,
-    Q6_B_BYTES = 4 * 64,                        /* one tile B of 16-byte rows */
-    Q6_A_BYTES = AMX_TOKS * 16,
-    P6_B = 0,                                   /* 16 tiles B */
-    P6_SC = P6_B + Q6_SUBS * Q6_B_BYTES,        /* 16 x 16 i32 scales */
-    P6_D = P6_SC + Q6_SUBS * 64,                /* 16 f32 d */
+    Q6_CHUNKS = QK_K / 64,                      /* 64-byte rows of tile A per super-block */
+    Q6_TILE = 16 * 64,                          /* one tile A or B: 16 rows of 64 bytes */
+    P6_HI = 0,                                  /* 4 tiles B of hi */
+    P6_LO = P6_HI + Q6_CHUNKS * Q6_TILE,        /* 4 tiles B of lo */
+    P6_D = P6_LO + Q6_CHUNKS * Q6_TILE,         /* 16 f32 d */
     P6_BYTES = P6_D + 64,
-    T6_A = 0,                                   /* 16 tiles A */
-    T6_D = T6_A + Q6_SUBS * Q6_A_BYTES,         /* 16 f32 d */
+    T6_A = 0,                                   /* 4 tiles A */
+    T6_D = T6_A + Q6_CHUNKS * Q6_TILE,          /* 16 f32 d */
     T6_BYTES = T6_D + 64,
 };
 
 static void pack_panel_q6_k(const uint8_t *w, size_t rb, int nr, int64_t nsb, uint8_t *dst) {
     const uint8_t *row[AMX_ROWS];
     for (int k = 0; k < AMX_ROWS; k++) row[k] = w + (size_t)(k < nr ? k : nr - 1) * rb;
-    int32_t tmp[Q6_SUBS][AMX_ROWS * 4] __attribute__((aligned(64)));   /* sub-block j of row k */
-    int32_t sc32[Q6_SUBS][AMX_ROWS] __attribute__((aligned(64)));
+    int32_t hi[Q6_CHUNKS][AMX_ROWS * 16] __attribute__((aligned(64)));   /* chunk c of row k */
+    int32_t lo[Q6_CHUNKS][AMX_ROWS * 16] __attribute__((aligned(64)));
     float d[AMX_ROWS];
     const __m256i m32 = _mm256_set1_epi8(32);
     for (int64_t s = 0; s < nsb; s++, dst += P6_BYTES) {
@@ -235,16 +238,33 @@ static void pack_panel_q6_k(const uint8_t *w, size_t rb, int nr, int64_t nsb, ui
                 __m256i qh = load32(b + Q6_K_QH + 32 * h);
                 for (int p = 0; p < 4; p++) {           /* elements 128h + 32p .. + 31: sub-blocks 8h + 2p, + 1 */
                     __m256i q = _mm256_sub_epi8(q6_k_plane(ql0, ql1, qh, p), m32);
-                    const int j = 8 * h + 2 * p;
-                    _mm_store_si128((__m128i *)(tmp[j] + 4 * k), _mm256_castsi256_si128(q));
-                    _mm_store_si128((__m128i *)(tmp[j + 1] + 4 * k), _mm256_extracti128_si256(q, 1));
+                    const int j = 8 * h + 2 * p, e = 128 * h + 32 * p;
+                    /* w = scale x (q - 32) in i16, 16 elements per scale */
+                    __m256i sc = _mm256_setr_m128i(_mm_set1_epi16((int8_t)b[Q6_K_SCALES + j]),
+                                                   _mm_set1_epi16((int8_t)b[Q6_K_SCALES + j + 1]));
+                    __m256i q16a = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(q));
+                    __m256i q16b = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(q, 1));
+                    __m256i wa = _mm256_mullo_epi16(q16a, _mm256_permute2x128_si256(sc, sc, 0x00));
+                    __m256i wb = _mm256_mullo_epi16(q16b, _mm256_permute2x128_si256(sc, sc, 0x11));
+                    /* hi = (w + 32) >> 6 (floor), lo = w - 64 hi */
+                    __m256i ha = _mm256_srai_epi16(_mm256_add_epi16(wa, _mm256_set1_epi16(32)), 6);
+                    __m256i hb = _mm256_srai_epi16(_mm256_add_epi16(wb, _mm256_set1_epi16(32)), 6);
+                    __m256i la = _mm256_sub_epi16(wa, _mm256_slli_epi16(ha, 6));
+                    __m256i lb = _mm256_sub_epi16(wb, _mm256_slli_epi16(hb, 6));
+                    /* to bytes in element order (packs works per 128-bit lane) */
+                    __m256i hbytes = _mm256_permute4x64_epi64(_mm256_packs_epi16(ha, hb), 0xD8);
+                    __m256i lbytes = _mm256_permute4x64_epi64(_mm256_packs_epi16(la, lb), 0xD8);
+                    const int c = e / 64, off = e % 64;
+                    _mm256_storeu_si256((__m256i *)((uint8_t *)hi[c] + 64 * k + off), hbytes);
+                    _mm256_storeu_si256((__m256i *)((uint8_t *)lo[c] + 64 * k + off), lbytes);
                 }
             }
-            for (int j = 0; j < Q6_SUBS; j++) sc32[j][k] = (int8_t)b[Q6_K_SCALES + j];
             d[k] = f16_at(b + Q6_K_D);
         }
-        for (int j = 0; j < Q6_SUBS; j++) amx_interleave_b(tmp[j], 16, dst + P6_B + (size_t)j * Q6_B_BYTES);
-        memcpy(dst + P6_SC, sc32, sizeof sc32);
+        for (int c = 0; c < Q6_CHUNKS; c++) {
+            amx_interleave_b(hi[c], 64, dst + P6_HI + (size_t)c * Q6_TILE);
+            amx_interleave_b(lo[c], 64, dst + P6_LO + (size_t)c * Q6_TILE);
+        }
         memcpy(dst + P6_D, d, sizeof d);
     }
 }
@@ -254,64 +274,73 @@ static void pack_tokens_q6_k(const uint8_t *x, size_t xs, int n, int64_t nsb, ui
         float d[AMX_TOKS];
         for (int m = 0; m < AMX_TOKS; m++) {
             const uint8_t *b = x + (size_t)m * xs + (size_t)s * Q8_K_BYTES;
-            for (int j = 0; j < Q6_SUBS; j++) {
-                __m128i q = m < n ? _mm_loadu_si128((const __m128i *)(b + Q8_K_QS + 16 * j)) : _mm_setzero_si128();
-                _mm_store_si128((__m128i *)(dst + T6_A + (size_t)j * Q6_A_BYTES + 16 * m), q);
-            }
+            for (int c = 0; c < Q6_CHUNKS; c++)
+                for (int h = 0; h < 2; h++) {
+                    __m256i q = m < n ? load32(b + Q8_K_QS + 64 * c + 32 * h) : _mm256_setzero_si256();
+                    _mm256_store_si256((__m256i *)(dst + T6_A + (size_t)c * Q6_TILE + 64 * m + 32 * h), q);
+                }
             d[m] = m < n ? blk_f32(b + Q8_K_D) : 0.0f;
         }
         memcpy(dst + T6_D, d, sizeof d);
     }
 }
 
-#define AMX6_ISSUE(C, A, B, SLOT, K)                                                              \
+/* Super-block S's two sums into tiles CH and CL, stored to sums[SLOT] and sums[SLOT + 1]. */
+#define AMX6_ISSUE(CH, CL, SLOT, S)                                                               \
     do {                                                                                          \
-        const size_t sb_ = (size_t)(K) / Q6_SUBS, j_ = (size_t)(K) % Q6_SUBS;                     \
-        _tile_zero(C);                                                                            \
-        _tile_loadd(A, xa + sb_ * T6_BYTES + T6_A + j_ * Q6_A_BYTES, 16);                         \
-        _tile_loadd(B, panel + sb_ * P6_BYTES + P6_B + j_ * Q6_B_BYTES, 64);                      \
-        _tile_dpbssd(C, A, B);                                                                    \
-        _tile_stored(C, sums[SLOT], 64);                                                          \
+        const uint8_t *a_ = xa + (size_t)(S) * T6_BYTES + T6_A, *p_ = panel + (size_t)(S) * P6_BYTES; \
+        _tile_zero(CH);                                                                           \
+        _tile_zero(CL);                                                                           \
+        _tile_loadd(T_A0, a_, 64);                                                                \
+        _tile_loadd(T_B0, p_ + P6_HI, 64);                                                        \
+        _tile_dpbssd(CH, T_A0, T_B0);                                                             \
+        _tile_loadd(T_B1, p_ + P6_LO, 64);                                                        \
+        _tile_dpbssd(CL, T_A0, T_B1);                                                             \
+        _tile_loadd(T_A1, a_ + Q6_TILE, 64);                                                      \
+        _tile_loadd(T_B0, p_ + P6_HI + Q6_TILE, 64);                                              \
+        _tile_dpbssd(CH, T_A1, T_B0);                                                             \
+        _tile_loadd(T_B1, p_ + P6_LO + Q6_TILE, 64);                                              \
+        _tile_dpbssd(CL, T_A1, T_B1);                                                             \
+        _tile_loadd(T_A0, a_ + 2 * Q6_TILE, 64);                                                  \
+        _tile_loadd(T_B0, p_ + P6_HI + 2 * Q6_TILE, 64);                                          \
+        _tile_dpbssd(CH, T_A0, T_B0);                                                             \
+        _tile_loadd(T_B1, p_ + P6_LO + 2 * Q6_TILE, 64);                                          \
+        _tile_dpbssd(CL, T_A0, T_B1);                                                             \
+        _tile_loadd(T_A1, a_ + 3 * Q6_TILE, 64);                                                  \
+        _tile_loadd(T_B0, p_ + P6_HI + 3 * Q6_TILE, 64);                                          \
+        _tile_dpbssd(CH, T_A1, T_B0);                                                             \
+        _tile_loadd(T_B1, p_ + P6_LO + 3 * Q6_TILE, 64);                                          \
+        _tile_dpbssd(CL, T_A1, T_B1);                                                             \
+        _tile_stored(CH, sums[SLOT], 64);                                                         \
+        _tile_stored(CL, sums[(SLOT) + 1], 64);                                                   \
     } while (0)
 
-#define AMX6_SCALE(SLOT, K)                                                                       \
+/* acc[m] += (d * a_m.d) * (float)(64 * hi + lo) for super-block S, lane-wise. */
+#define AMX6_SCALE(SLOT, S)                                                                       \
     do {                                                                                          \
-        const size_t sb_ = (size_t)(K) / Q6_SUBS, j_ = (size_t)(K) % Q6_SUBS;                     \
-        const uint8_t *pn_ = panel + sb_ * P6_BYTES;                                              \
-        const __m512i sc_ = _mm512_load_si512((const __m512i *)(pn_ + P6_SC + 64 * j_));          \
-        _Pragma("GCC unroll 16") for (int m = 0; m < AMX_TOKS; m++)                               \
-            isum[m] = _mm512_add_epi32(isum[m], _mm512_mullo_epi32(sc_, _mm512_load_si512((const __m512i *)(sums[SLOT] + 16 * m)))); \
-        if (j_ == Q6_SUBS - 1) {                                                                  \
-            const __m512 d_ = _mm512_load_ps((const float *)(pn_ + P6_D));                        \
-            const float *ad_ = (const float *)(xa + sb_ * T6_BYTES + T6_D);                       \
-            _Pragma("GCC unroll 16") for (int m = 0; m < AMX_TOKS; m++) {                         \
-                __m512 v_ = _mm512_mul_ps(_mm512_mul_ps(d_, _mm512_set1_ps(ad_[m])), _mm512_cvtepi32_ps(isum[m])); \
-                _mm512_store_ps(acc[m], _mm512_add_ps(_mm512_load_ps(acc[m]), v_));               \
-                isum[m] = _mm512_setzero_si512();                                                 \
-            }                                                                                     \
+        const __m512 d_ = _mm512_load_ps((const float *)(panel + (size_t)(S) * P6_BYTES + P6_D)); \
+        const float *ad_ = (const float *)(xa + (size_t)(S) * T6_BYTES + T6_D);                   \
+        _Pragma("GCC unroll 16") for (int m = 0; m < AMX_TOKS; m++) {                             \
+            __m512i is_ = _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512((const __m512i *)(sums[SLOT] + 16 * m)), 6), \
+                                           _mm512_load_si512((const __m512i *)(sums[(SLOT) + 1] + 16 * m))); \
+            acc[m] = _mm512_add_ps(acc[m], _mm512_mul_ps(_mm512_mul_ps(d_, _mm512_set1_ps(ad_[m])), _mm512_cvtepi32_ps(is_))); \
         }                                                                                         \
     } while (0)
 
-static void amx_tile_q6_k(int64_t nsb, const uint8_t *panel, const uint8_t *xa, float acc[AMX_TOKS][AMX_ROWS]) {
+static void amx_tile_q6_k(int64_t nsb, const uint8_t *panel, const uint8_t *xa, float out[AMX_TOKS][AMX_ROWS]) {
     int32_t sums[4][AMX_TOKS * AMX_ROWS] __attribute__((aligned(64)));
-    __m512i isum[AMX_TOKS];
-    _Pragma("GCC unroll 16") for (int m = 0; m < AMX_TOKS; m++) {
-        isum[m] = _mm512_setzero_si512();
-        _mm512_store_ps(acc[m], _mm512_setzero_ps());
+    __m512 acc[AMX_TOKS];
+    _Pragma("GCC unroll 16") for (int m = 0; m < AMX_TOKS; m++) acc[m] = _mm512_setzero_ps();
+    AMX6_ISSUE(T_C0, T_C1, 0, 0);
+    int64_t s = 0;
+    for (; s + 2 <= nsb; s += 2) {
+        AMX6_ISSUE(T_C2, T_C3, 2, s + 1);
+        AMX6_SCALE(0, s);
+        if (s + 2 < nsb) AMX6_ISSUE(T_C0, T_C1, 0, s + 2);
+        AMX6_SCALE(2, s + 1);
     }
-    const int64_t n = nsb * Q6_SUBS;            /* a multiple of 4 */
-    AMX6_ISSUE(T_C0, T_A0, T_B0, 0, 0);
-    AMX6_ISSUE(T_C1, T_A1, T_B1, 1, 1);
-    for (int64_t k = 0; k < n; k += 4) {
-        AMX6_ISSUE(T_C2, T_A0, T_B0, 2, k + 2);
-        AMX6_SCALE(0, k);
-        AMX6_ISSUE(T_C3, T_A1, T_B1, 3, k + 3);
-        AMX6_SCALE(1, k + 1);
-        if (k + 4 < n) AMX6_ISSUE(T_C0, T_A0, T_B0, 0, k + 4);
-        AMX6_SCALE(2, k + 2);
-        if (k + 5 < n) AMX6_ISSUE(T_C1, T_A1, T_B1, 1, k + 5);
-        AMX6_SCALE(3, k + 3);
-    }
+    if (s < nsb) AMX6_SCALE(0, s);              /* odd count: the last, issued above */
+    _Pragma("GCC unroll 16") for (int m = 0; m < AMX_TOKS; m++) _mm512_store_ps(out[m], acc[m]);
 }
 
 bool ll_gemm_q6_k_amx(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq, size_t xq_stride,
@@ -327,17 +356,17 @@ bool ll_gemm_q6_k_amx(int64_t n_in, const void *w, int64_t r0, int64_t r1, const
         int n = n_tok - g * AMX_TOKS < AMX_TOKS ? (int)(n_tok - g * AMX_TOKS) : AMX_TOKS;
         pack_tokens_q6_k(x + (size_t)(g * AMX_TOKS) * xq_stride, xq_stride, n, nsb, buf + (size_t)g * grp_bytes);
     }
-    amx_tiles_configure(16);
-    float acc[AMX_TOKS][AMX_ROWS] __attribute__((aligned(64)));
+    amx_tiles_configure(64);
+    float out[AMX_TOKS][AMX_ROWS] __attribute__((aligned(64)));
     for (int64_t r = r0; r < r1; r += AMX_ROWS) {
         const int nr = r1 - r < AMX_ROWS ? (int)(r1 - r) : AMX_ROWS;
         const __mmask16 keep = (__mmask16)((1u << nr) - 1u);
         pack_panel_q6_k((const uint8_t *)w + (size_t)r * rb, rb, nr, nsb, panel);
         for (int64_t g = 0; g < n_grp; g++) {
-            amx_tile_q6_k(nsb, panel, buf + (size_t)g * grp_bytes, acc);
+            amx_tile_q6_k(nsb, panel, buf + (size_t)g * grp_bytes, out);
             const int64_t t = g * AMX_TOKS;
             const int nt = n_tok - t < AMX_TOKS ? (int)(n_tok - t) : AMX_TOKS;
-            for (int m = 0; m < nt; m++) _mm512_mask_storeu_ps(y + (t + m) * y_stride + r, keep, _mm512_load_ps(acc[m]));
+            for (int m = 0; m < nt; m++) _mm512_mask_storeu_ps(y + (t + m) * y_stride + r, keep, _mm512_load_ps(out[m]));
         }
     }
     _tile_release();
