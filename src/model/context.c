@@ -89,7 +89,8 @@ static size_t widest_act_row(const ll_model *m) {
 /* Per-thread attention scratch, sized from the pool's thread count, for one block of query
  * columns: att_tb tokens of one sequence times the query heads sharing a KV head, as many as
  * one dot_multi pass takes (LL_DOT_MULTI_MAX), so each key row and each row of V^T is read
- * once for all of them. Floats for each column's scores (n_ctx) and one V slice; bytes for
+ * once for all of them. Floats for each column's scores (n_ctx) and one V slice per column
+ * (V^T against a block's columns in one call writes them all); bytes for
  * each column's query in K's dot type or widened to f32 (4 hd), one F16 query, and each
  * column's weights as F16 (2 n_ctx). */
 static bool alloc_attention_scratch(ll_ctx *c) {
@@ -100,7 +101,7 @@ static bool alloc_attention_scratch(ll_ctx *c) {
     const size_t cols = group * (size_t)c->att_tb;
     size_t rows, scores, wts;
     if (!ll_mul_size((size_t)c->n_ctx, cols, &scores)) return false;
-    c->att_stride = scores + (size_t)hp->head_dim_v;
+    c->att_stride = scores + (size_t)LL_DOT_MULTI_MAX * (size_t)hp->head_dim_v;
     if (!ll_mul_size(c->att_stride, (size_t)c->n_threads, &rows)) return false;
     c->att = ll_malloc_array(rows, sizeof(float));
     /* a query as f32 (the F16 path widens it after rounding) or in K's type (<= 4 bytes/elem) */

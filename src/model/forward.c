@@ -236,10 +236,11 @@ static void attention_worker(void *arg, int ith, int nth) {
     const ll_dot_multi_fn xk = kt == LL_TYPE_F16 ? c->kern->dot_multi_xf32[kt] : NULL;
     const ll_dot_rows_fn rows_k = xk ? c->kern->dot_rows_xf32[kt] : NULL;   /* all keys, one call */
     const ll_dot_multi_fn xv = kv->v_trans && vt == LL_TYPE_F16 ? c->kern->dot_multi_xf32[vt] : NULL;
+    const ll_dot_rows_fn rows_v = xv ? c->kern->dot_rows_xf32[vt] : NULL;   /* all of V^T, one call */
     const size_t k_head_bytes = kv->k_row_bytes / (size_t)hp->n_head_kv;
     const size_t v_head_bytes = kv->v_row_bytes / (size_t)hp->n_head_kv;   /* by position */
     float *scores = c->att + (size_t)ith * c->att_stride;         /* (cols, n_ctx) */
-    float *v_row = scores + (size_t)(c->att_tb * group) * (size_t)n_ctx;  /* (hdv) one V slice */
+    float *v_row = scores + (size_t)(c->att_tb * group) * (size_t)n_ctx;  /* (8, hdv) V slices */
     uint8_t *q_buf = c->att_b + (size_t)ith * c->att_b_stride;    /* (cols) queries, K's type or f32 */
     uint16_t *w_h = (uint16_t *)(q_buf + c->att_b_wofs);          /* (cols, n_ctx) F16 weights */
     const size_t q_stride = c->att_b_qstride;
@@ -313,6 +314,20 @@ static void attention_worker(void *arg, int ith, int nth) {
             size_t w_stride = (size_t)n_ctx * sizeof(float);
             if (v16 && !xv) { wts = (const uint8_t *)w_h; w_stride = (size_t)n_ctx * 2; }
             const size_t es = kv->v_elem_bytes;
+            if (rows_v) {
+                /* every row of V^T against up to 8 columns in one call (slices of cells
+                 * kept in L1), results (column, row) in v_row, then to their heads */
+                for (int64_t x0 = 0; x0 < cols; x0 += LL_DOT_MULTI_MAX) {
+                    int nc = cols - x0 < LL_DOT_MULTI_MAX ? (int)(cols - x0) : LL_DOT_MULTI_MAX;
+                    rows_v(n_kv, vb + (size_t)(g * hdv) * (size_t)n_ctx * es, (size_t)n_ctx * es, hdv,
+                           wts + (size_t)x0 * w_stride, w_stride, nc, v_row, (size_t)hdv);
+                    for (int x = 0; x < nc; x++) {
+                        const int64_t col = x0 + x, t = blk.t0 + col / group;
+                        memcpy(c->att_out + t * o_dim + (h0 + col % group) * hdv, v_row + (size_t)x * (size_t)hdv,
+                               (size_t)hdv * sizeof(float));
+                    }
+                }
+            } else
             for (int64_t e = 0; e < hdv; e++) {                    /* row e of V^T: (n_ctx) */
                 const uint8_t *vr = vb + (size_t)(g * hdv + e) * (size_t)n_ctx * es;
                 for (int64_t x0 = 0; x0 < cols; x0 += LL_DOT_MULTI_MAX) {

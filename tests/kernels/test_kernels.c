@@ -514,15 +514,18 @@ static void test_dot_multi_xf32_bit_identical(void) {
     CHECK(n_checked > 0);
 }
 
-/* Every many-rows kernel (dot_rows_xf32: attention's keys against a block of queries) against
- * the single dot of its table, bit for bit: head sizes with and without a vector tail, 1..11
- * columns, 1..37 rows with a row stride wider than a row, an odd weight address, sums that are
+/* Every many-rows kernel (dot_rows_xf32: attention's keys against a block of queries, and the
+ * rows of V^T against a block of weights) against the single dot of its table, bit for bit:
+ * head sizes with and without a vector tail, rows long enough to be done in slices, 1..11
+ * columns, 1..73 rows with a row stride wider than a row, an odd weight address, sums that are
  * exactly zero (a row of zeros: the dot returns +0). Outputs outside the rows stay untouched. */
 static void test_dot_rows_xf32_bit_identical(void) {
     if (!simd_or_skip()) return;
     CHECK_MSG(k_simd.dot_rows_xf32[LL_TYPE_F16] != NULL, "F16 has no dot_rows_xf32");
-    enum { MAX_N = 131, MAX_C = 11, MAX_R = 37, XS = MAX_N + 3, WS = MAX_N * 2 + 10, OS = MAX_R + 2 };
-    static const int64_t ns[] = { 8, 64, 128, 131 };
+    /* 520 and 1000: rows long enough to go in slices (V^T rows), with a partial last slice;
+     * up to 73 rows: more than one block of rows between slices */
+    enum { MAX_N = 1000, MAX_C = 11, MAX_R = 75, XS = MAX_N + 3, WS = MAX_N * 2 + 10, OS = MAX_R + 2 };
+    static const int64_t ns[] = { 8, 64, 128, 131, 520, 1000 };
     static uint8_t w[MAX_R * WS + 8], a16[MAX_C][MAX_N * 2];
     static float x[MAX_C * XS], out[MAX_C * OS];
     int n_checked = 0;
