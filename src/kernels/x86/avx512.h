@@ -19,4 +19,8 @@ void ll_dot_multi_q6_k_avx512(int64_t n, const void *w, const void *a, size_t a_
 bool ll_gemm_f16_avx512(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq, size_t xq_stride,
                         int64_t n_tok, float *y, int64_t y_stride);
 
+/* Attention's F16 rows against f32 columns (attn_avx512.c); bit-identical to the AVX2 kernel. */
+void ll_dot_rows_f16_xf32_avx512(int64_t n, const void *w, size_t w_stride, int64_t n_rows, const void *a,
+                                 size_t a_stride, int n_cols, float *out, size_t out_stride);
+
 #endif
