@@ -32,6 +32,7 @@ all: $(B)/locallama $(TOOL_BIN)
 # ISA flags for these files only; dispatch decides at run time whether they may run.
 $(B)/src/kernels/x86/%_avx2.o: CFLAGS += -mavx2 -mfma -mf16c
 $(B)/src/kernels/x86/%_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
+$(B)/src/kernels/x86/%_avx512vnni.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma -mf16c
 $(B)/src/kernels/x86/%_amx.o: CFLAGS += -mamx-tile -mamx-int8 -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma -mf16c
 
 $(B)/%.o: %.c

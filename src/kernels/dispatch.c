@@ -143,6 +143,7 @@ static void kernels_fill_avx512(struct ll_kernels *k) {
     k->dot_multi[LL_TYPE_Q6_K] = ll_dot_multi_q6_k_avx512;
     k->gemm[LL_TYPE_F16]       = ll_gemm_f16_avx512;
     k->dot_rows_xf32[LL_TYPE_F16] = ll_dot_rows_f16_xf32_avx512;
+    if (__builtin_cpu_supports("avx512vnni")) k->gemv[LL_TYPE_Q4_K] = ll_gemv_q4_k_avx512vnni;
     k->isa = "avx512";
 }
 

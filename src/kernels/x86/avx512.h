@@ -23,4 +23,7 @@ bool ll_gemm_f16_avx512(int64_t n_in, const void *w, int64_t r0, int64_t r1, con
 void ll_dot_rows_f16_xf32_avx512(int64_t n, const void *w, size_t w_stride, int64_t n_rows, const void *a,
                                  size_t a_stride, int n_cols, float *out, size_t out_stride);
 
+/* Q4_K generation with AVX-512 VNNI (gemv_q4_k_avx512vnni.c; only where the CPU has it). */
+bool ll_gemv_q4_k_avx512vnni(int64_t n_in, const void *w, int64_t r0, int64_t r1, const void *xq, float *y);
+
 #endif
