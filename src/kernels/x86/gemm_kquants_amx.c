@@ -90,9 +90,11 @@ static void pack_panel_q4_k(const uint8_t *w, size_t rb, int nr, int64_t nsb, ui
     }
 }
 
-/* Tokens x .. (n <= 16 of them, stride xs; the rest zero) into nsb packed super-blocks. */
-static void pack_tokens_q4_k(const uint8_t *x, size_t xs, int n, int64_t nsb, uint8_t *dst) {
-    for (int64_t s = 0; s < nsb; s++, dst += T4_BYTES) {
+/* Tokens x .. (n <= 16 of them, stride xs; the rest zero) into nsb packed super-blocks of
+ * tbytes: 4 tiles A, the 16 f32 scales, and with bsums (Q4_K) the 32-element sums as i16
+ * pairs. Q6_K's layout is Q4_K's without the sums (T6_A = T4_A, T6_D = T4_D). */
+static void pack_tokens_kq(const uint8_t *x, size_t xs, int n, int64_t nsb, uint8_t *dst, size_t tbytes, bool bsums) {
+    for (int64_t s = 0; s < nsb; s++, dst += tbytes) {
         float d[AMX_TOKS];
         for (int m = 0; m < AMX_TOKS; m++) {
             const uint8_t *b = x + (size_t)m * xs + (size_t)s * Q8_K_BYTES;
@@ -101,6 +103,8 @@ static void pack_tokens_q4_k(const uint8_t *x, size_t xs, int n, int64_t nsb, ui
                     __m256i q = m < n ? load32(b + Q8_K_QS + 64 * c + 32 * h) : _mm256_setzero_si256();
                     _mm256_store_si256((__m256i *)(dst + T4_A + (size_t)c * KQ_TILE + 64 * m + 32 * h), q);
                 }
+            d[m] = m < n ? blk_f32(b + Q8_K_D) : 0.0f;
+            if (!bsums) continue;
             __m128i pairs = _mm_setzero_si128();        /* bsum_2j + bsum_2j+1, j = 0..7 */
             if (m < n)
                 pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)(b + Q8_K_BSUMS)),
@@ -108,10 +112,13 @@ static void pack_tokens_q4_k(const uint8_t *x, size_t xs, int n, int64_t nsb, ui
             int32_t pr[4];
             _mm_storeu_si128((__m128i *)pr, pairs);
             for (int p = 0; p < 4; p++) memcpy(dst + T4_BS + 64 * p + 4 * m, &pr[p], 4);
-            d[m] = m < n ? blk_f32(b + Q8_K_D) : 0.0f;
         }
         memcpy(dst + T4_D, d, sizeof d);
     }
+}
+
+static void pack_tokens_q4_k(const uint8_t *x, size_t xs, int n, int64_t nsb, uint8_t *dst) {
+    pack_tokens_kq(x, xs, n, nsb, dst, T4_BYTES, true);
 }
 
 /* Super-block S's two plane sums (tile product DP) into tiles CH and CL, stored to sums[SLOT]
@@ -292,19 +299,8 @@ static void pack_panel_q6_k(const uint8_t *w, size_t rb, int nr, int64_t nsb, ui
 }
 
 static void pack_tokens_q6_k(const uint8_t *x, size_t xs, int n, int64_t nsb, uint8_t *dst) {
-    for (int64_t s = 0; s < nsb; s++, dst += T6_BYTES) {
-        float d[AMX_TOKS];
-        for (int m = 0; m < AMX_TOKS; m++) {
-            const uint8_t *b = x + (size_t)m * xs + (size_t)s * Q8_K_BYTES;
-            for (int c = 0; c < KQ_CHUNKS; c++)
-                for (int h = 0; h < 2; h++) {
-                    __m256i q = m < n ? load32(b + Q8_K_QS + 64 * c + 32 * h) : _mm256_setzero_si256();
-                    _mm256_store_si256((__m256i *)(dst + T6_A + (size_t)c * KQ_TILE + 64 * m + 32 * h), q);
-                }
-            d[m] = m < n ? blk_f32(b + Q8_K_D) : 0.0f;
-        }
-        memcpy(dst + T6_D, d, sizeof d);
-    }
+    _Static_assert((int)T6_A == (int)T4_A && (int)T6_D == (int)T4_D, "Q6_K's token layout is Q4_K's without the sums");
+    pack_tokens_kq(x, xs, n, nsb, dst, T6_BYTES, false);
 }
 
 #define Q6_ISSUE(CH, CL, SLOT, S) KQ_ISSUE(DP_SS, T6_A, T6_BYTES, P6_HI, P6_LO, P6_BYTES, CH, CL, SLOT, S)
