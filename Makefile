@@ -34,6 +34,7 @@ $(B)/src/kernels/x86/%_avx2.o: CFLAGS += -mavx2 -mfma -mf16c
 $(B)/src/kernels/x86/%_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
 $(B)/src/kernels/x86/%_avx512vnni.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma -mf16c
 $(B)/src/kernels/x86/%_amx.o: CFLAGS += -mamx-tile -mamx-int8 -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma -mf16c
+$(B)/src/kernels/x86/%_amxbf16.o: CFLAGS += -mamx-tile -mamx-bf16 -mavx512bf16 -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)

@@ -159,6 +159,11 @@ typedef struct {
     bool       embd_normalize;/* L2-normalise every embedding returned */
     ll_abort_fn abort_cb;     /* NULL: none */
     void      *abort_data;
+    bool       fast_products; /* prompts' products may take a faster kernel whose sums are
+                               * within f32 rounding of the exact one's, not bit-identical
+                               * (F16 weights on AMX-BF16); a sequence's logits still do not
+                               * depend on what shares its batch. false: every product gives
+                               * the single dot's bits (logits, the reference checks) */
 } ll_ctx_params;
 
 ll_ctx_params ll_ctx_default_params(void);

@@ -377,6 +377,7 @@ static int bench_test(const ll_model *m, const bench_opts *o, const model_facts 
     if (b.n_vocab <= 0) return cli_fail("model has no vocabulary");
 
     ll_ctx_params cp = ll_ctx_default_params();
+    cp.fast_products = true;                 /* within f32 rounding; logits stays exact */
     int64_t need = depth + n_prompt + n_gen;
     if (need > INT32_MAX) return cli_fail("depth + prompt + generation = %lld tokens is too many", (long long)need);
     cp.n_ctx = (int32_t)(need > 0 ? need : 1);     /* per sequence */

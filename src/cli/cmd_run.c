@@ -954,6 +954,7 @@ int cmd_run(int argc, char **argv) {
     ch.vocab = ll_model_vocab(ch.model);
 
     ll_ctx_params cp = ll_ctx_default_params();
+    cp.fast_products = true;                 /* within f32 rounding; logits stays exact */
     int32_t n_train = ll_model_n_ctx_train(ch.model);
     cp.n_ctx = o.n_ctx;
     if (n_train > 0 && cp.n_ctx > n_train) cp.n_ctx = n_train;

@@ -89,6 +89,12 @@ static bool cpu_has_amx(void) {
 #endif
 }
 
+/* AMX-BF16: CPUID leaf 7, EDX bit 22 (the tile state itself is cpu_has_amx's). */
+static bool cpu_has_amx_bf16(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && ((d >> 22) & 1u);
+}
+
 static void kernels_fill_avx2(struct ll_kernels *k) {
     k->dot[LL_TYPE_F32]  = ll_dot_f32_avx2;
     k->dot[LL_TYPE_F16]  = ll_dot_f16_avx2;
@@ -154,6 +160,9 @@ static void kernels_fill_amx(struct ll_kernels *k) {
     k->gemm[LL_TYPE_Q8_0] = ll_gemm_q8_0_amx;
     k->gemm[LL_TYPE_Q4_K] = ll_gemm_q4_k_amx;
     k->gemm[LL_TYPE_Q6_K] = ll_gemm_q6_k_amx;
+    if (cpu_has_amx_bf16() && __builtin_cpu_supports("avx512bf16")) {
+        k->gemm_fast[LL_TYPE_F16] = ll_gemm_f16_amx;    /* within f32 rounding of the dot */
+    }
     k->isa = "amx";
 }
 #endif

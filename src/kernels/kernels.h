@@ -75,6 +75,9 @@ struct ll_kernels {
     ll_gemv_fn         gemv[LL_TYPE_COUNT];          /* by weight type; NULL: a loop over dot */
     ll_dot_multi_fn    dot_multi[LL_TYPE_COUNT];     /* by weight type; NULL: loop over dot */
     ll_gemm_fn         gemm[LL_TYPE_COUNT];          /* by weight type; NULL: dot_multi */
+    /* A faster prompt product whose sums are within f32 rounding of dot's but not its bits
+     * (F16 on AMX-BF16, x86/gemm_f16_amxbf16.c); NULL: none. Taken only by LL_MM_FAST. */
+    ll_gemm_fn         gemm_fast[LL_TYPE_COUNT];
     ll_quantize_act_fn quantize_act[LL_TYPE_COUNT];  /* by activation (dot) type */
     ll_exp_sum_fn      exp_sum;                      /* never NULL */
     ll_att_scale_mask_fn att_scale_mask;             /* never NULL */
@@ -97,5 +100,18 @@ bool ll_kernels_init_isa(struct ll_kernels *k, const char *isa);   /* "scalar", 
 void ll_matmul_rows(const struct ll_kernels *k, uint32_t w_type, const void *w, int64_t n_in,
                     int64_t r0, int64_t r1, const void *xq, size_t xq_stride, int64_t n_tok,
                     float *y, int64_t y_stride);
+
+/* ll_matmul_rows with a choice of arithmetic:
+ *   LL_MM_EXACT: ll_matmul_rows itself, every output the dot's bits;
+ *   LL_MM_FAST:  the type's gemm_fast for every token, whatever n_tok, where there is one
+ *                (else, or when its allocation fails, LL_MM_EXACT). An output depends only on
+ *                its row and its token, not on the rest of the call: the forward pass gives
+ *                it the tokens of sequences with several in the batch, so a prompt's tokens
+ *                round alike however the batch is cut, and keeps lone tokens (generation)
+ *                exact. */
+enum { LL_MM_EXACT, LL_MM_FAST };
+void ll_matmul_rows_mode(const struct ll_kernels *k, uint32_t w_type, const void *w, int64_t n_in,
+                         int64_t r0, int64_t r1, const void *xq, size_t xq_stride, int64_t n_tok,
+                         float *y, int64_t y_stride, int mode);
 
 #endif

@@ -9,15 +9,17 @@
  * activations than at 128 KB (bench on a 2 MB-L2 Xeon; 256 KB measured the same). */
 enum { MATMUL_TILE_BYTES = 128 * 1024, MATMUL_TILE_MAX_ROWS = 64 };
 
-void ll_matmul_rows(const struct ll_kernels *k, uint32_t w_type, const void *w, int64_t n_in,
-                    int64_t r0, int64_t r1, const void *xq, size_t xq_stride, int64_t n_tok,
-                    float *y, int64_t y_stride) {
+void ll_matmul_rows_mode(const struct ll_kernels *k, uint32_t w_type, const void *w, int64_t n_in,
+                         int64_t r0, int64_t r1, const void *xq, size_t xq_stride, int64_t n_tok,
+                         float *y, int64_t y_stride, int mode) {
     uint64_t row_bytes;
     ll_dot_fn dot = w_type < LL_TYPE_COUNT ? k->dot[w_type] : NULL;
     /* The model loader has checked type and shape; this only guards against misuse. */
     if (!dot || !ll_type_row_bytes(w_type, n_in, &row_bytes) || r1 <= r0 || n_tok <= 0) return;
     const uint8_t *wb = w, *xb = xq;
 
+    ll_gemm_fn fast = k->gemm_fast[w_type];
+    if (mode == LL_MM_FAST && fast && fast(n_in, w, r0, r1, xq, xq_stride, n_tok, y, y_stride)) return;
     if (n_tok == 1) {                                   /* generation: one pass over W */
         ll_gemv_fn gemv = k->gemv[w_type];
         if (gemv && gemv(n_in, w, r0, r1, xq, y)) return;
@@ -50,4 +52,10 @@ void ll_matmul_rows(const struct ll_kernels *k, uint32_t w_type, const void *w, 
             }
         }
     }
+}
+
+void ll_matmul_rows(const struct ll_kernels *k, uint32_t w_type, const void *w, int64_t n_in,
+                    int64_t r0, int64_t r1, const void *xq, size_t xq_stride, int64_t n_tok,
+                    float *y, int64_t y_stride) {
+    ll_matmul_rows_mode(k, w_type, w, n_in, r0, r1, xq, xq_stride, n_tok, y, y_stride, LL_MM_EXACT);
 }

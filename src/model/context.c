@@ -34,6 +34,8 @@ void ll_ctx_free(ll_ctx *c) {
     ll_free(c->ub_seq);
     ll_free(c->ub_cell);
     ll_free(c->ub_out);
+    ll_free(c->ub_multi);
+    ll_free(c->seq_rows);
     ll_free(c->x);
     ll_free(c->xn);
     ll_free(c->q);
@@ -158,6 +160,7 @@ ll_status ll_ctx_init(ll_ctx **out, const ll_model *m, const ll_ctx_params *p, l
     c->embd_normalize = p->embd_normalize;
     c->abort_cb = p->abort_cb;
     c->abort_data = p->abort_data;
+    c->fast_products = p->fast_products;
     if (p->pool) {
         c->pool = p->pool;
         c->n_threads = ll_pool_n_threads(p->pool);
@@ -173,6 +176,7 @@ ll_status ll_ctx_init(ll_ctx **out, const ll_model *m, const ll_ctx_params *p, l
     c->ub_seq = alloc_ints(n_batch);
     c->ub_cell = alloc_ints(n_batch);
     c->ub_out = alloc_ints(n_batch);
+    c->ub_multi = alloc_ints(n_batch);
     c->x = alloc_floats(n_batch, d);
     c->xn = alloc_floats(n_batch, d);
     c->q = alloc_floats(n_batch, q_dim);
@@ -192,10 +196,12 @@ ll_status ll_ctx_init(ll_ctx **out, const ll_model *m, const ll_ctx_params *p, l
     c->seq_cells0 = alloc_ints(n_seq);
     c->seq_last = alloc_ints(n_seq);
     c->seq_new = alloc_ints(n_seq);
+    c->seq_rows = alloc_ints(n_seq);
     /* Room for ll_ctx_decode's usual outputs up front: the last row, or a whole pass. */
     c->logits_cap = c->embeddings ? 0 : c->all_logits ? (size_t)n_batch : 1;
     c->logits = alloc_floats((int64_t)(c->logits_cap ? c->logits_cap : 1), c->logits_cap ? hp->n_vocab : 1);
-    if (!c->ub_tok || !c->ub_pos || !c->ub_seq || !c->ub_cell || !c->ub_out || !c->x || !c->xn ||
+    if (!c->ub_tok || !c->ub_pos || !c->ub_seq || !c->ub_cell || !c->ub_out || !c->ub_multi ||
+        !c->seq_rows || !c->x || !c->xn ||
         !c->q || !c->k_new || !c->v_new || !c->att_out || !c->y || !c->gate || !c->up ||
         !c->rope_cs || !c->hid || !c->xq || !c->embd_seq || !c->embd_seq_n || !c->seq_cells0 ||
         !c->seq_last || !c->seq_new || !c->logits || !c->att_blk || !alloc_attention_scratch(c)) {

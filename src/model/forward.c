@@ -52,9 +52,10 @@ static void convert_worker(void *arg, int ith, int nth) {
 /* Up to three products sharing one converted input: y_i = W_i x, rows split across threads. */
 struct matmul_job {
     const struct ll_kernels *k;
-    const void *xq;
+    const uint8_t *xq;
     size_t      xq_stride;
     int64_t     n_tok;
+    const int32_t *multi;    /* (n_tok) rows_multi's flags; NULL: exact products only */
     int         n;
     const ll_weight *w[3];
     float      *y[3];        /* (n_tok, w[i]->n_out) */
@@ -66,10 +67,30 @@ static void matmul_worker(void *arg, int ith, int nth) {
         const ll_weight *w = j->w[i];
         int64_t r0, r1;
         share(w->n_out, ith, nth, &r0, &r1);
-        if (r1 > r0)
+        if (r1 <= r0) continue;
+        if (!j->multi || !j->k->gemm_fast[w->type]) {    /* every output the dot's bits */
             ll_matmul_rows(j->k, w->type, w->data, w->n_in, r0, r1, j->xq, j->xq_stride, j->n_tok,
                            j->y[i], w->n_out);
+            continue;
+        }
+        /* runs of rows alone in their sequence (as the dot) and of rows with company (gemm) */
+        for (int64_t t0 = 0; t0 < j->n_tok;) {
+            int64_t t1 = t0 + 1;
+            while (t1 < j->n_tok && j->multi[t1] == j->multi[t0]) t1++;
+            ll_matmul_rows_mode(j->k, w->type, w->data, w->n_in, r0, r1, j->xq + (size_t)t0 * j->xq_stride,
+                                j->xq_stride, t1 - t0, j->y[i] + t0 * w->n_out, w->n_out,
+                                j->multi[t0] ? LL_MM_FAST : LL_MM_EXACT);
+            t0 = t1;
+        }
     }
+}
+
+/* multi[r] for the n rows of a product whose row r belongs to sequence seq_of(r): 1 when the
+ * sequence has other rows in it. */
+static void rows_multi(ll_ctx *c, int64_t n, const int32_t *idx, int32_t *multi) {
+    for (int64_t r = 0; r < n; r++) c->seq_rows[c->ub_seq[idx ? idx[r] : r]] = 0;
+    for (int64_t r = 0; r < n; r++) c->seq_rows[c->ub_seq[idx ? idx[r] : r]]++;
+    for (int64_t r = 0; r < n; r++) multi[r] = c->seq_rows[c->ub_seq[idx ? idx[r] : r]] > 1;
 }
 
 /* y_i = W_i x for n weights that read the same input x (n_tok, n_in). The input is converted
@@ -86,7 +107,8 @@ static void matmul(ll_ctx *c, const float *x, int64_t n_tok, int n, const ll_wei
         if (n_tok == 1) convert_worker(&cj, 0, 1);                /* not worth a wake-up */
         else ll_pool_run(c->pool, convert_worker, &cj);
 
-        struct matmul_job mj = { c->kern, c->xq, (size_t)stride, n_tok, e - i, { 0 }, { 0 } };
+        struct matmul_job mj = { c->kern, c->xq, (size_t)stride, n_tok, c->fast_products ? c->ub_multi : NULL, e - i,
+                                 { 0 }, { 0 } };
         for (int k = i; k < e; k++) { mj.w[k - i] = w[k]; mj.y[k - i] = y[k]; }
         ll_pool_run(c->pool, matmul_worker, &mj);
         i = e;
@@ -398,6 +420,7 @@ ll_status ll_forward(ll_ctx *c, int32_t n_tok, int32_t n_out, float *logits, flo
     for (int32_t t = 0; t < n_tok; t++)                            /* (n_tok, n_rot) */
         ll_rope_row(c->rope_cs + t * hp->n_rot, m, c->ub_pos[t]);
 
+    rows_multi(c, n_tok, NULL, c->ub_multi);     /* the layers' products: one row per token */
     const int64_t n_blk = attn_plan(c, n_tok);   /* cells and positions are set: one plan for every layer */
     for (int64_t l = 0; l < hp->n_layer; l++) {
         const ll_layer *ly = &m->layers[l];
@@ -457,6 +480,7 @@ ll_status ll_forward(ll_ctx *c, int32_t n_tok, int32_t n_out, float *logits, flo
     }
     const ll_weight *w[1] = { &m->output };
     float *y[1] = { logits };                                                /* (n_out, n_vocab) */
+    rows_multi(c, n_out, c->ub_out, c->ub_multi);                            /* one row per output */
     matmul(c, c->xn, n_out, 1, w, y);
     return LL_OK;
 }

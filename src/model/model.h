@@ -176,6 +176,10 @@ struct ll_ctx {
     int32_t   *ub_seq;                  /* (n_batch) sequences */
     int32_t   *ub_cell;                 /* (n_batch) cell each token's K/V goes to */
     int32_t   *ub_out;                  /* (n_batch) indices of the tokens that want output */
+    int32_t   *ub_multi;                /* (n_batch) per row of a product: 1 when its sequence has
+                                           other rows in it (LL_MM_FAST), 0 when alone (EXACT) */
+    bool       fast_products;           /* ll_ctx_params.fast_products */
+    int32_t   *seq_rows;                /* (n_seq) scratch: rows per sequence */
 
     /* Scratch for one forward pass (allocated once, at init). Every buffer is packed: row t of
      * a (n, w) buffer starts at t * w. */

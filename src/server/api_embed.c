@@ -144,6 +144,7 @@ static void embed_common(ll_http_req *req, ll_http_resp *resp, ll_api_ctx *ctx, 
         if (got > longest) longest = got;
     }
     ll_ctx_params cp = ll_ctx_default_params();
+    cp.fast_products = true;                 /* within f32 rounding; logits stays exact */
     cp.n_ctx = (int32_t)longest;
     cp.n_batch = (int32_t)longest;
     cp.pool = ctx->pool;

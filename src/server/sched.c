@@ -409,6 +409,7 @@ ll_status ll_sched_init(ll_sched **out, const ll_model *m, const ll_sched_params
     pthread_cond_init(&s->cv, NULL);
 
     ll_ctx_params cp = ll_ctx_default_params();
+    cp.fast_products = true;                 /* within f32 rounding; logits stays exact */
     cp.n_ctx = p->n_ctx;
     cp.n_seq_max = s->n_par;
     cp.n_batch = s->n_batch;

@@ -232,6 +232,26 @@ static void test_dispatch_env_forces_scalar(void) {
 /* Bitwise float equality: the multi-column kernels promise the single dot's exact result. */
 static bool same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
 
+/* Output (t, r) of a product of table k against its contract: the dot's bits, or where it came
+ * from the type's gemm_fast (fast: F16 on AMX-BF16), within f32 rounding of the dot (1e-5 of
+ * the sum of |w a|) and the bits of gemm_fast given that token alone (n_tok 1, other row
+ * blocks): such an output never depends on the rest of the call. */
+static bool product_ok(const struct ll_kernels *k, uint32_t wt, int64_t n_in, const uint8_t *row, const uint8_t *w,
+                       int64_t r, const uint8_t *act, bool fast, float got) {
+    const float dot = k->dot[wt](n_in, row, act);
+    if (!fast || !k->gemm_fast[wt]) return same_bits(got, dot);
+    static float wd[4096], ad[4096];
+    if (n_in > 4096) return false;
+    ll_dequantize_row(wt, row, wd, n_in);
+    ll_dequantize_row(ll_type_traits_of(wt)->dot_type, act, ad, n_in);
+    double mag = 0;
+    for (int64_t e = 0; e < n_in; e++) mag += fabs((double)wd[e] * ad[e]);
+    static float alone[4096];
+    if (r >= 4096 || !k->gemm_fast[wt](n_in, w, r, r + 1, act, 0, 1, alone, 0)) return false;
+    if (isnan(dot)) return isnan(got) && isnan(alone[r]);          /* NaN weights (all bits set) */
+    return fabs((double)got - dot) <= 1e-5 * mag + 1e-6 && same_bits(got, alone[r]);
+}
+
 static const struct wfields *wfields_of(uint32_t wt) {
     for (int t = 0; t < N_WTYPES; t++) if (wtypes[t].type == wt) return &wtypes[t];
     return NULL;
@@ -320,12 +340,56 @@ static void test_matmul_rows_matches_dots(void) {
                 int bad = 0;
                 for (int t = 0; t < N_TOK; t++)
                     for (int r = 0; r < Y_STRIDE; r++) {
-                        float want = (t < n_tok && r >= 3 && r < 30) ? k->dot[wt](n_in, w + r * rb, xq + t * xb) : -999.0f;
-                        if (!same_bits(y[t * Y_STRIDE + r], want)) bad++;
+                        if (t < n_tok && r >= 3 && r < 30)
+                            bad += !product_ok(k, wt, n_in, w + r * rb, w, r, xq + t * xb, false, y[t * Y_STRIDE + r]);
+                        else bad += y[t * Y_STRIDE + r] != -999.0f;
                     }
                 CHECK_MSG(bad == 0, "%s %s n_in=%lld n_tok=%d: %d outputs wrong", k->isa, tt->name,
                           (long long)n_in, n_tok, bad);
             }
+        }
+    }
+}
+
+/* ll_matmul_rows_mode for a few types of every table: LL_MM_EXACT gives the dot's bits at every
+ * token count, LL_MM_FAST the product_ok contract at every count (1 and 3 included, where the
+ * exact rule takes the dots) and the dot's bits for types without a gemm_fast. */
+static void test_matmul_modes(void) {
+    static const uint32_t types[] = { LL_TYPE_F16, LL_TYPE_Q8_0, LL_TYPE_Q4_K };
+    static const int toks[] = { 1, 3, 8, 33 };
+    enum { N_IN = 512, N_OUT = 37, N_TOK = 33, Y_STRIDE = 40 };
+    static uint8_t w[N_OUT * N_IN * 2], xq[N_TOK * N_IN * 2];
+    static float x[N_IN], y[N_TOK * Y_STRIDE];
+    const struct ll_kernels *tables[2] = { &k_ref, have_simd ? &k_simd : NULL };
+    for (int ki = 0; ki < 2; ki++) {
+        const struct ll_kernels *k = tables[ki];
+        if (!k) continue;
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            const uint32_t wt = types[ti];
+            const ll_type_traits *tt = ll_type_traits_of(wt);
+            uint64_t rb = 0, xb = 0;
+            ll_type_row_bytes(wt, N_IN, &rb);
+            ll_type_row_bytes(tt->dot_type, N_IN, &xb);
+            for (int r = 0; r < N_OUT; r++) random_weights(wfields_of(wt), w + r * rb, N_IN, 0);
+            for (int t = 0; t < N_TOK; t++) {
+                for (int e = 0; e < N_IN; e++) x[e] = rng_uniform(-1, 1);
+                k->quantize_act[tt->dot_type](x, xq + t * xb, N_IN);
+            }
+            for (int mode = LL_MM_EXACT; mode <= LL_MM_FAST; mode++)
+                for (size_t nt = 0; nt < sizeof toks / sizeof toks[0]; nt++) {
+                    const int n_tok = toks[nt];
+                    for (int i = 0; i < N_TOK * Y_STRIDE; i++) y[i] = -999.0f;
+                    ll_matmul_rows_mode(k, wt, w, N_IN, 3, 30, xq, xb, n_tok, y, Y_STRIDE, mode);
+                    int bad = 0;
+                    for (int t = 0; t < N_TOK; t++)
+                        for (int r = 0; r < Y_STRIDE; r++) {
+                            if (t < n_tok && r >= 3 && r < 30)
+                                bad += !product_ok(k, wt, N_IN, w + r * rb, w, r, xq + t * xb,
+                                                   mode == LL_MM_FAST, y[t * Y_STRIDE + r]);
+                            else bad += y[t * Y_STRIDE + r] != -999.0f;
+                        }
+                    CHECK_MSG(bad == 0, "%s %s mode %d n_tok=%d: %d outputs wrong", k->isa, tt->name, mode, n_tok, bad);
+                }
         }
     }
 }
@@ -386,9 +450,10 @@ static void test_gemm_bit_identical(void) {
                 int bad = 0;
                 for (int t = 0; t < MAX_TOK; t++)
                     for (int r = 0; r < Y_STRIDE; r++) {
-                        float want = t < n_tok && r >= r0 && r < r1
-                                         ? k_simd.dot[wt](n_in, wr + r * rb, xq + 1 + t * stride) : -999.0f;
-                        if (!same_bits(y[t * Y_STRIDE + r], want)) bad++;
+                        if (t < n_tok && r >= r0 && r < r1)
+                            bad += !product_ok(&k_simd, wt, n_in, wr + r * rb, wr, r, xq + 1 + t * stride, false,
+                                               y[t * Y_STRIDE + r]);
+                        else bad += y[t * Y_STRIDE + r] != -999.0f;
                     }
                 CHECK_MSG(bad == 0, "%s n_in=%lld mode %d n_tok=%d: %d outputs wrong", tt->name,
                           (long long)n_in, mode, n_tok, bad);
@@ -727,15 +792,16 @@ static void test_gemm_q6_k_token_groups(void) {
     }
 }
 
-/* The F16 prompt product at sizes its cache blocking splits (src/kernels/x86/dot_float_avx2.c:
+/* The F16 prompt products at sizes their cache blocking splits (src/kernels/x86/dot_float_avx2.c:
  * 48-row blocks, 128-token blocks, 512-element slices with the accumulators saved between
- * them), against the single dot bit for bit: rows spanning three row blocks with a partial
+ * them; the amx table's gemm_fast, gemm_f16_amxbf16.c: 128-row blocks, 1024-element slices),
+ * against the single dot bit for bit: rows spanning three row blocks with a partial
  * tile, lengths below one vector, with a tail, ending on and off a slice boundary, token
  * counts with a partial group and a second token block. Outputs outside rows [r0, r1) and
  * tokens [0, n_tok) stay untouched. */
 static void test_gemm_f16_blocks_bit_identical(void) {
     if (!simd_or_skip()) return;
-    enum { MAX_IN = 1600, N_ROWS = 110, MAX_TOK = 131, Y_STRIDE = N_ROWS + 3 };
+    enum { MAX_IN = 1600, N_ROWS = 300, MAX_TOK = 131, Y_STRIDE = N_ROWS + 3 };
     static const int64_t n_ins[] = { 5, 515, 1031, 1600 };
     static const int toks[] = { 8, 131 };
     static uint8_t w[N_ROWS * MAX_IN * 2 + 64], xq[MAX_TOK * (MAX_IN * 2 + 8) + 64];
@@ -750,18 +816,24 @@ static void test_gemm_f16_blocks_bit_identical(void) {
             for (int64_t e = 0; e < n_in; e++) x[e] = rng_uniform(-3, 3);
             k_simd.quantize_act[wt](x, xq + 2 + t * stride, n_in);
         }
-        for (size_t ti = 0; ti < sizeof toks / sizeof toks[0]; ti++) {
-            const int n_tok = toks[ti], r0 = 1, r1 = N_ROWS - 1;     /* 108 rows: 48 + 48 + 12 */
+        for (size_t ti = 0; ti < sizeof toks / sizeof toks[0]; ti++)
+        for (int fast = 0; fast < 2; fast++) {
+            /* 298 rows: blocks of 48 (FMA) or 128 (AMX-BF16) with a ragged end */
+            const int n_tok = toks[ti], r0 = 1, r1 = N_ROWS - 1;
+            const ll_gemm_fn gemm = fast ? k_simd.gemm_fast[wt] : k_simd.gemm[wt];
+            if (!gemm) continue;
             for (int i = 0; i < MAX_TOK * Y_STRIDE; i++) y[i] = -999.0f;
-            CHECK(k_simd.gemm[wt](n_in, wr, r0, r1, xq + 2, stride, n_tok, y, Y_STRIDE));
+            CHECK(gemm(n_in, wr, r0, r1, xq + 2, stride, n_tok, y, Y_STRIDE));
             int bad = 0;
             for (int t = 0; t < MAX_TOK; t++)
                 for (int r = 0; r < Y_STRIDE; r++) {
-                    float want = t < n_tok && r >= r0 && r < r1 ? k_simd.dot[wt](n_in, wr + r * rb, xq + 2 + t * stride)
-                                                                : -999.0f;
-                    if (!same_bits(y[t * Y_STRIDE + r], want)) bad++;
+                    if (t < n_tok && r >= r0 && r < r1)
+                        bad += !product_ok(&k_simd, wt, n_in, wr + r * rb, wr, r, xq + 2 + t * stride, fast,
+                                           y[t * Y_STRIDE + r]);
+                    else bad += y[t * Y_STRIDE + r] != -999.0f;
                 }
-            CHECK_MSG(bad == 0, "F16 n_in=%lld n_tok=%d: %d outputs wrong", (long long)n_in, n_tok, bad);
+            CHECK_MSG(bad == 0, "F16%s n_in=%lld n_tok=%d: %d outputs wrong", fast ? " fast" : "", (long long)n_in,
+                      n_tok, bad);
         }
     }
 }
@@ -785,6 +857,7 @@ int main(void) {
         RUN(test_quantize_act_bit_identical);
         RUN(test_dot_multi_bit_identical);
         RUN(test_matmul_rows_matches_dots);
+        RUN(test_matmul_modes);
         RUN(test_gemm_bit_identical);
         RUN(test_gemv_bit_identical);
         RUN(test_exp_sum);
