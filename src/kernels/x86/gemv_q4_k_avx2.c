@@ -17,10 +17,11 @@
  * ll_dot_q4_k_avx2(row r); tests/kernels (test_gemv_bit_identical) compares them with memcmp.
  * Rows run super-block by super-block, so four rows are four interleaved streams rb apart,
  * which the hardware prefetcher follows worse than the single dot's one sequential stream
- * (short rows: 2 threads, 8192 x 2048, were ~25% slower than the dot without help). The
- * next four rows are one contiguous block, so each pass prefetches it, a 1/nb share per
- * super-block; with that, 8192 x 2048 and 8192 x 8192 on 2 threads run ~20-25% faster than
- * the dot (bench_kernels gemm Q4_K R N 1 2, CPU time). Prefetching within each row, a few
+ * (short rows: 2 threads, 8192 x 2048, were ~25% slower than the dot without help). Four
+ * rows are one contiguous block, so each pass prefetches the block after the next one into
+ * L2, a 1/nb share per super-block (into L1 and one block ahead it was ~20% slower on the
+ * AMX Xeon: a 691 MB product on 2 threads 37.5 -> 30.3 ms, one thread 74 -> 60 ms, where L1's
+ * few line-fill buffers then serve the loads alone). Prefetching within each row, a few
  * super-blocks ahead, measured no better than none. */
 #include "kernels/x86/kquants_util.h"
 
@@ -71,9 +72,9 @@ q4_k_rows(int nr, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *a, flo
     __m128 sum = _mm_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *ab = a + (size_t)i * Q8_K_BYTES, *wb = w + (size_t)i * Q4_K_BYTES;
-        if (pf) {       /* the next GEMV_ROWS rows (contiguous), a 1/nb share per super-block */
+        if (pf) {       /* the rows after the next GEMV_ROWS (contiguous) into L2, a 1/nb share per super-block */
             const uint8_t *p = pf + (size_t)i * GEMV_ROWS * Q4_K_BYTES;
-            for (int o = 0; o < GEMV_ROWS * Q4_K_BYTES; o += 64) _mm_prefetch((const char *)(p + o), _MM_HINT_T0);
+            for (int o = 0; o < GEMV_ROWS * Q4_K_BYTES; o += 64) _mm_prefetch((const char *)(p + o), _MM_HINT_T1);
         }
         __m128i b0 = _mm_loadu_si128((const __m128i *)(ab + Q8_K_BSUMS));
         __m128i b1 = _mm_loadu_si128((const __m128i *)(ab + Q8_K_BSUMS + 16));
@@ -109,7 +110,7 @@ bool ll_gemv_q4_k_avx2(int64_t n_in, const void *w, int64_t r0, int64_t r1, cons
     int64_t r = r0;
     for (; r + GEMV_ROWS <= r1; r += GEMV_ROWS)
         q4_k_rows(GEMV_ROWS, nb, wb + (size_t)r * rb, rb, xq, y + r,
-                  r + 2 * GEMV_ROWS <= r1 ? wb + (size_t)(r + GEMV_ROWS) * rb : NULL);
+                  r + 3 * GEMV_ROWS <= r1 ? wb + (size_t)(r + 2 * GEMV_ROWS) * rb : NULL);
     switch (r1 - r) {
     case 3: q4_k_rows(3, nb, wb + (size_t)r * rb, rb, xq, y + r, NULL); break;
     case 2: q4_k_rows(2, nb, wb + (size_t)r * rb, rb, xq, y + r, NULL); break;
