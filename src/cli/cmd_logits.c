@@ -2,7 +2,7 @@
  *
  *   locallama logits --model PATH --ids 1,2,3 [--out FILE] [--greedy N] [--threads T]
  *                    [--ctx N] [--batch N] [--one-by-one] [--force ID,ID,...]
- *                    [--kv-type f32|f16|q8_0] [--parallel N]
+ *                    [--kv-type f32|f16|q8_0] [--parallel N] [--fast]
  *
  * Writes float32 little-endian logits for every prompt position (n_ids x n_vocab, row-major)
  * to FILE. The prompt is evaluated as one batch (--one-by-one: one token per decode call).
@@ -13,7 +13,9 @@
  * default) instead of F32 (ours, and the references'). --parallel N decodes N - 1 companion
  * sequences of pseudo-random tokens in the same batches as the given ids (sequence 0), one
  * companion token per given token, interleaved: the output is sequence 0's, which must not
- * change (a sequence in a batch gets its solo logits). */
+ * change (a sequence in a batch gets its solo logits). --fast lets prompts take the products
+ * `run` and `serve` use (ll_ctx_params.fast_products: within f32 rounding of the exact ones,
+ * not bit-identical; F16 weights on AMX-BF16), still independent of the companions. */
 #include "cli/cli.h"
 #include "core/core.h"
 
@@ -26,7 +28,7 @@
 static const char logits_usage[] =
     "usage: locallama logits --model PATH --ids 1,2,3 [--out FILE] [--greedy N] [--threads T]\n"
     "                        [--ctx N] [--batch N] [--one-by-one] [--force ID,ID,...]\n"
-    "                        [--kv-type f32|f16|q8_0] [--parallel N]\n";
+    "                        [--kv-type f32|f16|q8_0] [--parallel N] [--fast]\n";
 
 static int usage_error(const char *fmt, const char *arg) {
     fputs("Error: ", stderr);
@@ -82,6 +84,7 @@ struct logits_opts {
     long        greedy, threads, n_ctx, n_batch;   /* 0: not given */
     long        n_par;                   /* --parallel: sequences per batch, 1 = alone */
     bool        one_by_one;
+    bool        fast;                    /* --fast: ll_ctx_params.fast_products */
     ll_kv_type  kv_type;       /* --kv-type: f32 (default, the references' setting), f16, q8_0 */
 };
 
@@ -119,6 +122,7 @@ static int logits_parse_args(int argc, char **argv, struct logits_opts *o) {
             NEED_VALUE();
             if (!parse_int(v, 1, 256, &o->n_par)) return usage_error("bad --parallel '%s' (1 to 256)", v);
         } else if (!strcmp(a, "--one-by-one")) o->one_by_one = true;
+        else if (!strcmp(a, "--fast")) o->fast = true;
         else return usage_error("unknown option '%s'", a);
 #undef NEED_VALUE
     }
@@ -148,6 +152,7 @@ static ll_ctx_params logits_ctx_params(const struct logits_opts *o, const ll_mod
     /* The prompt is one batch: llama.cpp's reference ran with n_batch = n_ubatch = n_ctx. */
     cp.n_batch = o->n_batch ? (int32_t)o->n_batch : (o->n_ids > 512 ? (int32_t)o->n_ids : 512);
     cp.n_seq_max = (int32_t)o->n_par;
+    cp.fast_products = o->fast;
     if (!o->n_batch && cp.n_batch * o->n_par <= INT32_MAX) cp.n_batch *= (int32_t)o->n_par;
     cp.n_threads = (int32_t)o->threads;
     cp.all_logits = true;

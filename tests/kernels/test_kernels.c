@@ -838,6 +838,28 @@ static void test_gemm_f16_blocks_bit_identical(void) {
     }
 }
 
+/* gemm_fast over more tokens than one of its token blocks (gemm_f16_amxbf16.c: 256) and a
+ * ragged last block: every output equals, bit for bit, the product of its token alone. */
+static void test_gemm_fast_token_blocks(void) {
+    if (!simd_or_skip() || !k_simd.gemm_fast[LL_TYPE_F16]) return;
+    enum { N_IN = 515, N_ROWS = 40, N_TOK = 300 };
+    static uint8_t w[N_ROWS * N_IN * 2], xq[N_TOK * N_IN * 2];
+    static float x[N_IN], y[N_TOK * N_ROWS], y1[N_ROWS];
+    const size_t rb = N_IN * 2;
+    for (int r = 0; r < N_ROWS; r++) random_weights(wfields_of(LL_TYPE_F16), w + r * rb, N_IN, 0);
+    for (int t = 0; t < N_TOK; t++) {
+        for (int e = 0; e < N_IN; e++) x[e] = rng_uniform(-2, 2);
+        k_simd.quantize_act[LL_TYPE_F16](x, xq + t * rb, N_IN);
+    }
+    CHECK(k_simd.gemm_fast[LL_TYPE_F16](N_IN, w, 0, N_ROWS, xq, rb, N_TOK, y, N_ROWS));
+    int bad = 0;
+    for (int t = 0; t < N_TOK; t++) {
+        CHECK(k_simd.gemm_fast[LL_TYPE_F16](N_IN, w, 0, N_ROWS, xq + t * rb, rb, 1, y1, 0));
+        for (int r = 0; r < N_ROWS; r++) bad += !same_bits(y[t * N_ROWS + r], y1[r]);
+    }
+    CHECK_MSG(bad == 0, "%d outputs differ from their token alone", bad);
+}
+
 int main(void) {
     ll_kernels_init_isa(&k_ref, "scalar");
     RUN(test_dispatch_env_forces_scalar);      /* first: before this process fills its table */
@@ -858,6 +880,7 @@ int main(void) {
         RUN(test_dot_multi_bit_identical);
         RUN(test_matmul_rows_matches_dots);
         RUN(test_matmul_modes);
+        RUN(test_gemm_fast_token_blocks);
         RUN(test_gemm_bit_identical);
         RUN(test_gemv_bit_identical);
         RUN(test_exp_sum);

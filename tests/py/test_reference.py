@@ -54,7 +54,7 @@ def ids_arg(ids):
 
 @functools.lru_cache(maxsize=None)
 def run_logits(model, ids, n_vocab, greedy=0, force=(), one_by_one=False, kv_type="f32",
-               parallel=1):
+               parallel=1, fast=False):
     """Run `locallama logits`; returns (rows of logits as an (n, n_vocab) array, greedy ids)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "logits.f32")
@@ -70,6 +70,8 @@ def run_logits(model, ids, n_vocab, greedy=0, force=(), one_by_one=False, kv_typ
             args += ["--kv-type", kv_type]
         if parallel != 1:
             args += ["--parallel", str(parallel)]
+        if fast:
+            args.append("--fast")
         p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
         assert p.returncode == 0, f"{' '.join(args[:6])}...: exit {p.returncode}: {p.stderr.decode()}"
         rows = np.fromfile(out, dtype="<f4")
@@ -279,6 +281,29 @@ def test_tiny_in_a_batch_of_sequences_equals_solo(bin_path, name, kv_type):
     par, gen_par = run_logits(model, tuple(c["ids"]), c["n_vocab"], greedy=c["n_greedy"],
                               kv_type=kv_type, parallel=4)
     assert np.array_equal(solo, par), f"{name}: max |d| {np.abs(solo - par).max():.3e}"
+    assert gen == gen_par
+
+
+# The fast products `run` and `serve` use (logits --fast: F16 weights' prompt products on
+# AMX-BF16 where the CPU has it, within f32 rounding of the exact ones; elsewhere the exact
+# path itself): every tiny case's prompt logits meet the same reference tolerance and its
+# greedy ids the same steps, and inside a batch of companion sequences a sequence still gets
+# its solo rows bit for bit (the forward pass picks the kernel per sequence, not per batch).
+@pytest.mark.parametrize("name", tiny_case_ids())
+def test_tiny_fast_products(bin_path, name):
+    c = tiny_case(name)
+    model = os.path.join(TINY, c["model"])
+    solo, gen = run_logits(model, tuple(c["ids"]), c["n_vocab"], greedy=c["n_greedy"], fast=True)
+    mean, mx = distances(solo, tiny_reference_rows(c))
+    lim_mean, lim_max = tiny_limits(c)
+    exact, _ = run_logits(model, tuple(c["ids"]), c["n_vocab"], greedy=c["n_greedy"])
+    print(f"\n{name}: fast mean {mean:.3e} (limit {lim_mean:.3e}) max {mx:.3e} (limit {lim_max:.3e}); "
+          f"from exact max {np.abs(solo - exact).max():.3e}")
+    assert mean <= lim_mean and mx <= lim_max, f"{name} fast: mean {mean:.4e} max {mx:.4e}"
+    need = c["tolerance"]["greedy_steps_checked"]
+    assert steps_equal(gen, c["greedy_ids"]) >= need, f"{name} fast: greedy {gen[:need]} vs {c['greedy_ids'][:need]}"
+    par, gen_par = run_logits(model, tuple(c["ids"]), c["n_vocab"], greedy=c["n_greedy"], parallel=4, fast=True)
+    assert np.array_equal(solo, par), f"{name} fast: in a batch max |d| {np.abs(solo - par).max():.3e}"
     assert gen == gen_par
 
 
