@@ -73,7 +73,7 @@ static void matmul_worker(void *arg, int ith, int nth) {
                            j->y[i], w->n_out);
             continue;
         }
-        /* runs of rows alone in their sequence (as the dot) and of rows with company (gemm) */
+        /* runs of tokens alone in their sequence (exact) and of tokens with company (gemm_fast) */
         for (int64_t t0 = 0; t0 < j->n_tok;) {
             int64_t t1 = t0 + 1;
             while (t1 < j->n_tok && j->multi[t1] == j->multi[t0]) t1++;
@@ -85,8 +85,8 @@ static void matmul_worker(void *arg, int ith, int nth) {
     }
 }
 
-/* multi[r] for the n rows of a product whose row r belongs to sequence seq_of(r): 1 when the
- * sequence has other rows in it. */
+/* multi[r] for the n rows of a product, row r being token idx[r] of the ubatch (idx NULL: r):
+ * 1 when that token's sequence has other rows in the product, 0 when it is alone. */
 static void rows_multi(ll_ctx *c, int64_t n, const int32_t *idx, int32_t *multi) {
     for (int64_t r = 0; r < n; r++) c->seq_rows[c->ub_seq[idx ? idx[r] : r]] = 0;
     for (int64_t r = 0; r < n; r++) c->seq_rows[c->ub_seq[idx ? idx[r] : r]]++;

@@ -99,9 +99,11 @@ q4_k_rows512(int nr, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *a, 
             for (int q = 0; q < GEMV_ROWS * Q4_K_BYTES; q += 64) _mm_prefetch((const char *)(p + q), _MM_HINT_T1);
         }
         const __m512i sm = scales4(row[0] + o, row[1] + o, row[2] + o, row[3] + o);
+        const __m128i sml[GEMV_ROWS] = { _mm512_castsi512_si128(sm), _mm512_extracti32x4_epi32(sm, 1),
+                                         _mm512_extracti32x4_epi32(sm, 2), _mm512_extracti32x4_epi32(sm, 3) };
         __m512i is[GEMV_ROWS];
         _Pragma("GCC unroll 4")
-        for (int r = 0; r < GEMV_ROWS; r++) is[r] = q4_k_sb512(row[r] + o, api, _mm512_extracti32x4_epi32(sm, r));
+        for (int r = 0; r < GEMV_ROWS; r++) is[r] = q4_k_sb512(row[r] + o, api, sml[r]);
         /* mins: row r's 8 against the 8 sub-block sums of the activations, in lane r */
         const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)(ab + Q8_K_BSUMS)),
                                              _mm_loadu_si128((const __m128i *)(ab + Q8_K_BSUMS + 16)));
