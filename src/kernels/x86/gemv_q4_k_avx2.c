@@ -91,12 +91,7 @@ q4_k_rows(int nr, int64_t nb, const uint8_t *w, size_t rb, const uint8_t *a, flo
         for (int r = nr; r < GEMV_ROWS; r++) { is[r] = is[0]; ms[r] = ms[0]; }
         __m128i isv = gemv_hsum4(is[0], is[1], is[2], is[3]);
         __m128i msv = _mm_hadd_epi32(_mm_hadd_epi32(ms[0], ms[1]), _mm_hadd_epi32(ms[2], ms[3]));
-        __m128 dd = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)dh));   /* d of rows 0..3 */
-        __m128 dm = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(dh + GEMV_ROWS)));
-        __m128 ad = _mm_set1_ps(blk_f32(ab + Q8_K_D));
-        __m128 v = _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(dd, ad), _mm_cvtepi32_ps(isv)),
-                              _mm_mul_ps(_mm_mul_ps(dm, ad), _mm_cvtepi32_ps(msv)));
-        sum = _mm_add_ps(sum, v);
+        sum = _mm_add_ps(sum, k4_scale4(dh, ab, isv, msv));
     }
     float out[GEMV_ROWS];
     _mm_storeu_ps(out, sum);

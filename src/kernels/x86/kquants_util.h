@@ -93,4 +93,14 @@ static inline float kq_scale_offs(const uint8_t *d, const uint8_t *ab, int32_t i
     return (f16_at(d) * blk_f32(ab + Q8_K_D)) * (float)(isum - off * offs);
 }
 
+/* k4_scale's expression for four rows at once (the Q4_K gemvs), lane r:
+ * (d_r * a.d) * isum_r - (dmin_r * a.d) * msum_r, d_r and dmin_r the f16 at dh[r], dh[4 + r]. */
+static inline __m128 k4_scale4(const uint16_t dh[8], const uint8_t *ab, __m128i isv, __m128i msv) {
+    const __m128 dd = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)dh));
+    const __m128 dm = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(dh + 4)));
+    const __m128 ad = _mm_set1_ps(blk_f32(ab + Q8_K_D));
+    return _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(dd, ad), _mm_cvtepi32_ps(isv)),
+                      _mm_mul_ps(_mm_mul_ps(dm, ad), _mm_cvtepi32_ps(msv)));
+}
+
 #endif
