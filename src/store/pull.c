@@ -648,6 +648,10 @@ static size_t part_on_body(char *data, size_t sz, size_t nm, void *ud) {
             c = &b->parts[++t->cur];
             if (c->done) { t->overflow = true; return 0; }     /* span_parts took fresh ones only */
         }
+        /* written as libcurl hands them over, 16 KiB at a time, as curl -o writes: gathered
+         * into 256 KiB writes (fewer calls) the same pull took twice as long on this project's
+         * VM, whose kernel then fills the page cache with larger folios from free memory the
+         * hypervisor had taken back and faults in again (Dec 3, 8 interleaved runs) */
         size_t k = len - w < c->size - c->done ? len - w : (size_t)(c->size - c->done);
         ssize_t r = pwrite(b->fd, data + w, k, (off_t)(c->offset + c->done));
         if (r < 0 && errno == EINTR) continue;
