@@ -649,9 +649,11 @@ static size_t part_on_body(char *data, size_t sz, size_t nm, void *ud) {
             if (c->done) { t->overflow = true; return 0; }     /* span_parts took fresh ones only */
         }
         /* written as libcurl hands them over, 16 KiB at a time, as curl -o writes: gathered
-         * into 256 KiB writes (fewer calls) the same pull took twice as long on this project's
-         * VM, whose kernel then fills the page cache with larger folios from free memory the
-         * hypervisor had taken back and faults in again (Dec 3, 8 interleaved runs) */
+         * into 256 KiB writes (fewer calls) the same 1 GiB pull took twice as long on the
+         * project's 2-core VM (Dec 3, 8 interleaved runs, nearly all its time more in the
+         * page-cache copy), though dd alone writes 256 KiB pieces faster than 16 KiB ones
+         * there; the cause, likely in how the kernel's folios meet the hasher's mapping, is
+         * not pinned down */
         size_t k = len - w < c->size - c->done ? len - w : (size_t)(c->size - c->done);
         ssize_t r = pwrite(b->fd, data + w, k, (off_t)(c->offset + c->done));
         if (r < 0 && errno == EINTR) continue;
