@@ -23,7 +23,17 @@ What is timed (wall clock, medians over --rounds interleaved runs, A B A B):
      durable pull cannot end before the disk has the bytes, so its limit is
      min(curl -o rate, dd rate); the pull's share of that limit is printed.
   2. through the proxy: the shipped server (parts in parallel) vs the one-connection server.
-The registry's file stays in the page cache across runs; both sides see the same cache.
+The registry's file stays in the page cache across runs; both sides see the same cache. Before
+each timed run the script touches and frees 1.5x the blob's size of memory (settle(): on a VM
+whose balloon takes back idle free memory, a run after an idle gap pays the hypervisor to fault
+its page cache in again; --no-settle skips it).
+
+A verifying pull does all that curl's transfer makes the machine do (the registry serving, the
+kernel, receiving into the page cache) and the SHA-256 of the blob besides, so on a machine
+with few CPUs, where the registry runs too, it cannot end before (machine CPU seconds of the
+curl run + blob size / the best SHA-256 rate here) / number of CPUs: the CPU floor. The script
+prints that floor, the most a verifying client can reach relative to curl on this machine,
+and the share of the floor the pull reaches (with the disk's rate too for the durable pull).
 The load average and the CPU time of other processes are printed beside each figure, since
 other work on the machine moves them, and so are the CPU seconds the registry, our server and
 the commands run (curl, dd, the pull client) spent on it: on a busy machine the wall-clock
@@ -201,7 +211,34 @@ def timed(fn, pids=()):
     c1 = [proc_cpu(p) for p in pids]
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     kids = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime     # curl, dd, the pull client
-    return w, (b1 - b0) / max(1, t1 - t0), max(la0, os.getloadavg()[0]), [b - a for a, b in zip(c0, c1)] + [kids]
+    machine = (b1 - b0) / os.sysconf("SC_CLK_TCK")                    # CPU seconds, all processes
+    return w, (b1 - b0) / max(1, t1 - t0), max(la0, os.getloadavg()[0]), \
+        [b - a for a, b in zip(c0, c1)] + [kids], machine
+
+
+def settle(size):
+    """Touch and free 1.5x the blob's size of memory, so that the run after it finds free
+    pages the kernel has just used. On a VM whose balloon takes idle free memory back from the
+    guest (this project's does), the first touch of such memory faults into the hypervisor:
+    writing 1 GiB into a new file took 1.4-1.7 s after a few idle seconds against 0.18-0.25 s
+    right after other use, whichever program wrote it, so which state a run met decided its
+    figure more than the program did. Every timed run meets the same state this way."""
+    b = b"\1" * (size + size // 2)
+    del b
+
+
+def sha256_rate():
+    """bytes/s of SHA-256 here at its best: a 256 KiB buffer hashed again and again (in the
+    CPU's caches; OpenSSL underneath, as in the server)."""
+    buf = os.urandom(256 << 10)
+    h = hashlib.sha256()
+    best = 0.0
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(1024):
+            h.update(buf)
+        best = max(best, (256 << 20) / (time.perf_counter() - t))
+    return best
 
 
 def main():
@@ -212,6 +249,7 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "locallama"))
     ap.add_argument("--tmp", default=None, help="parent of the temporary directory (default: $TMPDIR)")
     ap.add_argument("--no-throttle", action="store_true", help="skip part 2 (the paced proxy)")
+    ap.add_argument("--no-settle", action="store_true", help="no memory touched before each run (settle())")
     a = ap.parse_args()
     if not os.path.exists(REGISTRY_BIN):
         sys.exit(f"{REGISTRY_BIN} is missing: apt-get install -y docker-registry")
@@ -305,21 +343,26 @@ def main():
                            check=True, capture_output=True)
 
         mb = size / 1e6
-        print(f"blob {size} bytes ({a.size_mb} MiB); {os.cpu_count()} CPUs; load average at start "
+        sha_rate = sha256_rate()
+        print(f"blob {size} bytes ({a.size_mb} MiB); {os.cpu_count()} CPUs; SHA-256 {sha_rate / 1e6:.0f} MB/s; load average at start "
               f"{os.getloadavg()[0]:.2f}")
         res = {"pull": [], "nosync": [], "curl": [], "curl+sync": [], "dd": [], "par": [], "one": []}
 
         cpu_of = {"pull": par_pid, "par": par_pid, "one": one_pid, "nosync": ns_pid}
+        machine_cpu = {k: [] for k in res}
 
         def run(key, fn, after=None):
             pids = [reg.pid] + ([cpu_of[key]] if key in cpu_of else [])
-            w, busy, la, cpu = timed(fn, pids)
+            if not a.no_settle:
+                settle(size)
+            w, busy, la, cpu, mcpu = timed(fn, pids)
             if after:
                 after()
             res[key].append(w)
+            machine_cpu[key].append(mcpu)
             who = f"registry {cpu[0]:.2f} s" + (f", server {cpu[1]:.2f} s" if len(cpu) > 2 else "") + \
                 f", commands run {cpu[-1]:.2f} s"
-            print(f"  {key:9s} {w:7.2f} s  {mb / w:7.1f} MB/s   (machine CPU busy {busy * 100:3.0f}%, load avg {la:.2f}; "
+            print(f"  {key:9s} {w:7.2f} s  {mb / w:7.1f} MB/s   (machine CPU {mcpu:.2f} s, busy {busy * 100:3.0f}%, load avg {la:.2f}; "
                   f"CPU {who})", flush=True)
 
         print("loopback registry, no throttle: locallama pull vs curl -o vs dd (A B A B)")
@@ -349,6 +392,21 @@ def main():
               f"nosync/curl = {med['curl'] / med['nosync']:.2f}x")
         print(f"  curl -o then fdatasync (a pulled blob is synced before its rename) "
               f"{mb / med['curl+sync']:.1f} MB/s: pull/(curl+sync) = {med['curl+sync'] / med['pull']:.2f}x")
+        # the CPU floor of a verifying client: the machine's CPU seconds of curl's transfer (the
+        # registry serving, the kernel, curl receiving into the page cache: a pull does all of
+        # it too) plus the SHA-256 of the blob at this CPU's best rate, spread over every CPU
+        mc = {k: statistics.median(v) if v else float("nan") for k, v in machine_cpu.items()}
+        hs = size / sha_rate
+        ncpu = os.cpu_count()
+        floor = (mc["curl"] + hs) / ncpu
+        floor_sync = max((mc["curl+sync"] + hs) / ncpu, med["dd"])
+        print(f"  CPU floor of a verifying pull: (machine CPU of curl's transfer {mc['curl']:.2f} s + SHA-256 "
+              f"{hs:.2f} s at {sha_rate / 1e6:.0f} MB/s) / {ncpu} CPUs = {floor:.2f} s, at most "
+              f"{med['curl'] / floor:.2f}x curl; LOCALLAMA_PULL_SYNC=0 pull {med['nosync']:.2f} s reaches "
+              f"{floor / med['nosync'] * 100:.0f}% of it (machine CPU {mc['nosync']:.2f} s)")
+        print(f"  durable: max((machine CPU of curl + fdatasync {mc['curl+sync']:.2f} s + SHA-256) / {ncpu}, dd "
+              f"{med['dd']:.2f} s) = {floor_sync:.2f} s, at most {med['curl'] / floor_sync:.2f}x curl; pull "
+              f"{med['pull']:.2f} s reaches {floor_sync / med['pull'] * 100:.0f}% of it (machine CPU {mc['pull']:.2f} s)")
         limit = min(mb / med['curl'], mb / med['dd'])
         print(f"  disk write rate (dd, conv=fdatasync) {mb / med['dd']:.1f} MB/s: limit min(curl, dd) = {limit:.1f} MB/s, "
               f"pull/limit = {mb / med['pull'] / limit:.2f}x (goal >= 0.9)")
