@@ -992,6 +992,12 @@ static ll_status blob_lock(blob_dl *b, const char *pname, bool *have, ll_error *
     }
 }
 
+/* Remove the partial we hold locked and its part files (nothing in them to resume). */
+static void blob_discard(blob_dl *b, const char *pname) {
+    unlinkat(b->p->s->blobs_fd, pname, 0);
+    parts_unlink(b->p->s, &b->l->digest, 0);
+}
+
 /* Download and verify one blob, then rename it into place (pinned until the manifest is
  * written: *pinned). A blob the store holds is reported complete at once (*pinned false). */
 static ll_status blob_pull(pull *p, const ll_layer *l, bool *pinned, ll_error *err) {
@@ -1018,8 +1024,7 @@ static ll_status blob_pull(pull *p, const ll_layer *l, bool *pinned, ll_error *e
     if (st == LL_OK && b->fd >= 0 && ll_store_blob_exists(s, &l->digest, &size) && size == l->size) {
         /* another pull finished it between our check and our lock: what we opened is an
          * empty leftover (we hold its lock, so nobody else writes it) */
-        unlinkat(s->blobs_fd, pname, 0);
-        parts_unlink(s, &l->digest, 0);
+        blob_discard(b, pname);
         have = true;
     }
     if (st != LL_OK || have) {
@@ -1033,20 +1038,23 @@ static ll_status blob_pull(pull *p, const ll_layer *l, bool *pinned, ll_error *e
     uint64_t part_size;
     part_plan(b, &part_size);
     b->n_conns = blob_conns(&b->conns_fixed);
-    if (!parts_load(b, (uint64_t)sb.st_size)) {
-        uint64_t prefix = (uint64_t)sb.st_size <= l->size ? (uint64_t)sb.st_size : 0;
-        if ((st = parts_create(b, part_size, prefix, err)) != LL_OK) goto out;
-    }
-    uint64_t need = l->size - blob_done(b);
+    /* the space is checked before anything is laid out: a manifest that claims more than the
+     * disk holds gets no part files and no sized partial (a fresh one is removed again) */
+    bool loaded = parts_load(b, (uint64_t)sb.st_size);
+    uint64_t prefix = (uint64_t)sb.st_size <= l->size ? (uint64_t)sb.st_size : 0;
+    uint64_t need = l->size - (loaded ? blob_done(b) : prefix);
     struct statvfs vfs;
     if (fstatvfs(b->fd, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < need) {
         st = ll_fail(err, LL_ERR_IO, "insufficient disk space: need %llu bytes for %s, %llu available",
                      (unsigned long long)need, b->dg, (unsigned long long)vfs.f_bavail * vfs.f_frsize);
+        if (!loaded && !prefix) blob_discard(b, pname);
         goto out;
     }
+    if (!loaded && (st = parts_create(b, part_size, prefix, err)) != LL_OK) goto out;
     if (ftruncate(b->fd, (off_t)l->size) != 0) { st = ll_fail(err, LL_ERR_IO, "sizing %s: %s", pname, strerror(errno)); goto out; }
     if (l->size && fallocate(b->fd, 0, 0, (off_t)l->size) != 0 && errno == ENOSPC) {
         st = ll_fail(err, LL_ERR_IO, "insufficient disk space: need %llu bytes for %s", (unsigned long long)need, b->dg);
+        if (!loaded && !prefix) blob_discard(b, pname);
         goto out;
     }
 

@@ -495,6 +495,27 @@ def test_pull_corrupt_blob_fails_naming_digest(env):
     assert st == 500 and sysl["digest"] in body["error"]
 
 
+def test_pull_checks_free_disk_space(env):
+    """A manifest whose layer claims 1 PiB (the registry holds a 4 KiB blob under that digest):
+    the pull stops before fetching or allocating anything, with an error that names the space
+    it needs and the blob; it leaves no fragment and no model."""
+    reg = env["reg"]
+    data = os.urandom(4096)
+    m = push_raw(reg, "library/huge", [("application/vnd.ollama.image.model", data)])
+    m["layers"][0]["size"] = 1 << 50
+    st, _, body = reg.call("PUT", "/v2/library/huge/manifests/latest", json.dumps(m).encode(),
+                           {"Content-Type": MANIFEST_TYPE})
+    assert st == 201, body
+    dg = m["layers"][0]["digest"]
+    name = f"{env['host']}/library/huge:latest"
+    lines = env["dst"].lines("/api/pull", {"model": name, "insecure": True})
+    err = lines[-1].get("error", "")
+    assert err.startswith(f"insufficient disk space: need {1 << 50} bytes for {dg}"), lines
+    assert not any("huge" in t for t in tags(env["dst"]))
+    assert fragments(env["dst_store"] / "blobs", dg) == []
+    assert not (env["dst_store"] / "blobs" / dg.replace(":", "-")).exists()
+
+
 def test_pull_unknown_model(env):
     name = f"{env['host']}/library/nosuchmodel:latest"
     lines = env["dst"].lines("/api/pull", {"model": name, "insecure": True})
