@@ -799,10 +799,10 @@ static void span_cut(blob_dl *b) {
  * their share or more); a step that gained under 15% is taken back. Through a 20 MB/s cap per
  * connection that reaches 8 in about a second. One connection that already gets 512 MB/s or
  * more is kept alone: no CDN caps a connection that high, and on loopback (1.1 GB/s) a second
- * one, though it raised the download rate ~20%, left the pull slower (a 1 GiB pull took 0.94 s
- * with two against 0.90 with one, medians of 8 interleaved runs, Dec 3): its receiving
- * competes for the CPU with the hash, and its out-of-order parts leave more hashing after the
- * last byte. Measured once per blob, at its start (a resumed blob too);
+ * one, though it raised the download rate ~20%, left the pull slower (a 1 GiB pull took
+ * 0.96 s when the probe kept two against 0.90 with one, medians of 8 interleaved runs, Dec 3):
+ * its receiving competes for the CPU with the hash, and its out-of-order parts leave more
+ * hashing after the last byte. Measured once per blob, at its start (a resumed blob too);
  * LOCALLAMA_PULL_CONNECTIONS fixes the count. */
 static void probe_step(blob_dl *b, int64_t t_now) {
     conn_probe *pr = &b->probe;
