@@ -172,7 +172,9 @@ test('version', async () => {
 test('abort() ends an endless stream; the server goes on serving', async () => {
   const c = new Ollama({ host: BASE_URL })
   const stream = await c.generate({ model: MODEL, prompt: 'Go on forever', stream: true,
-    options: { num_predict: 1000000, temperature: 1 } })
+    // seeded: unseeded, temperature 1 sometimes drew the end token within 3 parts (seen once in
+    // CI: done came before abort()); with seed 1 the tiny model runs 300 tokens and more
+    options: { num_predict: 1000000, temperature: 1, seed: 1 } })
   let n = 0
   await assert.rejects((async () => {
     for await (const p of stream) {
