@@ -33,7 +33,9 @@ kernel, receiving into the page cache) and the SHA-256 of the blob besides, so o
 with few CPUs, where the registry runs too, it cannot end before (machine CPU seconds of the
 curl run + blob size / the best SHA-256 rate here) / number of CPUs: the CPU floor. The script
 prints that floor, the most a verifying client can reach relative to curl on this machine,
-and the share of the floor the pull reaches (with the disk's rate too for the durable pull).
+and the share of the floor the pull reaches; for the durable pull the floor counts the CPU of
+curl -o + fdatasync instead (dd's rate is printed beside it, not counted: the pull writes back
+while it downloads, dd only after its last write).
 The load average and the CPU time of other processes are printed beside each figure, since
 other work on the machine moves them, and so are the CPU seconds the registry, our server and
 the commands run (curl, dd, the pull client) spent on it: on a busy machine the wall-clock
